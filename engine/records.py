@@ -1,0 +1,144 @@
+"""The unit of data that flows from a source to a target: a columnar batch of records.
+
+Vectors travel as one ``float32`` matrix per batch so that checksums, binary COPY and file
+writers work on contiguous memory instead of per-record Python lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RecordId = int | str
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records in scan order plus the cursor that resumes the scan right after them."""
+
+    ids: list[RecordId]
+    vectors: np.ndarray  # shape (n, dim), dtype float32
+    metadata: list[dict[str, Any]]
+    texts: list[str | None] | None = None
+    cursor: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate payload size: vectors exactly, metadata and text roughly."""
+        meta = sum(len(m) for m in self.metadata) * 24
+        text = sum(len(t) for t in self.texts if t) if self.texts else 0
+        return int(self.vectors.nbytes) + meta + text + 8 * len(self.ids)
+
+    def take(self, positions: Iterable[int]) -> Batch:
+        pos = list(positions)
+        return Batch(
+            ids=[self.ids[i] for i in pos],
+            vectors=self.vectors[pos] if pos else self.vectors[:0],
+            metadata=[self.metadata[i] for i in pos],
+            texts=[self.texts[i] for i in pos] if self.texts is not None else None,
+            cursor=self.cursor,
+        )
+
+    def rows(self) -> Iterable[tuple[RecordId, np.ndarray, dict[str, Any], str | None]]:
+        texts = self.texts if self.texts is not None else [None] * len(self.ids)
+        return zip(self.ids, self.vectors, self.metadata, texts, strict=True)
+
+
+def empty_batch(dimension: int) -> Batch:
+    return Batch(ids=[], vectors=np.zeros((0, dimension), dtype=np.float32), metadata=[], texts=[])
+
+
+def as_vectors(rows: list[Any], dimension: int | None = None) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, dimension or 0), dtype=np.float32)
+    return np.ascontiguousarray(np.asarray(rows, dtype=np.float32))
+
+
+# ---- canonical form, shared by checksums on every side --------------------------------------
+
+
+def canonical_value(value: Any) -> Any:
+    """Normalise a metadata value so equal data hashes equal whatever store it came from.
+
+    Integral floats become ints (a float8 column and a JSON ``1`` must agree), tuples and
+    numpy scalars become plain lists and numbers, and keys are sorted by the JSON encoder.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): canonical_value(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [canonical_value(v) for v in value]
+    return str(value)
+
+
+def canonical_metadata(metadata: Mapping[str, Any]) -> bytes:
+    """Absent and null are the same thing: stores differ in whether they can keep a null."""
+    clean = {k: canonical_value(v) for k, v in metadata.items() if v is not None}
+    return json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_id(record_id: RecordId) -> bytes:
+    return (f"i:{record_id}" if isinstance(record_id, int) else f"s:{record_id}").encode()
+
+
+def record_digest(record_id: RecordId, vector: np.ndarray, metadata: Mapping[str, Any], text: str | None) -> int:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(canonical_id(record_id))
+    h.update(b"\x00")
+    h.update(np.ascontiguousarray(vector, dtype="<f4").tobytes())
+    h.update(b"\x00")
+    h.update(canonical_metadata(metadata))
+    h.update(b"\x00")
+    h.update((text or "").encode())
+    return int.from_bytes(h.digest(), "big")
+
+
+_MOD = 1 << 128
+
+
+@dataclass(slots=True)
+class Checksum:
+    """Order-independent multiset hash: the sum of per-record digests modulo 2**128.
+
+    Sources and targets scan in different orders (a file in file order, PostgreSQL by key),
+    so the combination must not depend on order; a count travels with it so that a doubled
+    record cannot hide.
+    """
+
+    count: int = 0
+    total: int = 0
+
+    def add_batch(self, batch: Batch) -> None:
+        for rid, vec, meta, text in batch.rows():
+            self.total = (self.total + record_digest(rid, vec, meta, text)) % _MOD
+        self.count += len(batch)
+
+    def merge(self, other: Checksum) -> None:
+        self.count += other.count
+        self.total = (self.total + other.total) % _MOD
+
+    @property
+    def hex(self) -> str:
+        return f"{self.total:032x}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "sum": self.hex}

@@ -1,0 +1,141 @@
+"""The validated migration spec as immutable objects.
+
+Loading (YAML with positions, ``${env:NAME}``, JSON Schema, helpful errors) lives in
+``spec_loader``; this module only fixes the shapes the rest of the engine reads.
+
+Two views of the same spec exist on purpose: ``public`` keeps the ``${env:NAME}``
+placeholders and is what plans, state and logs may carry; the resolved values are only in
+the ``StoreSpec.connection`` objects handed to providers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Metric = Literal["cosine", "euclidean", "dotproduct"]
+STRATEGIES = ("big-bang", "blue-green", "phased", "parallel-run", "dual-write", "cdc")
+IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green")
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Where the canonical record parts live in a store.
+
+    ``metadata`` is a tuple of column names (typed columns) or a single name (one jsonb /
+    object column); ``None`` means the provider's default.
+    """
+
+    id: str = "id"
+    vector: str = "embedding"
+    text: str | None = None
+    metadata: tuple[str, ...] | str | None = None
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    type: Literal["hnsw", "ivfflat", "none"] = "hnsw"
+    m: int = 16
+    ef_construction: int = 64
+    lists: int = 100
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    dimension: int | None = None
+    metric: Metric | None = None
+    index: IndexSpec = field(default_factory=IndexSpec)
+    id_type: Literal["int", "text"] | None = None
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    provider: str
+    connection: dict[str, Any]
+    collection: str | None = None
+    namespace: str | None = None
+    fields: Fields = field(default_factory=Fields)
+    create: CreateSpec | None = None
+    alias: str | None = None
+    # JSON pointer of this store in the spec ("/source" or "/target"), for error messages.
+    pointer: str = ""
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def path(self, value: str) -> Path:
+        """Relative paths in a spec are relative to the spec file, not to the shell's cwd."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.collection or self.connection.get('path', '')}"
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    type: str = "big-bang"
+    batch_size: int = 1000
+    concurrency: int = 4
+    shard_size: int = 50_000
+    decommission: bool = False
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    rename: tuple[tuple[str, str], ...] = ()
+    drop: tuple[str, ...] = ()
+
+    def apply(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        if not self.rename and not self.drop:
+            return metadata
+        renames = dict(self.rename)
+        return {renames.get(k, k): v for k, v in metadata.items() if k not in self.drop}
+
+
+@dataclass(frozen=True)
+class ValidateSpec:
+    completeness: bool = True
+    checksums: bool = True
+
+
+@dataclass(frozen=True)
+class Locations:
+    """JSON pointer → (line, column) of the YAML node, so later stages can point at the spec."""
+
+    file: str
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, pointer: str) -> str:
+        probe = pointer
+        while probe and probe not in self.positions:
+            probe = probe.rsplit("/", 1)[0]
+        line, col = self.positions.get(probe, (1, 1))
+        return f"{self.file}:{line}:{col}: {pointer or '/'}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    version: int
+    name: str
+    source: StoreSpec
+    target: StoreSpec
+    strategy: StrategySpec
+    mapping: MappingSpec
+    validate: ValidateSpec
+    state_path: Path | None
+    state_url: str | None
+    public: dict[str, Any]  # the spec as written, placeholders intact: safe to persist
+    locations: Locations
+    secrets: frozenset[str] = frozenset()  # resolved env values: never to be persisted
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of the spec as written: a changed secret value does not make a plan stale."""
+        blob = json.dumps(self.public, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def where(self, pointer: str) -> str:
+        return self.locations.where(pointer)

@@ -1,0 +1,139 @@
+"""The small interface every store implements, and the capabilities it declares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from vecmig.model import Inventory
+from vecmig.records import Batch, RecordId
+from vecmig.spec import IndexSpec, StoreSpec
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    create_collection: bool = True
+    aliases: bool = False
+    namespaces: bool = False
+    indexes: tuple[str, ...] = ()
+    max_batch_records: int | None = None
+    max_batch_bytes: int | None = None
+    id_types: tuple[str, ...] = ("int", "text")
+    sparse: bool = False
+    server_side_count: bool = False
+    ordered_scan: bool = True
+    metadata: str = "typed"  # typed (columns) | json (one document) | both
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """A provider's own speed model; the estimator turns it into a low/high time range.
+
+    Figures are per worker; the planner scales by concurrency up to ``max_parallel``.
+    """
+
+    read_records_per_s: float
+    write_records_per_s: float
+    read_mb_per_s: float
+    write_mb_per_s: float
+    max_parallel: int = 8
+    spread: float = 2.0  # high = low * spread: honest about how rough the model is
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """What a target must hold: derived by the planner from the source and the mapping."""
+
+    dimension: int
+    metric: str
+    id_type: str  # "int" | "text"
+    metadata: dict[str, str] = field(default_factory=dict)  # name -> logical type
+    text: bool = False
+
+
+class Provider(ABC):
+    """One store. Instances are cheap and single-threaded: each worker makes its own."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    throughput: ClassVar[Throughput]
+
+    def __init__(self, store: StoreSpec) -> None:
+        self.store = store
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def connect(self) -> None:  # noqa: B027 - optional for stores without a session
+        """Open connections; idempotent."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release connections; idempotent."""
+
+    def __enter__(self) -> Provider:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading --------------------------------------------------------------------------
+    @abstractmethod
+    def inventory(self) -> Inventory: ...
+
+    @abstractmethod
+    def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
+        """Cut the collection into independent, deterministic, JSON-serialisable pieces.
+
+        Each shard dict carries ``records`` (an estimate) plus provider-specific bounds.
+        """
+
+    @abstractmethod
+    def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
+        """Yield batches in a stable order, starting right after ``cursor``."""
+
+    @abstractmethod
+    def fetch(self, ids: Sequence[RecordId]) -> Batch:
+        """The records that exist among ``ids`` (missing ids are simply absent)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Exact record count."""
+
+    # -- writing --------------------------------------------------------------------------
+    def upsert(self, batch: Batch) -> None:
+        """Insert or replace by id; returns only once the store has durably acknowledged."""
+        raise NotImplementedError(f"{self.name} cannot be a target")
+
+    def delete(self, ids: Sequence[RecordId]) -> None:
+        raise NotImplementedError(f"{self.name} cannot delete records")
+
+    def collection_exists(self) -> bool:
+        return self.inventory().exists
+
+    def create_collection(self, schema: CollectionSchema) -> None:
+        raise NotImplementedError(f"{self.name} cannot create collections")
+
+    def drop_collection(self) -> None:
+        raise NotImplementedError(f"{self.name} cannot drop collections")
+
+    def finalize(self) -> None:  # noqa: B027
+        """Called once after all copy shards: files seal themselves here."""
+
+    def build_index(self, index: IndexSpec, metric: str) -> str | None:
+        """Build the search index; returns its name, or None when the store has none."""
+        return None
+
+    def drop_index(self, name: str) -> None:  # noqa: B027
+        """Drop an index built by :meth:`build_index`."""
+
+    def read_alias(self, alias: str) -> str | None:
+        raise NotImplementedError(f"{self.name} has no aliases")
+
+    def switch_alias(self, alias: str, collection: str | None) -> None:
+        """Point ``alias`` at ``collection`` atomically (None removes the alias)."""
+        raise NotImplementedError(f"{self.name} has no aliases")
+
+    def estimate_schema(self) -> CollectionSchema | None:
+        """Schema of an existing collection, for targets that already exist."""
+        return None
