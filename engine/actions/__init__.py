@@ -1,0 +1,21 @@
+"""One class per action kind, each with its inverse beside it."""
+
+from __future__ import annotations
+
+from vecmig.actions.base import ActionKind, Reporter, RunContext, SilentReporter
+from vecmig.actions.build_index import BuildIndex
+from vecmig.actions.copy_shard import CopyShard
+from vecmig.actions.create_collection import CreateCollection
+from vecmig.actions.cutover import Cutover
+from vecmig.actions.decommission import Decommission
+from vecmig.actions.delete_extra import DeleteExtra
+from vecmig.actions.finalize import Finalize
+from vecmig.actions.validate_completeness import ValidateCompleteness
+
+KINDS: dict[str, ActionKind] = {
+    k.kind: k()
+    for k in (CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness, Cutover,
+              Decommission)
+}
+
+__all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

@@ -1,0 +1,63 @@
+"""What every action kind sees while it runs, and the interface it implements.
+
+Each kind is one class with ``run`` and, right next to it, ``undo`` (its inverse): the
+executor is only a dispatcher over kinds (SQLMesh's evaluator visiting plan stages).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from vecmig.model import Action
+from vecmig.providers import Provider, provider_class
+from vecmig.spec import Spec, StoreSpec
+from vecmig.state.store import StateStore
+
+
+class Reporter(Protocol):
+    def start(self, action: Action, total: int, done: int) -> None: ...
+    def advance(self, action: Action, records: int) -> None: ...
+    def finish(self, action: Action, status: str, detail: str = "") -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class SilentReporter:
+    def start(self, action: Action, total: int, done: int) -> None: ...
+    def advance(self, action: Action, records: int) -> None: ...
+    def finish(self, action: Action, status: str, detail: str = "") -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+@dataclass
+class RunContext:
+    spec: Spec
+    state: StateStore
+    round: int
+    reporter: Reporter = field(default_factory=SilentReporter)
+    stop: threading.Event = field(default_factory=threading.Event)
+    # Set by rollback when the target collection itself will be dropped, so record-level
+    # undo of the copies is skipped (dropping is the undo).
+    target_will_be_dropped: bool = False
+
+    def provider(self, store: StoreSpec) -> Provider:
+        p = provider_class(store.provider)(store)
+        p.connect()
+        return p
+
+    def source(self) -> Provider:
+        return self.provider(self.spec.source)
+
+    def target(self) -> Provider:
+        return self.provider(self.spec.target)
+
+
+class ActionKind:
+    kind: ClassVar[str]
+
+    def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+        """Reverse a done or partly done run of this action; must be idempotent."""

@@ -1,0 +1,91 @@
+"""copy_shard: read → map → write, one acknowledged batch at a time, checkpointed after each.
+
+The order inside the loop is the apply invariant: before-images are saved, the target
+acknowledges the upsert, and only then is the cursor committed. A kill anywhere in between
+redoes at most that one batch, which an idempotent upsert makes harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from vecmig.actions import images
+from vecmig.actions.base import ActionKind, RunContext
+from vecmig.errors import Interrupted, TransientError
+from vecmig.model import Action
+from vecmig.providers import Provider
+from vecmig.records import Batch
+
+
+class CopyShard(ActionKind):
+    kind = "copy_shard"
+
+    def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
+        saved = ctx.state.cursor(ctx.round, action.id)
+        cursor = _load_cursor(saved)
+        done = saved["records_done"] if saved else 0
+        ctx.reporter.start(action, action.estimate.records + (done if action.status == "resume" else 0), done)
+        attempts = 0
+        while True:
+            src, tgt = ctx.source(), ctx.target()
+            try:
+                cursor, moved, finished = self._copy(ctx, action, src, tgt, cursor)
+                done += moved
+                if not finished:
+                    raise Interrupted(f"{action.id} stopped after {done:,} records; the last batch is checkpointed",
+                                      hint="run `vecmig apply` again to resume")
+                break
+            except TransientError as e:
+                # Reconnect and continue from the last checkpoint: the batch in flight was
+                # not checkpointed, so it is read and written again (idempotently).
+                attempts += 1
+                if attempts > 8:
+                    raise
+                saved = ctx.state.cursor(ctx.round, action.id)
+                cursor = _load_cursor(saved)
+                done = saved["records_done"] if saved else 0
+                delay = e.retry_after if e.retry_after is not None else min(10.0, 0.2 * 2**attempts)
+                ctx.reporter.note(f"{action.id}: {e.message}; retrying in {delay:.1f}s")
+                time.sleep(delay)
+            finally:
+                src.close()
+                tgt.close()
+        return {"records": done}
+
+    def _copy(self, ctx: RunContext, action: Action, src: Provider, tgt: Provider,
+              cursor: Any) -> tuple[Any, int, bool]:
+        mapping = ctx.spec.mapping
+        keep_images = bool(action.params.get("before_images"))
+        moved = 0
+        for batch in src.scan(action.params["shard"], cursor, int(action.params["batch_size"])):
+            if len(batch) == 0:
+                continue
+            mapped = Batch(ids=batch.ids, vectors=batch.vectors,
+                           metadata=[mapping.apply(m) for m in batch.metadata],
+                           texts=batch.texts, cursor=batch.cursor)
+            if keep_images:
+                ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, mapped.ids))
+            tgt.upsert(mapped)  # returns once acknowledged
+            ctx.state.checkpoint(ctx.round, action.id, batch.cursor, len(batch), batch.nbytes)
+            cursor = batch.cursor
+            moved += len(batch)
+            ctx.reporter.advance(action, len(batch))
+            if ctx.stop.is_set():
+                return cursor, moved, False
+        return cursor, moved, True
+
+    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+        if ctx.target_will_be_dropped or not action.params.get("before_images"):
+            return
+        tgt = ctx.target()
+        try:
+            images.restore(tgt, ctx.state.before_images(ctx.round, action.id))
+        finally:
+            tgt.close()
+
+
+def _load_cursor(saved: dict[str, Any] | None) -> Any:
+    import json
+
+    return json.loads(saved["cursor_json"]) if saved and saved["cursor_json"] else None

@@ -1,0 +1,40 @@
+"""delete_extra: a target that already held data ends up equal to the source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vecmig.actions import images
+from vecmig.actions.base import ActionKind, RunContext
+from vecmig.model import Action
+from vecmig.records import RecordId
+
+
+class DeleteExtra(ActionKind):
+    kind = "delete_extra"
+
+    def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
+        batch_size = ctx.spec.strategy.batch_size
+        src, tgt = ctx.source(), ctx.target()
+        try:
+            wanted = {rid for b in src.scan(None, None, batch_size) for rid in b.ids}
+            extra: list[RecordId] = [rid for b in tgt.scan(None, None, batch_size) for rid in b.ids
+                                     if rid not in wanted]
+            for i in range(0, len(extra), batch_size):
+                chunk = extra[i:i + batch_size]
+                if action.params.get("before_images"):
+                    ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, chunk))
+                tgt.delete(chunk)
+        finally:
+            src.close()
+            tgt.close()
+        return {"deleted": len(extra)}
+
+    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+        if ctx.target_will_be_dropped or not action.params.get("before_images"):
+            return
+        tgt = ctx.target()
+        try:
+            images.restore(tgt, ctx.state.before_images(ctx.round, action.id))
+        finally:
+            tgt.close()

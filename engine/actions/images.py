@@ -1,0 +1,61 @@
+"""Before-images: the records vecmig is about to overwrite or delete in a target it did not create."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from vecmig.providers import Provider
+from vecmig.records import Batch, RecordId, as_vectors
+
+
+def id_key(record_id: RecordId) -> str:
+    return json.dumps(record_id)
+
+
+def capture(target: Provider, ids: Sequence[RecordId]) -> list[tuple[str, bool, bytes | None]]:
+    """One row per id: whether it existed, and its full content if it did."""
+    existing = target.fetch(ids)
+    found: dict[str, bytes] = {}
+    for rid, vec, meta, text in existing.rows():
+        found[id_key(rid)] = json.dumps({
+            "id": rid,
+            "vector": base64.b64encode(np.ascontiguousarray(vec, dtype="<f4").tobytes()).decode(),
+            "metadata": meta,
+            "text": text,
+        }, default=str).encode()
+    return [(id_key(r), id_key(r) in found, found.get(id_key(r))) for r in ids]
+
+
+def restore(target: Provider, images: Iterable[dict[str, Any]], batch_size: int = 1000) -> int:
+    """Put back what existed and delete what did not; idempotent, so a killed rollback can rerun."""
+    to_delete: list[RecordId] = []
+    rows: list[dict[str, Any]] = []
+    n = 0
+
+    def flush() -> None:
+        if rows:
+            target.upsert(Batch(
+                ids=[r["id"] for r in rows],
+                vectors=as_vectors([np.frombuffer(base64.b64decode(r["vector"]), dtype="<f4") for r in rows]),
+                metadata=[r["metadata"] for r in rows],
+                texts=[r["text"] for r in rows],
+            ))
+            rows.clear()
+        if to_delete:
+            target.delete(list(to_delete))
+            to_delete.clear()
+
+    for img in images:
+        n += 1
+        if img["existed"]:
+            rows.append(json.loads(img["payload"]))
+        else:
+            to_delete.append(json.loads(img["record_id"]))
+        if len(rows) >= batch_size or len(to_delete) >= batch_size:
+            flush()
+    flush()
+    return n

@@ -1,0 +1,45 @@
+"""Time estimates from the providers' own throughput models.
+
+A copy runs at the pace of its slower side; concurrency helps up to what either side
+declares it can absorb. The range is honest about how rough this is: the low end assumes
+the model, the high end its declared spread.
+"""
+
+from __future__ import annotations
+
+from vecmig.model import Estimate
+from vecmig.providers.base import Throughput
+
+
+def copy_estimate(records: int, nbytes: int, read: Throughput, write: Throughput, concurrency: int) -> Estimate:
+    if records <= 0:
+        return Estimate()
+    parallel = max(1, min(concurrency, read.max_parallel, write.max_parallel))
+    mb = nbytes / 1e6
+    read_s = max(records / read.read_records_per_s, mb / read.read_mb_per_s)
+    write_s = max(records / write.write_records_per_s, mb / write.write_mb_per_s)
+    low = max(read_s, write_s) / parallel
+    spread = max(read.spread, write.spread)
+    return Estimate(records=records, bytes=nbytes, seconds_low=round(low, 3), seconds_high=round(low * spread, 3))
+
+
+def scan_estimate(records: int, nbytes: int, side: Throughput, passes: int = 1) -> Estimate:
+    """Validation reads both sides; ``passes`` counts the reads."""
+    if records <= 0:
+        return Estimate()
+    mb = nbytes / 1e6
+    s = passes * max(records / side.read_records_per_s, mb / side.read_mb_per_s)
+    return Estimate(records=0, bytes=0, seconds_low=round(s, 3), seconds_high=round(s * side.spread, 3))
+
+
+def fixed(seconds_low: float, seconds_high: float) -> Estimate:
+    return Estimate(seconds_low=seconds_low, seconds_high=seconds_high)
+
+
+def index_estimate(records: int, dimension: int, kind: str) -> Estimate:
+    """HNSW builds cost roughly n·log n distance computations; IVFFlat is a k-means plus one pass."""
+    if records <= 0:
+        return fixed(0.05, 0.5)
+    per_record = (dimension / 384) * (60e-6 if kind == "hnsw" else 8e-6)
+    low = records * per_record
+    return fixed(round(low, 3), round(low * 3, 3))

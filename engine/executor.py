@@ -1,0 +1,139 @@
+"""Apply a plan: a dispatcher over action kinds, with the state store as the ledger.
+
+Copy shards run on a thread pool (each worker opens its own connections); every other
+action runs alone, in plan order. SIGINT asks workers to stop after the batch in flight;
+that batch is checkpointed, the lock released, and the run ends non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from typing import Any
+
+from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
+from vecmig.errors import Interrupted, VecmigError
+from vecmig.model import Action, Plan
+from vecmig.refresh import refresh
+from vecmig.spec import Spec
+from vecmig.state.store import StateStore
+
+
+def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
+               reporter: Reporter | None = None) -> dict[str, Any]:
+    ctx = RunContext(spec=spec, state=state, round=plan.round, reporter=reporter or SilentReporter())
+    if not any(r["round"] == plan.round for r in state.rounds()):
+        state.start_round(plan.round, plan.plan_hash, plan.spec_hash, json.dumps(plan.body(), sort_keys=True),
+                          [a.to_json() for a in plan.actions], plan.source.fingerprint, plan.target.fingerprint)
+    run_id = state.start_run(plan.round, "apply", plan.plan_hash, approval)
+    started = time.monotonic()
+    try:
+        with _sigint_stops(ctx.stop):
+            for wave in _waves(plan.actions):
+                _run_wave(ctx, wave)
+                if ctx.stop.is_set():
+                    raise Interrupted("interrupted: the batch in flight was finished and checkpointed",
+                                      hint="run `vecmig apply` again to resume")
+        seen = refresh(spec, shards=False)
+        state.set_round_status(plan.round, "complete", source_fingerprint=seen.source.fingerprint,
+                               target_fingerprint=seen.target.fingerprint)
+    except Interrupted as e:
+        state.finish_run(run_id, "interrupted", e.message)
+        raise
+    except VecmigError as e:
+        state.finish_run(run_id, "failed", e.one_line())
+        raise
+    except BaseException as e:
+        state.finish_run(run_id, "failed", f"{type(e).__name__}: {e}")
+        raise
+    elapsed = time.monotonic() - started
+    records = sum(a.estimate.records for a in plan.actions if a.kind == "copy_shard")
+    state.finish_run(run_id, "succeeded", seconds=round(elapsed, 3))
+    return {"run": run_id, "round": plan.round, "seconds": elapsed, "records": records}
+
+
+def _waves(actions: tuple[Action, ...]) -> Iterator[list[Action]]:
+    """Consecutive copy shards form one parallel wave; everything else runs alone."""
+    wave: list[Action] = []
+    for a in actions:
+        if a.kind == "copy_shard":
+            wave.append(a)
+            continue
+        if wave:
+            yield wave
+            wave = []
+        yield [a]
+    if wave:
+        yield wave
+
+
+def _run_wave(ctx: RunContext, wave: list[Action]) -> None:
+    if len(wave) == 1:
+        run_action(ctx, wave[0])
+        return
+    workers = max(1, min(ctx.spec.strategy.concurrency, len(wave)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-shard") as pool:
+        futures = [pool.submit(run_action, ctx, a) for a in wave]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            ctx.stop.set()  # let the other shards checkpoint and stop
+            wait(futures)
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            real = [e for e in errors if not isinstance(e, Interrupted)]
+            raise (real or errors)[0]  # type: ignore[misc]
+
+
+def run_action(ctx: RunContext, action: Action) -> None:
+    if ctx.stop.is_set():
+        return
+    kind = KINDS[action.kind]
+    ctx.state.set_action(ctx.round, action.id, "running")
+    started = time.monotonic()
+    try:
+        result = kind.run(ctx, action)
+    except Interrupted:
+        ctx.state.set_action(ctx.round, action.id, "running", error="interrupted")
+        raise
+    except VecmigError as e:
+        ctx.state.set_action(ctx.round, action.id, "failed", error=e.one_line())
+        ctx.reporter.finish(action, "failed", e.message)
+        raise
+    except Exception as e:
+        ctx.state.set_action(ctx.round, action.id, "failed", error=f"{type(e).__name__}: {e}")
+        ctx.reporter.finish(action, "failed", str(e))
+        raise
+    seconds = round(time.monotonic() - started, 3)
+    cur = ctx.state.cursor(ctx.round, action.id)
+    ctx.state.set_action(
+        ctx.round, action.id, "done",
+        actual_seconds=seconds,
+        records=cur["records_done"] if cur else int(result.get("records", 0)),
+        bytes=cur["bytes_done"] if cur else 0,
+        result_json=json.dumps(result, sort_keys=True, default=str),
+        audit_data={"result": result},
+    )
+    ctx.reporter.finish(action, "done", f"{seconds:.2f}s")
+
+
+@contextmanager
+def _sigint_stops(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C means now
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
