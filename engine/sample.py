@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-
 from vecmig.records import Batch
 
 LANGS = ("en", "en", "en", "de", "fr", "es", "ja")

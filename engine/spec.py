@@ -54,7 +54,8 @@ class CreateSpec:
 @dataclass(frozen=True)
 class StoreSpec:
     provider: str
-    connection: dict[str, Any]
+    # Holds resolved secrets: kept out of repr so a logged spec cannot leak them.
+    connection: dict[str, Any] = field(repr=False)
     collection: str | None = None
     namespace: str | None = None
     fields: Fields = field(default_factory=Fields)
