@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from vecmig import __version__
@@ -31,7 +30,8 @@ def out() -> Console:
 
 
 def err() -> Console:
-    return Console(stderr=True, no_color=_OPTS["no_color"] or bool(os.environ.get("NO_COLOR")), highlight=False)
+    return Console(stderr=True, no_color=_OPTS["no_color"] or bool(os.environ.get("NO_COLOR")), highlight=False,
+                   soft_wrap=True)
 
 
 @app.callback()
@@ -117,6 +117,7 @@ def plan(
         if not as_json:
             out().print(f"\nSaved the plan to {out_file}. Apply exactly this plan with: vecmig apply {out_file}")
     if detailed_exitcode and the_plan.has_changes:
+        _OPTS["changes"] = True
         raise typer.Exit(2)
 
 
@@ -327,22 +328,17 @@ def quickstart(
 
 def main() -> None:
     try:
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app()
+    except SystemExit as e:
+        # Usage errors exit 2 in click; 2 is reserved for "changes" (--detailed-exitcode).
+        if e.code == 2 and not _OPTS.get("changes"):
+            sys.exit(1)
+        raise
     except VecmigError as e:
         if _OPTS["debug"]:
             raise
         err().print(Redactor(_OPTS["secrets"])(f"Error: {e.one_line()}"), markup=False, highlight=False)
         sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        err().print("Aborted.")
-        sys.exit(130)
-    except click.ClickException as e:
-        err().print(f"Error: {e.format_message()}", markup=False)
-        sys.exit(1)
     except KeyboardInterrupt:
         err().print("Interrupted.")
         sys.exit(130)

@@ -53,3 +53,17 @@ def batches(n: int, dimension: int = 384, *, batch_size: int = 1000, seed: int =
 
 METADATA_TYPES = {"title": "text", "lang": "text", "year": "int", "score": "float", "published": "bool",
                   "tags": "text[]"}
+
+
+def write_jsonl(path: str, n: int, dimension: int, *, seed: int = 0, id_type: str = "int") -> None:
+    """The DESIGN.md record shape, one JSON object per line; float32 values round-trip exactly."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        for batch in batches(n, dimension, seed=seed, id_type=id_type):
+            texts = batch.texts if batch.texts is not None else [None] * len(batch)
+            for rid, vec, meta, text in zip(batch.ids, batch.vectors.tolist(), batch.metadata, texts, strict=True):
+                rec: dict[str, object] = {"id": rid, "vector": vec, "metadata": meta}
+                if text is not None:
+                    rec["text"] = text
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
