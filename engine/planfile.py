@@ -61,7 +61,9 @@ def check_fresh(plan: Plan, state: StateStore | None, seen: Refreshed) -> None:
     changes = []
     lineage = state.lineage if state else None
     serial = state.serial if state else 0
-    if plan.state_lineage != lineage:
+    if plan.state_lineage is None and state is not None and serial == 0 and not state.rounds():
+        pass  # planned before any state existed; the store apply just created is that same nothing
+    elif plan.state_lineage is not None and plan.state_lineage != lineage:
         changes.append(f"state lineage changed ({plan.state_lineage} → {lineage})")
     elif plan.state_serial != serial:
         changes.append(f"state serial changed ({plan.state_serial} → {serial}): something was applied since")

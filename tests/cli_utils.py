@@ -27,7 +27,7 @@ def spawn(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
 
 
-def table_rows(dsn: str, table: str, id_col: str = "id") -> dict[Any, tuple[Any, ...]]:
+def table_rows(dsn: str, table: str, id_col: str = "id") -> dict[Any, dict[str, Any]]:
     """Every record of a table keyed by id; the vector as its exact text form from PostgreSQL.
 
     pgvector prints float4 values with shortest round-trip precision, so equal text means
@@ -43,10 +43,10 @@ def table_rows(dsn: str, table: str, id_col: str = "id") -> dict[Any, tuple[Any,
             sql.Identifier(table), sql.Identifier(id_col))
         rows = conn.execute(q).fetchall()
     idx = cols.index(id_col)
-    out: dict[Any, tuple[Any, ...]] = {}
+    out: dict[Any, dict[str, Any]] = {}
     for r in rows:
         assert r[idx] not in out, f"duplicate id {r[idx]} in {table}"
-        out[r[idx]] = tuple(v for i, v in enumerate(r) if i != idx)
+        out[r[idx]] = {c: v for i, (c, v) in enumerate(zip(cols, r, strict=True)) if i != idx}
     return out
 
 

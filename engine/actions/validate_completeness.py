@@ -29,6 +29,7 @@ class ValidateCompleteness(ActionKind):
         all_ids: set[RecordId] = set()
         total_src = Checksum()
         total_tgt = Checksum()
+        missing_total = 0
         try:
             shards = action.params["shards"] or [None]
             for i, shard in enumerate(shards):
@@ -50,6 +51,7 @@ class ValidateCompleteness(ActionKind):
                         elif d != record_digest(rid, v, m, t):
                             differ.append(rid)
                     ctx.reporter.advance(action, len(batch))
+                missing_total += len(missing)
                 total_src.merge(s_sum)
                 total_tgt.merge(t_sum)
                 shards_out.append({"shard": i, "source": s_sum.to_json(), "target": t_sum.to_json(),
@@ -59,7 +61,8 @@ class ValidateCompleteness(ActionKind):
                                     f"{len(differ)} different {_ids(differ)}")
             target_count = tgt.count()
             extra: list[RecordId] = []
-            if target_count != len(all_ids):
+            # Every target record not matched to a source id is an extra; count first, look only if needed.
+            if target_count != len(all_ids) - missing_total:
                 extra = [rid for b in tgt.scan(None, None, batch_size) for rid in b.ids if rid not in all_ids]
                 if extra:
                     problems.append(f"target has {len(extra)} records not in the source {_ids(extra)}")

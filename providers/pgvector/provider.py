@@ -1,0 +1,1084 @@
+"""PostgreSQL + pgvector as a source and a target.
+
+Reading is keyset pagination on the id column (``WHERE id > cursor ORDER BY id LIMIT n``),
+each page its own short transaction fetched with a binary ``COPY (SELECT ...) TO STDOUT``
+so no snapshot is held across batches and vectors arrive as raw big-endian float32.
+Writing is a binary ``COPY`` into a per-session temporary staging table followed by one
+``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE`` and ``COMMIT``: atomic per batch and
+idempotent by id, so replaying an unacknowledged batch after a crash is harmless.
+
+Measured on this 2-core machine (PostgreSQL 16 from pgserver on a unix socket, 100k rows x
+384 dims + 7 metadata columns, batches of 1000, one worker, load from other work present):
+
+* scan into ``Batch``: binary ``COPY (SELECT ...) TO STDOUT`` pages 125-150k records/s warm
+  (~72k on the first pass after a bulk load, which sets hint bits); a binary cursor with
+  the same decoding 95-115k records/s.
+* upsert (staging COPY + INSERT ON CONFLICT + COMMIT) 100k in 1.8-2.0 s (~50-56k records/s;
+  replays that update every row ~45-51k/s). ``Copy.write_row`` with numpy-pre-encoded
+  vectors and a payload built entirely with numpy/bytes (``codec.build_copy``) tie end to
+  end (the server dominates); in isolation write_row spent less client CPU (1.3-1.5 s vs
+  1.6-1.9 s per 100k including the server), so it is the fast path, and ``build_copy`` is
+  the careful fallback that coerces safe values (``3.0`` into an int8 column, a tuple into
+  text[]) and names the offending record otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.adapt import Dumper, Loader
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
+from vecmig.errors import ProviderError, TerminalError
+from vecmig.model import Inventory
+from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
+from vecmig.providers.pgvector import embedded
+from vecmig.providers.pgvector.codec import (
+    CopyColumn,
+    EncodeError,
+    build_copy,
+    decode_vectors,
+    encode_vector,
+    vector_dtype,
+)
+from vecmig.providers.pgvector.errors import classify
+from vecmig.providers.pgvector.sql import (
+    COLUMNS_SQL,
+    DEPENDENT_VIEWS_SQL,
+    ID_UNIQUE_SQL,
+    INDEX_BY_NAME_SQL,
+    METRIC_COMMENT_PREFIX,
+    METRIC_OF_OPCLASS,
+    OPCLASS,
+    RELATION_SQL,
+    SIZE_SQL,
+    SQL_TYPE,
+    TABLE_PRIVILEGES,
+    VECTOR_INDEX_SQL,
+    VIEW_BASES_SQL,
+    VIEW_GRANTS_SQL,
+    WIRE_TYPE,
+    Column,
+    Layout,
+    Relation,
+    index_name,
+    parse_reloptions,
+    row_to_column,
+)
+from vecmig.records import Batch, RecordId
+from vecmig.spec import IndexSpec, StoreSpec
+
+_CONNECT_TIMEOUT_S = 10
+_MIN_MWM = 64 * 1024 * 1024
+_MAX_MWM = 1024 * 1024 * 1024
+
+
+class _RawVectorLoader(Loader):
+    """Binary ``vector`` values as raw bytes: decoded a whole batch at a time with numpy."""
+
+    format = Format.BINARY
+
+    def load(self, data: Any) -> bytes:
+        return bytes(data)
+
+
+class _PassthroughVectorDumper(Dumper):
+    """Binary ``vector`` for COPY: values arrive pre-encoded (see ``_vector_payloads``)."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> Any:
+        if isinstance(obj, bytes | bytearray | memoryview):
+            return obj
+        return encode_vector(np.asarray(obj))
+
+
+class PgvectorProvider(Provider):
+    name: ClassVar[str] = "pgvector"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        create_collection=True,
+        aliases=True,  # views
+        namespaces=False,
+        indexes=("hnsw", "ivfflat"),
+        id_types=("int", "text"),
+        server_side_count=True,
+        ordered_scan=True,
+        metadata="both",
+    )
+    # Per worker, deliberately below what was measured locally (scan 70-150k records/s,
+    # upsert 45-56k records/s at 384 dims over a unix socket, ~1.7 KB/record): real servers
+    # sit behind a network, carry indexes during writes and share their disks.
+    throughput: ClassVar[Throughput] = Throughput(
+        read_records_per_s=40_000,
+        write_records_per_s=15_000,
+        read_mb_per_s=80.0,
+        write_mb_per_s=30.0,
+        max_parallel=8,
+        spread=3.0,
+    )
+
+    def __init__(self, store: StoreSpec) -> None:
+        super().__init__(store)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._embedded: Path | None = None
+        self._where = "pgvector"
+        self._secrets: tuple[str, ...] = ()
+        self._layout: Layout | None = None
+        self._vector_oid: int | None = None
+        self._describe_connection()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def _describe_connection(self) -> None:
+        """A secret-free label (host:port/dbname) for messages, and the secrets to scrub."""
+        conn = self.store.connection or {}
+        if "embedded" in conn:
+            self._where = f"embedded PostgreSQL at {self.store.path(str(conn['embedded']))}"
+            return
+        dsn = conn.get("dsn")
+        if not dsn:
+            return
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(str(dsn))
+        except psycopg.ProgrammingError:
+            return  # reported properly by connect()
+        host = str(info.get("host") or info.get("hostaddr") or "localhost")
+        self._where = f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
+        self._secrets = tuple(str(v) for k, v in info.items() if k in ("password", "sslpassword") and v)
+
+    def connect(self) -> None:
+        self._connection()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        dsn = self._resolve_dsn()
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:
+            raise TerminalError(
+                f"invalid PostgreSQL connection string for {self._role}",
+                hint=f"check {self._role}.connection.dsn (a postgresql:// URI or key=value pairs)",
+            ) from None
+        info.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
+        info.setdefault("application_name", "vecmig")
+        try:
+            conn = psycopg.connect(psycopg.conninfo.make_conninfo(**info), autocommit=False)
+        except psycopg.Error as exc:
+            self._release_embedded()
+            raise self._classify(exc, connecting=True) from None
+        try:
+            self._register_types(conn)
+            conn.commit()
+        except psycopg.Error as exc:
+            conn.close()
+            self._release_embedded()
+            raise self._classify(exc) from None
+        self._conn = conn
+        return conn
+
+    def _resolve_dsn(self) -> str:
+        conn = self.store.connection or {}
+        if "embedded" in conn:
+            if self._embedded is None:
+                path = self.store.path(str(conn["embedded"]))
+                uri = embedded.acquire(path)
+                self._embedded = path
+                return uri
+            return embedded.uri(self._embedded)
+        dsn = conn.get("dsn")
+        if not dsn:
+            raise TerminalError(
+                f"{self._role}.connection needs 'dsn' or 'embedded'",
+                hint="e.g. connection: {dsn: \"${env:PG_DSN}\"} or connection: {embedded: .vecmig/pg}",
+            )
+        return str(dsn)
+
+    def _release_embedded(self) -> None:
+        if self._embedded is not None:
+            path, self._embedded = self._embedded, None
+            embedded.release(path)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        self._vector_oid = None
+        if conn is not None and not conn.closed:
+            with suppress(psycopg.Error):
+                conn.rollback()
+            conn.close()
+        self._release_embedded()
+
+    def _register_types(self, conn: psycopg.Connection[Any]) -> bool:
+        """Teach the connection pgvector's types; False while the extension is absent."""
+        if self._vector_oid is not None:
+            return True
+        info = TypeInfo.fetch(conn, "vector")
+        if info is None:
+            return False
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+        # Our own binary adapters win over pgvector's: raw bytes in, pre-encoded bytes out,
+        # so a batch's vectors are (de)coded by numpy in one go instead of per row.
+        conn.adapters.register_loader(info.oid, _RawVectorLoader)
+        conn.adapters.register_dumper(None, type("_VectorDumper", (_PassthroughVectorDumper,), {"oid": info.oid}))
+        self._vector_oid = info.oid
+        return True
+
+    @property
+    def _role(self) -> str:
+        return self.store.pointer.strip("/").replace("/", ".") or self.name
+
+    def _classify(self, exc: BaseException, connecting: bool = False) -> ProviderError:
+        return classify(
+            exc,
+            where=self._where,
+            collection=self.store.collection,
+            pointer=self.store.pointer,
+            secrets=self._secrets,
+            connecting=connecting,
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
+        """One short transaction: commit on success, roll back and classify on failure."""
+        conn = self._connection()
+        try:
+            with conn.cursor() as cur:
+                yield cur
+            conn.commit()
+        except psycopg.Error as exc:
+            self._abort(conn)
+            raise self._classify(exc) from exc
+        except BaseException:
+            self._abort(conn)
+            raise
+
+    def _abort(self, conn: psycopg.Connection[Any]) -> None:
+        # A broken connection is dropped and the next call reconnects; otherwise a rollback
+        # leaves it ready for the next transaction.
+        if conn.broken or conn.closed:
+            self._conn = None
+            self._vector_oid = None
+            conn.close()
+            return
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            self._conn = None
+            self._vector_oid = None
+            conn.close()
+
+    # ---- catalog --------------------------------------------------------------------------
+
+    def _ident(self, cur: psycopg.Cursor[Any], name: str) -> str:
+        return sql.Identifier(name).as_string(cur)
+
+    def _relation(self, cur: psycopg.Cursor[Any], name: str) -> Relation | None:
+        row = cur.execute(RELATION_SQL, (self._ident(cur, name),)).fetchone()
+        return Relation(*row) if row else None
+
+    def _columns(self, cur: psycopg.Cursor[Any], oid: int) -> list[Column]:
+        return [row_to_column(r) for r in cur.execute(COLUMNS_SQL, (oid,)).fetchall()]
+
+    def _collection_name(self) -> str:
+        if not self.store.collection:
+            raise TerminalError(f"{self._role}.collection is required", hint="name the table")
+        return self.store.collection
+
+    def _resolve(self, cur: psycopg.Cursor[Any], rel: Relation) -> Layout:
+        cols = self._columns(cur, rel.oid)
+        by_name = {c.name: c for c in cols}
+        f = self.store.fields
+        what = f"{rel.kind_name} '{rel.name}'"
+
+        def need(name: str, key: str) -> Column:
+            if name not in by_name:
+                listing = ", ".join(c.name for c in cols)
+                raise TerminalError(
+                    f"{what} has no column '{name}' (columns: {listing})", hint=f"check {self._role}.fields.{key}"
+                )
+            return by_name[name]
+
+        id_col = need(f.id, "id")
+        vec = need(f.vector, "vector")
+        if vec.logical != "vector":
+            vectors = [c.name for c in cols if c.logical == "vector"] or ["none"]
+            raise TerminalError(
+                f"column '{vec.name}' of {what} is {vec.sqltype}, not a pgvector vector "
+                f"(vector columns: {', '.join(vectors)})",
+                hint=f"check {self._role}.fields.vector",
+            )
+        if f.text is not None:
+            text = need(f.text, "text")
+        else:
+            # Without fields.text a text-typed column literally named "text" holds the text:
+            # it is where create_collection() puts it, so a target reads back as it was written.
+            cand = by_name.get("text")
+            text = cand if cand is not None and cand.logical == "text" and cand.name not in (f.id, f.vector) else None
+        taken = {id_col.name, vec.name} | ({text.name} if text else set())
+        json_col: Column | None = None
+        meta: list[Column] = []
+        ignored: list[str] = []
+        if isinstance(f.metadata, str):
+            json_col = need(f.metadata, "metadata")
+            if json_col.typname not in ("json", "jsonb"):
+                raise TerminalError(
+                    f"column '{json_col.name}' of {what} is {json_col.sqltype}, not json/jsonb",
+                    hint=f"{self._role}.fields.metadata as a single name means one jsonb document column",
+                )
+        elif f.metadata is not None:
+            meta = [need(name, "metadata") for name in f.metadata]
+        else:
+            for c in cols:
+                if c.name in taken:
+                    continue
+                if c.logical == "vector":
+                    ignored.append(c.name)  # a second embedding is not metadata
+                    continue
+                meta.append(c)
+        return Layout(
+            relation=rel,
+            id=id_col,
+            vector=vec,
+            text=text,
+            metadata=tuple(meta),
+            json_column=json_col,
+            ignored=tuple(ignored),
+            columns=tuple(cols),
+        )
+
+    def _require_layout(self, cur: psycopg.Cursor[Any] | None = None) -> Layout:
+        if self._layout is not None:
+            return self._layout
+        if cur is None:
+            with self._tx() as c:
+                return self._require_layout(c)
+        name = self._collection_name()
+        rel = self._relation(cur, name)
+        if rel is None:
+            raise TerminalError(
+                f"table '{name}' does not exist in {self._where}", hint=f"check {self._role}.collection"
+            )
+        layout = self._resolve(cur, rel)
+        if not self._register_types(cur.connection):
+            raise TerminalError(f"the pgvector extension is not installed in {self._where}")
+        self._layout = layout  # only an existing relation is cached: a missing one may appear
+        return layout
+
+    def _view_base(self, cur: psycopg.Cursor[Any], rel: Relation) -> Relation | None:
+        """The one relation a view reads from, or None for zero/several."""
+        rows = cur.execute(VIEW_BASES_SQL, (rel.oid, rel.oid)).fetchall()
+        return Relation(*rows[0]) if len(rows) == 1 else None
+
+    def _qualified(self, rel: Relation, relative_to: str) -> str:
+        return rel.name if rel.schema == relative_to else f"{rel.schema}.{rel.name}"
+
+    def _read_alias(self, cur: psycopg.Cursor[Any], alias: str) -> str | None:
+        rel = self._relation(cur, alias)
+        if rel is None:
+            return None
+        if rel.kind != "v":
+            raise TerminalError(
+                f"'{alias}' is a {rel.kind_name}, not a view, so it cannot be used as an alias",
+                hint="choose another alias name, or rename that relation",
+            )
+        rows = cur.execute(VIEW_BASES_SQL, (rel.oid, rel.oid)).fetchall()
+        if not rows:
+            return None
+        if len(rows) > 1:
+            names = ", ".join(r[3] for r in rows)
+            raise TerminalError(
+                f"view '{alias}' reads from several relations ({names}); it is not an alias vecmig manages",
+                hint="choose another alias name",
+            )
+        return self._qualified(Relation(*rows[0]), rel.schema)
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def collection_exists(self) -> bool:
+        with self._tx() as cur:
+            return self._relation(cur, self._collection_name()) is not None
+
+    def inventory(self) -> Inventory:
+        name = self._collection_name()
+        with self._tx() as cur:
+            aliases: dict[str, str | None] = {}
+            if self.store.alias:
+                aliases[self.store.alias] = self._read_alias(cur, self.store.alias)
+            rel = self._relation(cur, name)
+            if rel is None:
+                return Inventory(provider=self.name, collection=name, exists=False, aliases=aliases)
+            layout = self._resolve(cur, rel)
+            self._register_types(cur.connection)
+            t = sql.Identifier(rel.name)
+            idc = sql.Identifier(layout.id.name)
+            count = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(t)).fetchone()[0]  # type: ignore[index]
+            # Ends of the id order read from the primary key index; ORDER BY rather than
+            # min()/max(), which do not exist for every type (uuid), and cast afterwards so a
+            # uuid or varchar id reports as text.
+            end = "(SELECT {0} FROM {1} WHERE {0} IS NOT NULL ORDER BY {0} %s LIMIT 1)"
+            cast = "" if layout.id_type == "int" else "::text"
+            minmax = sql.SQL(f"SELECT {end % 'ASC'}{cast}, {end % 'DESC'}{cast}").format(idc, t)
+            lo, hi = cur.execute(minmax).fetchone()  # type: ignore[misc]
+            dimension = layout.dimension
+            if dimension is None and count:
+                dimension = cur.execute(
+                    sql.SQL("SELECT vector_dims({}) FROM {} ORDER BY {} LIMIT 1").format(
+                        sql.Identifier(layout.vector.name), t, idc
+                    )
+                ).fetchone()[0]  # type: ignore[index]
+
+            base = rel if rel.is_table else self._view_base(cur, rel)
+            index: dict[str, Any] | None = None
+            metric: str | None = None
+            comment = layout.vector.comment
+            if base is not None:
+                base_vec = next((c for c in self._columns(cur, base.oid) if c.name == layout.vector.name), None)
+                if base_vec is not None:
+                    comment = comment or base_vec.comment
+                    found = cur.execute(VECTOR_INDEX_SQL, (base.oid, base_vec.attnum)).fetchone()
+                    if found:
+                        iname, method, opclass, options = found
+                        index = {
+                            "name": iname,
+                            "type": method,
+                            "opclass": opclass,
+                            "params": parse_reloptions(options, method),
+                        }
+                        metric = METRIC_OF_OPCLASS.get(opclass)
+            if metric is None and comment and comment.startswith(METRIC_COMMENT_PREFIX):
+                metric = comment[len(METRIC_COMMENT_PREFIX) :].strip() or None
+            for view, kind in cur.execute(DEPENDENT_VIEWS_SQL, (rel.oid, rel.oid)).fetchall():
+                if kind == "v":
+                    aliases.setdefault(view, rel.name)
+            id_unique = False
+            if base is not None:
+                base_id = next((c for c in self._columns(cur, base.oid) if c.name == layout.id.name), None)
+                if base_id is not None:
+                    id_unique = bool(cur.execute(ID_UNIQUE_SQL, (base.oid, base_id.attnum)).fetchone()[0])  # type: ignore[index]
+            bytes_per_record = self._bytes_per_record(cur, rel, layout, count, dimension)
+        self._layout = layout
+        extra: dict[str, Any] = {
+            "relkind": rel.kind_name,
+            "schema": rel.schema,
+            "min_id": lo,
+            "max_id": hi,
+            "id_column": layout.id.name,
+            "id_unique": id_unique,
+            "vector_column": layout.vector.name,
+            "text_column": layout.text.name if layout.text else None,
+            "metadata_column": layout.json_column.name if layout.json_column else None,
+        }
+        if layout.ignored:
+            extra["ignored_columns"] = list(layout.ignored)
+        if not rel.is_table:
+            extra["view_of"] = self._qualified(base, rel.schema) if base is not None else None
+        return Inventory(
+            provider=self.name,
+            collection=name,
+            exists=True,
+            dimension=dimension,
+            metric=metric,
+            count=count,
+            count_exact=True,
+            id_type=layout.id_type,
+            fields=layout.fields(),
+            index=index,
+            aliases=aliases,
+            bytes_per_record=bytes_per_record,
+            extra=extra,
+        )
+
+    def _bytes_per_record(
+        self, cur: psycopg.Cursor[Any], rel: Relation, layout: Layout, count: int, dimension: int | None
+    ) -> int | None:
+        # Heap + TOAST main forks over the exact count: both change only when data does
+        # (reltuples and the vacuum-made forks would change the fingerprint on their own).
+        if rel.is_table and count:
+            size = cur.execute(SIZE_SQL, (rel.oid,)).fetchone()[0]  # type: ignore[index]
+            if size:
+                return int(size) // count
+        if dimension:
+            # A view or an empty table: the vector, tuple header and a guess per column.
+            return 4 * dimension + 32 + 24 * len(layout.read_columns())
+        return None
+
+    def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
+        """Contiguous id ranges; the first and last are open so together they cover every id.
+
+        Int ids split [min, max] evenly (no query); text ids cut at every ``shard_size``-th
+        id in index order (one index-only pass).
+        """
+        if not inventory.exists:
+            return []
+        count = inventory.count or 0
+        if shard_size <= 0 or count <= shard_size:
+            return [{"lo": None, "hi": None, "records": count}]
+        n = math.ceil(count / shard_size)
+        layout = self._require_layout()
+        if layout.id_type == "int":
+            lo = inventory.extra.get("min_id")
+            hi = inventory.extra.get("max_id")
+            if lo is None or hi is None:
+                return [{"lo": None, "hi": None, "records": count}]
+            span = int(hi) - int(lo) + 1
+            n = max(1, min(n, span))
+            bounds: list[Any] = [int(lo) + (span * i) // n for i in range(1, n)]
+            sizes = [count // n + (1 if i < count % n else 0) for i in range(n)]
+        else:
+            idc = sql.Identifier(layout.id.name)
+            query = sql.SQL(
+                "SELECT id FROM (SELECT {0}::text AS id, row_number() OVER (ORDER BY {0}) AS rn FROM {1}) s "
+                "WHERE rn > 1 AND (rn - 1) % {2} = 0 ORDER BY rn"
+            ).format(idc, sql.Identifier(layout.relation.name), sql.Literal(int(shard_size)))
+            with self._tx() as cur:
+                bounds = [r[0] for r in cur.execute(query).fetchall()]
+            n = len(bounds) + 1
+            sizes = [shard_size] * (n - 1) + [max(0, count - shard_size * (n - 1))]
+        edges: list[Any] = [None, *bounds, None]
+        return [{"lo": edges[i], "hi": edges[i + 1], "records": sizes[i]} for i in range(n)]
+
+    def _select(self, layout: Layout) -> tuple[sql.Composable, list[int]]:
+        exprs, oids = zip(*(c.read_expr("t") for c in layout.read_columns()), strict=True)
+        return sql.SQL(", ").join(exprs), list(oids)
+
+    def _literal(self, layout: Layout, value: Any) -> sql.Composable:
+        return sql.SQL("({})::" + layout.id_cast).format(sql.Literal(self._norm_id(layout, value)))
+
+    def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
+        layout = self._require_layout()
+        select, oids = self._select(layout)
+        idc = sql.Identifier("t", layout.id.name)
+        lo = shard.get("lo") if shard else None
+        hi = shard.get("hi") if shard else None
+        # A NULL id can be neither resumed from nor upserted; without this a NULL in a table
+        # lacking a primary key would become the cursor and restart the scan.
+        bounds: list[sql.Composable] = [sql.SQL("{} IS NOT NULL").format(idc)]
+        if lo is not None:
+            bounds.append(sql.SQL("{} >= {}").format(idc, self._literal(layout, lo)))
+        if hi is not None:
+            bounds.append(sql.SQL("{} < {}").format(idc, self._literal(layout, hi)))
+        size = max(1, int(batch_size))
+        while True:
+            conds = list(bounds)
+            if cursor is not None:
+                conds.append(sql.SQL("{} > {}").format(idc, self._literal(layout, cursor)))
+            where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds)
+            # COPY cannot take bind parameters: the bounds are quoted literals cast to the
+            # id type. ORDER BY names the qualified column, never the (possibly cast) output.
+            query = sql.SQL("COPY (SELECT {} FROM {} AS t{} ORDER BY {} LIMIT {}) TO STDOUT (FORMAT BINARY)").format(
+                select, sql.Identifier(layout.relation.name), where, idc, sql.Literal(size)
+            )
+            with self._tx() as cur, cur.copy(query) as cp:
+                cp.set_types(oids)
+                rows = list(cp.rows())
+            if not rows:
+                return
+            batch = self._to_batch(layout, rows)
+            batch.cursor = batch.ids[-1]
+            cursor = batch.cursor
+            yield batch
+            if len(rows) < size:
+                return
+
+    def fetch(self, ids: Sequence[RecordId]) -> Batch:
+        layout = self._require_layout()
+        if not ids:
+            return self._to_batch(layout, [])
+        select, _ = self._select(layout)
+        query = sql.SQL("SELECT {} FROM {} AS t WHERE {} = ANY(%s::" + layout.id_cast + "[]) ORDER BY {}").format(
+            select,
+            sql.Identifier(layout.relation.name),
+            sql.Identifier("t", layout.id.name),
+            sql.Identifier("t", layout.id.name),
+        )
+        params = [self._norm_id(layout, i) for i in ids]
+        with self._tx() as cur:
+            rows = cur.execute(query, (params,), binary=True).fetchall()
+        return self._to_batch(layout, rows)
+
+    def count(self) -> int:
+        layout = self._require_layout()
+        with self._tx() as cur:
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(layout.relation.name))
+            row = cur.execute(query).fetchone()
+        return int(row[0])  # type: ignore[index]
+
+    def _norm_id(self, layout: Layout, value: Any) -> RecordId:
+        if layout.id_type == "int":
+            if isinstance(value, bool):
+                raise TerminalError(f"record id {value!r} is not an integer", hint="the id column is an integer")
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                raise TerminalError(
+                    f"record id {value!r} cannot be stored in integer column '{layout.id.name}'",
+                    hint="map ids to integers or use a text id column",
+                ) from None
+        return value if isinstance(value, str) else str(value)
+
+    def _to_batch(self, layout: Layout, rows: list[tuple[Any, ...]]) -> Batch:
+        dim = layout.dimension
+        if not rows:
+            return Batch(ids=[], vectors=np.zeros((0, dim or 0), dtype=np.float32), metadata=[], texts=None)
+        ids = [r[0] for r in rows]
+        try:
+            vectors = decode_vectors([r[1] for r in rows], dim)
+        except ValueError as exc:
+            raise TerminalError(f"column '{layout.vector.name}' of '{layout.relation.name}': {exc}") from None
+        k = 2
+        texts: list[str | None] | None = None
+        if layout.text is not None:
+            texts = [r[2] for r in rows]
+            k = 3
+        if layout.json_column is not None:
+            name = layout.json_column.name
+            metadata = [
+                d if isinstance(d, dict) else ({} if d is None else {name: d}) for d in (r[k] for r in rows)
+            ]
+        else:
+            names = [c.name for c in layout.metadata]
+            metadata = [{n: v for n, v in zip(names, r[k:], strict=True) if v is not None} for r in rows]
+        return Batch(ids=ids, vectors=vectors, metadata=metadata, texts=texts)
+
+    # ---- writing --------------------------------------------------------------------------
+
+    def _writable(self) -> Layout:
+        layout = self._require_layout()
+        if not layout.relation.is_table:
+            raise TerminalError(
+                f"'{layout.relation.name}' is a {layout.relation.kind_name}; vecmig writes only to tables",
+                hint=f"point {self._role}.collection at a table",
+            )
+        return layout
+
+    def _staging_table(self, cur: psycopg.Cursor[Any], layout: Layout, cols: list[Column]) -> str:
+        """A temp table with the batch's columns in wire types (ON COMMIT DELETE ROWS).
+
+        ``IF NOT EXISTS`` runs in every upsert transaction rather than once per connection:
+        it costs one cheap statement, and stays correct behind a transaction-pooling
+        PgBouncer (where consecutive transactions may land on different server sessions)
+        and after a rollback that took a freshly created staging table with it.
+        """
+        signature = "|".join(f"{c.name}:{c.logical}" for c in cols)
+        name = "vecmig_stage_" + hashlib.sha256(f"{layout.relation.oid}|{signature}".encode()).hexdigest()[:12]
+        defs = []
+        for c in cols:
+            wire = "vector" if c.logical == "vector" else WIRE_TYPE[c.logical]
+            if c is layout.id:
+                wire = "int8" if layout.id_type == "int" else "text"
+            defs.append(sql.SQL("{} " + wire).format(sql.Identifier(c.name)))
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+                sql.Identifier(name), sql.SQL(", ").join(defs)
+            )
+        )
+        return name
+
+    def _batch_columns(self, layout: Layout, batch: Batch, ids: list[RecordId]) -> list[tuple[Column, str, Any]]:
+        n = len(batch)
+        vectors = np.asarray(batch.vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != n:
+            raise TerminalError(f"batch vectors have shape {vectors.shape}, expected ({n}, dim)")
+        if layout.dimension is not None and vectors.shape[1] != layout.dimension:
+            raise TerminalError(
+                f"vectors have {vectors.shape[1]} dimensions but '{layout.relation.name}.{layout.vector.name}' "
+                f"is vector({layout.dimension})",
+                hint="the target's dimension must match the source (or re-embed)",
+            )
+        out: list[tuple[Column, str, Any]] = [
+            (layout.id, "int8" if layout.id_type == "int" else "text", ids),
+            (layout.vector, "vector", vectors),
+        ]
+        if layout.text is not None:
+            out.append((layout.text, "text", list(batch.texts) if batch.texts is not None else [None] * n))
+        elif batch.texts is not None and any(t is not None for t in batch.texts):
+            raise TerminalError(
+                f"records carry text but '{layout.relation.name}' has no text column",
+                hint=f"set {self._role}.fields.text to the column that should hold it",
+            )
+        if layout.json_column is not None:
+            out.append((layout.json_column, "jsonb", list(batch.metadata)))
+            return out
+        names = {c.name for c in layout.metadata}
+        keys: set[str] = set()
+        for m in batch.metadata:
+            keys.update(m)
+        unknown = sorted(keys - names)
+        if unknown:
+            raise TerminalError(
+                f"metadata field(s) {', '.join(unknown)} have no column in '{layout.relation.name}'",
+                hint="add the columns, drop/rename the fields in mapping, or store metadata as jsonb",
+            )
+        for c in layout.metadata:
+            out.append((c, WIRE_TYPE[c.logical], [m.get(c.name) for m in batch.metadata]))
+        return out
+
+    def upsert(self, batch: Batch) -> None:
+        if not len(batch):
+            return
+        layout = self._writable()
+        ids = [self._norm_id(layout, i) for i in batch.ids]
+        if len(set(ids)) != len(ids):
+            # ON CONFLICT cannot touch one row twice in a statement: the last occurrence wins,
+            # as it would have with one upsert per record.
+            keep = sorted({rid: pos for pos, rid in enumerate(ids)}.values())
+            batch = batch.take(keep)
+            ids = [ids[p] for p in keep]
+        columns = self._batch_columns(layout, batch, ids)
+        cols = [c for c, _, _ in columns]
+        try:
+            self._upsert(layout, cols, columns, fast=True)
+        except _FastPathRejected:
+            # psycopg's dumpers are strict (an int8 column refuses 3.0, text[] refuses a
+            # tuple); the numpy/bytes encoder coerces what is safe and pinpoints the rest.
+            self._upsert(layout, cols, columns, fast=False)
+
+    def _upsert(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, str, Any]], fast: bool) -> None:
+        n = len(columns[0][2])
+        ids = columns[0][2]
+        conn = self._connection()
+        try:
+            with conn.cursor() as cur:
+                stage = self._staging_table(cur, layout, cols)
+                if fast:
+                    order = [c.name for c in cols]
+                    try:
+                        self._copy_rows(cur, stage, columns, n)
+                    except psycopg.Error as exc:
+                        if _client_side(exc):
+                            raise _FastPathRejected() from exc
+                        raise
+                    except Exception as exc:  # a dumper choked on a Python value
+                        raise _FastPathRejected() from exc
+                else:
+                    try:
+                        order, payload = build_copy([CopyColumn(c.name, w, v) for c, w, v in columns], n)
+                    except EncodeError as exc:
+                        raise TerminalError(
+                            f"record {ids[exc.row]!r}: {exc} (writing '{layout.relation.name}')",
+                            hint="fix the value or map the field to a compatible type",
+                        ) from None
+                    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                        sql.Identifier(stage), sql.SQL(", ").join(map(sql.Identifier, order))
+                    )
+                    with cur.copy(copy_sql) as cp:
+                        cp.write(payload)
+                by_name = {c.name: c for c in cols}
+                target_cols = [by_name[name] for name in order]
+                updates = [c for c in target_cols if c is not layout.id]
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {t} ({cols}) SELECT {exprs} FROM {s} AS s "
+                        "ON CONFLICT ({id}) DO UPDATE SET {sets}"
+                    ).format(
+                        t=sql.Identifier(layout.relation.name),
+                        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in target_cols),
+                        exprs=sql.SQL(", ").join(c.write_expr("s") for c in target_cols),
+                        s=sql.Identifier(stage),
+                        id=sql.Identifier(layout.id.name),
+                        sets=sql.SQL(", ").join(
+                            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in updates
+                        ),
+                    )
+                )
+            # The commit is the acknowledgement: only after it may the caller checkpoint.
+            conn.commit()
+        except _FastPathRejected:
+            self._abort(conn)
+            raise
+        except psycopg.Error as exc:
+            self._abort(conn)
+            err = self._classify(exc)
+            row = _copy_line(exc)
+            if row is not None and 0 < row <= n:
+                err.message = f"record {ids[row - 1]!r}: {err.message}"
+                err.args = (err.message,)
+            raise err from exc
+        except BaseException:
+            self._abort(conn)
+            raise
+
+    def _copy_rows(self, cur: psycopg.Cursor[Any], stage: str, columns: list[tuple[Column, str, Any]], n: int) -> None:
+        types: list[int | str] = []
+        values: list[Any] = []
+        for _col, wire, vals in columns:
+            if wire == "vector":
+                if self._vector_oid is None and not self._register_types(cur.connection):
+                    raise TerminalError(f"the pgvector extension is not installed in {self._where}")
+                types.append(self._vector_oid)  # type: ignore[arg-type]
+                values.append(_vector_payloads(vals))
+            else:
+                types.append(wire)
+                values.append(vals)
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(stage), sql.SQL(", ").join(sql.Identifier(c.name) for c, _, _ in columns)
+        )
+        with cur.copy(copy_sql) as cp:
+            cp.set_types(types)
+            write = cp.write_row
+            for row in zip(*values, strict=True):
+                write(row)
+
+    def delete(self, ids: Sequence[RecordId]) -> None:
+        if not ids:
+            return
+        layout = self._writable()
+        params = [self._norm_id(layout, i) for i in ids]
+        with self._tx() as cur:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::" + layout.id_cast + "[])").format(
+                    sql.Identifier(layout.relation.name), sql.Identifier(layout.id.name)
+                ),
+                (params,),
+            )
+
+    def create_collection(self, schema: CollectionSchema) -> None:
+        name = self._collection_name()
+        f = self.store.fields
+        if schema.dimension is None or not 0 < int(schema.dimension) <= 16000:
+            raise TerminalError(f"invalid dimension {schema.dimension!r}", hint="pgvector supports 1..16000")
+        if schema.id_type not in ("int", "text"):
+            raise TerminalError(f"unsupported id type {schema.id_type!r}", hint="use int or text")
+        defs: list[sql.Composable] = [
+            sql.SQL("{} " + ("bigint" if schema.id_type == "int" else "text") + " PRIMARY KEY").format(
+                sql.Identifier(f.id)
+            ),
+            sql.SQL("{} vector({}) NOT NULL").format(sql.Identifier(f.vector), sql.Literal(int(schema.dimension))),
+        ]
+        names = [f.id, f.vector]
+        if isinstance(f.metadata, str):
+            names.append(f.metadata)
+            defs.append(sql.SQL("{} jsonb").format(sql.Identifier(f.metadata)))
+        else:
+            wanted = list(f.metadata) if f.metadata is not None else list(schema.metadata)
+            for col in wanted:
+                logical = schema.metadata.get(col, "json")
+                if logical not in SQL_TYPE:
+                    raise TerminalError(f"metadata field '{col}' has unknown type {logical!r}")
+                names.append(col)
+                defs.append(sql.SQL("{} " + SQL_TYPE[logical]).format(sql.Identifier(col)))
+        if schema.text:
+            # Last, after the metadata: the column order of a typical documents table.
+            names.append(f.text or "text")
+            defs.append(sql.SQL("{} text").format(sql.Identifier(f.text or "text")))
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise TerminalError(
+                f"column name(s) {', '.join(dupes)} used twice in '{name}'",
+                hint=f"rename the metadata field(s) in mapping or change {self._role}.fields",
+            )
+        with self._tx() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        with self._tx() as cur:
+            self._register_types(cur.connection)
+            rel = self._relation(cur, name)
+            if rel is not None:
+                self._check_existing(cur, rel, schema)
+            else:
+                cur.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(name), sql.SQL(", ").join(defs)))
+                if schema.metric:
+                    # Remembered on the column so the metric survives until (and without) an index.
+                    cur.execute(
+                        sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+                            sql.Identifier(name),
+                            sql.Identifier(f.vector),
+                            sql.Literal(METRIC_COMMENT_PREFIX + schema.metric),
+                        )
+                    )
+        self._layout = None
+
+    def _check_existing(self, cur: psycopg.Cursor[Any], rel: Relation, schema: CollectionSchema) -> None:
+        """create_collection() on an existing table is a no-op when the shape matches."""
+        layout = self._resolve(cur, rel)
+        problems = []
+        if not rel.is_table:
+            problems.append(f"it is a {rel.kind_name}")
+        if layout.dimension != schema.dimension:
+            problems.append(f"dimension {layout.dimension} != {schema.dimension}")
+        if layout.id_type != schema.id_type:
+            problems.append(f"id type {layout.id_type} != {schema.id_type}")
+        if problems:
+            raise TerminalError(
+                f"'{rel.name}' already exists with a different shape: {'; '.join(problems)}",
+                hint=f"choose another {self._role}.collection or drop the existing one",
+            )
+
+    def drop_collection(self) -> None:
+        name = self._collection_name()
+        with self._tx() as cur:
+            rel = self._relation(cur, name)
+            if rel is None:
+                return
+            if not rel.is_table:
+                raise TerminalError(f"'{name}' is a {rel.kind_name}; refusing to drop it as a collection")
+            views = [v for v, _ in cur.execute(DEPENDENT_VIEWS_SQL, (rel.oid, rel.oid)).fetchall()]
+            if views:
+                raise TerminalError(
+                    f"cannot drop '{name}': view(s) {', '.join(views)} read from it",
+                    hint="switch or remove the alias first (vecmig never drops with CASCADE)",
+                )
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+        self._layout = None
+
+    def build_index(self, index: IndexSpec, metric: str) -> str | None:
+        if index.type == "none":
+            return None
+        if index.type not in ("hnsw", "ivfflat"):
+            raise TerminalError(f"pgvector has no '{index.type}' index", hint="use hnsw, ivfflat or none")
+        if metric not in OPCLASS:
+            raise TerminalError(f"unknown metric {metric!r}", hint="use cosine, euclidean or dotproduct")
+        layout = self._writable()
+        table = layout.relation.name
+        iname = index_name(table, layout.vector.name, index.type)
+        params = (
+            {"m": int(index.m), "ef_construction": int(index.ef_construction)}
+            if index.type == "hnsw"
+            else {"lists": int(index.lists)}
+        )
+        with self._tx() as cur:
+            found = cur.execute(INDEX_BY_NAME_SQL, (self._ident(cur, iname),)).fetchone()
+            if found is not None:
+                _, method, opclass, options, indrelid = found
+                same = (
+                    indrelid == layout.relation.oid
+                    and method == index.type
+                    and opclass == OPCLASS[metric]
+                    and parse_reloptions(options, method) == params
+                )
+                if same:
+                    return iname
+                raise TerminalError(
+                    f"index '{iname}' exists with different settings ({method}, {opclass}, "
+                    f"{parse_reloptions(options, method)})",
+                    hint="drop it first; vecmig does not replace an index it did not plan",
+                )
+            # Index builds are long by nature: no statement timeout, and enough memory for
+            # the HNSW graph to be built in memory (it is many times slower once it spills).
+            cur.execute("SET LOCAL statement_timeout = 0")
+            size = cur.execute(SIZE_SQL, (layout.relation.oid,)).fetchone()[0] or 0  # type: ignore[index]
+            current = cur.execute(
+                "SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem'"
+            ).fetchone()[0]  # type: ignore[index]
+            want = min(_MAX_MWM, max(_MIN_MWM, int(size) * 2))
+            if want > current:
+                cur.execute(
+                    sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{want // 1024}kB"))
+                )
+            with_ = sql.SQL(", ").join(sql.SQL(k + " = {}").format(sql.Literal(v)) for k, v in params.items())
+            cur.execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING " + index.type + " ({} {}) WITH ({})").format(
+                    sql.Identifier(iname),
+                    sql.Identifier(table),
+                    sql.Identifier(layout.vector.name),
+                    sql.Identifier(OPCLASS[metric]),
+                    with_,
+                )
+            )
+        return iname
+
+    def drop_index(self, name: str) -> None:
+        with self._tx() as cur:
+            cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
+
+    def read_alias(self, alias: str) -> str | None:
+        with self._tx() as cur:
+            return self._read_alias(cur, alias)
+
+    def switch_alias(self, alias: str, collection: str | None) -> None:
+        """Point the view ``alias`` at ``collection`` in one transaction (None drops it)."""
+        view = sql.Identifier(alias)
+        with self._tx() as cur:
+            rel = self._relation(cur, alias)
+            if rel is not None:
+                # Refuses a table, and a view over several relations (someone's real view).
+                self._read_alias(cur, alias)
+            if collection is None:
+                if rel is not None:
+                    cur.execute(sql.SQL("DROP VIEW {}").format(view))
+                return
+            if self._relation(cur, collection) is None:
+                raise TerminalError(
+                    f"cannot point alias '{alias}' at '{collection}': it does not exist in {self._where}",
+                    hint="create and fill the collection before the cutover",
+                )
+            body = sql.SQL("SELECT * FROM {}").format(sql.Identifier(collection))
+            if rel is None:
+                cur.execute(sql.SQL("CREATE VIEW {} AS {}").format(view, body))
+                return
+            # CREATE OR REPLACE keeps grants and dependent objects but only works when the new
+            # column list extends the old one; otherwise drop and create, still atomically,
+            # re-granting what readers had so a cutover does not lock the application out.
+            cur.execute("SAVEPOINT vecmig_alias")
+            try:
+                cur.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(view, body))
+            except psycopg.errors.DatabaseError:
+                cur.execute("ROLLBACK TO SAVEPOINT vecmig_alias")
+                grants = cur.execute(VIEW_GRANTS_SQL, (rel.oid,)).fetchall()
+                cur.execute(sql.SQL("DROP VIEW {}").format(view))
+                cur.execute(sql.SQL("CREATE VIEW {} AS {}").format(view, body))
+                for grantee, privilege in grants:
+                    if privilege in TABLE_PRIVILEGES:
+                        cur.execute(sql.SQL("GRANT " + privilege + " ON {} TO " + grantee).format(view))
+            cur.execute("RELEASE SAVEPOINT vecmig_alias")
+
+    def estimate_schema(self) -> CollectionSchema | None:
+        """Shape of an existing table; ``metric`` is "" when neither an index nor vecmig's
+        column comment says which one it is."""
+        with self._tx() as cur:
+            rel = self._relation(cur, self._collection_name())
+        if rel is None:
+            return None
+        inv = self.inventory()
+        return CollectionSchema(
+            dimension=int(inv.dimension or 0),
+            metric=inv.metric or "",
+            id_type=inv.id_type or "int",
+            metadata=dict(inv.fields),
+            text=inv.extra.get("text_column") is not None,
+        )
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+_COPY_LINE = re.compile(r"COPY [^,]+, line (\d+)")
+
+
+class _FastPathRejected(Exception):
+    """write_row refused a value client-side: retry the batch with the careful encoder."""
+
+
+def _client_side(exc: psycopg.Error) -> bool:
+    """An error raised by psycopg while dumping (no server SQLSTATE): the data, not the server."""
+    return not getattr(exc, "sqlstate", None) and isinstance(exc, psycopg.DataError | psycopg.ProgrammingError)
+
+
+def _copy_line(exc: psycopg.Error) -> int | None:
+    """The 1-based row of a COPY that the server rejected, from 'COPY x, line N, column c'."""
+    diag = getattr(exc, "diag", None)
+    context = (diag.context or "") if diag is not None else ""
+    found = _COPY_LINE.search(context)
+    return int(found.group(1)) if found else None
+
+
+def _vector_payloads(vectors: np.ndarray) -> list[bytes]:
+    """Every row's binary ``vector`` value, byteswapped in one numpy operation."""
+    n, dim = vectors.shape
+    rec = np.empty(n, dtype=vector_dtype(dim))
+    rec["dim"] = dim
+    rec["unused"] = 0
+    rec["v"] = vectors
+    raw = rec.tobytes()
+    width = rec.dtype.itemsize
+    return [raw[i * width : (i + 1) * width] for i in range(n)]
