@@ -260,7 +260,13 @@ def test_state_file_has_no_secret_and_audit_chain(pg_db: str, tmp_path: Path) ->
     env = env_for(pg_db)
     assert vecmig("apply", str(spec), "--auto-approve", env=env).returncode == 0
     db = tmp_path / ".vecmig" / "e2e.db"
+    assert SECRET.encode() not in db.read_bytes()
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit SET data_json = replace(data_json, 'e2e', 'x2x') WHERE seq = 3")
+        conn.execute("UPDATE audit SET data_json = data_json || ' ' WHERE seq = 3")
     r = vecmig("state", "verify", str(spec), env=env)
-    assert r.returncode == 1 and "event 3" in r.stderr
+    assert r.returncode == 1 and "event 3" in r.stderr and "edited" in r.stderr
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE audit SET data_json = rtrim(data_json, ' ') WHERE seq = 3")
+        conn.execute("DELETE FROM audit WHERE seq = 5")
+    r = vecmig("state", "verify", str(spec), env=env)
+    assert r.returncode == 1 and "event 5 is missing" in r.stderr

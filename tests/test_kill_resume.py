@@ -33,7 +33,8 @@ def progress(db: Path) -> tuple[int, set[str]]:
         return 0, set()
 
 
-def kill_at(spec: Path, env: dict[str, str], db: Path, point: tuple[str, object], timeout: float = 120) -> bool:
+def kill_at(spec: Path, env: dict[str, str], db: Path, point: tuple[str, object], jitter: float,
+            timeout: float = 120) -> bool:
     """Start an apply and SIGKILL it when ``point`` is reached; False if it finished first."""
     proc = spawn("apply", str(spec), "--auto-approve", env=env)
     deadline = time.monotonic() + timeout
@@ -47,6 +48,7 @@ def kill_at(spec: Path, env: dict[str, str], db: Path, point: tuple[str, object]
             or (kind == "time" and time.monotonic() - started >= float(str(value)))
         )
         if reached:
+            time.sleep(jitter)  # land anywhere: mid-COPY, between commit and checkpoint, mid-scan
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             return True
@@ -76,7 +78,7 @@ def test_sigkill_at_random_points_then_resume(pg_db: str, tmp_path: Path) -> Non
     kills = 0
     started = time.monotonic()
     for point in points:
-        if kill_at(spec, env, db, point):
+        if kill_at(spec, env, db, point, rng.uniform(0, 0.03)):
             kills += 1
     assert kills >= 5, f"only {kills} kills landed"
     r = vecmig("apply", str(spec), "--auto-approve", env=env)
@@ -89,18 +91,19 @@ def test_sigkill_at_random_points_then_resume(pg_db: str, tmp_path: Path) -> Non
 
     # Records written more than once: an upsert of an id that was already committed is an UPDATE.
     with psycopg.connect(pg_db, autocommit=True) as conn:
-        redone = 0
-        for _ in range(50):
+        ins = upd = 0
+        for _ in range(100):
             conn.execute("SELECT pg_stat_clear_snapshot()")
             ins, upd = conn.execute("SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables "
                                     "WHERE relname = 'docs_v2'").fetchone()
             if ins >= RECORDS:
-                redone = upd
                 break
             time.sleep(0.1)
+        assert ins >= RECORDS, f"statistics never showed the {RECORDS} inserts ({ins})"
+        redone = upd
     # At most one batch per shard in flight per kill (doubled: an aborted replay counts too).
     assert redone <= kills * CONCURRENCY * BATCH * 2, redone
-    print(f"\nkill-and-resume: {kills} kills, {redone} records rewritten, {elapsed:.1f}s total")
+    print(f"\nkill-and-resume: {kills} kills at {points}, {ins} inserted, {redone} rewritten, {elapsed:.1f}s total")
 
     plan = vecmig("plan", str(spec), "--detailed-exitcode", env=env)
     assert plan.returncode == 0, plan.stdout + plan.stderr
