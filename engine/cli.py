@@ -172,6 +172,8 @@ def apply(
         _OPTS["secrets"] = spec.secrets
     else:
         spec = _load(target)
+        # Plan once before any state exists: bad input must fail without touching state.
+        make_plan(spec, _state(spec, create=False), refresh(spec))
     c = out()
     state = _state(spec, create=True)
     lock = Lock(state, "apply")
@@ -193,9 +195,9 @@ def apply(
             result = apply_plan(spec, the_plan, state, approval=approval, reporter=reporter)
         elapsed = time.monotonic() - started
         records = result["records"]
-        rate = records / elapsed if elapsed > 0 else 0.0
-        c.print(f"\n[bold green]Apply complete![/bold green] {len(the_plan.actions)} actions, "
-                f"{records:,} records in {elapsed:.1f}s ({rate:,.0f} records/s). "
+        rate = records / result["copy_seconds"] if result["copy_seconds"] > 0 else 0.0
+        c.print(f"\n[bold green]Apply complete![/bold green] {len(the_plan.actions)} actions in {elapsed:.1f}s; "
+                f"copied {records:,} records at {rate:,.0f} records/s. "
                 f"State: {state.location} (serial {state.serial}).")
         c.print(f"Undo everything with: vecmig rollback {target if not saved else 'SPEC'}")
     finally:

@@ -32,10 +32,14 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
                           [a.to_json() for a in plan.actions], plan.source.fingerprint, plan.target.fingerprint)
     run_id = state.start_run(plan.round, "apply", plan.plan_hash, approval)
     started = time.monotonic()
+    copy_seconds = 0.0
     try:
         with _sigint_stops(ctx.stop):
             for wave in _waves(plan.actions):
+                t0 = time.monotonic()
                 _run_wave(ctx, wave)
+                if wave[0].kind == "copy_shard":
+                    copy_seconds += time.monotonic() - t0
                 if ctx.stop.is_set():
                     raise Interrupted("interrupted: the batch in flight was finished and checkpointed",
                                       hint="run `vecmig apply` again to resume")
@@ -54,7 +58,8 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
     elapsed = time.monotonic() - started
     records = sum(a.estimate.records for a in plan.actions if a.kind == "copy_shard")
     state.finish_run(run_id, "succeeded", seconds=round(elapsed, 3))
-    return {"run": run_id, "round": plan.round, "seconds": elapsed, "records": records}
+    return {"run": run_id, "round": plan.round, "seconds": elapsed, "records": records,
+            "copy_seconds": copy_seconds}
 
 
 def _waves(actions: tuple[Action, ...]) -> Iterator[list[Action]]:
@@ -86,7 +91,10 @@ def _run_wave(ctx: RunContext, wave: list[Action]) -> None:
             wait(futures)
             errors = [f.exception() for f in futures if f.exception() is not None]
             real = [e for e in errors if not isinstance(e, Interrupted)]
-            raise (real or errors)[0]  # type: ignore[misc]
+            if real:
+                raise real[0]  # type: ignore[misc]
+            raise Interrupted("interrupted: every shard in flight finished its batch and checkpointed it",
+                              hint="run `vecmig apply` again to resume")
 
 
 def run_action(ctx: RunContext, action: Action) -> None:
@@ -118,7 +126,21 @@ def run_action(ctx: RunContext, action: Action) -> None:
         result_json=json.dumps(result, sort_keys=True, default=str),
         audit_data={"result": result},
     )
-    ctx.reporter.finish(action, "done", f"{seconds:.2f}s")
+    ctx.reporter.finish(action, "done", f"{seconds:.2f}s{summary(result)}")
+
+
+def summary(result: dict[str, Any]) -> str:
+    """One reviewer-friendly phrase about what an action found or made."""
+    if "target_count" in result:
+        return (f" · {result['source']['count']:,} records match · checksum {result['source']['sum'][:16]}"
+                f" · {len(result['shards'])} shard(s)")
+    if result.get("index"):
+        return f" · index {result['index']}"
+    if "alias" in result:
+        return f" · {result['alias']}: {result['from']} → {result['to']}"
+    if "deleted" in result:
+        return f" · {result['deleted']:,} extra records deleted"
+    return ""
 
 
 @contextmanager

@@ -105,7 +105,16 @@ def target_schema(spec: Spec, source: Inventory) -> CollectionSchema:
         if name in spec.mapping.drop:
             continue
         metadata[dict(spec.mapping.rename).get(name, name)] = kind
-    has_text = bool(spec.source.fields.text) or bool(source.extra.get("has_text"))
+    if source.extra.get("metadata_column") and not isinstance(spec.target.fields.metadata, str):
+        raise PlanError(
+            f"the source keeps its metadata in one JSON column ({source.extra['metadata_column']}), so its keys "
+            "are not known without reading every record",
+            where=spec.where("/target/fields"),
+            hint="set target.fields.metadata to a column name to store the metadata as one jsonb document",
+        )
+    # Providers say whether records carry text: files by a flag, pgvector by naming the column.
+    has_text = bool(spec.source.fields.text) or bool(source.extra.get("text")) or bool(
+        source.extra.get("text_column"))
     return CollectionSchema(dimension=dimension, metric=metric, id_type=id_type, metadata=metadata, text=has_text)
 
 

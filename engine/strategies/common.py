@@ -49,7 +49,9 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
 
 def describe_shard(shard: dict[str, object]) -> str:
     if "lo" in shard or "hi" in shard:
-        return f"ids [{shard.get('lo')}, {shard.get('hi')})"
+        lo = "start" if shard.get("lo") is None else shard["lo"]
+        hi = "end" if shard.get("hi") is None else shard["hi"]
+        return f"ids [{lo}, {hi})"
     if "start" in shard:
         return f"bytes [{shard['start']}, {shard['end']})"
     if "row_groups" in shard:
