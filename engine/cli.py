@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+
 from vecmig import __version__
 from vecmig.errors import VecmigError
 from vecmig.state.redact import Redactor

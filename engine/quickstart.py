@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+
 from vecmig import sample
 from vecmig.providers import provider_class
 from vecmig.providers.base import CollectionSchema

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
 from vecmig.model import Action, Inventory, Plan
 
 SYMBOLS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+
 from vecmig.records import Batch
 
 LANGS = ("en", "en", "en", "de", "fr", "es", "ja")

@@ -33,6 +33,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
 from vecmig.errors import SpecError
 from vecmig.providers import available
 from vecmig.schemas import load as load_schema
@@ -48,7 +50,6 @@ from vecmig.spec import (
     StrategySpec,
     ValidateSpec,
 )
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 __all__ = ["load_public", "load_spec", "load_spec_text"]
 

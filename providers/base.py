@@ -59,6 +59,8 @@ class Provider(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     throughput: ClassVar[Throughput]
+    # Targets that stage writes (files) need one `finalize` after every shard is in.
+    needs_finalize: ClassVar[bool] = False
 
     def __init__(self, store: StoreSpec) -> None:
         self.store = store

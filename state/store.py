@@ -262,7 +262,7 @@ class StateStore:
 
     def set_action(self, round_no: int, action_id: str, status: str, *, audit_data: dict[str, Any] | None = None,
                    **values: Any) -> None:
-        if "error" in values and values["error"]:
+        if values.get("error"):
             values["error"] = self.redact(str(values["error"]))
         if status in ("running",):
             values.setdefault("started", now())

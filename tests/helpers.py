@@ -16,6 +16,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
+
 from vecmig.records import Batch
 from vecmig.spec import Fields, StoreSpec
 

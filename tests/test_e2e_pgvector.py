@@ -234,6 +234,7 @@ def test_lock_refuses_second_apply_and_force_unlock(pg_db: str, tmp_path: Path) 
 
 def test_dead_lock_holder_is_detected(pg_db: str, tmp_path: Path) -> None:
     from sqlalchemy import insert
+
     from vecmig.spec_loader import load_spec
     from vecmig.state import schema as t
     from vecmig.state.identity import actor, now

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from vecmig.errors import TerminalError
 from vecmig.providers import CollectionSchema, provider_class
 from vecmig.providers.base import Provider

@@ -16,14 +16,14 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
+
+from tests.helpers import DOCS_FIELDS, make_docs_table, make_vectors, pg_store
 from vecmig.errors import TerminalError, TransientError
 from vecmig.providers import provider_class
 from vecmig.providers.base import CollectionSchema
 from vecmig.providers.pgvector import PgvectorProvider, embedded
 from vecmig.records import Batch, Checksum
 from vecmig.spec import Fields, IndexSpec
-
-from tests.helpers import DOCS_FIELDS, make_docs_table, make_vectors, pg_store
 
 
 def provider(dsn: str, collection: str | None = "docs", **kw: Any) -> PgvectorProvider:

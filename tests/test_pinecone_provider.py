@@ -17,6 +17,8 @@ from urllib.parse import quote_plus
 import numpy as np
 import pytest
 from pinecone import Pinecone
+
+from tests.pinecone_local import PineconeLocal, reset_sdk_host_state
 from vecmig.errors import TerminalError, TransientError
 from vecmig.providers import provider_class
 from vecmig.providers.base import CollectionSchema
@@ -25,8 +27,6 @@ from vecmig.providers.pinecone.lint import summarize
 from vecmig.providers.pinecone.provider import model_throughput
 from vecmig.records import Batch, Checksum
 from vecmig.spec import CreateSpec, Fields, StoreSpec
-
-from tests.pinecone_local import PineconeLocal, reset_sdk_host_state
 
 API_KEY = "test-key"
 

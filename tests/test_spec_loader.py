@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+
 from vecmig.errors import SpecError
 from vecmig.schemas import load as load_schema
 from vecmig.spec import CreateSpec, Fields, IndexSpec, MappingSpec, Spec, StrategySpec, ValidateSpec

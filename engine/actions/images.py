@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+
 from vecmig.providers import Provider
 from vecmig.records import Batch, RecordId, as_vectors
 

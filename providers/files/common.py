@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
 from vecmig.errors import TerminalError
 from vecmig.providers.base import CollectionSchema, Provider
 from vecmig.records import Batch, RecordId, canonical_id

@@ -6,6 +6,7 @@ import re
 
 import psycopg
 from psycopg import errors as pgerr
+
 from vecmig.errors import ProviderError, TerminalError, TransientError
 
 # SQLSTATE classes/codes worth retrying: the connection went away, the server is starting
