@@ -55,7 +55,7 @@ def test_quickstart_applies_replans_clean_and_rolls_back(server_tmpdir: Path) ->
     assert r.returncode == 0, r.stdout + r.stderr
     r = vecmig("plan", str(spec), "--json")
     body = json.loads(r.stdout)
-    assert [a["kind"] for a in body["actions"]][0] == "create_collection"
+    assert body["actions"][0]["kind"] == "create_collection"
 
 
 def test_jsonl_to_pgvector_example(server_tmpdir: Path) -> None:

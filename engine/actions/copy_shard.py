@@ -33,7 +33,7 @@ class CopyShard(ActionKind):
                 cursor, moved, finished = self._copy(ctx, action, src, tgt, cursor)
                 done += moved
                 if not finished:
-                    raise Interrupted(f"interrupted: {action.id} stopped after {done:,} records, its last batch checkpointed",
+                    raise Interrupted(f"interrupted: {action.id} stopped after {done:,} records, last batch checkpointed",
                                       hint="run `vecmig apply` again to resume")
                 break
             except TransientError as e:
