@@ -33,8 +33,9 @@ class CopyShard(ActionKind):
                 cursor, moved, finished = self._copy(ctx, action, src, tgt, cursor)
                 done += moved
                 if not finished:
-                    raise Interrupted(f"interrupted: {action.id} stopped after {done:,} records, last batch checkpointed",
-                                      hint="run `vecmig apply` again to resume")
+                    raise Interrupted(
+                        f"interrupted: {action.id} stopped after {done:,} records, last batch checkpointed",
+                        hint="run `vecmig apply` again to resume")
                 break
             except TransientError as e:
                 # Reconnect and continue from the last checkpoint: the batch in flight was
