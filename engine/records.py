@@ -47,6 +47,8 @@ class Batch:
             metadata=[self.metadata[i] for i in pos],
             texts=[self.texts[i] for i in pos] if self.texts is not None else None,
             cursor=self.cursor,
+            extra={k: [v[i] for i in pos] if isinstance(v, list) and len(v) == len(self.ids) else v
+                   for k, v in self.extra.items()},
         )
 
     def rows(self) -> Iterable[tuple[RecordId, np.ndarray, dict[str, Any], str | None]]:

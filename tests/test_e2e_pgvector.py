@@ -271,3 +271,55 @@ def test_state_file_has_no_secret_and_audit_chain(pg_db: str, tmp_path: Path) ->
         conn.execute("DELETE FROM audit WHERE seq = 5")
     r = vecmig("state", "verify", str(spec), env=env)
     assert r.returncode == 1 and "event 5 is missing" in r.stderr
+
+
+def test_decommission_is_irreversible_and_blocks_rollback(pg_db: str, tmp_path: Path) -> None:
+    make_docs_table(pg_db, "docs", 300, 8)
+    with psycopg.connect(pg_db) as conn:
+        conn.execute("CREATE VIEW docs_live AS SELECT * FROM docs")
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: retire
+        source: {provider: pgvector, connection: {dsn: "${env:SOURCE_DSN}"}, collection: docs,
+                 fields: {id: id, vector: embedding, text: body}}
+        target: {provider: pgvector, connection: {dsn: "${env:TARGET_DSN}"}, collection: docs_v2,
+                 alias: docs_live, fields: {id: id, vector: embedding, text: body}}
+        strategy: {type: blue-green, decommission: true}
+        """)
+    env = env_for(pg_db)
+    p = vecmig("plan", str(spec), env=env)
+    assert "decommission.source" in p.stdout and "IRREVERSIBLE" in p.stdout
+    assert "Cannot be undone by rollback: decommission.source" in p.stdout
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with psycopg.connect(pg_db) as conn:
+        assert conn.execute("SELECT to_regclass('docs')").fetchone()[0] is None
+        assert conn.execute("SELECT count(*) FROM docs_live").fetchone()[0] == 300
+    r = vecmig("rollback", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 1 and "cannot be undone" in r.stderr
+
+
+def test_rollback_after_sigkill_mid_copy(pg_db: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from tests.cli_utils import spawn
+    from tests.test_kill_resume import progress
+
+    make_docs_table(pg_db, "docs", 8000, 16)
+    spec = big_bang_spec(tmp_path, batch=100, shard=2000)
+    env = env_for(pg_db)
+    proc = spawn("apply", str(spec), "--auto-approve", env=env)
+    deadline = time.monotonic() + 60
+    while progress(tmp_path / ".vecmig" / "e2e.db")[0] < 1000 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = vecmig("rollback", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with psycopg.connect(pg_db) as conn:
+        assert conn.execute("SELECT to_regclass('docs_v2')").fetchone()[0] is None
+    assert vecmig("state", "verify", str(spec), env=env).returncode == 0
+    r = vecmig("plan", str(spec), "--detailed-exitcode", env=env)
+    assert r.returncode == 2 and "round 2" in r.stdout

@@ -64,7 +64,7 @@ class CopyShard(ActionKind):
                 continue
             mapped = Batch(ids=batch.ids, vectors=batch.vectors,
                            metadata=[mapping.apply(m) for m in batch.metadata],
-                           texts=batch.texts, cursor=batch.cursor)
+                           texts=batch.texts, cursor=batch.cursor, extra=batch.extra)
             if keep_images:
                 ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, mapped.ids))
             tgt.upsert(mapped)  # returns once acknowledged
