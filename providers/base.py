@@ -107,6 +107,13 @@ class Provider(ABC):
         """Insert or replace by id; returns only once the store has durably acknowledged."""
         raise NotImplementedError(f"{self.name} cannot be a target")
 
+    def expect_new_records(self) -> None:  # noqa: B027 - a hint, safe to ignore
+        """Hint: the collection was created by this plan, so most ids written are new.
+
+        A provider may switch to a faster write path, but upserts must stay idempotent:
+        a batch replayed after a kill still has to end up written exactly once.
+        """
+
     def delete(self, ids: Sequence[RecordId]) -> None:
         raise NotImplementedError(f"{self.name} cannot delete records")
 

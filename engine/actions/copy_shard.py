@@ -14,6 +14,7 @@ from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import Interrupted, TransientError
 from vecmig.model import Action
+from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
 from vecmig.records import Batch
 
@@ -58,8 +59,10 @@ class CopyShard(ActionKind):
               cursor: Any) -> tuple[Any, int, bool]:
         mapping = ctx.spec.mapping
         keep_images = bool(action.params.get("before_images"))
+        if action.params.get("fresh_target"):
+            tgt.expect_new_records()
         moved = 0
-        for batch in src.scan(action.params["shard"], cursor, int(action.params["batch_size"])):
+        for batch in prefetch(src.scan(action.params["shard"], cursor, int(action.params["batch_size"]))):
             if len(batch) == 0:
                 continue
             mapped = Batch(ids=batch.ids, vectors=batch.vectors,

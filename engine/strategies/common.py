@@ -40,7 +40,7 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
             reason=f"{n:,} source records in {describe_shard(shard)} are not in the target yet",
             depends_on=after,
             params={"shard": shard, "index": i, "before_images": ctx.foreign_target,
-                    "batch_size": spec.strategy.batch_size},
+                    "fresh_target": not ctx.target.exists, "batch_size": spec.strategy.batch_size},
             reverse=reverse,
             estimate=est,
         ))

@@ -39,7 +39,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from vecmig.errors import ProviderError, TerminalError
+from vecmig.errors import ProviderError, TerminalError, TransientError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
 from vecmig.providers.pgvector import embedded
@@ -135,6 +135,8 @@ class PgvectorProvider(Provider):
         self._secrets: tuple[str, ...] = ()
         self._layout: Layout | None = None
         self._vector_oid: int | None = None
+        # Set by expect_new_records(): COPY straight into the table, staging only on conflict.
+        self._direct = False
         self._describe_connection()
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -725,6 +727,15 @@ class PgvectorProvider(Provider):
             out.append((c, WIRE_TYPE[c.logical], [m.get(c.name) for m in batch.metadata]))
         return out
 
+    def expect_new_records(self) -> None:
+        """The target was created by this plan: ids are new unless a batch is being replayed.
+
+        A plain binary COPY into the table is then the fastest correct write: the primary
+        key still guards uniqueness, and a replayed batch (after a kill) fails its COPY with
+        a unique violation and is redone through the idempotent staged upsert.
+        """
+        self._direct = True
+
     def upsert(self, batch: Batch) -> None:
         if not len(batch):
             return
@@ -738,12 +749,41 @@ class PgvectorProvider(Provider):
             ids = [ids[p] for p in keep]
         columns = self._batch_columns(layout, batch, ids)
         cols = [c for c, _, _ in columns]
+        if self._direct and self._copy_direct(layout, cols, columns):
+            return
         try:
             self._upsert(layout, cols, columns, fast=True)
         except _FastPathRejected:
             # psycopg's dumpers are strict (an int8 column refuses 3.0, text[] refuses a
             # tuple); the numpy/bytes encoder coerces what is safe and pinpoints the rest.
             self._upsert(layout, cols, columns, fast=False)
+
+    def _copy_direct(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, str, Any]]) -> bool:
+        """COPY into the table itself; False (nothing written) when the staged upsert must do it."""
+        if any(c is not layout.id and c.write_expr("s") != sql.Identifier("s", c.name) for c in cols):
+            return False  # a column needs a cast from its wire type: only the staged path does that
+        if layout.id_type == "int" and layout.id.typname != "int8":
+            return False
+        conn = self._connection()
+        try:
+            with conn.cursor() as cur:
+                self._copy_rows(cur, layout.relation.name, columns, len(columns[0][2]))
+            conn.commit()  # the acknowledgement
+            return True
+        except psycopg.errors.UniqueViolation:
+            self._abort(conn)
+            return False
+        except psycopg.Error as exc:
+            self._abort(conn)
+            if _client_side(exc):
+                return False
+            raise self._classify(exc) from exc
+        except (TerminalError, TransientError):
+            self._abort(conn)
+            raise
+        except Exception:  # a dumper refused a Python value: the staged path coerces or explains
+            self._abort(conn)
+            return False
 
     def _upsert(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, str, Any]], fast: bool) -> None:
         n = len(columns[0][2])
