@@ -7,16 +7,19 @@ redoes at most that one batch, which an idempotent upsert makes harmless.
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
-from vecmig.errors import Interrupted, TransientError
+from vecmig.errors import Interrupted, TerminalError, TransientError
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
-from vecmig.records import Batch
+from vecmig.records import Batch, sparse_of
+
+MAX_ATTEMPTS = 8  # consecutive transient failures without progress before the action fails
 
 
 class CopyShard(ActionKind):
@@ -28,9 +31,12 @@ class CopyShard(ActionKind):
         done = saved["records_done"] if saved else 0
         ctx.reporter.start(action, action.estimate.records + (done if action.status == "resume" else 0), done)
         attempts = 0
+        last_failure_at = -1
         while True:
-            src, tgt = ctx.source(), ctx.target()
+            src: Provider | None = None
+            tgt: Provider | None = None
             try:
+                src, tgt = ctx.source(), ctx.target()
                 cursor, moved, finished = self._copy(ctx, action, src, tgt, cursor)
                 done += moved
                 if not finished:
@@ -40,19 +46,24 @@ class CopyShard(ActionKind):
                 break
             except TransientError as e:
                 # Reconnect and continue from the last checkpoint: the batch in flight was
-                # not checkpointed, so it is read and written again (idempotently).
-                attempts += 1
-                if attempts > 8:
-                    raise
+                # not checkpointed, so it is read and written again (idempotently). The
+                # budget counts failures without progress, so a long run survives many blips.
                 saved = ctx.state.cursor(ctx.round, action.id)
                 cursor = _load_cursor(saved)
                 done = saved["records_done"] if saved else 0
-                delay = e.retry_after if e.retry_after is not None else min(10.0, 0.2 * 2**attempts)
+                attempts = 1 if done > last_failure_at else attempts + 1
+                last_failure_at = done
+                if attempts > MAX_ATTEMPTS or ctx.stop.is_set():
+                    raise
+                delay = e.retry_after if e.retry_after is not None else min(10.0, 0.25 * 2**attempts)
+                delay *= random.uniform(0.5, 1.0)  # jitter: shards must not retry in lockstep
                 ctx.reporter.note(f"{action.id}: {e.message}; retrying in {delay:.1f}s")
                 time.sleep(delay)
             finally:
-                src.close()
-                tgt.close()
+                if src is not None:
+                    src.close()
+                if tgt is not None:
+                    tgt.close()
         return {"records": done}
 
     def _copy(self, ctx: RunContext, action: Action, src: Provider, tgt: Provider,
@@ -68,6 +79,8 @@ class CopyShard(ActionKind):
             mapped = Batch(ids=batch.ids, vectors=batch.vectors,
                            metadata=[mapping.apply(m) for m in batch.metadata],
                            texts=batch.texts, cursor=batch.cursor, extra=batch.extra)
+            if not type(tgt).capabilities.sparse:
+                _refuse_sparse(mapped, tgt)
             if keep_images:
                 ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, mapped.ids))
             tgt.upsert(mapped)  # returns once acknowledged
@@ -87,6 +100,18 @@ class CopyShard(ActionKind):
             images.restore(tgt, ctx.state.before_images(ctx.round, action.id))
         finally:
             tgt.close()
+
+
+def _refuse_sparse(batch: Batch, tgt: Provider) -> None:
+    """A target that cannot hold sparse values would drop them without a word: fail instead,
+    naming the record (the plan warned with VM104 when its sample showed any)."""
+    for rid, sparse in zip(batch.ids, sparse_of(batch), strict=True):
+        if sparse is not None:
+            raise TerminalError(
+                f"record {rid!r} has sparse values, which {tgt.name} cannot store",
+                hint="migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
+                     "or remove them from the source",
+            )
 
 
 def _load_cursor(saved: dict[str, Any] | None) -> Any:
