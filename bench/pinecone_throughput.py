@@ -8,9 +8,12 @@ and prints Markdown tables:
    allow, for a few record shapes, with engine batches of 1000 and of 10,000;
 2. records/s for upserts at concurrency 1, 4 and 16, against a baseline measured in the
    same run: the SDK's own batched upsert (``batch_size=100``, the common recipe);
-3. records/s for a full scan (list + fetch) at concurrency 1 and 4.
+3. records/s for a full scan (list + fetch) at concurrency 1 and 4;
+4. (``--cli``) a real ``vecmig apply`` of a pgvector table into Pinecone (embedded
+   PostgreSQL, default spec options), at ``connection.concurrency`` 1, 4 and 16: upsert
+   requests against the minimum, and the copy's records/s as the CLI reports it.
 
-Usage: ``python bench/pinecone_throughput.py [--records 10000] [--latency-ms 50]``
+Usage: ``python bench/pinecone_throughput.py [--records 10000] [--latency-ms 50] [--cli]``
 (from the repository root; needs the test extras: ``pip install -e .[test]``).
 """
 
@@ -145,16 +148,88 @@ def throughput_table(srv: SpawnedPineconeLocal, records: int, latency_ms: float)
     return rows
 
 
+def cli_table(srv: SpawnedPineconeLocal, records: int, latency_ms: float, dim: int = 384) -> list[str]:
+    """pgvector → Pinecone through the real CLI, as a user runs it (subprocess, spec file)."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+
+    import psycopg
+
+    from tests.helpers import make_docs_table
+    from vecmig.providers.pgvector import embedded
+
+    base = Path(tempfile.mkdtemp(prefix="vecmig-bench-", dir="/tmp"))
+    os.chmod(base, 0o755)  # pgserver runs postgres as its own user when started as root
+    dsn = embedded.acquire(base / "pg")
+    rows = [f"pgvector → Pinecone through `vecmig apply`, {records:,} records of {dim} dims (docs table: "
+            f"title, lang, year, score, published, tags, body), {latency_ms:g} ms added per data-plane request, "
+            "default batch settings:", "",
+            "| connection.concurrency | upsert requests | minimum | over minimum | copy records/s | apply seconds |",
+            "|---:|---:|---:|---:|---:|---:|"]
+    try:
+        make_docs_table(dsn, "docs", records, dim, seed=1)
+        with psycopg.connect(dsn) as conn:
+            ids = [int(r[0]) for r in conn.execute("SELECT id FROM docs ORDER BY id")]
+        for concurrency in (1, 4, 16):
+            srv.reset()
+            reset_sdk_host_state()
+            work = base / f"c{concurrency}"
+            work.mkdir()
+            (work / "spec.yaml").write_text(f"""
+version: 1
+name: bench-cli
+source: {{provider: pgvector, connection: {{dsn: "${{env:BENCH_DSN}}"}}, collection: docs,
+         fields: {{id: id, vector: embedding, text: body}}}}
+target: {{provider: pinecone, connection: {{api_key: "${{env:PINECONE_API_KEY}}", host: "{srv.url}",
+         concurrency: {concurrency}}}, collection: docs-bench}}
+""")
+            srv.set_faults(latency_ms=latency_ms)
+            env = {**os.environ, "BENCH_DSN": dsn, "PINECONE_API_KEY": API_KEY, "NO_COLOR": "1", "COLUMNS": "200"}
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "vecmig.cli", "apply", "spec.yaml", "--auto-approve"],
+                                  cwd=work, env=env, capture_output=True, text=True, check=False)
+            seconds = time.perf_counter() - started
+            stats = srv.stats()
+            srv.clear_faults()
+            if done.returncode != 0:
+                raise SystemExit(f"apply failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+            rate = re.search(r"at ([\d,]+) records/s", done.stdout)
+            sent = int(stats["responses"]["upsert"].get("200", 0))
+            # The minimum, from the exact wire size of every record (the packer's own measure).
+            p = provider(srv, "docs-bench", 4)
+            try:
+                got = p.fetch(ids)
+                _, sizes = p._prepare(got)
+            finally:
+                p.close()
+            minimum = packing.min_requests(sizes, overhead=packing.upsert_overhead(""))
+            rows.append(f"| {concurrency} | {sent} | {minimum} | {(sent / minimum - 1) * 100:.1f}% | "
+                        f"{rate.group(1) if rate else '?'} | {seconds:.1f} |")
+    finally:
+        embedded.release(base / "pg")
+        shutil.rmtree(base, ignore_errors=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--cli", action="store_true", help="also migrate through the CLI (needs pgserver)")
+    parser.add_argument("--cli-only", action="store_true", help="only the CLI section")
     args = parser.parse_args()
     with PineconeLocal.spawn(api_key=API_KEY) as srv:
-        out = ["## Pinecone provider: upsert request packing", "",
-               f"{args.records:,} records per shape; requests counted by the server.", "",
-               *packing_table(srv, args.records), "", "## Pinecone provider: throughput", "",
-               *throughput_table(srv, args.records, args.latency_ms)]
+        out: list[str] = []
+        if not args.cli_only:
+            out += ["## Pinecone provider: upsert request packing", "",
+                    f"{args.records:,} records per shape; requests counted by the server.", "",
+                    *packing_table(srv, args.records), "", "## Pinecone provider: throughput", "",
+                    *throughput_table(srv, args.records, args.latency_ms)]
+        if args.cli or args.cli_only:
+            out += ["", "## pgvector → Pinecone through the CLI", "", *cli_table(srv, args.records, args.latency_ms)]
     print("\n".join(out))
 
 

@@ -6,8 +6,9 @@ import json
 import os
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +16,11 @@ from rich.console import Console
 from vecmig import __version__
 from vecmig.errors import VecmigError
 from vecmig.state.redact import Redactor
+
+if TYPE_CHECKING:  # imported lazily at run time: `vecmig --help` stays fast
+    from vecmig.model import Plan
+    from vecmig.planfile import SavedPlan
+    from vecmig.state.store import StateStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Plan and apply migrations between vector stores.")
@@ -24,6 +30,22 @@ app.add_typer(state_app, name="state")
 _OPTS: dict[str, Any] = {"debug": False, "no_color": False, "secrets": frozenset()}
 
 Spec_ = Annotated[Path, typer.Argument(help="Migration spec (YAML).", show_default=False)]
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+
+
+class ExportFormat(StrEnum):
+    json = "json"
+    jsonl = "jsonl"
 
 
 def out() -> Console:
@@ -95,28 +117,53 @@ def _make_plan(spec):  # type: ignore[no-untyped-def]
     return make_plan(spec, state, seen), state
 
 
+def _render(the_plan: Plan, fmt: Format, *, state: StateStore | None = None, plan_file: Path | None = None,
+            spec_path: Path | None = None) -> None:
+    from vecmig.render import print_plan
+
+    if fmt is Format.json:
+        sys.stdout.write(the_plan.to_json_text())
+    elif fmt is Format.markdown:
+        from vecmig.render_markdown import previous_run, render
+
+        sys.stdout.write(render(the_plan, previous=previous_run(state, the_plan.round),
+                                plan_file=str(plan_file) if plan_file else None,
+                                spec_path=str(spec_path) if spec_path else None))
+    else:
+        print_plan(the_plan, out())
+
+
 @app.command()
 def plan(
     spec_path: Spec_,
     out_file: Annotated[Path | None, typer.Option("-out", "--out", help="Save the plan for `apply`.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (same as --format json).")] = False,
+    fmt: Annotated[Format, typer.Option("--format", help="text, json, or markdown (a pull-request comment).")]
+    = Format.text,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                     help="Exit 0 no changes, 1 error, 2 changes.")] = False,
 ) -> None:
     """Show what apply would do, with estimates; save it with -out."""
-    from vecmig import planfile
-    from vecmig.render import print_plan
+    from vecmig import planfile, policy
 
+    fmt = Format.json if as_json else fmt
     spec = _load(spec_path)
-    the_plan, _ = _make_plan(spec)
-    if as_json:
-        sys.stdout.write(the_plan.to_json_text())
-    else:
-        print_plan(the_plan, out())
+    the_plan, state = _make_plan(spec)
+    the_plan = policy.apply(the_plan, policy.from_spec(spec))
+    _render(the_plan, fmt, state=state, plan_file=out_file, spec_path=spec_path)
+    blocking = policy.errors(the_plan)
+    if blocking:
+        # Printed first so the reviewer sees why; not saved, since apply would refuse it anyway.
+        raise policy.PolicyError(
+            f"{len(blocking)} error-level lint finding(s): {', '.join(w.code for w in blocking)}"
+            + (f"; the plan was not saved to {out_file}" if out_file else ""),
+            hint="fix the cause, or change the spec's `policy` section")
     if out_file is not None:
-        planfile.save(the_plan, out_file, spec.source.base_dir)
-        if not as_json:
+        planfile.save(the_plan, out_file, spec.source.base_dir, spec_file=spec_path)
+        if fmt is Format.text:
             out().print(f"\nSaved the plan to {out_file}. Apply exactly this plan with: vecmig apply {out_file}")
+        elif fmt is Format.markdown:
+            err().print(f"Saved the plan to {out_file}.")
     if detailed_exitcode and the_plan.has_changes:
         _OPTS["changes"] = True
         raise typer.Exit(2)
@@ -124,16 +171,44 @@ def plan(
 
 @app.command()
 def show(plan_file: Annotated[Path, typer.Argument(help="A plan saved with `plan -out`.")],
-         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+         as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+         fmt: Annotated[Format, typer.Option("--format", help="text, json, or markdown.")] = Format.text) -> None:
     """Render a saved plan."""
     from vecmig import planfile
-    from vecmig.render import print_plan
 
-    the_plan, _ = planfile.load(plan_file)
-    if as_json:
-        sys.stdout.write(the_plan.to_json_text())
+    saved = planfile.open_saved(plan_file)
+    fmt = Format.json if as_json else fmt
+    state = _state_of_saved(saved) if fmt is Format.markdown else None
+    _render(saved.plan, fmt, state=state, plan_file=plan_file)
+
+
+def _state_of_saved(saved: SavedPlan) -> StateStore | None:
+    """The state a saved plan was made against, for the Markdown comparison; None if unreachable."""
+    from vecmig.spec_loader import load_public
+
+    try:
+        spec = load_public(saved.plan.spec, file="plan", base_dir=saved.spec_dir)
+        return _state(spec, create=False)
+    except VecmigError:
+        return None  # e.g. a state URL whose secret is not in this environment: render without it
+
+
+@app.command()
+def graph(
+    target: Annotated[Path, typer.Argument(help="A spec (planned now, read-only) or a saved plan file.")],
+    fmt: Annotated[GraphFormat, typer.Option("--format", help="mermaid or dot.")] = GraphFormat.mermaid,
+    expand: Annotated[bool, typer.Option("--expand", help="One node per copy shard, however many.")] = False,
+) -> None:
+    """Print the plan's action graph (Mermaid or Graphviz DOT)."""
+    from vecmig import planfile
+    from vecmig.graph import DEFAULT_MAX_SHARDS, to_dot, to_mermaid
+
+    if planfile.looks_like_plan(target):
+        the_plan = planfile.open_saved(target).plan
     else:
-        print_plan(the_plan, out())
+        the_plan, _ = _make_plan(_load(target))
+    render = to_dot if fmt is GraphFormat.dot else to_mermaid
+    sys.stdout.write(render(the_plan, None if expand else DEFAULT_MAX_SHARDS))
 
 
 def _confirm(question: str, auto: bool) -> str:
@@ -155,9 +230,11 @@ def apply(
     target: Annotated[Path, typer.Argument(help="A spec (plans and applies) or a saved plan file.")],
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the 'yes' prompt.")] = False,
     lock_timeout: Annotated[float, typer.Option("--lock-timeout", help="Seconds to wait for the lock.")] = 0.0,
+    allow_destructive: Annotated[bool, typer.Option(
+        "--allow-destructive", help="Allow actions that delete data (delete_extra, decommission).")] = False,
 ) -> None:
     """Carry out a plan, checkpointing every acknowledged batch; run again to resume."""
-    from vecmig import planfile
+    from vecmig import planfile, policy
     from vecmig.executor import apply_plan
     from vecmig.planner import make_plan
     from vecmig.progress import RichReporter
@@ -168,13 +245,19 @@ def apply(
 
     saved = planfile.looks_like_plan(target)
     if saved:
-        the_plan, spec_dir = planfile.load(target)
+        saved_plan = planfile.open_saved(target)
+        planfile.check_spec_unchanged(saved_plan, target)
+        the_plan, spec_dir = saved_plan.plan, saved_plan.spec_dir
         spec = load_public(the_plan.spec, file=str(target), base_dir=spec_dir)
         _OPTS["secrets"] = spec.secrets
+        the_plan = policy.apply(the_plan, policy.from_spec(spec))
+        policy.check_apply_allowed(the_plan, allow_destructive=allow_destructive)
     else:
         spec = _load(target)
-        # Plan once before any state exists: bad input must fail without touching state.
-        make_plan(spec, _state(spec, create=False), refresh(spec))
+        # Plan once before any state exists: bad input (or a plan policy refuses) must fail
+        # without touching state.
+        first = make_plan(spec, _state(spec, create=False), refresh(spec))
+        policy.check_apply_allowed(policy.apply(first, policy.from_spec(spec)), allow_destructive=allow_destructive)
     c = out()
     state = _state(spec, create=True)
     lock = Lock(state, "apply")
@@ -185,12 +268,20 @@ def apply(
             planfile.check_fresh(the_plan, state, seen)
             approval = "saved-plan"
         else:
-            the_plan = make_plan(spec, state, seen)
+            the_plan = policy.apply(make_plan(spec, state, seen), policy.from_spec(spec))
+            policy.check_apply_allowed(the_plan, allow_destructive=allow_destructive)
         print_plan(the_plan, c)
         if not the_plan.has_changes:
             return
         if not saved:
             approval = _confirm("Do you want to perform these actions?", auto_approve)
+        # What was authorised, and by which flags, goes on record before anything runs.
+        state.audit_event("apply_authorised", {
+            "round": the_plan.round, "plan_hash": the_plan.plan_hash, "spec_hash": the_plan.spec_hash,
+            "approval": approval, "plan_file": str(target) if saved else None,
+            "allow_destructive": allow_destructive,
+            "destructive_actions": [a.id for a in the_plan.actions if a.destructive],
+            "findings": [{"code": w.code, "severity": w.severity} for w in the_plan.warnings]})
         started = time.monotonic()
         with RichReporter(c, the_plan) as reporter:
             result = apply_plan(spec, the_plan, state, approval=approval, reporter=reporter)
@@ -211,7 +302,7 @@ def rollback(spec_path: Spec_,
              lock_timeout: Annotated[float, typer.Option("--lock-timeout")] = 0.0) -> None:
     """Undo an applied or partly applied migration: recorded inverses in reverse order."""
     from vecmig.progress import RichReporter  # noqa: F401 - same console conventions
-    from vecmig.rollback import pending_undo
+    from vecmig.rollback import pending_undo, unfinished_rounds
     from vecmig.rollback import rollback as do_rollback
     from vecmig.state.lock import Lock
 
@@ -225,7 +316,7 @@ def rollback(spec_path: Spec_,
     lock.acquire(timeout=lock_timeout)
     try:
         todo = pending_undo(state)
-        if not todo:
+        if not todo and not unfinished_rounds(state):
             c.print("Nothing to roll back.")
             return
         c.print("vecmig will undo, in this order:\n")
@@ -307,15 +398,89 @@ def state_show(spec_path: Spec_, as_json: Annotated[bool, typer.Option("--json")
 
 @state_app.command("verify")
 def state_verify(spec_path: Spec_) -> None:
-    """Recompute the audit hash chain."""
+    """Recompute the audit hash chain and its head, and the stored checksums and results."""
     spec = _load(spec_path)
     state = _state(spec, create=False)
     if state is None:
         raise VecmigError("no state store exists for this migration", hint="nothing to verify")
     ok, why = state.verify_chain()
+    problems = state.verify_records()
     if not ok:
-        raise VecmigError(f"audit chain broken: {why}", hint="the state file was edited outside vecmig")
-    out().print(f"[green]OK[/green]: {why}")
+        also = f"; also {len(problems)} stored record(s) disagree with the log" if problems else ""
+        raise VecmigError(f"audit chain broken: {why}{also}", hint="the state store was changed outside vecmig; "
+                          "compare with a backup or an export before trusting it")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise VecmigError(f"stored state disagrees with the audit log: {problems[0]}{more}",
+                          hint="the state store was changed outside vecmig; `vecmig state export` shows both copies")
+    checked = len(state.rounds()) + len(state.runs()) + sum(1 for a in state.all_actions() if a["result_json"])
+    out().print(f"[green]OK[/green]: {why}; {checked} stored plans, runs and results match the log")
+
+
+@state_app.command("history")
+def state_history(spec_path: Spec_,
+                  limit: Annotated[int, typer.Option("--limit", help="Show only the last N events (0: all).")] = 0,
+                  ) -> None:
+    """The audit log as a table: seq, time, event, who, summary."""
+    from vecmig.render import history_table
+
+    spec = _load(spec_path)
+    state = _state(spec, create=False)
+    if state is None:
+        out().print("No state yet: this migration was never applied.")
+        return
+    events = state.audit_events()
+    shown = events[-limit:] if limit > 0 else events
+    c = out()
+    c.print(history_table(shown, f"{spec.name}: audit history ({len(shown)} of {len(events)} events)"))
+    ok, why = state.verify_chain()
+    c.print(f"chain: {'[green]' if ok else '[bold red]'}{why}{'[/green]' if ok else '[/bold red]'}")
+
+
+@state_app.command("export")
+def state_export(
+    spec_path: Spec_,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="json (one document) or jsonl (one row a line).")]
+    = ExportFormat.json,
+    out_file: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Write the whole history (meta, rounds, runs, actions, resources, audit) for auditors."""
+    from vecmig.state import export
+
+    spec = _load(spec_path)
+    state = _state(spec, create=False)
+    if state is None:
+        raise VecmigError("no state store exists for this migration", hint="nothing to export")
+    redact = Redactor(spec.secrets)  # the state holds no secrets; this makes sure the export cannot either
+    if fmt is ExportFormat.jsonl:
+        text = "".join(redact(json.dumps(line, sort_keys=True, ensure_ascii=False)) + "\n"
+                       for line in export.lines(state))
+    else:
+        text = redact(json.dumps(export.document(state), sort_keys=True, indent=2, ensure_ascii=False)) + "\n"
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(text)
+    err().print(f"Exported the state of {spec.name} to {out_file} ({fmt.value}, validated by "
+                f"schemas/{export.SCHEMA_NAME}.json).")
+
+
+@state_app.command("upgrade")
+def state_upgrade(spec_path: Spec_) -> None:
+    """Upgrade the state store's schema to this vecmig's version, after backing it up."""
+    from vecmig.state.upgrade import upgrade
+
+    spec = _load(spec_path)
+    report = upgrade(spec.name, spec.state_path, spec.state_url, spec.secrets)
+    c = out()
+    if not report.steps:
+        c.print(f"State schema is already at version {report.to_version}; nothing to do.")
+        return
+    c.print(f"Backed up the state to {report.backup}.")
+    for step in report.steps:
+        c.print(f"  upgraded {step}")
+    c.print(f"[green]State schema upgraded from version {report.from_version} to {report.to_version}.[/green]")
 
 
 @app.command()

@@ -1,11 +1,15 @@
-"""Time estimates from the providers' own throughput models.
+"""Time and cost estimates from the providers' own models.
 
 A copy runs at the pace of its slower side; concurrency helps up to what either side
 declares it can absorb. The range is honest about how rough this is: the low end assumes
-the model, the high end its declared spread.
+the model, the high end its declared spread. Costs are line items in USD from the
+providers' cost hooks (metered stores only), summed per item.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
 
 from vecmig.model import Estimate
 from vecmig.providers.base import Throughput
@@ -43,3 +47,22 @@ def index_estimate(records: int, dimension: int, kind: str) -> Estimate:
     per_record = (dimension / 384) * (60e-6 if kind == "hnsw" else 8e-6)
     low = records * per_record
     return fixed(round(low, 3), round(low * 3, 3))
+
+
+def merge_cost(*items: Mapping[str, float]) -> dict[str, float]:
+    """Line items summed by name, rounded so that plans stay byte-identical."""
+    out: dict[str, float] = {}
+    for part in items:
+        for name, usd in part.items():
+            out[name] = round(out.get(name, 0.0) + float(usd), 4)
+    return {k: out[k] for k in sorted(out) if out[k]}
+
+
+def with_cost(est: Estimate, *items: Mapping[str, float]) -> Estimate:
+    return replace(est, cost=merge_cost(est.cost, *items))
+
+
+def scaled(est: Estimate, fraction: float) -> Estimate:
+    """What is left of an estimate when ``fraction`` of its work remains (a resumed copy)."""
+    return Estimate(round(est.records * fraction), int(est.bytes * fraction), round(est.seconds_low * fraction, 3),
+                    round(est.seconds_high * fraction, 3), {k: round(v * fraction, 4) for k, v in est.cost.items()})

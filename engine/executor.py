@@ -57,9 +57,11 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
         raise
     elapsed = time.monotonic() - started
     records = sum(a.estimate.records for a in plan.actions if a.kind == "copy_shard")
-    state.finish_run(run_id, "succeeded", seconds=round(elapsed, 3))
+    timings = {k: round(v, 3) for k, v in sorted(ctx.timings.items())}
+    state.finish_run(run_id, "succeeded", seconds=round(elapsed, 3), copy_seconds=round(copy_seconds, 3),
+                     timings=timings)
     return {"run": run_id, "round": plan.round, "seconds": elapsed, "records": records,
-            "copy_seconds": copy_seconds}
+            "copy_seconds": copy_seconds, "timings": timings}
 
 
 def _waves(actions: tuple[Action, ...]) -> Iterator[list[Action]]:
@@ -138,6 +140,8 @@ def summary(result: dict[str, Any]) -> str:
         return f" · index {result['index']}"
     if "alias" in result:
         return f" · {result['alias']}: {result['from']} → {result['to']}"
+    if "pointer" in result:
+        return f" · pointer now names {result.get('to') or result['pointer']}"
     if "deleted" in result:
         return f" · {result['deleted']:,} extra records deleted"
     return ""

@@ -1,42 +1,63 @@
 """Saved plans: written by ``plan -out``, executed as they are by ``apply PLANFILE``.
 
-A saved plan carries a checksum of itself; one that was edited, made by an incompatible
-version, or made against a state or stores that have since changed is refused, each with
-its own message.
+A saved plan is self-contained: the spec as written (placeholders, never secret values),
+the inventories and fingerprints it was made from, state lineage and serial, the tool
+version, where the spec file was, and a checksum over all of that. ``apply PLANFILE``
+refuses one that was edited, made by an incompatible version, made against a state or
+stores that have since changed, or whose spec file has since been edited — each with its
+own message. A changed secret (an environment value) changes nothing in the spec as
+written, so it does not make a plan stale.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vecmig import __version__
-from vecmig.errors import StalePlanError, VecmigError
+from vecmig.errors import SpecError, StalePlanError, VecmigError
 from vecmig.model import PLAN_FORMAT_VERSION, Plan, canonical_json, sha256_hex
 from vecmig.refresh import Refreshed
 from vecmig.state.store import StateStore
 
 
-def save(plan: Plan, path: Path, spec_dir: Path) -> None:
-    text = plan.to_json_text()
-    body = json.loads(text)
-    # Where the spec lived, so relative paths in it resolve the same way at apply time.
+@dataclass(frozen=True)
+class SavedPlan:
+    plan: Plan
+    spec_dir: Path  # relative paths in the spec resolve against it, as at plan time
+    spec_file: Path | None  # the spec the plan was made from, checked for edits at apply
+
+
+def save(plan: Plan, path: Path, spec_dir: Path, spec_file: Path | None = None) -> None:
+    body = plan.body()
     body["spec_dir"] = str(spec_dir.resolve())
+    if spec_file is not None:
+        body["spec_file"] = str(spec_file.resolve())
+    # The checksum covers the locations too: pointing a plan at another spec is an edit.
+    body["checksum"] = sha256_hex(canonical_json(body))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(body, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
 
 
 def looks_like_plan(path: Path) -> bool:
+    """A saved plan is a JSON object with format_version and actions; a spec is YAML.
+
+    The whole file is parsed: keys are sorted, so with thousands of shards "format_version"
+    comes long after the first few kilobytes.
+    """
     try:
         with path.open("rb") as f:
-            head = f.read(1)
-        return head == b"{" and "format_version" in path.read_text()[:10_000]
-    except OSError:
+            if f.read(1) != b"{":
+                return False
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
         return False
+    return isinstance(raw, dict) and "format_version" in raw and "actions" in raw
 
 
-def load(path: Path) -> tuple[Plan, Path]:
+def open_saved(path: Path) -> SavedPlan:
     try:
         raw: dict[str, Any] = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -45,7 +66,6 @@ def load(path: Path) -> tuple[Plan, Path]:
         raise StalePlanError(f"plan file {path} has format version {raw.get('format_version')}; "
                              f"this vecmig ({__version__}) reads version {PLAN_FORMAT_VERSION}",
                              hint="re-create it with `vecmig plan -out`")
-    spec_dir = Path(raw.pop("spec_dir", "."))
     claimed = raw.pop("checksum", None)
     if claimed != sha256_hex(canonical_json(raw)):
         raise StalePlanError(f"plan file {path} was modified after it was written (checksum mismatch)",
@@ -53,7 +73,52 @@ def load(path: Path) -> tuple[Plan, Path]:
     if raw.get("tool_version", "").split(".")[0] != __version__.split(".")[0]:
         raise StalePlanError(f"plan file {path} was made by vecmig {raw.get('tool_version')}, "
                              f"which is incompatible with {__version__}", hint="re-plan with this version")
-    return Plan.from_json(raw), spec_dir
+    spec_dir = Path(raw.pop("spec_dir", "."))
+    spec_file = raw.pop("spec_file", None)
+    return SavedPlan(Plan.from_json(raw), spec_dir, Path(spec_file) if spec_file else None)
+
+
+def load(path: Path) -> tuple[Plan, Path]:
+    saved = open_saved(path)
+    return saved.plan, saved.spec_dir
+
+
+def check_spec_unchanged(saved: SavedPlan, plan_path: Path) -> None:
+    """Refuse a plan whose spec file, still where it was, now says something else.
+
+    Compared as written (placeholders, not resolved values), exactly as the plan's spec hash
+    was computed, so rotating a password in the environment is not a change.
+    """
+    from vecmig.spec_loader import public_of_file
+
+    spec_file = saved.spec_file
+    if spec_file is None or not spec_file.is_file():
+        return  # the plan carries its spec; nothing to compare against
+    try:
+        public, digest = public_of_file(spec_file)
+    except SpecError as e:
+        raise StalePlanError(f"the spec file {spec_file} was changed since {plan_path} was made and no longer "
+                             f"parses ({e.message})", hint="fix the spec, then run `vecmig plan -out` again") from e
+    if digest == saved.plan.spec_hash:
+        return
+    changed = _changed_pointers(saved.plan.spec, public)
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    raise StalePlanError(
+        f"the spec file {spec_file} changed since {plan_path} was made (changed: {shown or 'formatting of values'})",
+        hint=f"review the change, then run `vecmig plan {spec_file} -out {plan_path}` again and apply the new plan")
+
+
+def _changed_pointers(before: Any, after: Any, at: str = "") -> list[str]:
+    """JSON pointers where two specs differ; names only, since values may be sensitive."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = []
+        for key in sorted(set(before) | set(after), key=str):
+            out += _changed_pointers(before.get(key, _MISSING), after.get(key, _MISSING), f"{at}/{key}")
+        return out
+    return [] if before == after else [at or "/"]
+
+
+_MISSING = object()
 
 
 def check_fresh(plan: Plan, state: StateStore | None, seen: Refreshed) -> None:

@@ -10,11 +10,14 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from vecmig import __version__
+import numpy as np
+
+from vecmig import __version__, estimate
 from vecmig.errors import PlanError, SpecError
-from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
+from vecmig.model import PLAN_FORMAT_VERSION, Action, Inventory, Plan, Warning_
 from vecmig.providers import provider_class
-from vecmig.providers.base import CollectionSchema
+from vecmig.providers.base import CollectionSchema, Provider
+from vecmig.records import Batch, sparse_of
 from vecmig.refresh import Refreshed
 from vecmig.spec import Spec
 from vecmig.state.store import StateStore
@@ -48,6 +51,10 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
                              "the copy runs again (upserts are idempotent)")
             ctx = context(spec, state, seen)
             actions = BUILDERS[spec.strategy.type](ctx)
+            if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
+                notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
+                             f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
+                             "by size and fills them only from large batches (a checkpoint follows each batch)")
     return Plan(
         format_version=PLAN_FORMAT_VERSION,
         tool_version=__version__,
@@ -61,7 +68,7 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
         state_serial=serial,
         round=round_no,
         actions=tuple(actions),
-        warnings=tuple(lint(spec, seen)),
+        warnings=tuple(lint(spec, seen) + lint_sample(spec, seen)),
         notes=tuple(notes),
     )
 
@@ -71,6 +78,13 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
         key = "/source/collection" if spec.source.collection else "/source/connection"
         raise PlanError(f"source {spec.source.label} does not exist", where=spec.where(key),
                         hint="check the source connection and collection name")
+    limit = provider_class(spec.target.provider).capabilities.max_dimension
+    if limit and source.dimension and source.dimension > limit:
+        raise PlanError(
+            f"the source vectors have {source.dimension} dimensions; {spec.target.provider} holds at most {limit}",
+            where=spec.where("/target/provider"),
+            hint="choose a target that takes this dimension (pinecone: 20000), or re-embed with a smaller model",
+        )
     create = spec.target.create
     if create and create.dimension and source.dimension and create.dimension != source.dimension:
         raise SpecError(
@@ -92,7 +106,7 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
         )
 
 
-def target_schema(spec: Spec, source: Inventory) -> CollectionSchema:
+def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None) -> CollectionSchema:
     create = spec.target.create
     dimension = (create.dimension if create else None) or source.dimension
     if not dimension:
@@ -112,24 +126,42 @@ def target_schema(spec: Spec, source: Inventory) -> CollectionSchema:
             where=spec.where("/target/fields"),
             hint="set target.fields.metadata to a column name to store the metadata as one jsonb document",
         )
-    # Providers say whether records carry text: files by a flag, pgvector by naming the column.
+    # Providers say whether records carry text: files by a flag, pgvector by naming the column,
+    # Pinecone by finding it in the sampled metadata.
     has_text = bool(spec.source.fields.text) or bool(source.extra.get("text")) or bool(
-        source.extra.get("text_column"))
-    return CollectionSchema(dimension=dimension, metric=metric, id_type=id_type, metadata=metadata, text=has_text)
+        source.extra.get("text_column")) or bool(source.extra.get("has_text"))
+    return CollectionSchema(dimension=dimension, metric=metric, id_type=id_type, metadata=metadata, text=has_text,
+                            sparse=source_has_sparse(source, sample))
+
+
+def source_has_sparse(source: Inventory, sample: Batch | None) -> bool:
+    """The source declares a sparse field (a Pinecone hybrid index) or its sample holds sparse values."""
+    return bool(source.extra.get("sparse")) or (sample is not None and any(s is not None for s in sparse_of(sample)))
 
 
 def context(spec: Spec, state: StateStore | None, seen: Refreshed) -> PlanContext:
     owned = target_created_by_vecmig(state)
+    source_cls = provider_class(spec.source.provider)
+    target_cls = provider_class(spec.target.provider)
+    concurrency = spec.strategy.concurrency
+    preferred = target_cls.capabilities.preferred_batch_records or 0
     return PlanContext(
         spec=spec,
         source=seen.source,
         target=seen.target,
-        source_cls=provider_class(spec.source.provider),
-        target_cls=provider_class(spec.target.provider),
+        source_cls=source_cls,
+        target_cls=target_cls,
         shards=seen.shards,
-        schema=target_schema(spec, seen.source),
+        schema=target_schema(spec, seen.source, seen.sample),
         foreign_target=seen.target.exists and not owned,
         target_owned=owned and seen.target.exists,
+        # Instances are never connected here: only their planning hooks run (no I/O).
+        source_provider=source_cls(spec.source),
+        target_provider=target_cls(spec.target),
+        # Both sides move records of the source's shape.
+        source_throughput=source_cls.throughput_for(seen.source, concurrency, spec.source),
+        target_throughput=target_cls.throughput_for(seen.source, concurrency, spec.target),
+        batch_size=max(spec.strategy.batch_size, preferred),
     )
 
 
@@ -158,13 +190,12 @@ def remaining_actions(state: StateStore, round_row: dict[str, Any]) -> list[Acti
                 total = action.estimate.records
                 left = max(total - cur["records_done"], 0)
                 frac = left / total if total else 0.0
-                e = action.estimate
                 action = replace(
                     action,
                     status="resume",
                     reason=f"{action.reason} (resuming after {cur['records_done']:,} records)",
-                    estimate=Estimate(left, int(e.bytes * frac), round(e.seconds_low * frac, 3),
-                                      round(e.seconds_high * frac, 3), e.cost),
+                    # What is left to move costs what is left to pay: scaled, cost lines too.
+                    estimate=replace(estimate.scaled(action.estimate, frac), records=left),
                 )
         out.append(action)
     return out
@@ -193,4 +224,58 @@ def lint(spec: Spec, seen: Refreshed) -> list[Warning_]:
                                      "records are saved as before-images in state so rollback can restore them"))
     if seen.source.exists and not seen.source.count:
         out.append(Warning_("VM103", "source is empty: the target will be created empty"))
+    return out
+
+
+# Records of the sample that are not unit length, beyond which a metric change is flagged.
+NORM_TOLERANCE = 1e-3
+
+
+def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
+    """Findings on the source's first records, mapped as the copy maps them.
+
+    The target's own rules come from its ``lint`` hook (Pinecone: PC001-PC015); the engine
+    adds what no single provider can judge: sparse values a target cannot hold, and a
+    metric chosen for vectors that are not normalised. Found here on a sample, enforced on
+    every record during apply (the target's upsert, and copy_shard for sparse values).
+    """
+    sample = seen.sample
+    if sample is None or not len(sample) or not seen.source.exists:
+        return []
+    mapped = Batch(ids=sample.ids, vectors=sample.vectors, metadata=[spec.mapping.apply(m) for m in sample.metadata],
+                   texts=sample.texts, extra=sample.extra)
+    target_cls = provider_class(spec.target.provider)
+    try:
+        schema = target_schema(spec, seen.source, sample)
+    except PlanError:
+        return []  # the same problem fails the plan where the actions are laid out
+    out: list[Warning_] = []
+    where = f"in the first {len(mapped):,} source records"
+    target: Provider = target_cls(spec.target)
+    for f in target.lint(mapped, schema):
+        out.append(Warning_(f.code, f"{f.message} ({where})", f.severity, f.hint))
+    with_sparse = [rid for rid, sp in zip(mapped.ids, sparse_of(mapped), strict=True) if sp is not None]
+    if not target_cls.capabilities.sparse:
+        if with_sparse:
+            shown = ", ".join(repr(r) for r in with_sparse[:3]) + (", ..." if len(with_sparse) > 3 else "")
+            out.append(Warning_(
+                "VM104", f"{len(with_sparse)} record(s) {where} carry sparse values (e.g. {shown}), which "
+                         f"{spec.target.provider} cannot store: apply would stop at the first of them",
+                "error", "migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
+                         "or remove them from the source first"))
+        elif seen.source.extra.get("sparse"):
+            out.append(Warning_(
+                "VM105", f"the source index has a sparse field, though no record {where} uses it; "
+                         f"{spec.target.provider} cannot store sparse values, so a record that has them "
+                         "stops the apply",
+                "warning", "check the source for sparse values, or migrate into a target that holds them"))
+    if seen.source.metric is None and schema.metric in ("dotproduct", "euclidean") and mapped.vectors.size:
+        norms = np.linalg.norm(np.asarray(mapped.vectors, dtype=np.float64), axis=1)
+        off = int(np.count_nonzero(np.abs(norms - 1.0) > NORM_TOLERANCE))
+        if off:
+            out.append(Warning_(
+                "VM106", f"target metric {schema.metric}, but {off} of {len(mapped):,} sampled vectors are not "
+                         "unit length and the source declares no metric: rankings may differ from the source's",
+                "warning", "normalise the vectors before migrating, or set target.create.metric to the metric "
+                           "the embeddings were trained for (usually cosine)"))
     return out

@@ -102,7 +102,34 @@ def canonical_id(record_id: RecordId) -> bytes:
     return (f"i:{record_id}" if isinstance(record_id, int) else f"s:{record_id}").encode()
 
 
-def record_digest(record_id: RecordId, vector: np.ndarray, metadata: Mapping[str, Any], text: str | None) -> int:
+def canonical_sparse(sparse: Any) -> bytes | None:
+    """Sparse values as bytes that do not depend on the store: pairs sorted by index,
+    indices as little-endian int64, values as float32 bits. None or no non-zeros: None
+    (absent and empty are the same, like null metadata).
+
+    Accepts ``{"indices": [...], "values": [...]}`` or an object with those attributes (the
+    Pinecone SDK's SparseValues).
+    """
+    if sparse is None:
+        return None
+    try:
+        indices = sparse["indices"] if isinstance(sparse, Mapping) else sparse.indices
+        values = sparse["values"] if isinstance(sparse, Mapping) else sparse.values
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        vals = np.asarray(values, dtype=np.float32).reshape(-1)
+    except (KeyError, AttributeError, TypeError, ValueError):
+        # Malformed: still hashed (as its text), so two sides must hold the same junk to agree.
+        return b"?" + repr(sparse).encode()
+    if idx.size == 0 and vals.size == 0:
+        return None
+    if idx.size != vals.size:
+        return b"?" + idx.astype("<i8").tobytes() + b"|" + vals.astype("<f4").tobytes()
+    order = np.argsort(idx, kind="stable")
+    return idx[order].astype("<i8").tobytes() + b"|" + vals[order].astype("<f4").tobytes()
+
+
+def record_digest(record_id: RecordId, vector: np.ndarray, metadata: Mapping[str, Any], text: str | None,
+                  sparse: Any = None) -> int:
     h = hashlib.blake2b(digest_size=16)
     h.update(canonical_id(record_id))
     h.update(b"\x00")
@@ -111,7 +138,33 @@ def record_digest(record_id: RecordId, vector: np.ndarray, metadata: Mapping[str
     h.update(canonical_metadata(metadata))
     h.update(b"\x00")
     h.update((text or "").encode())
+    packed = canonical_sparse(sparse)
+    if packed is not None:
+        # Only records that carry sparse values hash differently: every checksum taken
+        # before sparse values were covered (dense-only data) stays valid.
+        h.update(b"\x00sparse\x00")
+        h.update(packed)
     return int.from_bytes(h.digest(), "big")
+
+
+def sparse_of(batch: Batch) -> list[Any]:
+    """Per-record sparse values of a batch (``extra["sparse"]``), None where a record has none."""
+    sparse = batch.extra.get("sparse")
+    if isinstance(sparse, list | tuple) and len(sparse) == len(batch):
+        return list(sparse)
+    return [None] * len(batch)
+
+
+def batch_digests(batch: Batch) -> list[int]:
+    """record_digest of every record, sparse values included, in batch order."""
+    return [record_digest(rid, vec, meta, text, sp)
+            for (rid, vec, meta, text), sp in zip(batch.rows(), sparse_of(batch), strict=True)]
+
+
+def same_record_key(record_id: RecordId) -> str:
+    """The id as stores that keep only strings see it (Pinecone stores int 5 as "5"):
+    set membership across a source and a target is decided on this, never on the type."""
+    return str(record_id)
 
 
 _MOD = 1 << 128
@@ -130,8 +183,8 @@ class Checksum:
     total: int = 0
 
     def add_batch(self, batch: Batch) -> None:
-        for rid, vec, meta, text in batch.rows():
-            self.total = (self.total + record_digest(rid, vec, meta, text)) % _MOD
+        for digest in batch_digests(batch):
+            self.total = (self.total + digest) % _MOD
         self.count += len(batch)
 
     def merge(self, other: Checksum) -> None:

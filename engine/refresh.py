@@ -7,7 +7,12 @@ from typing import Any
 
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
+from vecmig.records import Batch
 from vecmig.spec import Spec, StoreSpec
+
+# Records read from the source for pre-flight lint: the first batch of the first shard, so
+# the same data gives the same sample (and the same plan). Small: plans must stay quick.
+SAMPLE_RECORDS = 200
 
 
 @dataclass(frozen=True)
@@ -15,18 +20,44 @@ class Refreshed:
     source: Inventory
     target: Inventory
     shards: tuple[dict[str, Any], ...]
+    # First records of the source (unmapped), when a rule needs to look at records: the
+    # target lints per record, or the source may carry sparse values. Never persisted.
+    sample: Batch | None = None
 
 
 def open_provider(store: StoreSpec) -> Provider:
     return provider_class(store.provider)(store)
 
 
+def wants_sample(spec: Spec) -> bool:
+    """Reading records at plan time is only worth it when something will look at them."""
+    source_cls = provider_class(spec.source.provider)
+    target_cls = provider_class(spec.target.provider)
+    return target_cls.lint is not Provider.lint or source_cls.capabilities.sparse
+
+
 def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
+    sample: Batch | None = None
     with open_provider(spec.source) as src:
         source = src.inventory()
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
+        if shards and source.exists and wants_sample(spec):
+            sample = first_batch(src, cut[0] if cut else None)
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
             target = replace(target, aliases={spec.target.alias: tgt.read_alias(spec.target.alias)})
-    return Refreshed(source=source, target=target, shards=cut)
+    return Refreshed(source=source, target=target, shards=cut, sample=sample)
+
+
+def first_batch(src: Provider, shard: dict[str, Any] | None) -> Batch | None:
+    scan = src.scan(shard, None, SAMPLE_RECORDS)
+    try:
+        batch = next(iter(scan), None)
+    finally:
+        close = getattr(scan, "close", None)
+        if close is not None:
+            close()  # a generator holding a cursor or queued fetches releases them now
+    if batch is None or not len(batch):
+        return None
+    return batch.take(range(min(len(batch), SAMPLE_RECORDS)))

@@ -30,13 +30,19 @@ def pending_undo(state: StateStore) -> list[tuple[int, Action, dict[str, Any]]]:
     return out
 
 
+def unfinished_rounds(state: StateStore) -> list[int]:
+    return [r["round"] for r in state.rounds() if r["status"] in ("in_progress", "rolling_back")]
+
+
 def rollback(spec: Spec, state: StateStore, *, approval: str, reporter: Reporter | None = None) -> int:
     todo = pending_undo(state)
     blockers = [a for _, a, row in todo if not a.reversible and row["status"] == "done"]
     if blockers:
         raise VecmigError(f"cannot roll back: {blockers[0].id} was applied and cannot be undone "
                           f"({blockers[0].reverse})", hint="restore from a backup instead")
-    rounds = sorted({r for r, _, _ in todo}, reverse=True)
+    # Rounds with nothing left to undo still close: a rollback killed after its last undo, or a
+    # round that never ran an action, must not stay open forever.
+    rounds = sorted({r for r, _, _ in todo} | set(unfinished_rounds(state)), reverse=True)
     run_id = state.start_run(rounds[0] if rounds else None, "rollback", None, approval)
     drops_target = any(a.kind == "create_collection" for _, a, _ in todo)
     try:

@@ -49,6 +49,26 @@ class CreateSpec:
     metric: Metric | None = None
     index: IndexSpec = field(default_factory=IndexSpec)
     id_type: Literal["int", "text"] | None = None
+    # Managed stores (Pinecone serverless): where the new index lives and how it is guarded.
+    # None means the provider's default; stores without these notions never read them.
+    cloud: str | None = None
+    region: str | None = None
+    deletion_protection: Literal["enabled", "disabled"] | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # pairs, so the frozen spec stays hashable
+    sparse: bool = False  # create room for sparse values (Pinecone: needs metric dotproduct)
+
+
+@dataclass(frozen=True)
+class PointerSpec:
+    """What readers of a store without aliases follow: a file and/or a command (Pinecone).
+
+    ``file`` is rewritten atomically at cutover; ``command`` is run with the new index in
+    its environment. At least one is set (the loader checks).
+    """
+
+    file: str | None = None
+    command: str | None = None
+    timeout: float = 120.0  # seconds the command may take before the cutover fails
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,9 @@ class StoreSpec:
     fields: Fields = field(default_factory=Fields)
     create: CreateSpec | None = None
     alias: str | None = None
+    # target.pointer in the spec; named live_pointer here because ``pointer`` below is the
+    # JSON pointer of this store within the spec.
+    live_pointer: PointerSpec | None = None
     # JSON pointer of this store in the spec ("/source" or "/target"), for error messages.
     pointer: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
@@ -103,6 +126,21 @@ class ValidateSpec:
 
 
 @dataclass(frozen=True)
+class CostSpec:
+    """Price overrides per provider (``cost: {pinecone: {...}}``) and the transition period.
+
+    ``transition_days`` is how long both sides are paid for (blue stays until decommission):
+    the storage line of a plan covers that long.
+    """
+
+    prices: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    transition_days: float = 30.0
+
+    def for_provider(self, name: str) -> dict[str, Any]:
+        return next((dict(values) for provider, values in self.prices if provider == name), {})
+
+
+@dataclass(frozen=True)
 class Locations:
     """JSON pointer → (line, column) of the YAML node, so later stages can point at the spec."""
 
@@ -131,6 +169,7 @@ class Spec:
     public: dict[str, Any]  # the spec as written, placeholders intact: safe to persist
     locations: Locations
     secrets: frozenset[str] = frozenset()  # resolved env values: never to be persisted
+    cost: CostSpec = field(default_factory=CostSpec)
 
     @property
     def spec_hash(self) -> str:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -40,18 +42,20 @@ from vecmig.providers import available
 from vecmig.schemas import load as load_schema
 from vecmig.spec import (
     IMPLEMENTED_STRATEGIES,
+    CostSpec,
     CreateSpec,
     Fields,
     IndexSpec,
     Locations,
     MappingSpec,
+    PointerSpec,
     Spec,
     StoreSpec,
     StrategySpec,
     ValidateSpec,
 )
 
-__all__ = ["load_public", "load_spec", "load_spec_text"]
+__all__ = ["load_public", "load_spec", "load_spec_text", "public_hash", "public_of_file"]
 
 SCHEMA_NAME = "spec.v1"
 PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -95,6 +99,22 @@ def load_public(public: dict[str, Any], file: str, base_dir: Path, env: Mapping[
     There is no YAML here, so errors point at ``file:1:1`` plus the exact JSON pointer.
     """
     return _build(copy.deepcopy(public), Locations(file, {}), _abs_dir(base_dir), env)
+
+
+def public_hash(public: Any) -> str:
+    """The spec hash of a spec as written; identical to ``Spec.spec_hash``."""
+    blob = json.dumps(public, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def public_of_file(path: Path) -> tuple[Any, str]:
+    """A spec file as written and its hash, without resolving ``${env:...}`` or validating.
+
+    A saved plan compares this with its own spec hash: a changed secret leaves the file, and
+    so the hash, as it was.
+    """
+    public, _ = _parse_yaml(_read(path), str(path))
+    return public, public_hash(public)
 
 
 def _abs_dir(base_dir: Path | None) -> Path:
@@ -593,6 +613,7 @@ def _custom(notes: dict[str, Any], keyword: str, **values: str) -> str | None:
 MISPLACED = {
     ("/source", "create"): "'create' belongs under target: the source is only read",
     ("/source", "alias"): "'alias' belongs under target: readers switch to the target",
+    ("/source", "pointer"): "'pointer' belongs under target: readers switch to the target",
     ("/mapping", "rename"): "rename goes under mapping.metadata: `mapping: {metadata: {rename: {old: new}}}`",
     ("/mapping", "drop"): "drop goes under mapping.metadata: `mapping: {metadata: {drop: [field]}}`",
     ("", "batch_size"): "batch_size goes under strategy",
@@ -612,8 +633,19 @@ def _unknown_key(ctx: _Context, err: ValidationError, pointer: str, notes: dict[
     message = f"unknown key '{key}' {_in(pointer)}"
     if guess:
         message += f" (did you mean '{guess}'?)"
-    hint = MISPLACED.get((pointer, key)) or f"allowed keys {_in(pointer)}: {', '.join(sorted(allowed))}"
+    listed = _listed_keys(ctx, err.schema, pointer)
+    hint = MISPLACED.get((pointer, key)) or f"allowed keys {_in(pointer)}: {', '.join(sorted(listed))}"
     return ctx.error(message, f"{pointer}/{_escape(key)}", hint)
+
+
+def _listed_keys(ctx: _Context, schema: dict[str, Any], pointer: str) -> list[str]:
+    """Keys worth naming in a hint: those marked ``x-providers`` only in that provider's store,
+    so a jsonl target's hint does not list Pinecone's options."""
+    parts = pointer.split("/")
+    provider_at = f"/{parts[1]}/provider" if len(parts) > 2 else ""
+    provider = ctx.public_value(provider_at) if provider_at and ctx.has(provider_at) else None
+    return [key for link in _ref_chain(schema) for key, sub in link.get("properties", {}).items()
+            if not isinstance(sub, dict) or provider in sub.get("x-providers", (provider,))]
 
 
 def _missing(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, Any]) -> SpecError:
@@ -746,6 +778,13 @@ class _ProviderRule:
     connection_example: str
     needs_collection: bool = False
     plain_names: bool = False  # table and column names are SQL identifiers
+    # Options accepted beside the one required connection key (pinecone: host, concurrency, ...).
+    optional_keys: tuple[str, ...] = ()
+    collection_hint: str = "the table name: add `collection: <table>`"
+    # Largest target.create.dimension the store takes. File formats have no limit of their
+    # own; they keep the cap the schema had before limits became per provider.
+    max_dimension: int = 16_000
+    managed_create: bool = False  # target.create takes cloud, region, deletion_protection, tags, sparse
 
 
 PROVIDER_RULES: dict[str, _ProviderRule] = {
@@ -757,7 +796,19 @@ PROVIDER_RULES: dict[str, _ProviderRule] = {
     ),
     "jsonl": _ProviderRule(("path",), "connection: {path: data.jsonl}"),
     "parquet": _ProviderRule(("path",), "connection: {path: data.parquet}"),
+    "pinecone": _ProviderRule(
+        ("api_key",),
+        'connection: {api_key: "${env:PINECONE_API_KEY}"} (optionally host, concurrency, timeout, '
+        "ready_timeout, nested_metadata)",
+        needs_collection=True,
+        optional_keys=("host", "concurrency", "timeout", "ready_timeout", "nested_metadata"),
+        collection_hint="the index name: add `collection: <index>`",
+        max_dimension=20_000,
+        managed_create=True,
+    ),
 }
+MANAGED_CREATE_KEYS = ("cloud", "region", "deletion_protection", "tags", "sparse")
+PINECONE_INDEX_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$")
 
 
 def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
@@ -766,6 +817,8 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     _check_strategy(ctx, spec)
     _check_alias(ctx, spec)
     _check_not_same(ctx, spec, base_dir)
+    _check_policy(ctx, spec, base_dir)
+    _check_pointer(ctx, spec)
 
 
 def _check_store(ctx: _Context, store: dict[str, Any], pointer: str) -> None:
@@ -785,17 +838,18 @@ def _check_store(ctx: _Context, store: dict[str, Any], pointer: str) -> None:
         raise ctx.error(
             f"missing required key 'collection' in {pointer}",
             pointer,
-            f"{provider} needs the table name: add `collection: <table>` under {pointer[1:]}",
+            f"{provider} needs {rule.collection_hint} under {pointer[1:]}",
         )
     if rule.plain_names:
         _check_plain_names(ctx, store, pointer, provider)
     _check_distinct_fields(ctx, store, pointer)
+    _check_provider_limits(ctx, store, pointer, provider, rule)
 
 
 def _check_connection(ctx: _Context, store: dict[str, Any], pointer: str, provider: str, rule: _ProviderRule) -> None:
     conn, where = store["connection"], f"{pointer}/connection"
     for key in conn:
-        if key not in rule.connection_keys:
+        if key not in rule.connection_keys + rule.optional_keys:
             raise ctx.error(
                 f"'{key}' is not a {provider} connection key", f"{where}/{key}", f"write {rule.connection_example}"
             )
@@ -872,11 +926,19 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any]) -> None:
             "/strategy/type",
             f"use {' or '.join(IMPLEMENTED_STRATEGIES)}",
         )
-    if kind == "blue-green" and "alias" not in spec["target"]:
+    if kind == "blue-green" and "alias" not in spec["target"] and "pointer" not in spec["target"]:
+        if spec["target"]["provider"] == "pinecone":
+            raise ctx.error(
+                "blue-green on pinecone needs target.pointer, what readers follow (Pinecone has no aliases)",
+                "/strategy/type",
+                "add `pointer: {file: live-index.json}` and/or `pointer: {command: ./repoint.sh}` under target: "
+                "cutover repoints it to the new index, rollback back",
+            )
         raise ctx.error(
             "blue-green needs target.alias, the live name readers use",
             "/strategy/type",
-            "add `alias: <live name>` under target: cutover swaps that alias to the new collection",
+            "add `alias: <live name>` under target: cutover swaps that alias to the new collection "
+            "(stores without aliases: `pointer: {file: ...}`)",
         )
     if strategy.get("decommission") and kind != "blue-green":
         raise ctx.error(
@@ -921,6 +983,88 @@ def _check_not_same(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None
     )
 
 
+def _check_policy(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
+    """A code listed under two levels is ambiguous; a policy file must exist and be valid."""
+    from vecmig.policy import LEVELS, read_file
+
+    policy = spec.get("policy")
+    if not policy:
+        return
+    seen: dict[str, str] = {}
+    for level in LEVELS:
+        for i, code in enumerate(policy.get(level, [])):
+            if code in seen:
+                raise ctx.error(
+                    f"lint code {code} is listed under both policy.{seen[code]} and policy.{level}",
+                    f"/policy/{level}/{i}",
+                    f"keep {code} in one of them",
+                )
+            seen[code] = level
+    if "file" in policy:
+        path = Path(policy["file"]).expanduser()
+        full = path if path.is_absolute() else base_dir / path
+        if not full.is_file():
+            raise ctx.error(
+                f"policy file not found: {ctx.quoted('/policy/file')} (looked for {full})",
+                "/policy/file",
+                "the path is relative to the spec file; create it, or remove policy.file",
+            )
+        read_file(full)  # raises a SpecError naming the file when it is not a valid policy
+
+
+def _check_provider_limits(ctx: _Context, store: dict[str, Any], pointer: str, provider: str,
+                           rule: _ProviderRule) -> None:
+    """Limits that differ by provider: index names, dimensions, create keys of managed stores."""
+    if provider == "pinecone" and "collection" in store and not PINECONE_INDEX_NAME.match(store["collection"]):
+        at = f"{pointer}/collection"
+        raise ctx.error(
+            f"{ctx.quoted(at)} is not a valid Pinecone index name",
+            at,
+            "use 1-45 lowercase letters, digits and '-', starting and ending with a letter or digit",
+        )
+    create = store.get("create") or {}
+    dimension = create.get("dimension")
+    if isinstance(dimension, int | float) and dimension > rule.max_dimension:
+        at = f"{pointer}/create/dimension"
+        # Worded like the schema's own range errors, which this check replaced.
+        raise ctx.error(
+            f"{at} must be at most {rule.max_dimension}, got {ctx.shown(at)}",
+            at,
+            f"use a whole number from 1 to {rule.max_dimension} ({provider}'s limit)",
+        )
+    if not rule.managed_create:
+        for key in MANAGED_CREATE_KEYS:
+            if key in create:
+                raise ctx.error(
+                    f"{pointer}/create/{key} applies to managed stores (pinecone), not {provider}",
+                    f"{pointer}/create/{key}",
+                    f"remove {key}: {provider} has no such setting",
+                )
+    if create.get("sparse") and create.get("metric", "dotproduct") != "dotproduct":
+        raise ctx.error(
+            f"{pointer}/create/sparse needs metric dotproduct, not {create['metric']}",
+            f"{pointer}/create/sparse",
+            "set `metric: dotproduct` (Pinecone scores sparse-dense records by dot product), or drop sparse",
+        )
+
+
+def _check_pointer(ctx: _Context, spec: dict[str, Any]) -> None:
+    """Aliases where the store has them, a pointer (file and/or command) where it does not."""
+    target = spec["target"]
+    if target["provider"] == "pinecone" and "alias" in target:
+        raise ctx.error(
+            "pinecone has no aliases, so target.alias cannot be switched",
+            "/target/alias",
+            "replace it with `pointer: {file: live-index.json}` and/or `pointer: {command: ./repoint.sh}`",
+        )
+    if "alias" in target and "pointer" in target:
+        raise ctx.error(
+            "target takes either alias or pointer, not both",
+            "/target/pointer",
+            "stores with aliases (pgvector views) swap the alias; use pointer only for stores without them",
+        )
+
+
 # ----------------------------------------------------------------------------- assemble
 
 
@@ -946,6 +1090,7 @@ def _assemble(
         public=public,
         locations=locations,
         secrets=secrets,
+        cost=_cost(spec.get("cost", {})),
     )
 
 
@@ -958,9 +1103,20 @@ def _store(data: dict[str, Any], pointer: str, base_dir: Path) -> StoreSpec:
         fields=_fields(data.get("fields", {})),
         create=_create(data["create"]) if "create" in data else None,
         alias=data.get("alias"),
+        live_pointer=_live_pointer(data["pointer"]) if "pointer" in data else None,
         pointer=pointer,
         base_dir=base_dir,
     )
+
+
+def _live_pointer(data: dict[str, Any]) -> PointerSpec:
+    return PointerSpec(file=data.get("file"), command=data.get("command"),
+                       timeout=float(data.get("timeout", PointerSpec.timeout)))
+
+
+def _cost(data: dict[str, Any]) -> CostSpec:
+    prices = tuple(sorted((k, tuple(sorted(v.items()))) for k, v in data.items() if isinstance(v, dict)))
+    return CostSpec(prices=prices, transition_days=float(data.get("transition_days", CostSpec.transition_days)))
 
 
 def _fields(data: dict[str, Any]) -> Fields:
@@ -986,6 +1142,11 @@ def _create(data: dict[str, Any]) -> CreateSpec:
             lists=int(index.get("lists", IndexSpec.lists)),
         ),
         id_type=data.get("id_type"),
+        cloud=data.get("cloud"),
+        region=data.get("region"),
+        deletion_protection=data.get("deletion_protection"),
+        tags=tuple(sorted((str(k), str(v)) for k, v in (data.get("tags") or {}).items())),
+        sparse=bool(data.get("sparse", False)),
     )
 
 

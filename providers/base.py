@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from vecmig.model import Inventory
 from vecmig.records import Batch, RecordId
@@ -25,6 +25,11 @@ class Capabilities:
     server_side_count: bool = False
     ordered_scan: bool = True
     metadata: str = "typed"  # typed (columns) | json (one document) | both
+    max_dimension: int | None = None  # None: no limit of the store's own
+    # Records per upsert call that let the store fill its requests (Pinecone packs by
+    # bytes under 1000 records / 2 MB, so small calls leave requests half empty); the
+    # planner raises the copy batch to this. None: the spec's batch_size is fine.
+    preferred_batch_records: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,16 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class LintFinding:
+    """One pre-flight rule broken by sampled records, as a plan shows it (stable ``code``)."""
+
+    code: str
+    severity: Literal["error", "warning", "info"]
+    message: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
 class CollectionSchema:
     """What a target must hold: derived by the planner from the source and the mapping."""
 
@@ -51,6 +66,7 @@ class CollectionSchema:
     id_type: str  # "int" | "text"
     metadata: dict[str, str] = field(default_factory=dict)  # name -> logical type
     text: bool = False
+    sparse: bool = False  # records carry sparse values: stores that can, make room for them
 
 
 class Provider(ABC):
@@ -114,6 +130,24 @@ class Provider(ABC):
         a batch replayed after a kill still has to end up written exactly once.
         """
 
+    def native_copy(
+        self, source: Provider, shard: dict[str, Any] | None, cursor: Any, batch_size: int
+    ) -> Iterator[tuple[Any, int, int]] | None:
+        """A store-to-store transfer that skips ``Batch`` (e.g. raw bytes between two databases).
+
+        Called on the *target* with the source provider, the shard and the cursor of a
+        ``copy_shard`` action, only when the mapping is the identity and no before-images
+        are needed. Returns None when this pair of stores (or these schemas) has no such
+        path, and the caller runs its normal scan → map → upsert loop instead. Otherwise it
+        returns an iterator that yields ``(cursor_after_batch, records, bytes)`` once per
+        batch, and only after the target durably committed that batch: each yield is the
+        acknowledgement the caller checkpoints. Batches and cursors follow ``scan``'s exact
+        semantics (same shard bounds, cursor = last id of the batch), so a run may resume on
+        either path from a checkpoint written by the other. Writes stay idempotent by id,
+        honouring :meth:`expect_new_records` like :meth:`upsert`.
+        """
+        return None
+
     def delete(self, ids: Sequence[RecordId]) -> None:
         raise NotImplementedError(f"{self.name} cannot delete records")
 
@@ -146,3 +180,28 @@ class Provider(ABC):
     def estimate_schema(self) -> CollectionSchema | None:
         """Schema of an existing collection, for targets that already exist."""
         return None
+
+    # -- planning hooks (no I/O: the planner calls them on unconnected instances) -----------
+    @classmethod
+    def throughput_for(cls, inventory: Inventory, concurrency: int,
+                       store: StoreSpec | None = None) -> Throughput:
+        """Speed model for records shaped like ``inventory``'s, with ``concurrency`` workers.
+
+        ``store`` carries the provider's own options (e.g. requests in flight per worker).
+        The default is the class's fixed model.
+        """
+        return cls.throughput
+
+    def cost(self, operation: str, records: int, nbytes: int, prices: Mapping[str, Any]) -> dict[str, float]:
+        """USD line items for ``operation`` on ``records`` records of ``nbytes`` in total.
+
+        Operations: "write" (upsert), "scan" (read everything), "fetch" (read by id),
+        "storage" (one month of holding them). ``prices`` are the spec's overrides for this
+        provider (``cost: {<provider>: {...}}``). Self-hosted stores have no metered cost.
+        """
+        return {}
+
+    def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
+        """Rules this store enforces per record, checked on a sample of the (mapped) source
+        at plan time; ``upsert`` enforces the same rules on every record."""
+        return []

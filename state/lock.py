@@ -23,6 +23,7 @@ from vecmig.state.store import StateStore
 LOCK_NAME = "migration"
 HEARTBEAT_EVERY = 5.0
 STALE_AFTER = timedelta(seconds=60)
+RACE_RETRIES = 20
 
 
 def describe(holder: dict[str, Any]) -> str:
@@ -66,22 +67,31 @@ class Lock:
         self._thread.start()
 
     def _try_take(self, me: dict[str, Any]) -> dict[str, Any] | None:
-        ts = now()
-        row = {"name": LOCK_NAME, "lock_id": self.lock_id, "user": me["user"], "host": me["host"],
-               "pid": me["pid"], "operation": self.operation, "created": ts, "heartbeat": ts}
-        try:
-            with self.store.tx() as c:
-                holder = c.execute(select(t.locks).where(t.locks.c.name == LOCK_NAME)).mappings().first()
-                if holder is not None:
-                    if not holder_is_dead(dict(holder), me["host"]):
-                        return dict(holder)
-                    c.execute(delete(t.locks).where(t.locks.c.lock_id == holder["lock_id"]))
-                    self.store.audit(c, "lock_taken_over", {"dead_holder": dict(holder)})
-                c.execute(insert(t.locks).values(**row))
-                self.store.audit(c, "lock_acquired", {"lock_id": self.lock_id, "operation": self.operation})
-        except IntegrityError:
-            return self.current() or row  # lost a race for the row: treat as held
-        return None
+        """Take the lock, or return its live holder.
+
+        Two processes can both see no row and both insert: the loser's insert fails on the
+        primary key (on PostgreSQL it waits for the winner's commit first). That is a reason to
+        look again, not a holder: the row it lost to is read on the next pass.
+        """
+        for _ in range(RACE_RETRIES):
+            ts = now()
+            row = {"name": LOCK_NAME, "lock_id": self.lock_id, "user": me["user"], "host": me["host"],
+                   "pid": me["pid"], "operation": self.operation, "created": ts, "heartbeat": ts}
+            try:
+                with self.store.tx() as c:
+                    holder = c.execute(select(t.locks).where(t.locks.c.name == LOCK_NAME)).mappings().first()
+                    if holder is not None:
+                        if not holder_is_dead(dict(holder), me["host"]):
+                            return dict(holder)
+                        c.execute(delete(t.locks).where(t.locks.c.lock_id == holder["lock_id"]))
+                        self.store.audit(c, "lock_taken_over", {"dead_holder": dict(holder)})
+                    c.execute(insert(t.locks).values(**row))
+                    self.store.audit(c, "lock_acquired", {"lock_id": self.lock_id, "operation": self.operation})
+            except IntegrityError:
+                continue
+            return None
+        raise LockError("could not take the migration lock: it kept changing hands while vecmig looked",
+                        hint="try again; if it persists, check `vecmig state show SPEC` for the lock holder")
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_EVERY):

@@ -1,7 +1,12 @@
 """The state store's tables (SQLAlchemy Core), identical on SQLite and PostgreSQL.
 
 ``SCHEMA_VERSION`` is written into ``meta``; a store of another version is refused rather
-than guessed at, and upgrades are explicit (see ``store.StateStore.open``).
+than guessed at, and upgrades are explicit and backed up first (``state/upgrade.py``).
+
+Version history:
+  1  the tables below.
+  2  ``meta`` gains ``audit_head`` (the last audit event's seq and hash, written in the same
+     transaction as every append), so a truncated audit log is detectable.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# meta key of the audit chain head: JSON {"seq": N, "hash": "..."} (schema version 2).
+AUDIT_HEAD = "audit_head"
 
 metadata = MetaData()
 

@@ -8,7 +8,6 @@ never leave an action marked done without its record, nor a record without its a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import threading
 import uuid
@@ -16,24 +15,42 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import SQLAlchemyError as _SAError
 
 from vecmig import __version__
 from vecmig.errors import StateError
 from vecmig.state import schema as t
 from vecmig.state.identity import actor, now
 from vecmig.state.redact import Redactor
+from vecmig.state.verify import GENESIS, check_chain, check_records, event_hash
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "StateStore", "event_hash", "safe_location"]
+
+# Any constant works; it only has to be the same for every vecmig process sharing a database.
+_PG_BOOTSTRAP_LOCK = 0x7665636D6967  # "vecmig"
+
+
+def _pg_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def safe_location(url: str) -> str:
+    """Where a URL points, for messages: never its password or query (which may hold secrets)."""
+    try:
+        u = make_url(_pg_url(url))
+    except Exception:  # an unparsable URL: say nothing that could be a secret
+        return "the configured state URL"
+    host = f"{u.host}:{u.port}" if u.port else (u.host or "")
+    return f"{u.get_backend_name()}://{host}/{u.database or ''}"
 
 
 def _engine_for(path: Path | None, url: str | None) -> Engine:
     if url:
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
-            url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(_pg_url(url), pool_pre_ping=True)
     assert path is not None
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -68,6 +85,10 @@ class StateStore:
         self.redact = redactor
         self._write_lock = threading.RLock()
 
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
     # -- opening --------------------------------------------------------------------------
     @classmethod
     def open(
@@ -79,8 +100,12 @@ class StateStore:
         create: bool,
         secrets: frozenset[str] = frozenset(),
     ) -> StateStore | None:
-        """Open the store; with ``create=False`` a missing store is ``None`` (plan is read-only)."""
-        location = url.split("@")[-1] if url else str(path)
+        """Open the store; with ``create=False`` a missing store is ``None`` (plan is read-only).
+
+        A store of an older schema version is refused with a hint to run ``vecmig state
+        upgrade``: upgrades are explicit and backed up first, never done behind an apply.
+        """
+        location = safe_location(url) if url else str(path)
         if path is not None and not url and not path.exists():
             if not create:
                 return None
@@ -91,52 +116,63 @@ class StateStore:
         try:
             engine = _engine_for(path, url)
             store = cls(engine, migration, location, Redactor(secrets))
-            store._ensure_schema(create)
+            if create:
+                store._create()
+            if not store._initialised():
+                return None
         except OperationalError as e:
             raise StateError(
                 f"cannot open the state store {location}: {Redactor(secrets)(str(e.orig))}",
-                hint="check that the file is writable and the disk is not full",
+                hint="check that the file is writable and the disk is not full" if not url
+                else "check the state URL, that the database exists and that it accepts connections",
             ) from e
-        if not store._initialised():
-            if not create:
-                return None
-            store._initialise()
         return store
 
-    def _ensure_schema(self, create: bool) -> None:
-        if create:
-            t.metadata.create_all(self.engine)
-
     def _initialised(self) -> bool:
-        try:
-            with self.engine.connect() as c:
-                rows = dict(c.execute(select(t.meta.c.key, t.meta.c.value)).all())
-        except _SAError:
+        if not inspect(self.engine).has_table(t.meta.name):
             return False
+        rows = self.meta()
         if not rows:
             return False
-        version = int(rows.get("schema_version", "0"))
-        if version != t.SCHEMA_VERSION:
-            raise StateError(
-                f"state store {self.location} has schema version {version}; this vecmig reads {t.SCHEMA_VERSION}",
-                hint="upgrade vecmig, or run the matching version",
-            )
+        self.check_version(int(rows.get("schema_version", "0")))
         if rows.get("migration") != self.migration:
             raise StateError(
                 f"state store {self.location} belongs to migration '{rows.get('migration')}', "
                 f"not '{self.migration}'",
-                hint="point `state.path` at this migration's own file",
+                hint="point `state.path` (or `state.url`) at this migration's own store",
             )
         return True
 
-    def _initialise(self) -> None:
+    def check_version(self, version: int) -> None:
+        if version < t.SCHEMA_VERSION:
+            raise StateError(
+                f"state store {self.location} has schema version {version}; this vecmig reads {t.SCHEMA_VERSION}",
+                hint="run `vecmig state upgrade SPEC` (it backs the store up first)",
+            )
+        if version > t.SCHEMA_VERSION:
+            raise StateError(
+                f"state store {self.location} has schema version {version}; this vecmig reads {t.SCHEMA_VERSION}",
+                hint="upgrade vecmig, or run the version that wrote it",
+            )
+
+    def _create(self) -> None:
+        """Create missing tables and, for a new store, its first rows — once, even when several
+        processes start together. Creating a table that does not exist yet changes nothing
+        recorded; changing what exists is an upgrade (``state/upgrade.py``)."""
         with self.tx() as c:
+            if self.is_postgres:
+                # Concurrent CREATE TABLEs collide in PostgreSQL's catalog; serialise bootstrap.
+                c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_BOOTSTRAP_LOCK})
+            t.metadata.create_all(c)
+            if c.execute(select(func.count()).select_from(t.meta)).scalar_one():
+                return  # initialised before (perhaps by another process while we waited)
             for key, value in {
                 "schema_version": str(t.SCHEMA_VERSION),
                 "migration": self.migration,
                 "lineage": str(uuid.uuid4()),
                 "serial": "0",
                 "created": now(),
+                t.AUDIT_HEAD: json.dumps({"seq": 0, "hash": GENESIS}),
             }.items():
                 c.execute(insert(t.meta).values(key=key, value=value))
             self.audit(c, "state_created", {"schema_version": t.SCHEMA_VERSION})
@@ -172,15 +208,26 @@ class StateStore:
         return int(self.meta()["serial"])
 
     def bump_serial(self, c: Connection) -> int:
-        current = int(c.execute(select(t.meta.c.value).where(t.meta.c.key == "serial")).scalar_one())
+        # FOR UPDATE: on PostgreSQL two writers must not both read N and both write N+1.
+        current = int(c.execute(select(t.meta.c.value).where(t.meta.c.key == "serial").with_for_update())
+                      .scalar_one())
         c.execute(update(t.meta).where(t.meta.c.key == "serial").values(value=str(current + 1)))
         return current + 1
 
     # -- audit ----------------------------------------------------------------------------
     def audit(self, c: Connection, event_name: str, data: dict[str, Any]) -> None:
-        """Append one hash-chained event inside the caller's transaction."""
-        last = c.execute(select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)).first()
-        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        """Append one hash-chained event inside the caller's transaction.
+
+        The chain head in ``meta`` is read FOR UPDATE and rewritten in the same transaction,
+        so concurrent writers on PostgreSQL queue for the next seq instead of colliding, and
+        an audit log cut short afterwards no longer matches its head.
+        """
+        head_row = c.execute(select(t.meta.c.value).where(t.meta.c.key == t.AUDIT_HEAD).with_for_update()).first()
+        if head_row is None:
+            raise StateError(f"state store {self.location} has no audit chain head",
+                             hint="run `vecmig state upgrade SPEC`")
+        head = json.loads(head_row[0])
+        seq, prev = int(head["seq"]) + 1, str(head["hash"])
         ts = now()
         who = json.dumps(actor(), sort_keys=True)
         payload = self.redact(json.dumps({"tool_version": __version__, **data}, sort_keys=True, default=str))
@@ -190,26 +237,30 @@ class StateStore:
                 seq=seq, ts=ts, event=event_name, actor_json=who, data_json=payload, prev_hash=prev, hash=digest
             )
         )
+        c.execute(update(t.meta).where(t.meta.c.key == t.AUDIT_HEAD)
+                  .values(value=json.dumps({"seq": seq, "hash": digest})))
+
+    def audit_event(self, event_name: str, data: dict[str, Any]) -> None:
+        """Record one event in its own transaction (e.g. what an apply was authorised to do)."""
+        with self.tx() as c:
+            self.audit(c, event_name, data)
 
     def audit_events(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             rows = c.execute(select(t.audit).order_by(t.audit.c.seq)).mappings().all()
         return [dict(r) for r in rows]
 
+    def audit_head(self) -> dict[str, Any] | None:
+        raw = self.meta().get(t.AUDIT_HEAD)
+        return json.loads(raw) if raw else None
+
     def verify_chain(self) -> tuple[bool, str]:
-        prev = GENESIS
-        expected_seq = 1
-        for ev in self.audit_events():
-            if ev["seq"] != expected_seq:
-                return False, f"event {expected_seq} is missing (next is {ev['seq']})"
-            if ev["prev_hash"] != prev:
-                return False, f"event {ev['seq']} ({ev['event']}) does not follow event {ev['seq'] - 1}"
-            digest = event_hash(prev, ev["seq"], ev["ts"], ev["event"], ev["actor_json"], ev["data_json"])
-            if digest != ev["hash"]:
-                return False, f"event {ev['seq']} ({ev['event']}) was edited"
-            prev = ev["hash"]
-            expected_seq += 1
-        return True, f"{expected_seq - 1} events, chain intact"
+        """Recompute the chain and compare its end with the head: (intact?, what was found)."""
+        return check_chain(self.audit_events(), self.audit_head())
+
+    def verify_records(self) -> list[str]:
+        """Stored checksums and results that no longer match their audit records (empty: all match)."""
+        return check_records(self)
 
     # -- rounds and actions --------------------------------------------------------------
     def rounds(self) -> list[dict[str, Any]]:
@@ -272,9 +323,17 @@ class StateStore:
             c.execute(update(t.actions)
                       .where(t.actions.c.round == round_no, t.actions.c.action_id == action_id)
                       .values(status=status, **values))
+            extra: dict[str, Any] = {}
+            if status == "done":
+                # The checkpointed totals (and a shard checksum, when a kind keeps one) go on record.
+                cur = c.execute(select(t.cursors.c.records_done, t.cursors.c.bytes_done, t.cursors.c.checksum_json)
+                                .where(t.cursors.c.round == round_no, t.cursors.c.action_id == action_id)).first()
+                if cur is not None:
+                    extra["checkpointed"] = {"records": cur[0], "bytes": cur[1],
+                                             "checksum": json.loads(cur[2]) if cur[2] else None}
             self.audit(c, f"action_{status}", {"round": round_no, "action": action_id,
                                                **{k: v for k, v in values.items() if k != "result_json"},
-                                               **(audit_data or {})})
+                                               **extra, **(audit_data or {})})
 
     # -- cursors (the per-batch hot path: one small transaction, no audit) -----------------
     def cursor(self, round_no: int, action_id: str) -> dict[str, Any] | None:
@@ -298,6 +357,11 @@ class StateStore:
                 c.execute(insert(t.cursors).values(round=round_no, action_id=action_id, cursor_json=cj,
                                                    records_done=records, bytes_done=nbytes,
                                                    checksum_json=sj, updated=ts))
+
+    def all_cursors(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.cursors).order_by(t.cursors.c.round, t.cursors.c.action_id))
+            return [dict(r) for r in rows.mappings()]
 
     # -- resources: intent journaled before the remote side effect -------------------------
     def journal_intent(self, round_no: int, action_id: str, kind: str, side: str, name: str,
@@ -351,16 +415,23 @@ class StateStore:
             return {r[0] for r in rows}
 
     # -- runs -----------------------------------------------------------------------------
-    def start_run(self, round_no: int | None, operation: str, plan_hash: str | None, approval: str) -> int:
+    def start_run(self, round_no: int | None, operation: str, plan_hash: str | None, approval: str,
+                  **data: Any) -> int:
+        """Open a run; its audit event says who, with which spec and plan, approved how."""
         who = actor()
         with self.tx() as c:
+            spec_hash = None
+            if round_no is not None:
+                # The round carries the spec hash, so callers need not pass it (the executor does not).
+                spec_hash = c.execute(select(t.rounds.c.spec_hash).where(t.rounds.c.round == round_no)).scalar()
             run_id = c.execute(insert(t.runs).values(
                 round=round_no, operation=operation, status="running", started=now(), user=who["user"],
                 host=who["host"], pid=who["pid"], tool_version=__version__, plan_hash=plan_hash,
                 approval=approval)).inserted_primary_key[0]
             self.bump_serial(c)
             self.audit(c, "run_started", {"run": run_id, "round": round_no, "operation": operation,
-                                          "plan_hash": plan_hash, "approval": approval})
+                                          "plan_hash": plan_hash, "spec_hash": spec_hash, "approval": approval,
+                                          **data})
         return int(run_id)
 
     def finish_run(self, run_id: int, status: str, error: str | None = None, **data: Any) -> None:
@@ -368,7 +439,29 @@ class StateStore:
         with self.tx() as c:
             c.execute(update(t.runs).where(t.runs.c.id == run_id).values(status=status, finished=now(), error=err))
             self.bump_serial(c)
-            self.audit(c, "run_finished", {"run": run_id, "status": status, "error": err, **data})
+            self.audit(c, "run_finished", {"run": run_id, "status": status, "error": err,
+                                           **self._run_totals(c, run_id), **data})
+
+    def _run_totals(self, c: Connection, run_id: int) -> dict[str, Any]:
+        """What the run's round moved and what its validations found, for the auditor's copy."""
+        round_no = c.execute(select(t.runs.c.round).where(t.runs.c.id == run_id)).scalar()
+        if round_no is None:
+            return {}
+        rows = c.execute(select(t.actions.c.action_id, t.actions.c.kind, t.actions.c.status, t.actions.c.records,
+                                t.actions.c.bytes, t.actions.c.result_json)
+                         .where(t.actions.c.round == round_no)).mappings().all()
+        validations: dict[str, Any] = {}
+        for r in rows:
+            if r["kind"].startswith("validate") and r["result_json"]:
+                res = json.loads(r["result_json"])
+                validations[r["action_id"]] = {"ok": res.get("ok"), "source": res.get("source"),
+                                               "target": res.get("target")}
+        done = [r for r in rows if r["status"] == "done"]
+        return {"round": round_no,
+                "actions_done": len(done), "actions_total": len(rows),
+                "records_copied": sum(int(r["records"] or 0) for r in done if r["kind"] == "copy_shard"),
+                "bytes_copied": sum(int(r["bytes"] or 0) for r in done if r["kind"] == "copy_shard"),
+                "validations": validations}
 
     def runs(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
@@ -380,11 +473,3 @@ class StateStore:
                 "audit_events": c.execute(select(func.count()).select_from(t.audit)).scalar_one(),
                 "before_images": c.execute(select(func.count()).select_from(t.before_images)).scalar_one(),
             }
-
-
-def event_hash(prev: str, seq: int, ts: str, event_name: str, actor_json: str, data_json: str) -> str:
-    h = hashlib.sha256()
-    for part in (prev, str(seq), ts, event_name, actor_json, data_json):
-        h.update(part.encode())
-        h.update(b"\x1f")
-    return h.hexdigest()

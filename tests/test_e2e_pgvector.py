@@ -173,7 +173,7 @@ def test_rollback_restores_before_images_of_existing_target(pg_db: str, tmp_path
     env = env_for(pg_db)
     p = vecmig("plan", str(spec), env=env)
     assert "VM102" in p.stdout and "delete_extra.target" in p.stdout and "destructive" in p.stdout
-    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    r = vecmig("apply", str(spec), "--auto-approve", "--allow-destructive", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert_same(pg_db, "docs", "shared")
     r = vecmig("rollback", str(spec), "--auto-approve", env=env)
@@ -290,7 +290,7 @@ def test_decommission_is_irreversible_and_blocks_rollback(pg_db: str, tmp_path: 
     p = vecmig("plan", str(spec), env=env)
     assert "decommission.source" in p.stdout and "IRREVERSIBLE" in p.stdout
     assert "Cannot be undone by rollback: decommission.source" in p.stdout
-    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    r = vecmig("apply", str(spec), "--auto-approve", "--allow-destructive", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     with psycopg.connect(pg_db) as conn:
         assert conn.execute("SELECT to_regclass('docs')").fetchone()[0] is None

@@ -308,7 +308,8 @@ def test_concurrent_upserts_land_every_record(srv: PineconeLocal) -> None:
 
 
 def test_sparse_values_round_trip_on_a_hybrid_index(srv: PineconeLocal) -> None:
-    p = PineconeProvider(replace(store(srv, "hybrid"), create=_SparseCreate(dimension=4, metric="dotproduct")))
+    create = CreateSpec(dimension=4, metric="dotproduct", sparse=True)
+    p = PineconeProvider(replace(store(srv, "hybrid"), create=create))
     try:
         p.create_collection(CollectionSchema(dimension=4, metric="dotproduct", id_type="text"))
         batch = make_batch(3, 4, texts=False)
@@ -319,12 +320,6 @@ def test_sparse_values_round_trip_on_a_hybrid_index(srv: PineconeLocal) -> None:
         assert p.inventory().extra["sparse"] is True
     finally:
         p.close()
-
-
-class _SparseCreate(CreateSpec):
-    """A create block with the `sparse` key the spec schema does not have yet."""
-
-    sparse = True
 
 
 # ---- rules ------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ BAD = [
         BASE + "strateg: {type: big-bang}\n",
         "unknown key 'strateg' at the top level (did you mean 'strategy'?)",
         "s.yaml:10:1: /strateg",
-        "allowed keys at the top level: mapping, name, source, state, strategy",
+        "mapping, name, policy, source, state, strategy",
     ),
     case(
         "unknown-nested",

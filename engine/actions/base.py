@@ -40,6 +40,13 @@ class RunContext:
     # Set by rollback when the target collection itself will be dropped, so record-level
     # undo of the copies is skipped (dropping is the undo).
     target_will_be_dropped: bool = False
+    # Seconds spent per phase of the copy loop, summed over shards (profiling and benchmarks).
+    timings: dict[str, float] = field(default_factory=dict)
+    _timings_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def spent(self, phase: str, seconds: float) -> None:
+        with self._timings_lock:
+            self.timings[phase] = self.timings.get(phase, 0.0) + seconds
 
     def provider(self, store: StoreSpec) -> Provider:
         p = provider_class(store.provider)(store)

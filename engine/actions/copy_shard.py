@@ -73,8 +73,13 @@ class CopyShard(ActionKind):
         if action.params.get("fresh_target"):
             tgt.expect_new_records()
         moved = 0
+        clock = time.perf_counter
+        t_wait = clock()
         for batch in prefetch(src.scan(action.params["shard"], cursor, int(action.params["batch_size"]))):
+            t0 = clock()
+            ctx.spent("read_wait", t0 - t_wait)
             if len(batch) == 0:
+                t_wait = clock()
                 continue
             mapped = Batch(ids=batch.ids, vectors=batch.vectors,
                            metadata=[mapping.apply(m) for m in batch.metadata],
@@ -83,8 +88,14 @@ class CopyShard(ActionKind):
                 _refuse_sparse(mapped, tgt)
             if keep_images:
                 ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, mapped.ids))
+            t1 = clock()
             tgt.upsert(mapped)  # returns once acknowledged
+            t2 = clock()
             ctx.state.checkpoint(ctx.round, action.id, batch.cursor, len(batch), batch.nbytes)
+            t_wait = clock()
+            ctx.spent("map", t1 - t0)
+            ctx.spent("write", t2 - t1)
+            ctx.spent("checkpoint", t_wait - t2)
             cursor = batch.cursor
             moved += len(batch)
             ctx.reporter.advance(action, len(batch))

@@ -7,7 +7,7 @@ from typing import Any
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.model import Action
-from vecmig.records import RecordId
+from vecmig.records import RecordId, same_record_key
 
 
 class DeleteExtra(ActionKind):
@@ -17,9 +17,11 @@ class DeleteExtra(ActionKind):
         batch_size = ctx.spec.strategy.batch_size
         src, tgt = ctx.source(), ctx.target()
         try:
-            wanted = {rid for b in src.scan(None, None, batch_size) for rid in b.ids}
+            # Compared by the id's text: a target that keeps only strings (Pinecone) lists the
+            # source's int 5 as "5", which is the same record, not an extra one.
+            wanted = {same_record_key(rid) for b in src.scan(None, None, batch_size) for rid in b.ids}
             extra: list[RecordId] = [rid for b in tgt.scan(None, None, batch_size) for rid in b.ids
-                                     if rid not in wanted]
+                                     if same_record_key(rid) not in wanted]
             for i in range(0, len(extra), batch_size):
                 chunk = extra[i:i + batch_size]
                 if action.params.get("before_images"):

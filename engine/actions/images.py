@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vecmig.providers import Provider
-from vecmig.records import Batch, RecordId, as_vectors
+from vecmig.records import Batch, RecordId, as_vectors, sparse_of
 
 
 def id_key(record_id: RecordId) -> str:
@@ -21,13 +21,16 @@ def capture(target: Provider, ids: Sequence[RecordId]) -> list[tuple[str, bool, 
     """One row per id: whether it existed, and its full content if it did."""
     existing = target.fetch(ids)
     found: dict[str, bytes] = {}
-    for rid, vec, meta, text in existing.rows():
-        found[id_key(rid)] = json.dumps({
+    for (rid, vec, meta, text), sparse in zip(existing.rows(), sparse_of(existing), strict=True):
+        image: dict[str, Any] = {
             "id": rid,
             "vector": base64.b64encode(np.ascontiguousarray(vec, dtype="<f4").tobytes()).decode(),
             "metadata": meta,
             "text": text,
-        }, default=str).encode()
+        }
+        if sparse is not None:  # Pinecone hybrid records: restoring without them would lose data
+            image["sparse"] = _plain_sparse(sparse)
+        found[id_key(rid)] = json.dumps(image, default=str).encode()
     return [(id_key(r), id_key(r) in found, found.get(id_key(r))) for r in ids]
 
 
@@ -39,12 +42,15 @@ def restore(target: Provider, images: Iterable[dict[str, Any]], batch_size: int 
 
     def flush() -> None:
         if rows:
-            target.upsert(Batch(
+            batch = Batch(
                 ids=[r["id"] for r in rows],
                 vectors=as_vectors([np.frombuffer(base64.b64decode(r["vector"]), dtype="<f4") for r in rows]),
                 metadata=[r["metadata"] for r in rows],
                 texts=[r["text"] for r in rows],
-            ))
+            )
+            if any(r.get("sparse") is not None for r in rows):
+                batch.extra["sparse"] = [r.get("sparse") for r in rows]
+            target.upsert(batch)
             rows.clear()
         if to_delete:
             target.delete(list(to_delete))
@@ -60,3 +66,9 @@ def restore(target: Provider, images: Iterable[dict[str, Any]], batch_size: int 
             flush()
     flush()
     return n
+
+
+def _plain_sparse(sparse: Any) -> dict[str, list[Any]]:
+    """JSON-able sparse values (the SDK hands back objects with indices/values attributes)."""
+    get = sparse.get if isinstance(sparse, dict) else lambda k: getattr(sparse, k)
+    return {"indices": [int(i) for i in get("indices")], "values": [float(v) for v in get("values")]}

@@ -12,7 +12,7 @@ from typing import Any
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import ValidationFailed
 from vecmig.model import Action
-from vecmig.records import Batch, Checksum, RecordId, record_digest
+from vecmig.records import Batch, Checksum, RecordId, batch_digests, same_record_key
 
 SHOW_IDS = 10
 
@@ -37,18 +37,20 @@ class ValidateCompleteness(ActionKind):
                 missing: list[RecordId] = []
                 differ: list[RecordId] = []
                 for batch in src.scan(shard, None, batch_size):
+                    # extra travels along: sparse values are part of what must match.
                     mapped = Batch(ids=batch.ids, vectors=batch.vectors,
-                                   metadata=[mapping.apply(m) for m in batch.metadata], texts=batch.texts)
+                                   metadata=[mapping.apply(m) for m in batch.metadata], texts=batch.texts,
+                                   extra=batch.extra)
                     s_sum.add_batch(mapped)
                     all_ids.update(batch.ids)
                     got = tgt.fetch(batch.ids)
                     t_sum.add_batch(got)
-                    theirs = {rid: record_digest(rid, v, m, t) for rid, v, m, t in got.rows()}
-                    for rid, v, m, t in mapped.rows():
+                    theirs = dict(zip(got.ids, batch_digests(got), strict=True))
+                    for rid, mine in zip(mapped.ids, batch_digests(mapped), strict=True):
                         d = theirs.get(rid)
                         if d is None:
                             missing.append(rid)
-                        elif d != record_digest(rid, v, m, t):
+                        elif d != mine:
                             differ.append(rid)
                     ctx.reporter.advance(action, len(batch))
                 missing_total += len(missing)
@@ -63,7 +65,10 @@ class ValidateCompleteness(ActionKind):
             extra: list[RecordId] = []
             # Every target record not matched to a source id is an extra; count first, look only if needed.
             if target_count != len(all_ids) - missing_total:
-                extra = [rid for b in tgt.scan(None, None, batch_size) for rid in b.ids if rid not in all_ids]
+                # By the id's text: a target that keeps only strings (Pinecone) lists int 5 as "5".
+                known = {same_record_key(rid) for rid in all_ids}
+                extra = [rid for b in tgt.scan(None, None, batch_size) for rid in b.ids
+                         if same_record_key(rid) not in known]
                 if extra:
                     problems.append(f"target has {len(extra)} records not in the source {_ids(extra)}")
         finally:

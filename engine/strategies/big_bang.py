@@ -1,4 +1,4 @@
-"""big-bang: copy everything, validate, and switch the live name if the spec names one."""
+"""big-bang: copy everything, validate, and switch the live name (alias or pointer) if the spec names one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,6 @@ from vecmig.strategies.context import PlanContext
 
 def build(ctx: PlanContext) -> list[Action]:
     actions = common.pipeline(ctx, prune=True)
-    if ctx.spec.target.alias:
+    if common.needs_cutover(ctx):
         actions += common.cutover(ctx, common.ids(actions[-1:]))
     return actions

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
-from vecmig import estimate
+from vecmig import estimate, pointer
+from vecmig.errors import PlanError
 from vecmig.model import Action
 from vecmig.strategies.context import PlanContext
 
@@ -30,8 +32,11 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
     width = len(str(max(len(ctx.shards) - 1, 0)))
     for i, shard in enumerate(ctx.shards):
         n = int(shard.get("records", 0))
-        est = estimate.copy_estimate(n, n * ctx.bytes_per_record, ctx.source_cls.throughput,
-                                     ctx.target_cls.throughput, spec.strategy.concurrency)
+        est = estimate.copy_estimate(n, n * ctx.bytes_per_record, ctx.read_model, ctx.write_model,
+                                     spec.strategy.concurrency)
+        # Metered stores: reading the shard, writing it, and holding it through the transition.
+        est = estimate.with_cost(est, ctx.cost("source", "scan", n), ctx.cost("target", "write", n),
+                                 ctx.cost("target", "storage", n, months=ctx.transition_months))
         reverse = ("restore the before-images of overwritten records and delete the rest"
                    if ctx.foreign_target else "nothing to undo record by record: the collection is dropped")
         actions.append(Action(
@@ -40,7 +45,7 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
             reason=f"{n:,} source records in {describe_shard(shard)} are not in the target yet",
             depends_on=after,
             params={"shard": shard, "index": i, "before_images": ctx.foreign_target,
-                    "fresh_target": not ctx.target.exists, "batch_size": spec.strategy.batch_size},
+                    "fresh_target": not ctx.target.exists, "batch_size": ctx.copy_batch},
             reverse=reverse,
             estimate=est,
         ))
@@ -56,6 +61,8 @@ def describe_shard(shard: dict[str, object]) -> str:
         return f"bytes [{shard['start']}, {shard['end']})"
     if "row_groups" in shard:
         return f"row groups {shard['row_groups']}"
+    if "namespace" in shard:
+        return f"namespace {shard['namespace'] or '(default)'}"
     return "the whole collection"
 
 
@@ -70,7 +77,7 @@ def seal_target(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         params={},
         reverse="remove the written file",
         estimate=estimate.scan_estimate(ctx.total_records, ctx.total_records * ctx.bytes_per_record,
-                                        ctx.target_cls.throughput),
+                                        ctx.write_model),
     )]
 
 
@@ -87,8 +94,10 @@ def delete_extra(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         reverse="re-insert the deleted records from their before-images",
         destructive=True,
         reversible=True,
-        estimate=estimate.scan_estimate(ctx.target.count or 0, (ctx.target.count or 0) * ctx.bytes_per_record,
-                                        ctx.target_cls.throughput, passes=2),
+        estimate=estimate.with_cost(
+            estimate.scan_estimate(ctx.target.count or 0, (ctx.target.count or 0) * ctx.bytes_per_record,
+                                   ctx.write_model, passes=2),
+            ctx.cost("source", "scan", ctx.total_records), ctx.cost("target", "scan", ctx.target.count or 0)),
     )]
 
 
@@ -116,8 +125,10 @@ def validate_completeness(ctx: PlanContext, after: tuple[str, ...]) -> list[Acti
     if not v.completeness:
         return []
     n = ctx.total_records
-    est = (estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.source_cls.throughput)
-           + estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.target_cls.throughput))
+    est = (estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.read_model)
+           + estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.write_model))
+    # The source is scanned again; the target is read by id (fetch), not scanned.
+    est = estimate.with_cost(est, ctx.cost("source", "scan", n), ctx.cost("target", "fetch", n))
     return [Action(
         id="validate.completeness",
         kind="validate_completeness",
@@ -134,8 +145,15 @@ def ids(actions: list[Action]) -> tuple[str, ...]:
     return tuple(a.id for a in actions)
 
 
+def needs_cutover(ctx: PlanContext) -> bool:
+    return bool(ctx.spec.target.alias or ctx.spec.target.live_pointer)
+
+
 def cutover(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
+    """Swap the alias where the store has aliases; repoint the pointer where it has not."""
     t = ctx.spec.target
+    if t.alias is None and t.live_pointer is not None:
+        return pointer_cutover(ctx, after)
     if not ctx.target_cls.capabilities.aliases:
         raise_no_alias(ctx)
     current = ctx.target.aliases.get(t.alias or "")
@@ -149,6 +167,41 @@ def cutover(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         params={"alias": t.alias, "to": t.collection, "from": current},
         reverse=f"point '{t.alias}' back at {current}" if current else f"remove '{t.alias}'",
         estimate=estimate.fixed(0.05, 1.0),
+    )]
+
+
+def pointer_cutover(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
+    """Repoint what readers follow (a file and/or a command) at the new collection.
+
+    Params hold the pointer as written in the spec (placeholders intact: plans are public);
+    the resolved values are read from the spec when the action runs. What the file points
+    at now is read here (read-only) so the plan can say from where readers move.
+    """
+    t = ctx.spec.target
+    written = (ctx.spec.public.get("target") or {}).get("pointer") or {}
+    live = t.live_pointer
+    assert live is not None
+    current = pointer.current_index(t.path(live.file)) if live.file else None
+    if current == t.collection and not live.command:
+        return []
+    where = " and ".join(w for w in (f"pointer file {written['file']}" if "file" in written else "",
+                                      "the pointer command" if "command" in written else "") if w)
+    params: dict[str, Any] = {
+        "pointer": {k: written[k] for k in ("file", "command") if k in written},
+        "to": t.collection,
+        "namespace": t.namespace,
+        "from": current,
+    }
+    return [Action(
+        id="cutover.pointer",
+        kind="cutover",
+        reason=f"readers following {where} move from {current or 'nothing recorded'} to {t.collection}",
+        depends_on=after,
+        params=params,
+        reverse=(f"point {where} back at {current}" if current
+                 else f"restore {where} to what it was before (file: removed if it did not exist)"),
+        # A command's timeout is its limit, not its duration: typical repoint scripts take seconds.
+        estimate=estimate.fixed(0.1, 10.0) if live.command else estimate.fixed(0.05, 1.0),
     )]
 
 
@@ -168,12 +221,11 @@ def decommission(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
 
 
 def raise_no_alias(ctx: PlanContext) -> None:
-    from vecmig.errors import PlanError
-
     raise PlanError(
         f"provider {ctx.spec.target.provider} has no aliases, so '{ctx.spec.target.alias}' cannot be switched",
         where=ctx.spec.where("/target/alias"),
-        hint="remove target.alias, or use a target that supports aliases (pgvector views)",
+        hint="replace target.alias with `pointer: {file: ...}` (a file readers follow) or `pointer: {command: ...}`, "
+             "or use a target that supports aliases (pgvector views)",
     )
 
 

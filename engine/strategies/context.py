@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vecmig.model import Inventory
-from vecmig.providers.base import CollectionSchema, Provider
+from vecmig.providers.base import CollectionSchema, Provider, Throughput
 from vecmig.spec import Spec
+
+DAYS_PER_MONTH = 30.0  # storage is billed per GB-month; a month of 30 days keeps the arithmetic plain
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,14 @@ class PlanContext:
     foreign_target: bool
     # The target is a collection vecmig created in an earlier round of this migration.
     target_owned: bool
+    # Unconnected provider instances: only their planning hooks (cost, lint) are called.
+    source_provider: Provider | None = None
+    target_provider: Provider | None = None
+    # Speed models for records of this source's shape (None: the classes' fixed models).
+    source_throughput: Throughput | None = None
+    target_throughput: Throughput | None = None
+    # Records per copy batch: the spec's batch_size, raised to the target's preferred size.
+    batch_size: int = 0
 
     @property
     def bytes_per_record(self) -> int:
@@ -33,3 +43,29 @@ class PlanContext:
     @property
     def total_records(self) -> int:
         return sum(int(s.get("records", 0)) for s in self.shards)
+
+    @property
+    def read_model(self) -> Throughput:
+        return self.source_throughput or self.source_cls.throughput
+
+    @property
+    def write_model(self) -> Throughput:
+        return self.target_throughput or self.target_cls.throughput
+
+    @property
+    def copy_batch(self) -> int:
+        return self.batch_size or self.spec.strategy.batch_size
+
+    @property
+    def transition_months(self) -> float:
+        return self.spec.cost.transition_days / DAYS_PER_MONTH
+
+    def cost(self, side: str, operation: str, records: int, months: float = 1.0) -> dict[str, float]:
+        """USD line items from one side's cost hook (none for stores that are not metered)."""
+        provider = self.source_provider if side == "source" else self.target_provider
+        if provider is None or records <= 0:
+            return {}
+        store = self.spec.source if side == "source" else self.spec.target
+        items = provider.cost(operation, records, records * self.bytes_per_record,
+                              self.spec.cost.for_provider(store.provider))
+        return {k: round(v * months, 4) for k, v in items.items() if v}

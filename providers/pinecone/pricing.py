@@ -107,6 +107,24 @@ def read_usage(records: int, *, fetch_per_request: int = 100) -> Usage:
     return Usage(read_units=ru, detail={"list_requests": pages, "fetch_requests": fetches})
 
 
+def fetch_usage(records: int, *, fetch_per_request: int = 100) -> Usage:
+    """RUs to fetch ``records`` by id (validation reads the target this way): no list calls."""
+    if records <= 0:
+        return Usage()
+    fetches = math.ceil(records / fetch_per_request)
+    return Usage(read_units=max(fetches, math.ceil(records / FETCH_PER_RU)), detail={"fetch_requests": fetches})
+
+
+def table(overrides: dict[str, Any] | None = None) -> PriceTable:
+    """The price table a spec asks for: ``plan`` picks the base list, other keys override it."""
+    values = dict(overrides or {})
+    plan = str(values.pop("plan", "standard"))
+    if plan not in PLANS:
+        raise ValueError(f"unknown Pinecone plan {plan!r}; known: {', '.join(sorted(PLANS))}")
+    base = PLANS[plan]
+    return base.override(values) if values else base
+
+
 def storage_usage(records: int, bytes_per_record: int, months: float = 1.0) -> Usage:
     return Usage(storage_gb_month=records * bytes_per_record / GB * months)
 

@@ -50,9 +50,9 @@ import bisect
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any, ClassVar, TypeVar
 
@@ -63,8 +63,8 @@ from pinecone.models.indexes.schema import DenseVectorField, SparseVectorField
 
 from vecmig.errors import TerminalError, TransientError
 from vecmig.model import Inventory
-from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
-from vecmig.providers.pinecone import lint, packing
+from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
+from vecmig.providers.pinecone import lint, packing, pricing
 from vecmig.providers.pinecone.errors import classify, is_oversize, status_of
 from vecmig.records import Batch, RecordId
 from vecmig.retry import with_retries
@@ -155,6 +155,11 @@ class PineconeProvider(Provider):
         server_side_count=True,
         ordered_scan=True,
         metadata="json",
+        max_dimension=lint.MAX_DIMENSION,
+        # Measured (bench/pinecone_throughput.py, 384 dims): engine batches of 1000 sent 36%
+        # more requests than the limits need, batches of 10,000 under 5%: a request holds at
+        # most 1000 records / 2 MB, so only large calls let the packer fill them.
+        preferred_batch_records=10_000,
     )
     # Modelled for a typical record (1536 dims, 1 KB metadata) at the default concurrency;
     # model_throughput() gives the figures for another shape.
@@ -165,7 +170,7 @@ class PineconeProvider(Provider):
         conn = store.connection or {}
         self._api_key: str | None = _opt_str(conn.get("api_key"))
         self._host: str | None = _opt_str(conn.get("host"))
-        # Options the spec schema does not carry yet (see the report); readable when present.
+        # Provider options from the spec's connection (schema: x-providers pinecone).
         self._concurrency = max(1, int(conn.get("concurrency", DEFAULT_CONCURRENCY)))
         self._nested: lint.NestedPolicy = "json" if conn.get("nested_metadata") == "json" else "error"
         self._timeout = float(conn.get("timeout", 30.0))
@@ -643,6 +648,58 @@ class PineconeProvider(Provider):
         return CollectionSchema(dimension=int(inv.dimension or 0), metric=inv.metric or "cosine", id_type="text",
                                 metadata=dict(inv.fields), text=bool(inv.extra.get("has_text")))
 
+    # ---- planning hooks (no requests) -------------------------------------------------------
+
+    @classmethod
+    def throughput_for(cls, inventory: Inventory, concurrency: int, store: StoreSpec | None = None) -> Throughput:
+        """The model for records shaped like ``inventory``'s, at the spec's requests in flight.
+
+        ``max_parallel`` is how many workers fit under the namespace's limits before they only
+        share them (a worker already at the cap: 1), so more shards do not shorten the estimate.
+        """
+        dimension = int(inventory.dimension or 1536)
+        per_record = int(inventory.bytes_per_record or 0)
+        metadata_bytes = max(0, per_record - 4 * dimension - 16) if per_record else 1024
+        in_flight = DEFAULT_CONCURRENCY
+        if store is not None:
+            in_flight = max(1, int(store.connection.get("concurrency", DEFAULT_CONCURRENCY)))
+        tp = model_throughput(dimension, metadata_bytes, concurrency=in_flight)
+        wire = wire_bytes_per_record(dimension, metadata_bytes)
+        per_request = max(1, min(packing.MAX_UPSERT_RECORDS,
+                                 (packing.MAX_REQUEST_BYTES - packing.REQUEST_MARGIN) // wire))
+        cap = min(UPSERT_REQUESTS_PER_S_PER_NAMESPACE * per_request, UPSERT_MB_PER_S_PER_NAMESPACE * 1e6 / wire)
+        workers = max(1, int(cap // tp.write_records_per_s)) if tp.write_records_per_s else 1
+        return replace(tp, max_parallel=max(1, min(workers, max(1, concurrency))))
+
+    def cost(self, operation: str, records: int, nbytes: int, prices: Mapping[str, Any]) -> dict[str, float]:
+        """Write units, read units and storage in USD from ``pricing`` (list prices unless
+        the spec's ``cost: {pinecone: ...}`` overrides them)."""
+        if records <= 0:
+            return {}
+        try:
+            table = pricing.table(dict(prices))
+        except ValueError as exc:
+            raise TerminalError(str(exc), hint="fix cost.pinecone in the spec") from None
+        per_record = max(1, nbytes // records)
+        if operation == "write":
+            usage = pricing.write_usage(records, per_record)
+        elif operation == "scan":
+            usage = pricing.read_usage(records)
+        elif operation == "fetch":
+            usage = pricing.fetch_usage(records)
+        elif operation == "storage":
+            usage = pricing.storage_usage(records, per_record, months=1.0)
+        else:
+            return {}
+        return usage.cost(table)
+
+    def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
+        """Every rule ``upsert`` enforces, over the sample, one finding per code with examples."""
+        found = lint.lint_sample(sample, dimension=int(schema.dimension) if schema.dimension else None,
+                                 metric=schema.metric, text_key=self._text_key, nested=self._nested)
+        return [LintFinding(code=f.code, severity=f.severity, message=f.message, hint=f.hint)
+                for f in lint.summarize(found)]
+
     # ---- writing --------------------------------------------------------------------------
 
     def create_collection(self, schema: CollectionSchema) -> None:
@@ -654,12 +711,12 @@ class PineconeProvider(Provider):
         if metric not in METRICS:
             raise TerminalError(f"Pinecone has no metric '{metric}'", hint="use cosine, euclidean or dotproduct")
         create = self.store.create
-        # Keys the spec schema does not have yet are read when present (see the report).
-        cloud = getattr(create, "cloud", None) or "aws"
-        region = getattr(create, "region", None) or "us-east-1"
-        protection = getattr(create, "deletion_protection", None) or "disabled"
-        tags = {"created-by": "vecmig", **(getattr(create, "tags", None) or {})}
-        sparse = bool(getattr(create, "sparse", False) or getattr(schema, "sparse", False))
+        cloud = (create.cloud if create else None) or "aws"
+        region = (create.region if create else None) or "us-east-1"
+        protection = (create.deletion_protection if create else None) or "disabled"
+        tags = {"created-by": "vecmig", **dict(create.tags if create else ())}
+        # Room for sparse values when the spec asks, or when the planner saw them in the source.
+        sparse = bool((create.sparse if create else False) or schema.sparse)
         if sparse and metric != "dotproduct":
             raise TerminalError(f"cannot create '{name}' with sparse values and metric {metric}",
                                 hint=lint.RULES["PC009"][1])
