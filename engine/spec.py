@@ -112,6 +112,10 @@ class MappingSpec:
     rename: tuple[tuple[str, str], ...] = ()
     drop: tuple[str, ...] = ()
 
+    @property
+    def is_identity(self) -> bool:
+        return not self.rename and not self.drop
+
     def apply(self, metadata: dict[str, Any]) -> dict[str, Any]:
         if not self.rename and not self.drop:
             return metadata

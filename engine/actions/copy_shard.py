@@ -73,6 +73,26 @@ class CopyShard(ActionKind):
         if action.params.get("fresh_target"):
             tgt.expect_new_records()
         moved = 0
+        if ctx.spec.mapping.is_identity and not keep_images:
+            # Store-to-store transfer (e.g. raw binary COPY between two PostgreSQL tables):
+            # each yield comes after the target committed the batch, so it is checkpointed
+            # exactly like an acknowledged upsert.
+            native = tgt.native_copy(src, action.params["shard"], cursor, int(action.params["batch_size"]))
+            if native is not None:
+                t_ack = time.perf_counter()
+                for cursor, n, nbytes in native:
+                    t0 = time.perf_counter()
+                    ctx.state.checkpoint(ctx.round, action.id, cursor, n, nbytes)
+                    t1 = time.perf_counter()
+                    ctx.spent("native", t0 - t_ack)
+                    ctx.spent("checkpoint", t1 - t0)
+                    t_ack = t1
+                    moved += n
+                    ctx.reporter.advance(action, n)
+                    if ctx.stop.is_set():
+                        native.close()  # type: ignore[attr-defined]
+                        return cursor, moved, False
+                return cursor, moved, True
         clock = time.perf_counter
         t_wait = clock()
         for batch in prefetch(src.scan(action.params["shard"], cursor, int(action.params["batch_size"]))):

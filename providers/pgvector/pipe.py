@@ -14,8 +14,8 @@ fetches pages (one queued ahead) and hands each on as soon as its first block is
 threads, each with its own target session, write up to three pages at once: per-page
 COMMITs cost a WAL fsync (3-5 ms here) that one session would wait out page after page,
 which the raw single-transaction pipe never pays. At most ~5 pages are held (reading,
-queued, three writing): at 384 dims and batches of 20000 the process grew by ~190 MiB,
-against ~270 MiB for the scan → upsert loop.
+queued, three writing): at 384 dims and batches of 20000 the process grew by 110-190 MiB,
+against 270-300 MiB for the scan → upsert loop.
 
 The cast applied to each column is the one the normal path applies, in the same order:
 ``scan`` reads ``read_expr`` (canonical "wire" types), Python hands the value over

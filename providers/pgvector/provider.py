@@ -23,9 +23,9 @@ Measured on this 2-core machine (PostgreSQL 16 from pgserver on a unix socket, 1
 
 pgvector → pgvector skips ``Batch`` altogether: :meth:`PgvectorProvider.native_copy` moves
 each page as raw binary COPY bytes (see ``pipe.py``). Measured with bench/native_copy.py
-(100k records, one worker, a SQLite checkpoint per batch, machine shared with other work):
-0.9-1.1x the raw ``COPY TO`` → ``COPY FROM`` pipe at 64 and 384 dims for batches of
-1000-20000, 1.7-2.8x the scan → upsert loop.
+(100k records, one worker, a SQLite checkpoint per batch, medians of 5): 1.0-1.26x the raw
+single-transaction ``COPY TO`` → ``COPY FROM`` pipe at 64 and 384 dims for batches of
+1000-20000, 1.85-3.0x the scan → upsert loop.
 """
 
 from __future__ import annotations
@@ -148,11 +148,12 @@ class PgvectorProvider(Provider):
         # The native pipe (see native_copy) using this instance's connection, if one runs.
         self._pipe: pipe.NativeRun | None = None
         self._native_reason: str | None = None  # why native_copy last returned None
-        # Target sessions writing pages at once: while one waits for its COMMIT's WAL flush
-        # (an fsync, 3-5 ms here), the next pages are already being copied. Measured at
-        # 100k x 64 dims, batches of 1000: 1 session 0.6-0.8x the raw pipe, 2 about 0.9x,
-        # 3 about 1.0-1.1x; at 384 dims 2 and 3 tie. Each holds at most one page.
-        self._native_writers = 3
+        # Target sessions writing pages at once. More sessions hide each COMMIT's WAL flush
+        # (measured at 100k x 64 dims, batches of 1000: 1 session 0.6-0.8x the raw pipe, 3
+        # about 1.0-1.1x; at 384 dims 1 session is already 0.95-1.15x), but every session
+        # may hold a committed, unacknowledged page when the process is killed. One keeps
+        # DESIGN's promise that a kill redoes at most one batch per shard.
+        self._native_writers = 1
         self._describe_connection()
 
     # ---- lifecycle ------------------------------------------------------------------------
