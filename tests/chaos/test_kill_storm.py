@@ -31,7 +31,7 @@ def full_checksum(spec_path: Path, side: str, env: dict[str, str]) -> Checksum:
 
 
 def test_storm_jsonl_to_pgvector(pg_db: str, tmp_path: Path) -> None:
-    n = 12_000
+    n = 40_000
     write_jsonl(str(tmp_path / "in.jsonl"), n, 32, seed=SEED)
     spec = write_spec(tmp_path, """
         version: 1
@@ -54,7 +54,7 @@ def test_storm_jsonl_to_pgvector(pg_db: str, tmp_path: Path) -> None:
 
 
 def test_storm_pgvector_blue_green(pg_db: str, tmp_path: Path) -> None:
-    n = 12_000
+    n = 40_000
     make_docs_table(pg_db, "docs", n, 32, id_type="text", seed=SEED)
     with psycopg.connect(pg_db) as conn:
         conn.execute("CREATE VIEW docs_live AS SELECT * FROM docs")
