@@ -21,7 +21,7 @@ Usage (from the repository root, after ``pip install -e '.[test]'``)::
     python bench/run.py                       # 100k and 1M records, 384 and 768 dims
     python bench/run.py --sizes 100000 --dims 384 --skip-pinecone   # a quick look
 
-Writes ``bench/results/<timestamp>.json`` and ``bench/results/latest.md``.
+Writes ``bench/results/<timestamp>.json``, ``latest.json`` and ``latest.md``.
 """
 
 from __future__ import annotations
@@ -339,7 +339,7 @@ def machine() -> dict[str, Any]:
             "pgvector_python": getattr(pgvector, "__version__", "?"), "postgres": "16 (pgserver)"}
 
 
-def bench_size(dsn: str, workdir: Path, records: int, dim: int, naive: bool) -> dict[str, Any]:
+def bench_size(dsn: str, workdir: Path, records: int, dim: int, naive: bool, files: bool) -> dict[str, Any]:
     src = f"bench_src_{dim}_{records}"
     print(f"[{records:,} × {dim}] seeding {src} …", flush=True)
     seed_table(dsn, src, records, dim)
@@ -361,10 +361,11 @@ def bench_size(dsn: str, workdir: Path, records: int, dim: int, naive: bool) -> 
     print("  SIGKILL at 50 % and resume …", flush=True)
     row["kill_resume"] = redone_after_kill(spec, dsn, f"bench_dst_{dim}", records)
     drop(dsn, f"bench_dst_{dim}")
+    if not files:
+        return row
     print("  COPY FROM file baseline …", flush=True)
     row["copy_in_rps"] = copy_from_file(dsn, src, records, workdir)
-    files = write_files(dsn, src, workdir)
-    for fmt, path in files.items():
+    for fmt, path in write_files(dsn, src, workdir).items():
         print(f"  vecmig {fmt} → pgvector …", flush=True)
         source = f"{{provider: {fmt}, connection: {{path: {path.name}}}}}"
         spec = write_spec(workdir, f"{fmt}2pg-{dim}-{records}", source, f"bench_dst_{fmt}", records)
@@ -408,6 +409,8 @@ def markdown(result: dict[str, Any]) -> str:
               "| records × dim | COPY FROM binary file rec/s | JSONL copy rec/s | ÷ COPY | Parquet copy rec/s | "
               "÷ COPY |", "|---|---:|---:|---:|---:|---:|"]
     for row in result["rows"]:
+        if "jsonl2pg" not in row:
+            continue
         j, p = row["jsonl2pg"], row["parquet2pg"]
         lines.append(f"| {row['records']:,} × {row['dim']} | {row['copy_in_rps']:,.0f} | {j['copy_rps']:,.0f} | "
                      f"{ratio(j['copy_rps'], row['copy_in_rps'])} | {p['copy_rps']:,.0f} | "
@@ -437,6 +440,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--dims", default="384,768")
     parser.add_argument("--skip-pinecone", action="store_true")
+    parser.add_argument("--files-up-to", type=int, default=100_000,
+                        help="run the file → pgvector comparison only at sizes up to this (JSONL export is slow)")
     parser.add_argument("--dsn", help="an existing PostgreSQL with pgvector (default: an embedded one)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -452,7 +457,8 @@ def main() -> None:
     try:
         for dim in dims:
             for i, records in enumerate(sorted(sizes)):
-                result["rows"].append(bench_size(dsn, workdir, records, dim, naive=(i == 0)))
+                result["rows"].append(bench_size(dsn, workdir, records, dim, naive=(i == 0),
+                                                 files=records <= args.files_up_to))
         if not args.skip_pinecone:
             print("Pinecone …", flush=True)
             out = subprocess.run([sys.executable, str(ROOT / "bench" / "pinecone_throughput.py")], cwd=ROOT,
@@ -465,6 +471,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = re.sub(r"[^0-9]", "", result["started"])[:14]
     (RESULTS / f"{stamp}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     md = markdown(result)
     (RESULTS / "latest.md").write_text(md)
     print(md)
