@@ -9,13 +9,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -48,21 +64,57 @@ def safe_location(url: str) -> str:
     return f"{u.get_backend_name()}://{host}/{u.database or ''}"
 
 
+_SQLITE_TIMEOUT = 30.0  # seconds a writer waits for another process's write lock (busy timeout)
+
+
+def _sqlite_pragmas(dbapi_conn: Any) -> None:
+    # WAL + NORMAL survives a killed process (only power loss could lose the last commit),
+    # and lets `state show` read while an apply writes.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+# The checkpoint as one statement: the first checkpoint of an action inserts its cursor row,
+# every later one replaces the cursor and checksum and adds its batch to the totals.
+_CHECKPOINT_SQL = (
+    'INSERT INTO cursors ("round", action_id, cursor_json, records_done, bytes_done, checksum_json, updated) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+    'ON CONFLICT ("round", action_id) DO UPDATE SET cursor_json = excluded.cursor_json, '
+    "records_done = cursors.records_done + excluded.records_done, "
+    "bytes_done = cursors.bytes_done + excluded.bytes_done, "
+    "checksum_json = excluded.checksum_json, updated = excluded.updated"
+)
+
+
+def _checkpoint_stmt(dialect_insert: Any) -> Any:
+    """``_CHECKPOINT_SQL`` in SQLAlchemy, built once (bound parameters named after the columns)."""
+    stmt = dialect_insert(t.cursors).values({c.name: bindparam(c.name) for c in t.cursors.c})
+    return stmt.on_conflict_do_update(
+        index_elements=[t.cursors.c.round, t.cursors.c.action_id],
+        set_={"cursor_json": stmt.excluded.cursor_json,
+              "records_done": t.cursors.c.records_done + stmt.excluded.records_done,
+              "bytes_done": t.cursors.c.bytes_done + stmt.excluded.bytes_done,
+              "checksum_json": stmt.excluded.checksum_json,
+              "updated": stmt.excluded.updated})
+
+
+_CHECKPOINT_STMT = {"sqlite": _checkpoint_stmt(sqlite_dialect.insert),
+                    "postgresql": _checkpoint_stmt(pg_dialect.insert)}
+
+
 def _engine_for(path: Path | None, url: str | None) -> Engine:
     if url:
         return create_engine(_pg_url(url), pool_pre_ping=True)
     assert path is not None
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(f"sqlite:///{path}",
+                           connect_args={"timeout": _SQLITE_TIMEOUT, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        # WAL + NORMAL survives a killed process (only power loss could lose the last commit),
-        # and lets `state show` read while an apply writes.
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
+        _sqlite_pragmas(dbapi_conn)
 
     # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN instead,
     # so two writers queue on busy_timeout rather than fail half-way.
@@ -83,7 +135,14 @@ class StateStore:
         self.migration = migration
         self.location = location
         self.redact = redactor
+        # Serialises this process's writers: tx() and the checkpoint connection below.
         self._write_lock = threading.RLock()
+        # SQLite: checkpoints go through one dedicated sqlite3 connection (opened on first
+        # use, guarded by _write_lock) instead of a pooled SQLAlchemy transaction.
+        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        # (The file is the engine's: SQLAlchemy's pysqlite dialect also makes the path absolute.)
+        self._sqlite_path = os.path.abspath(db) if db and db != ":memory:" and not db.startswith("file:") else None
+        self._ckpt_conn: sqlite3.Connection | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -178,7 +237,17 @@ class StateStore:
             self.audit(c, "state_created", {"schema_version": t.SCHEMA_VERSION})
 
     def close(self) -> None:
+        with self._write_lock:
+            conn, self._ckpt_conn = self._ckpt_conn, None
+            if conn is not None:
+                conn.close()
         self.engine.dispose()
+
+    def _write_error(self, detail: str) -> StateError:
+        return StateError(
+            f"cannot write the state store {self.location}: {self.redact(detail)}",
+            hint="check free disk space and that the state file is writable",
+        )
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Connection]:
@@ -189,10 +258,7 @@ class StateStore:
                     with c.begin():
                         yield c
             except OperationalError as e:
-                raise StateError(
-                    f"cannot write the state store {self.location}: {self.redact(str(e.orig))}",
-                    hint="check free disk space and that the state file is writable",
-                ) from e
+                raise self._write_error(str(e.orig)) from e
 
     # -- meta -----------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -344,19 +410,53 @@ class StateStore:
 
     def checkpoint(self, round_no: int, action_id: str, cursor: Any, records: int, nbytes: int,
                    checksum: dict[str, Any] | None = None) -> None:
-        """Called only after the target acknowledged the batch (DESIGN: ack before checkpoint)."""
+        """Called only after the target acknowledged the batch (DESIGN: ack before checkpoint).
+
+        One upsert statement in its own transaction, committed when this returns: the first
+        checkpoint of an action creates its cursor row, later ones replace the cursor (and
+        checksum) and add ``records``/``nbytes`` to the totals. Safe from many shard threads.
+        """
         cj = json.dumps(cursor)
         sj = json.dumps(checksum) if checksum is not None else None
         ts = now()
+        if self._sqlite_path is None:
+            self._checkpoint_tx(round_no, action_id, cj, records, nbytes, sj, ts)
+            return
+        with self._write_lock:
+            try:
+                conn = self._ckpt_conn
+                if conn is None:
+                    conn = self._ckpt_conn = self._open_checkpoint_conn(self._sqlite_path)
+                # Autocommit: the single statement is its own transaction (taking the write
+                # lock, waiting up to the busy timeout for another process's writer).
+                conn.execute(_CHECKPOINT_SQL, (round_no, action_id, cj, records, nbytes, sj, ts))
+            except sqlite3.Error as e:
+                # Start afresh next time (a failed write can leave a connection mid-transaction).
+                bad, self._ckpt_conn = self._ckpt_conn, None
+                if bad is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        bad.close()
+                if isinstance(e, sqlite3.OperationalError):  # what tx() maps (full disk, read-only, locked)
+                    raise self._write_error(str(e)) from e
+                raise
+
+    @staticmethod
+    def _open_checkpoint_conn(path: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, timeout=_SQLITE_TIMEOUT, check_same_thread=False, isolation_level=None)
+        try:
+            _sqlite_pragmas(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _checkpoint_tx(self, round_no: int, action_id: str, cj: str, records: int, nbytes: int,
+                       sj: str | None, ts: str) -> None:
+        """The same upsert through SQLAlchemy, in tx(): PostgreSQL's path (and any SQLite without a file)."""
+        stmt = _CHECKPOINT_STMT["postgresql" if self.is_postgres else "sqlite"]
         with self.tx() as c:
-            res = c.execute(update(t.cursors)
-                            .where(t.cursors.c.round == round_no, t.cursors.c.action_id == action_id)
-                            .values(cursor_json=cj, records_done=t.cursors.c.records_done + records,
-                                    bytes_done=t.cursors.c.bytes_done + nbytes, checksum_json=sj, updated=ts))
-            if res.rowcount == 0:
-                c.execute(insert(t.cursors).values(round=round_no, action_id=action_id, cursor_json=cj,
-                                                   records_done=records, bytes_done=nbytes,
-                                                   checksum_json=sj, updated=ts))
+            c.execute(stmt, {"round": round_no, "action_id": action_id, "cursor_json": cj, "records_done": records,
+                             "bytes_done": nbytes, "checksum_json": sj, "updated": ts})
 
     def all_cursors(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
