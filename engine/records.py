@@ -56,6 +56,46 @@ class Batch:
         return zip(self.ids, self.vectors, self.metadata, texts, strict=True)
 
 
+@dataclass(slots=True)
+class ColumnBatch:
+    """The same records as a :class:`Batch`, held as columns: what a columnar source (a
+    Parquet row group, a parsed JSONL page) has before any per-record dict exists, for a
+    writer that encodes whole columns. Columns are Arrow arrays, or Python lists of parsed
+    values (which the writer type-checks); a metadata field is absent when no record of the
+    batch has it, and null where a record lacks it."""
+
+    ids: Any  # pyarrow.Array | list[RecordId]
+    vectors: np.ndarray  # (n, dim) float32, finite (checked by the source, as scan does)
+    texts: Any | None
+    metadata: dict[str, Any]
+    cursor: Any = None
+    sparse: list[Any] | None = None  # per record, None where it has none
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.vectors.nbytes) + 32 * len(self.metadata) * len(self) + 8 * len(self)
+
+    def to_batch(self) -> Batch:
+        """Per-record form, for the careful encoders (coercion, per-record error messages)."""
+        def py(values: Any) -> list[Any]:
+            return values if isinstance(values, list) else values.to_pylist()
+
+        n = len(self)
+        metadata: list[dict[str, Any]] = [{} for _ in range(n)]
+        for name, values in self.metadata.items():
+            for row, value in zip(metadata, py(values), strict=True):
+                if value is not None:
+                    row[name] = value
+        batch = Batch(ids=py(self.ids), vectors=self.vectors, metadata=metadata,
+                      texts=py(self.texts) if self.texts is not None else None, cursor=self.cursor)
+        if self.sparse is not None:
+            batch.extra["sparse"] = list(self.sparse)
+        return batch
+
+
 def empty_batch(dimension: int) -> Batch:
     return Batch(ids=[], vectors=np.zeros((0, dimension), dtype=np.float32), metadata=[], texts=[])
 

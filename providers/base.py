@@ -5,10 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from vecmig.model import Inventory
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, ColumnBatch, RecordId
 from vecmig.spec import IndexSpec, StoreSpec
 
 
@@ -69,6 +69,20 @@ class CollectionSchema:
     sparse: bool = False  # records carry sparse values: stores that can, make room for them
 
 
+class ServerDigest(Protocol):
+    """A store's own digest of its records, shard by shard (see :meth:`Provider.server_digest`).
+
+    ``scheme`` names the algorithm and everything the per-record bytes depend on (value
+    types, metadata keys, text encoding): digests are compared only between equal schemes.
+    """
+
+    scheme: str
+
+    def shard(self, shard: dict[str, Any] | None) -> tuple[int, int]:
+        """``(records, digest)`` of the shard's records: an order-independent 128-bit sum."""
+        ...
+
+
 class Provider(ABC):
     """One store. Instances are cheap and single-threaded: each worker makes its own."""
 
@@ -110,6 +124,13 @@ class Provider(ABC):
     def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
         """Yield batches in a stable order, starting right after ``cursor``."""
 
+    def scan_columns(
+        self, shard: dict[str, Any] | None, cursor: Any, batch_size: int
+    ) -> Iterator[ColumnBatch] | None:
+        """The records of :meth:`scan`, same order, batches and cursors, as columns — for a
+        target whose ``native_copy`` encodes whole columns. None: this store cannot."""
+        return None
+
     @abstractmethod
     def fetch(self, ids: Sequence[RecordId]) -> Batch:
         """The records that exist among ``ids`` (missing ids are simply absent)."""
@@ -145,6 +166,20 @@ class Provider(ABC):
         semantics (same shard bounds, cursor = last id of the batch), so a run may resume on
         either path from a checkpoint written by the other. Writes stay idempotent by id,
         honouring :meth:`expect_new_records` like :meth:`upsert`.
+        """
+        return None
+
+    def server_digest(self) -> ServerDigest | None:
+        """The store hashes its own records, so validation need not move them (optional).
+
+        Called by ``validate_completeness`` on both sides (each a connected instance of its
+        own; ``shard`` may then run on another thread) only when the mapping is the identity.
+        Where both return digests with equal schemes, a shard whose ``(records, digest)``
+        agree passes without reading a record; a disagreement, an error or None here sends
+        the shard through the record-by-record check, which names the ids. A scheme must
+        therefore only be equal between two stores when equal digests imply that the
+        record-by-record check (``vecmig.records.batch_digests`` on scan and fetch) would find
+        no difference. None: not supported.
         """
         return None
 

@@ -156,6 +156,15 @@ def combine_kinds(kinds: set[str]) -> str:
     return "json"  # nothing seen, or a mixture only a document can hold
 
 
+def dict_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Per-record dicts as one list per field (None where a record lacks it), for writers
+    that encode columns; a field no record has does not appear."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
 def json_default(value: Any) -> Any:
     """``json.dumps`` hook for what other stores hand us inside metadata."""
     if isinstance(value, np.generic):

@@ -34,13 +34,14 @@ from vecmig.providers.files.common import (
     Source,
     TypeSampler,
     check_record_id,
+    dict_columns,
     dumps,
     file_stamp,
     float32_for_json,
     line_number,
     loads,
 )
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, ColumnBatch, RecordId
 from vecmig.spec import StoreSpec
 
 _CHUNK = 1 << 20
@@ -164,7 +165,7 @@ class JsonlProvider(FileProvider):
             return json.loads(token) if token[:1] == b'"' else int(token)  # type: ignore[no-any-return]
         return self._decode(line, offset, None).id
 
-    def _to_batch(self, records: list[_Record], offsets: list[int], cursor: int | None) -> Batch:
+    def _vectors(self, records: list[_Record], offsets: list[int]) -> np.ndarray:
         try:
             vectors = np.array([r.vector for r in records], dtype=np.float32)
         except (ValueError, TypeError):
@@ -182,9 +183,12 @@ class JsonlProvider(FileProvider):
                         "fix the vector values on that line",
                     )
             raise TerminalError(f"{self.path}: inconsistent vectors in a batch")  # unreachable in practice
+        return vectors
+
+    def _to_batch(self, records: list[_Record], offsets: list[int], cursor: int | None) -> Batch:
         batch = Batch(
             ids=[r.id for r in records],
-            vectors=vectors,
+            vectors=self._vectors(records, offsets),
             metadata=[r.meta for r in records],
             texts=[r.text for r in records],
             cursor=cursor,
@@ -192,6 +196,17 @@ class JsonlProvider(FileProvider):
         if any(r.sparse is not None for r in records):
             batch.extra["sparse"] = [r.sparse for r in records]
         return batch
+
+    def _to_columns(self, records: list[_Record], offsets: list[int], cursor: int | None) -> ColumnBatch:
+        sparse = [r.sparse for r in records]
+        return ColumnBatch(
+            ids=[r.id for r in records],
+            vectors=self._vectors(records, offsets),
+            texts=[r.text for r in records],
+            metadata=dict_columns([r.meta for r in records]),
+            cursor=cursor,
+            sparse=sparse if any(x is not None for x in sparse) else None,
+        )
 
     # ---- reading --------------------------------------------------------------------------
 
@@ -228,6 +243,18 @@ class JsonlProvider(FileProvider):
         return f.tell()
 
     def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
+        for records, offsets, after in self._pages(shard, cursor, batch_size):
+            yield self._to_batch(records, offsets, after)
+
+    def scan_columns(
+        self, shard: dict[str, Any] | None, cursor: Any, batch_size: int
+    ) -> Iterator[ColumnBatch] | None:
+        return (self._to_columns(*page) for page in self._pages(shard, cursor, batch_size))
+
+    def _pages(
+        self, shard: dict[str, Any] | None, cursor: Any, batch_size: int
+    ) -> Iterator[tuple[list[_Record], list[int], int]]:
+        """(records, their line offsets, the cursor after them) per batch."""
         if not self.path.exists():
             raise self._missing()
         start, end = (int(shard["start"]), int(shard["end"])) if shard else (0, None)
@@ -251,10 +278,10 @@ class JsonlProvider(FileProvider):
                 offsets.append(offset)
                 after = offset + len(line)
                 if len(records) >= batch_size:
-                    yield self._to_batch(records, offsets, after)
+                    yield records, offsets, after
                     records, offsets = [], []
             if records:
-                yield self._to_batch(records, offsets, after)
+                yield records, offsets, after
 
     @staticmethod
     def _byte_before(f: IO[bytes], pos: int) -> bytes:

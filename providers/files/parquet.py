@@ -37,11 +37,13 @@ from vecmig.providers.files.common import (
     Keep,
     Source,
     TypeSampler,
+    dict_columns,
     dumps,
     file_stamp,
     json_default,
+    loads,
 )
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, ColumnBatch, RecordId
 from vecmig.spec import StoreSpec
 
 _MARKS = b"vecmig"  # schema metadata: which typed columns hold JSON documents
@@ -196,7 +198,7 @@ class Layout:
                     out.append({})
                     continue
                 try:
-                    value = json.loads(doc)
+                    value = loads(doc)
                 except ValueError as exc:
                     raise self._bad_row(first_row + i, f"metadata is not valid JSON ({exc})") from None
                 if not isinstance(value, dict):
@@ -215,7 +217,7 @@ class Layout:
                 continue
             values = col.to_pylist()
             if name in self.json_columns:
-                values = [json.loads(v) if v is not None else None for v in values]
+                values = [loads(v) if v is not None else None for v in values]
             elif _needs_jsonable(col.type):
                 values = [json_default(v) if v is not None else None for v in values]
             for row, value in zip(out, values, strict=True):
@@ -226,12 +228,12 @@ class Layout:
     def _bad_row(self, row: int, what: str) -> TerminalError:
         return TerminalError(what, where=f"{self.path}: row {row}", hint="fix that row of the file")
 
-    def to_batch(self, rb: pa.RecordBatch, first_row: int, dim: int, cursor: Any) -> Batch:
+    def _checked(self, rb: pa.RecordBatch, first_row: int, dim: int) -> tuple[pa.Array, np.ndarray]:
+        """The id column and the vectors as float32, refusing what ``scan`` refuses."""
         n = rb.num_rows
         id_col = rb.column(self.id)
         if id_col.null_count:
             raise self._bad_row(first_row + id_col.to_pylist().index(None), "record id is null")
-        ids = id_col.to_pylist()
         vec = rb.column(self.vector)
         if vec.null_count:
             raise self._bad_row(
@@ -252,8 +254,31 @@ class Layout:
         if not np.isfinite(vectors).all():
             bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
             raise self._bad_row(first_row + bad, "vector holds NaN or infinity")
-        texts = rb.column(self.text).to_pylist() if self.text else [None] * n
-        return Batch(ids=ids, vectors=vectors, metadata=self.metadata(rb, first_row), texts=texts, cursor=cursor)
+        return id_col, vectors
+
+    def to_batch(self, rb: pa.RecordBatch, first_row: int, dim: int, cursor: Any) -> Batch:
+        id_col, vectors = self._checked(rb, first_row, dim)
+        texts = rb.column(self.text).to_pylist() if self.text else [None] * rb.num_rows
+        return Batch(ids=id_col.to_pylist(), vectors=vectors, metadata=self.metadata(rb, first_row), texts=texts,
+                     cursor=cursor)
+
+    def to_columns(self, rb: pa.RecordBatch, first_row: int, dim: int, cursor: Any) -> ColumnBatch:
+        """As :meth:`to_batch`, but typed columns stay Arrow arrays; document metadata (JSON,
+        struct, map, and columns JSON cannot hold as they are) is parsed into per-field lists."""
+        id_col, vectors = self._checked(rb, first_row, dim)
+        n = rb.num_rows
+        meta: dict[str, Any] = {}
+        if self.meta_mode == "typed" and not self.json_columns:
+            for name in self.meta_columns:
+                col = rb.column(name)
+                if col.null_count == n:
+                    continue  # as to_batch: a field no record has is not a field of this batch
+                meta[name] = [json_default(v) if v is not None else None for v in col.to_pylist()] \
+                    if _needs_jsonable(col.type) else col
+        else:
+            meta = dict_columns(self.metadata(rb, first_row))
+        return ColumnBatch(ids=id_col, vectors=vectors, texts=rb.column(self.text) if self.text else None,
+                           metadata=meta, cursor=cursor)
 
     # -- Batch -> arrow ---------------------------------------------------------------------
 
@@ -388,6 +413,21 @@ class ParquetProvider(FileProvider):
         return self._dim or 0
 
     def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
+        for layout, rb, start, dim in self._slices(shard, cursor, batch_size):
+            yield layout.to_batch(rb, start, dim, cursor=start + rb.num_rows)
+
+    def scan_columns(
+        self, shard: dict[str, Any] | None, cursor: Any, batch_size: int
+    ) -> Iterator[ColumnBatch] | None:
+        return (
+            layout.to_columns(rb, start, dim, cursor=start + rb.num_rows)
+            for layout, rb, start, dim in self._slices(shard, cursor, batch_size)
+        )
+
+    def _slices(
+        self, shard: dict[str, Any] | None, cursor: Any, batch_size: int
+    ) -> Iterator[tuple[Layout, pa.RecordBatch, int, int]]:
+        """(layout, record batch, its first row, dimension) from ``cursor`` to the shard's end."""
         pf = self._open()
         layout = self._layout(pf)
         dim = self._file_dim(pf, layout)
@@ -413,7 +453,7 @@ class ParquetProvider(FileProvider):
                 continue  # before the cursor: only inside the first row group
             take = rb.slice(pos - b0, min(row, hi) - pos) if (b0 < pos or row > hi) else rb
             start = max(b0, pos)
-            yield layout.to_batch(take, start, dim, cursor=start + take.num_rows)
+            yield layout, take, start, dim
             pos = start + take.num_rows
             if pos >= hi:
                 return

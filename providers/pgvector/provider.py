@@ -41,6 +41,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
@@ -49,7 +51,7 @@ from psycopg.types import TypeInfo
 from vecmig.errors import ProviderError, TerminalError, TransientError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
-from vecmig.providers.pgvector import embedded, pipe
+from vecmig.providers.pgvector import columnar, embedded, pipe
 from vecmig.providers.pgvector.codec import (
     CopyColumn,
     EncodeError,
@@ -82,7 +84,7 @@ from vecmig.providers.pgvector.sql import (
     parse_reloptions,
     row_to_column,
 )
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, ColumnBatch, RecordId
 from vecmig.spec import IndexSpec, StoreSpec
 
 _CONNECT_TIMEOUT_S = 10
@@ -810,10 +812,8 @@ class PgvectorProvider(Provider):
 
     def _copy_direct(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, str, Any]]) -> bool:
         """COPY into the table itself; False (nothing written) when the staged upsert must do it."""
-        if any(c is not layout.id and c.write_expr("s") != sql.Identifier("s", c.name) for c in cols):
+        if not self._cast_free(layout, cols):
             return False  # a column needs a cast from its wire type: only the staged path does that
-        if layout.id_type == "int" and layout.id.typname != "int8":
-            return False
         conn = self._connection()
         try:
             with conn.cursor() as cur:
@@ -866,23 +866,7 @@ class PgvectorProvider(Provider):
                     with cur.copy(copy_sql) as cp:
                         cp.write(payload)
                 by_name = {c.name: c for c in cols}
-                target_cols = [by_name[name] for name in order]
-                updates = [c for c in target_cols if c is not layout.id]
-                cur.execute(
-                    sql.SQL(
-                        "INSERT INTO {t} ({cols}) SELECT {exprs} FROM {s} AS s "
-                        "ON CONFLICT ({id}) DO UPDATE SET {sets}"
-                    ).format(
-                        t=sql.Identifier(layout.relation.name),
-                        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in target_cols),
-                        exprs=sql.SQL(", ").join(c.write_expr("s") for c in target_cols),
-                        s=sql.Identifier(stage),
-                        id=sql.Identifier(layout.id.name),
-                        sets=sql.SQL(", ").join(
-                            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in updates
-                        ),
-                    )
-                )
+                cur.execute(self._merge_sql(layout, [by_name[name] for name in order], stage))
             # The commit is the acknowledgement: only after it may the caller checkpoint.
             conn.commit()
         except _FastPathRejected:
@@ -899,6 +883,31 @@ class PgvectorProvider(Provider):
         except BaseException:
             self._abort(conn)
             raise
+
+    @staticmethod
+    def _merge_sql(layout: Layout, target_cols: Sequence[Column], stage: str) -> sql.Composable:
+        """Staged rows into the table, cast to its column types, idempotent by id."""
+        return sql.SQL(
+            "INSERT INTO {t} ({cols}) SELECT {exprs} FROM {s} AS s ON CONFLICT ({id}) DO UPDATE SET {sets}"
+        ).format(
+            t=sql.Identifier(layout.relation.name),
+            cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in target_cols),
+            exprs=sql.SQL(", ").join(c.write_expr("s") for c in target_cols),
+            s=sql.Identifier(stage),
+            id=sql.Identifier(layout.id.name),
+            sets=sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name))
+                for c in target_cols
+                if c is not layout.id
+            ),
+        )
+
+    @staticmethod
+    def _cast_free(layout: Layout, cols: Sequence[Column]) -> bool:
+        """Every column takes its wire type as it is: a COPY straight into the table works."""
+        if layout.id_type == "int" and layout.id.typname != "int8":
+            return False
+        return all(c is layout.id or c.write_expr("s") == sql.Identifier("s", c.name) for c in cols)
 
     def _copy_rows(self, cur: psycopg.Cursor[Any], stage: str, columns: list[tuple[Column, str, Any]], n: int) -> None:
         types: list[int | str] = []
@@ -1144,8 +1153,11 @@ class PgvectorProvider(Provider):
         """
         self._native_reason = None
         if not isinstance(source, PgvectorProvider):
-            self._native_reason = f"the source is {source.name}, not pgvector"
-            return None
+            batches = source.scan_columns(shard, cursor, max(1, int(batch_size)))
+            if batches is None:
+                self._native_reason = f"the source is {source.name}: neither pgvector nor columnar"
+                return None
+            return self._columnar_run(batches)
         try:
             plan = self._native_plan(source)
         except pipe.NotApplicable as exc:
@@ -1422,6 +1434,159 @@ class PgvectorProvider(Provider):
         err.args = (err.message,)
         return err
 
+    # ---- columnar sources (Parquet, JSONL) → pgvector ---------------------------------------
+
+    def _columnar_run(self, batches: Iterator[ColumnBatch]) -> Iterator[tuple[Any, int, int]]:
+        """Column batches encoded straight into binary COPY pages (``columnar.py``) on a reader
+        thread while this session writes the previous page: the source's parsing and the
+        encoding overlap the server's work instead of waiting for it. Writes and
+        acknowledgements are those of the native pipe (direct COPY after
+        :meth:`expect_new_records`, staged ``ON CONFLICT`` otherwise or on a replay)."""
+        layout = self._writable()
+        main = self._connection()
+        run = pipe.NativeRun(
+            reader=pipe.ReadAhead(self._columnar_pages(layout, batches), depth=1),
+            open_writer=lambda slot: (main, False),
+            write=lambda conn, page, stop: self._columnar_write(conn, layout, page, stop),
+            slots=1,
+        )
+        self._pipe = run
+        try:
+            for page in run:
+                yield page.last_id, page.records, page.nbytes
+        except pipe.Stopped:
+            raise TransientError(
+                f"the copy into '{layout.relation.name}' ({self._where}) was stopped before the end of its shard",
+                hint="a provider was closed while its copy ran; apply again to resume",
+            ) from None
+        finally:
+            run.close()
+            if self._pipe is run:
+                self._pipe = None
+
+    def _columnar_pages(self, layout: Layout, batches: Iterator[ColumnBatch]) -> Iterator[pipe.Page]:
+        for cb in batches:
+            if not len(cb):
+                continue
+            cols, payload, ids = self._columnar_payload(layout, cb)
+            page = _EncodedPage(tuple(cols), ids)
+            page.add(payload)
+            page.finish(len(cb), cb.cursor)
+            yield page
+
+    def _columnar_payload(self, layout: Layout, cb: ColumnBatch) -> tuple[list[Column], bytes, Any]:
+        """(columns in payload order, binary COPY payload, ids by row) for one batch."""
+        n = len(cb)
+        if cb.sparse is not None:
+            rid = next(i for i, sp in zip(cb.to_batch().ids, cb.sparse, strict=True) if sp is not None)
+            raise TerminalError(
+                f"record {rid!r} has sparse values, which {self.name} cannot store",
+                hint="migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
+                     "or remove them from the source",
+            )
+        fields = self._columnar_fields(layout, cb)
+        if fields is not None:
+            order, payload = columnar.encode(fields, n)
+            by_name = {c.name: c for c in layout.columns}
+            return [by_name[name] for name in order], payload, cb.ids
+        # The per-record path: its coercions, de-duplication and messages naming the record.
+        batch = cb.to_batch()
+        ids = [self._norm_id(layout, i) for i in batch.ids]
+        if len(set(ids)) != len(ids):
+            keep = sorted({rid: pos for pos, rid in enumerate(ids)}.values())  # the last occurrence wins
+            batch = batch.take(keep)
+            ids = [ids[p] for p in keep]
+        columns = self._batch_columns(layout, batch, ids)
+        try:
+            order, payload = build_copy([CopyColumn(c.name, w, v) for c, w, v in columns], len(ids))
+        except EncodeError as exc:
+            raise TerminalError(
+                f"record {ids[exc.row]!r}: {exc} (writing '{layout.relation.name}')",
+                hint="fix the value or map the field to a compatible type",
+            ) from None
+        by_name = {c.name: c for c, _, _ in columns}
+        return [by_name[name] for name in order], payload, ids
+
+    def _columnar_fields(self, layout: Layout, cb: ColumnBatch) -> list[columnar.Field] | None:
+        """The batch as typed columns, or None where the per-record path must decide (a json
+        column, a field without a column, a value of another type, a repeated id)."""
+        n = len(cb)
+        if layout.json_column is not None:
+            return None
+        if layout.dimension is not None and cb.vectors.shape[1] != layout.dimension:
+            return None
+        metadata = {c.name: c for c in layout.metadata}
+        if any(name not in metadata for name in cb.metadata):
+            return None
+        texts = cb.texts
+        if layout.text is None and texts is not None and _any_value(texts):
+            return None
+        spec: list[tuple[Column, str, Any]] = [(layout.id, "int8" if layout.id_type == "int" else "text", cb.ids)]
+        if layout.text is not None:
+            spec.append((layout.text, "text", texts if texts is not None else pa.nulls(n)))
+        spec += [(c, WIRE_TYPE[c.logical], cb.metadata.get(c.name, pa.nulls(n))) for c in layout.metadata]
+        fields = [columnar.Field(layout.vector.name, "vector", np.ascontiguousarray(cb.vectors, dtype=np.float32))]
+        for col, wire, values in spec:
+            if isinstance(values, pa.Array | pa.ChunkedArray):
+                arr = columnar.arrow_for(wire, values)
+            else:
+                arr = columnar.from_python(wire, values)
+            if arr is None:
+                return None
+            fields.append(columnar.Field(col.name, wire, arr))  # type: ignore[arg-type]
+        if pc.count_distinct(fields[1].values).as_py() != n:
+            return None
+        return [fields[1], fields[0], *fields[2:]]
+
+    def _columnar_write(
+        self, conn: psycopg.Connection[Any], layout: Layout, page: pipe.Page, stop: threading.Event
+    ) -> None:
+        """One encoded page in and committed; returning is the acknowledgement (as ``_native_write``)."""
+        assert isinstance(page, _EncodedPage)
+        cols = list(page.columns)
+        names = sql.SQL(", ").join(sql.Identifier(c.name) for c in cols)
+        try:
+            if self._direct and self._cast_free(layout, cols):
+                if stop.is_set():
+                    raise pipe.Stopped()
+                conn.autocommit = True  # a lone COPY commits before it reports completion
+                try:
+                    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                        sql.Identifier(layout.relation.name), names
+                    )
+                    with conn.cursor() as cur, cur.copy(copy_sql) as cp:
+                        for block in page.blocks():
+                            cp.write(block)
+                    return
+                except psycopg.errors.UniqueViolation:
+                    pass  # a page replayed after a kill: redo it idempotently below
+                finally:
+                    if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                        conn.autocommit = False
+            with conn.cursor() as cur:
+                stage = self._staging_table(cur, layout, cols)
+                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                        sql.Identifier(stage), names)) as cp:
+                    for block in page.blocks():
+                        cp.write(block)
+                cur.execute(self._merge_sql(layout, cols, stage))
+            self._native_commit(conn, stop)
+        except psycopg.Error as exc:
+            with suppress(psycopg.Error):
+                conn.rollback()
+            err = self._classify(exc)
+            row = _copy_line(exc)
+            if row is not None and 0 < row <= page.records:
+                ids = page.ids
+                rid = ids[row - 1] if isinstance(ids, list) else ids[row - 1].as_py()
+                err.message = f"record {rid!r}: {err.message}"
+                err.args = (err.message,)
+            raise err from exc
+        except BaseException:
+            with suppress(psycopg.Error):
+                conn.rollback()
+            raise
+
     def estimate_schema(self) -> CollectionSchema | None:
         """Shape of an existing table; ``metric`` is "" when neither an index nor vecmig's
         column comment says which one it is."""
@@ -1438,11 +1603,33 @@ class PgvectorProvider(Provider):
             text=inv.extra.get("text_column") is not None,
         )
 
+    def server_digest(self) -> Any:
+        """Validation's fast path: per-shard ``(rows, digest)`` computed by this server
+        (a :class:`vecmig.providers.base.ServerDigest`; see ``digest.py``)."""
+        from vecmig.providers.pgvector.digest import PgDigest
+
+        return PgDigest.of(self)
+
 
 # ---- helpers ----------------------------------------------------------------------------------
 
 
 _COPY_LINE = re.compile(r"COPY [^,]+, line (\d+)")
+
+
+def _any_value(values: Any) -> bool:
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values.null_count < len(values)
+    return any(v is not None for v in values)
+
+
+class _EncodedPage(pipe.Page):
+    """A columnar batch encoded as one binary COPY payload, with its column order and ids."""
+
+    def __init__(self, columns: tuple[Column, ...], ids: Any) -> None:
+        super().__init__()
+        self.columns = columns
+        self.ids = ids
 
 
 class _FastPathRejected(Exception):
