@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
+import functools
 import hashlib
 import json
 import os
@@ -78,8 +79,8 @@ class FileFields:
     def vector_out(self) -> str:
         return self.vector[0]
 
-    @property
-    def reserved(self) -> frozenset[str]:
+    @functools.cached_property
+    def reserved(self) -> frozenset[str]:  # cached: asked once per key of every JSONL record
         names = {self.id, self.text, "sparse", *self.vector}
         if isinstance(self.metadata, str):
             names.add(self.metadata)
