@@ -423,11 +423,18 @@ def test_not_applicable_returns_none(pg_db: str, setup: str, target_kw: dict[str
 
 def test_not_applicable_for_other_stores_json_sources_and_encodings(pg_db: str, tmp_path: Path) -> None:
     make_docs_table(pg_db, "docs", 10, 4)
-    jsonl = provider_class("jsonl")(StoreSpec(provider="jsonl", connection={"path": str(tmp_path / "x.jsonl")},
-                                              pointer="/source", base_dir=tmp_path))
+    class RowsOnly(provider_class("jsonl")):  # type: ignore[misc,valid-type]
+        """A store that offers neither pgvector pages nor columns (scan only)."""
+
+        def scan_columns(self, shard: Any, cursor: Any, batch_size: int) -> None:
+            return None
+
+    rows_only = RowsOnly(StoreSpec(provider="jsonl", connection={"path": str(tmp_path / "x.jsonl")},
+                                   pointer="/source", base_dir=tmp_path))
     with target(pg_db) as tgt:
         create_like_docs(tgt, 4)
-        assert tgt.native_copy(jsonl, None, None, 100) is None
+        assert tgt.native_copy(rows_only, None, None, 100) is None
+        assert "neither pgvector nor columnar" in (tgt._native_reason or "")
         assert Provider.native_copy(tgt, tgt, None, None, 1) is None  # the interface's default
     with psycopg.connect(pg_db, autocommit=True) as conn:
         conn.execute("CREATE TABLE j (id bigint PRIMARY KEY, embedding vector(4) NOT NULL, meta jsonb)")
