@@ -26,6 +26,13 @@ each page as raw binary COPY bytes (see ``pipe.py``). Measured with bench/native
 (100k records, one worker, a SQLite checkpoint per batch, medians of 5): 1.0-1.26x the raw
 single-transaction ``COPY TO`` → ``COPY FROM`` pipe at 64 and 384 dims for batches of
 1000-20000, 1.85-3.0x the scan → upsert loop.
+
+Columnar sources (JSONL, Parquet: ``Provider.scan_columns``) skip the per-row upsert too:
+:meth:`PgvectorProvider.native_copy` encodes each column batch into one binary COPY page
+with numpy (``columnar.py``, byte-identical to ``codec.build_copy``) on a reader thread
+while this session writes the previous page, with the pipe's writes and acknowledgements.
+A batch the columns cannot express exactly (a value of another type, a repeated id, a json
+column) goes through the careful encoder instead, with its coercions and messages.
 """
 
 from __future__ import annotations
@@ -549,12 +556,22 @@ class PgvectorProvider(Provider):
     def _bytes_per_record(
         self, cur: psycopg.Cursor[Any], rel: Relation, layout: Layout, count: int, dimension: int | None
     ) -> int | None:
-        # Heap + TOAST main forks over the exact count: both change only when data does
-        # (reltuples and the vacuum-made forks would change the fingerprint on their own).
+        # The stored size of the first rows by id (compressed and TOASTed values as stored)
+        # plus a tuple header: a pure function of the data, so two plans of unchanged data
+        # agree byte for byte. The relation's file size did not: right after a bulk load,
+        # PostgreSQL's relation extension and autovacuum changed it between two plans.
         if rel.is_table and count:
-            size = cur.execute(SIZE_SQL, (rel.oid,)).fetchone()[0]  # type: ignore[index]
-            if size:
-                return int(size) // count
+            size = sql.SQL(" + ").join(
+                sql.SQL("coalesce(pg_column_size({}), 0)").format(sql.Identifier("t", c.name))
+                for c in layout.read_columns()
+            )
+            row = cur.execute(
+                sql.SQL("SELECT avg({}) FROM (SELECT * FROM {} AS t ORDER BY {} LIMIT 1000) AS t").format(
+                    size, sql.Identifier(rel.schema, rel.name), sql.Identifier(layout.id.name)
+                )
+            ).fetchone()
+            if row and row[0] is not None:
+                return int(row[0]) + 28  # tuple header and line pointer
         if dimension:
             # A view or an empty table: the vector, tuple header and a guess per column.
             return 4 * dimension + 32 + 24 * len(layout.read_columns())
