@@ -574,7 +574,8 @@ class ParquetProvider(FileProvider):
         )
 
     def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
-        """Whole row groups gathered up to ``shard_size`` rows; a big row group is sliced."""
+        """Whole row groups gathered up to ``shard_size`` rows; a row group of more than four
+        shards' worth is sliced."""
         if not inventory.exists or not self.path.exists():
             return []
         md = self._open().metadata
@@ -594,7 +595,10 @@ class ParquetProvider(FileProvider):
 
         for g in range(md.num_row_groups):
             n = md.row_group(g).num_rows
-            if n > shard_size * 3 // 2:
+            # A row group is read whole even for a slice of it, so each slice costs the whole
+            # group's decoding: slice only a group much bigger than a shard (a file written
+            # as one huge group), where the parallelism is worth the repeated decoding.
+            if n > shard_size * 4:
                 flush(g, row)
                 k = -(-n // shard_size)
                 for j in range(k):
