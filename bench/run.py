@@ -27,6 +27,7 @@ Writes ``bench/results/<timestamp>.json``, ``latest.json`` and ``latest.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -228,6 +229,15 @@ def write_spec(workdir: Path, name: str, source: str, target: str, records: int,
 def drop(dsn: str, table: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table)))
+    settle(dsn)
+
+
+def settle(dsn: str) -> None:
+    """Each measurement starts from a checkpointed server: otherwise the checkpointer is still
+    flushing the previous step's WAL (a 1M-row baseline writes ~2 GB) during the next one,
+    slowing its writes (and making vecmig's pages queue up in memory)."""
+    with psycopg.connect(dsn, autocommit=True) as conn, contextlib.suppress(psycopg.Error):
+        conn.execute("CHECKPOINT")  # needs superuser or pg_checkpoint; skipped otherwise
 
 
 def vecmig_apply(spec: Path, dsn: str, records: int) -> dict[str, Any]:
@@ -355,9 +365,11 @@ def bench_size(dsn: str, workdir: Path, records: int, dim: int, naive: bool, fil
     seed_table(dsn, src, records, dim)
     row: dict[str, Any] = {"records": records, "dim": dim}
     print("  raw COPY pipe …", flush=True)
+    settle(dsn)
     row["raw_pipe_rps"] = raw_copy_pipe(dsn, src, records)
     if naive:
         print("  naive script …", flush=True)
+        settle(dsn)
         row["naive_rps"] = naive_script(dsn, src, records)
     print("  vecmig pgvector → pgvector …", flush=True)
     source = (f'{{provider: pgvector, connection: {{dsn: "${{env:BENCH_DSN}}"}}, '
@@ -374,6 +386,7 @@ def bench_size(dsn: str, workdir: Path, records: int, dim: int, naive: bool, fil
     if not files:
         return row
     print("  COPY FROM file baseline …", flush=True)
+    settle(dsn)
     row["copy_in_rps"] = copy_from_file(dsn, src, records, workdir)
     for label, path in write_files(dsn, src, workdir).items():
         fmt = FILE_KINDS[label][0]
