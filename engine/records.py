@@ -74,10 +74,6 @@ class ColumnBatch:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    @property
-    def nbytes(self) -> int:
-        return int(self.vectors.nbytes) + 32 * len(self.metadata) * len(self) + 8 * len(self)
-
     def to_batch(self) -> Batch:
         """Per-record form, for the careful encoders (coercion, per-record error messages)."""
         def py(values: Any) -> list[Any]:

@@ -1366,28 +1366,8 @@ class PgvectorProvider(Provider):
         names = plan.names
         encoding = conn.info.encoding
         try:
-            if self._direct:
-                direct_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-                    sql.Identifier(layout.relation.name), names
-                )
-                if stop.is_set():
-                    raise pipe.Stopped()
-                # A lone COPY is its own transaction: the server commits (and flushes the WAL)
-                # before it reports completion, and psycopg returns only after ReadyForQuery,
-                # so returning here is the durable acknowledgement, minus BEGIN/COMMIT trips.
-                conn.autocommit = True
-                try:
-                    with conn.cursor() as cur, cur.copy(direct_sql) as cp:
-                        # The last block comes once the reader has checked the whole page:
-                        # a page that fails to read aborts this COPY instead of ending it.
-                        for block in page.blocks():
-                            cp.write(block)
-                    return
-                except psycopg.errors.UniqueViolation:
-                    pass  # a page replayed after a kill: redo it idempotently below
-                finally:
-                    if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                        conn.autocommit = False
+            if self._direct and self._copy_page_direct(conn, layout, names, page, stop):
+                return
             with conn.cursor() as cur:
                 stage = self._native_stage(cur, layout, plan)
                 with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, names)) as cp:
@@ -1416,6 +1396,34 @@ class PgvectorProvider(Provider):
             with suppress(psycopg.Error):
                 conn.rollback()
             raise
+
+    @staticmethod
+    def _copy_page_direct(
+        conn: psycopg.Connection[Any], layout: Layout, names: sql.Composable, page: pipe.Page, stop: threading.Event
+    ) -> bool:
+        """COPY a page straight into the table; False when its ids are there already (a page
+        replayed after a kill), for the caller to redo it through the idempotent staged path."""
+        if stop.is_set():
+            raise pipe.Stopped()
+        # A lone COPY is its own transaction: the server commits (and flushes the WAL) before
+        # it reports completion, and psycopg returns only after ReadyForQuery, so returning
+        # here is the durable acknowledgement, minus BEGIN/COMMIT round trips.
+        conn.autocommit = True
+        try:
+            copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(layout.relation.name), names
+            )
+            with conn.cursor() as cur, cur.copy(copy_sql) as cp:
+                # The last block comes once the reader has checked the whole page: a page
+                # that fails to read aborts this COPY instead of ending it.
+                for block in page.blocks():
+                    cp.write(block)
+            return True
+        except psycopg.errors.UniqueViolation:
+            return False
+        finally:
+            if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                conn.autocommit = False
 
     @staticmethod
     def _native_commit(conn: psycopg.Connection[Any], stop: threading.Event) -> None:
@@ -1563,23 +1571,9 @@ class PgvectorProvider(Provider):
         cols = list(page.columns)
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in cols)
         try:
-            if self._direct and self._cast_free(layout, cols):
-                if stop.is_set():
-                    raise pipe.Stopped()
-                conn.autocommit = True  # a lone COPY commits before it reports completion
-                try:
-                    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-                        sql.Identifier(layout.relation.name), names
-                    )
-                    with conn.cursor() as cur, cur.copy(copy_sql) as cp:
-                        for block in page.blocks():
-                            cp.write(block)
-                    return
-                except psycopg.errors.UniqueViolation:
-                    pass  # a page replayed after a kill: redo it idempotently below
-                finally:
-                    if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                        conn.autocommit = False
+            direct = self._direct and self._cast_free(layout, cols)
+            if direct and self._copy_page_direct(conn, layout, names, page, stop):
+                return
             with conn.cursor() as cur:
                 stage = self._staging_table(cur, layout, cols)
                 with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
