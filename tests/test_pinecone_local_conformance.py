@@ -145,9 +145,8 @@ def test_create_waits_ready_then_list_describe_delete(srv: PineconeLocal, pc: Pi
 
 
 def test_create_without_delay_returns_ready_and_rejects_duplicates(pc: Pinecone) -> None:
-    started = time.monotonic()
     model = make_index(pc, "ready-now")
-    assert model.status.ready and time.monotonic() - started < 2
+    assert model.status.ready
     with pytest.raises(ConflictError) as err:
         make_index(pc, "ready-now")
     assert err.value.status_code == 409

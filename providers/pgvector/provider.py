@@ -1246,20 +1246,7 @@ class PgvectorProvider(Provider):
             write=lambda conn, page, stop: self._native_write(conn, layout, plan, page, stop),
             slots=self._native_writers,
         )
-        self._pipe = source._pipe = run
-        try:
-            for page in run:
-                yield page.last_id, page.records, page.nbytes
-        except pipe.Stopped:
-            raise TransientError(
-                f"the copy into '{layout.relation.name}' ({self._where}) was stopped before the end of its shard",
-                hint="a provider was closed while its native copy ran; apply again to resume",
-            ) from None
-        finally:
-            run.close()
-            for p in (self, source):
-                if p._pipe is run:
-                    p._pipe = None
+        yield from self._acknowledged(run, layout, (self, source))
 
     def _native_pages(
         self, plan: pipe.PipePlan, shard: dict[str, Any] | None, cursor: Any, size: int
@@ -1475,7 +1462,15 @@ class PgvectorProvider(Provider):
             write=lambda conn, page, stop: self._columnar_write(conn, layout, page, stop),
             slots=1,
         )
-        self._pipe = run
+        yield from self._acknowledged(run, layout, (self,))
+
+    def _acknowledged(
+        self, run: pipe.NativeRun, layout: Layout, owners: tuple[PgvectorProvider, ...]
+    ) -> Iterator[tuple[Any, int, int]]:
+        """``(cursor, records, bytes)`` per committed page, in order. ``owners`` hold the run
+        while it lasts, so that closing either provider stops it (see :meth:`close`)."""
+        for p in owners:
+            p._pipe = run
         try:
             for page in run:
                 yield page.last_id, page.records, page.nbytes
@@ -1486,8 +1481,9 @@ class PgvectorProvider(Provider):
             ) from None
         finally:
             run.close()
-            if self._pipe is run:
-                self._pipe = None
+            for p in owners:
+                if p._pipe is run:
+                    p._pipe = None
 
     def _columnar_pages(self, layout: Layout, batches: Iterator[ColumnBatch]) -> Iterator[pipe.Page]:
         for cb in batches:
