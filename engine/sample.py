@@ -57,7 +57,7 @@ METADATA_TYPES = {"title": "text", "lang": "text", "year": "int", "score": "floa
 
 
 def write_jsonl(path: str, n: int, dimension: int, *, seed: int = 0, id_type: str = "int") -> None:
-    """The DESIGN.md record shape, one JSON object per line; float32 values round-trip exactly."""
+    """The JSONL record shape of ARCHITECTURE.md, one JSON object per line; float32 values round-trip exactly."""
     import json
 
     with open(path, "w", encoding="utf-8") as f:

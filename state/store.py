@@ -410,7 +410,7 @@ class StateStore:
 
     def checkpoint(self, round_no: int, action_id: str, cursor: Any, records: int, nbytes: int,
                    checksum: dict[str, Any] | None = None) -> None:
-        """Called only after the target acknowledged the batch (DESIGN: ack before checkpoint).
+        """Called only after the target acknowledged the batch (ARCHITECTURE.md: ack before checkpoint).
 
         One upsert statement in its own transaction, committed when this returns: the first
         checkpoint of an action creates its cursor row, later ones replace the cursor (and

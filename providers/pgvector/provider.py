@@ -161,7 +161,7 @@ class PgvectorProvider(Provider):
         # (measured at 100k x 64 dims, batches of 1000: 1 session 0.6-0.8x the raw pipe, 3
         # about 1.0-1.1x; at 384 dims 1 session is already 0.95-1.15x), but every session
         # may hold a committed, unacknowledged page when the process is killed. One keeps
-        # DESIGN's promise that a kill redoes at most one batch per shard.
+        # the promise of ARCHITECTURE.md that a kill redoes at most one batch per shard.
         self._native_writers = 1
         self._describe_connection()
 
