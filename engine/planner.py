@@ -68,7 +68,7 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
         state_serial=serial,
         round=round_no,
         actions=tuple(actions),
-        warnings=tuple(lint(spec, seen) + lint_sample(spec, seen)),
+        warnings=tuple(lint(spec, seen) + lint_ids(spec, seen) + lint_sample(spec, seen)),
         notes=tuple(notes),
     )
 
@@ -225,6 +225,20 @@ def lint(spec: Spec, seen: Refreshed) -> list[Warning_]:
     if seen.source.exists and not seen.source.count:
         out.append(Warning_("VM103", "source is empty: the target will be created empty"))
     return out
+
+
+def lint_ids(spec: Spec, seen: Refreshed) -> list[Warning_]:
+    """The identity rules (vecmig.ids) on the source's first ids: a repeated id (VM107), integer
+    and string ids mixed (VM108), an id that is no id (VM109). Errors: apply's validate_ids
+    refuses the same on every id before writing anything."""
+    report = seen.id_sample
+    if report is None:
+        return []
+    found = report.problem()
+    if found is None:
+        return []
+    code, message, hint = found
+    return [Warning_(code, f"{message} (in the first {report.checked:,} source ids)", "error", hint)]
 
 
 # Records of the sample that are not unit length, beyond which a metric change is flagged.

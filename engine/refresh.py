@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vecmig.ids import IdReport
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
 from vecmig.records import Batch
@@ -13,6 +14,8 @@ from vecmig.spec import Spec, StoreSpec
 # Records read from the source for pre-flight lint: the first batch of the first shard, so
 # the same data gives the same sample (and the same plan). Small: plans must stay quick.
 SAMPLE_RECORDS = 200
+# Ids read at plan for the identity rules (one type, every id once): ids only, so more of them.
+ID_SAMPLE = 1000
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class Refreshed:
     # First records of the source (unmapped), when a rule needs to look at records: the
     # target lints per record, or the source may carry sparse values. Never persisted.
     sample: Batch | None = None
+    # The identity rules on the source's first ids (vecmig.ids); None: not read.
+    id_sample: IdReport | None = None
 
 
 def open_provider(store: StoreSpec) -> Provider:
@@ -38,16 +43,19 @@ def wants_sample(spec: Spec) -> bool:
 
 def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
     sample: Batch | None = None
+    id_sample: IdReport | None = None
     with open_provider(spec.source) as src:
         source = src.inventory()
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
         if shards and source.exists and wants_sample(spec):
             sample = first_batch(src, cut[0] if cut else None)
+        if shards and source.exists and source.count:
+            id_sample = src.check_ids(limit=ID_SAMPLE)
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
             target = replace(target, aliases={spec.target.alias: tgt.read_alias(spec.target.alias)})
-    return Refreshed(source=source, target=target, shards=cut, sample=sample)
+    return Refreshed(source=source, target=target, shards=cut, sample=sample, id_sample=id_sample)
 
 
 def first_batch(src: Provider, shard: dict[str, Any] | None) -> Batch | None:

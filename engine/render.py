@@ -17,6 +17,7 @@ SYMBOLS = {
     "copy_shard": ("~", "yellow"),
     "finalize": ("~", "yellow"),
     "cutover": ("~", "yellow"),
+    "validate_ids": ("?", "cyan"),
     "validate_completeness": ("?", "cyan"),
     "delete_extra": ("-", "red"),
     "decommission": ("-", "red"),

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
+from vecmig.ids import IdReport
+from vecmig.ids import check as check_id_positions
 from vecmig.model import Inventory
 from vecmig.records import Batch, ColumnBatch, RecordId
 from vecmig.spec import IndexSpec, StoreSpec
@@ -138,6 +140,30 @@ class Provider(ABC):
     @abstractmethod
     def count(self) -> int:
         """Exact record count."""
+
+    # -- identity (see vecmig.ids) ---------------------------------------------------------
+    def ids_unique_by_store(self, inventory: Inventory) -> bool:
+        """The store itself guarantees one id type and every id once (a primary key, a store
+        keyed by id), so the plan needs no ``validate_ids`` pass. Planning hook: no I/O."""
+        return False
+
+    def id_positions(self) -> Iterator[tuple[RecordId, int]]:
+        """Every id of the collection with its position (file order), ids only where the store
+        can; positions are what :meth:`describe_positions` names. The same sequence each call."""
+        pos = 0
+        for batch in self.scan(None, None, 1000):
+            for rid in batch.ids:
+                yield rid, pos
+                pos += 1
+
+    def describe_positions(self, positions: list[int]) -> dict[int, str]:
+        """Where each position is, for messages (``src.jsonl:6``, ``src.parquet row 301``)."""
+        label = self.store.collection or self.name
+        return {p: f"{label} record #{p + 1}" for p in positions}
+
+    def check_ids(self, limit: int | None = None) -> IdReport:
+        """One id type, every id once: over all ids, or the first ``limit`` (the plan's sample)."""
+        return check_id_positions(self.id_positions, self.describe_positions, limit=limit)
 
     # -- writing --------------------------------------------------------------------------
     def upsert(self, batch: Batch) -> None:

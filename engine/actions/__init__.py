@@ -11,11 +11,12 @@ from vecmig.actions.decommission import Decommission
 from vecmig.actions.delete_extra import DeleteExtra
 from vecmig.actions.finalize import Finalize
 from vecmig.actions.validate_completeness import ValidateCompleteness
+from vecmig.actions.validate_ids import ValidateIds
 
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
-    for k in (CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness, Cutover,
-              Decommission)
+    for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
+              Cutover, Decommission)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

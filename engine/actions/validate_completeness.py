@@ -96,14 +96,26 @@ class ValidateCompleteness(ActionKind):
                 # Only now are the ids worth holding in memory (peak RSS stays flat otherwise).
                 # By the id's text: a target that keeps only strings (Pinecone) lists int 5 as "5".
                 src = ctx.source()
+                known: set[str] = set()
+                repeated: list[RecordId] = []
                 try:
-                    known = {same_record_key(rid) for b in src.scan(None, None, batch_size) for rid in b.ids}
+                    for b in src.scan(None, None, batch_size):
+                        for rid in b.ids:
+                            key = same_record_key(rid)
+                            if key in known:
+                                repeated.append(rid)
+                            known.add(key)
                 finally:
                     src.close()
                 extra = [rid for b in tgt.scan(None, None, batch_size) for rid in b.ids
                          if same_record_key(rid) not in known]
                 if extra:
                     problems.append(f"target has {len(extra)} records not in the source {_ids(extra)}")
+                if repeated:
+                    # Never a pass with fewer records than the source holds.
+                    problems.append(f"the source holds {source_count:,} records but only {len(known):,} distinct "
+                                    f"ids: {len(repeated)} repeated {_ids(repeated)}")
+
         finally:
             tgt.close()
         methods = {o.method for o in outcomes}
@@ -208,6 +220,9 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
         mine = batch_digests(mapped)
         s_sum.add_digests(mine)
         got = tgt.fetch(batch.ids)
+        # The target answers with its own id type (a text column holds int 5 as "5"): the
+        # same record, by vecmig.ids; hashed and matched under the source's id.
+        got.ids = as_source_ids(got.ids, batch.ids)
         got_digests = batch_digests(got)
         t_sum.add_digests(got_digests)
         theirs = dict(zip(got.ids, got_digests, strict=True))
@@ -219,6 +234,14 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
                 differ.append(rid)
         ctx.reporter.advance(action, len(batch))
     return s_sum, t_sum, missing, differ
+
+
+def as_source_ids(got: list[RecordId], asked: list[RecordId]) -> list[RecordId]:
+    """``got`` (a target's ids) as the source ids they answer, matched by ``same_record_key``."""
+    if all(type(g) is type(a) for g, a in zip(got, asked, strict=False)) and len(got) == len(asked):
+        return got
+    by_key = {same_record_key(a): a for a in asked}
+    return [by_key.get(same_record_key(g), g) for g in got]
 
 
 def _ids(ids: list[RecordId]) -> str:

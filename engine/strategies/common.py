@@ -11,7 +11,27 @@ from vecmig.model import Action
 from vecmig.strategies.context import PlanContext
 
 
-def create_target(ctx: PlanContext) -> list[Action]:
+def validate_ids(ctx: PlanContext) -> list[Action]:
+    """Before anything is written: every source id once, all of one type (see vecmig.ids)."""
+    n = ctx.source.count or 0
+    if not n or ctx.source_provider.ids_unique_by_store(ctx.source):
+        return []
+    kinds = {"int": "integers", "text": "strings"}
+    id_type = ctx.source.id_type
+    return [Action(
+        id="validate.ids",
+        kind="validate_ids",
+        reason=(f"{ctx.spec.source.label} does not guarantee unique ids: all {n:,} must be distinct and "
+                f"{kinds.get(id_type or '', 'of one type')} before a record is written (a repeated id would "
+                "land once, leaving fewer records than the source holds)"),
+        params={"id_type": id_type},
+        reversible=True,
+        reverse="nothing to undo (read-only)",
+        estimate=estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.read_model),
+    )]
+
+
+def create_target(ctx: PlanContext, after: tuple[str, ...] = ()) -> list[Action]:
     if ctx.target.exists:
         return []
     s = ctx.schema
@@ -20,6 +40,7 @@ def create_target(ctx: PlanContext) -> list[Action]:
         id="create_collection.target",
         kind="create_collection",
         reason=f"target {t.label} does not exist",
+        depends_on=after,
         params={"side": "target", "collection": t.collection, "schema": asdict(s)},
         reverse="drop the collection",
         estimate=estimate.fixed(0.05, 1.0),
@@ -232,13 +253,14 @@ def raise_no_alias(ctx: PlanContext) -> None:
 def pipeline(ctx: PlanContext, *, prune: bool) -> list[Action]:
     """create → copy shards → seal → (prune extras) → index → validate, each after the last."""
     out: list[Action] = []
+    out.extend(validate_ids(ctx))
     steps = [create_target, copy_shards, seal_target, delete_extra if prune else None,
              build_index, validate_completeness]
-    after: tuple[str, ...] = ()
+    after: tuple[str, ...] = ids(out)
     for step in steps:
         if step is None:
             continue
-        made = step(ctx) if step is create_target else step(ctx, after)  # type: ignore[call-arg]
+        made = step(ctx, after)
         if made:
             out.extend(made)
             after = ids(made)

@@ -324,6 +324,33 @@ class JsonlProvider(FileProvider):
                 self._index = IdIndex.build(stamp, pairs)
         return self._index
 
+    def id_positions(self) -> Iterator[tuple[RecordId, int]]:
+        """(id, byte offset of its line) for every record: the id alone where the line starts
+        with it (see ``_line_id``), so a pass reads bytes but parses no vectors."""
+        if not self.path.exists():
+            raise self._missing()
+        with open(self.path, "rb", buffering=_CHUNK) as f:
+            for off, line in self._records(f, 0, None):
+                yield self._line_id(line, off), off
+
+    def describe_positions(self, positions: list[int]) -> dict[int, str]:
+        """Byte offsets as ``path:line`` (one pass counting newlines up to the last one)."""
+        out: dict[int, str] = {}
+        wanted = sorted(set(positions))
+        if not wanted:
+            return out
+        line, pos = 1, 0
+        with open(self.path, "rb", buffering=0) as f:
+            for offset in wanted:
+                while pos < offset:
+                    chunk = f.read(min(offset - pos, _CHUNK))
+                    if not chunk:
+                        break
+                    line += chunk.count(b"\n")
+                    pos += len(chunk)
+                out[offset] = f"{self.path}:{line}"
+        return out
+
     def fetch(self, ids: Sequence[RecordId]) -> Batch:
         """One pass over the file builds an id -> offset index (rebuilt when the file
         changes); each call then reads only the lines it returns."""

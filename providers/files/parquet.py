@@ -472,6 +472,20 @@ class ParquetProvider(FileProvider):
             self._index = IdIndex.build(stamp, pairs())
         return self._index
 
+    def id_positions(self) -> Iterator[tuple[RecordId, int]]:
+        """(id, row number) for every row, from the id column alone."""
+        if not self.path.exists():
+            raise self._missing()
+        pf = self._open()
+        row = 0
+        for rb in pf.iter_batches(batch_size=65_536, columns=[self._layout(pf).id]):
+            for rid in rb.column(0).to_pylist():
+                yield rid, row
+                row += 1
+
+    def describe_positions(self, positions: list[int]) -> dict[int, str]:
+        return {p: f"{self.path} row {p}" for p in positions}
+
     def fetch(self, ids: Sequence[RecordId]) -> Batch:
         """One pass over the id column builds an id -> row index (rebuilt when the file
         changes); each call then decodes only the row groups holding what it returns."""

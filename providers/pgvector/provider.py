@@ -56,6 +56,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
 from vecmig.errors import ProviderError, TerminalError, TransientError
+from vecmig.ids import IdReport, canonical_int_text, id_kind, show_id
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
 from vecmig.providers.pgvector import columnar, embedded, pipe
@@ -359,6 +360,13 @@ class PgvectorProvider(Provider):
             return by_name[name]
 
         id_col = need(f.id, "id")
+        if id_col.logical not in ("int", "text"):
+            raise TerminalError(
+                f"id column '{id_col.name}' of {what} is {id_col.sqltype}; vecmig ids are integers or text "
+                "(a float, numeric or boolean id would not compare equal across stores)",
+                hint=f"point {self._role}.collection at a view that casts it (SELECT {id_col.name}::bigint AS "
+                     f"{id_col.name}, ... or ::text), or set {self._role}.fields.id to another column",
+            )
         vec = need(f.vector, "vector")
         if vec.logical != "vector":
             vectors = [c.name for c in cols if c.logical == "vector"] or ["none"]
@@ -663,6 +671,42 @@ class PgvectorProvider(Provider):
             if len(rows) < size:
                 return
 
+    def ids_unique_by_store(self, inventory: Inventory) -> bool:
+        """A primary key or unique index on the id column: one type, every id once."""
+        return bool(inventory.extra.get("id_unique"))
+
+    def check_ids(self, limit: int | None = None) -> IdReport:
+        """Without a unique index on the id column, ids may repeat (and the id-ordered scan
+        would read a repeated id once, or not at all across a page boundary): found by the
+        server, located by ``ctid``. NULL ids are refused too (a scan cannot resume from one)."""
+        name = self._collection_name()
+        with self._tx() as cur:
+            layout = self._require_layout(cur)
+            rel = layout.relation
+            report = IdReport(id_type=layout.id_type)
+            base = rel if rel.is_table else self._view_base(cur, rel)
+            if self._id_unique(cur, base, layout):
+                return report
+            t = sql.Identifier(rel.name)
+            idc = sql.Identifier(layout.id.name)
+            loc = sql.SQL("ctid::text") if rel.is_table else sql.SQL("NULL::text")
+            inner = sql.SQL("SELECT {id} AS id, {loc} AS loc FROM {t}").format(id=idc, loc=loc, t=t)
+            if limit is not None:
+                inner = sql.SQL("{} ORDER BY {} LIMIT {}").format(inner, idc, sql.Literal(int(limit)))
+            null = cur.execute(sql.SQL("SELECT loc FROM ({}) s WHERE id IS NULL LIMIT 1").format(inner)).fetchone()
+            if null is not None:
+                report.invalid = (None, f"{name} ctid {null[0]}" if null[0] else name)  # type: ignore[assignment]
+                return report
+            rows = cur.execute(sql.SQL(
+                "SELECT id, count(*), (array_agg(loc ORDER BY loc))[1:4], count(*) OVER () FROM ({}) s "
+                "GROUP BY id HAVING count(*) > 1 ORDER BY min(loc), id LIMIT 3").format(inner)).fetchall()
+        if rows:
+            report.repeated_total = int(rows[0][3])
+            report.repeated = [(rid, int(n), [f"{name} ctid {c}" if c else name for c in locs])
+                               for rid, n, locs, _ in rows]
+            report.note = f"'{name}' has no primary key or unique index on '{layout.id.name}'"
+        return report
+
     def fetch(self, ids: Sequence[RecordId]) -> Batch:
         layout = self._require_layout()
         if not ids:
@@ -674,7 +718,7 @@ class PgvectorProvider(Provider):
             sql.Identifier("t", layout.id.name),
             sql.Identifier("t", layout.id.name),
         )
-        params = [self._norm_id(layout, i) for i in ids]
+        params = self._lookup_ids(layout, ids)
         with self._tx() as cur:
             rows = cur.execute(query, (params,), binary=True).fetchall()
         return self._to_batch(layout, rows)
@@ -687,17 +731,38 @@ class PgvectorProvider(Provider):
         return int(row[0])  # type: ignore[index]
 
     def _norm_id(self, layout: Layout, value: Any) -> RecordId:
+        """The id as the column holds it, converted only losslessly (see vecmig.ids): an
+        integer id into a text column is its decimal text; a text id into an integer column
+        must be exactly an integer's decimal text ("5", never "05", " 5" or "5.0"), else two
+        different ids could land on one row. Anything else is refused, naming the id."""
+        kind = id_kind(value)
         if layout.id_type == "int":
-            if isinstance(value, bool):
-                raise TerminalError(f"record id {value!r} is not an integer", hint="the id column is an integer")
-            try:
+            if kind == "int":
                 return int(value)
-            except (TypeError, ValueError):
+            number = canonical_int_text(value) if kind == "text" else None
+            if number is None:
                 raise TerminalError(
-                    f"record id {value!r} cannot be stored in integer column '{layout.id.name}'",
-                    hint="map ids to integers or use a text id column",
-                ) from None
-        return value if isinstance(value, str) else str(value)
+                    f"record id {show_id(value)} cannot be stored in integer column '{layout.id.name}' of "
+                    f"'{layout.relation.name}' without changing it",
+                    hint="migrate into a text id column (or a new collection), or give the records integer ids",
+                )
+            return number
+        if kind == "text":
+            return value  # type: ignore[no-any-return]
+        if kind == "int":
+            return str(int(value))
+        raise TerminalError(f"record id {show_id(value)} is a {type(value).__name__}; ids are integers or strings",
+                            hint="give every record a non-empty integer or string id")
+
+    def _lookup_ids(self, layout: Layout, ids: Sequence[RecordId]) -> list[RecordId]:
+        """Ids to look up (fetch, delete): one the column cannot hold is simply not there."""
+        out = []
+        for rid in ids:
+            try:
+                out.append(self._norm_id(layout, rid))
+            except TerminalError:
+                continue
+        return out
 
     def _to_batch(self, layout: Layout, rows: list[tuple[Any, ...]]) -> Batch:
         dim = layout.dimension
@@ -951,7 +1016,7 @@ class PgvectorProvider(Provider):
         if not ids:
             return
         layout = self._writable()
-        params = [self._norm_id(layout, i) for i in ids]
+        params = self._lookup_ids(layout, ids)
         with self._tx() as cur:
             cur.execute(
                 sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::" + layout.id_cast + "[])").format(

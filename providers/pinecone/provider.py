@@ -62,6 +62,7 @@ from pinecone.errors import ApiError, ConflictError, NotFoundError, PineconeErro
 from pinecone.models.indexes.schema import DenseVectorField, SparseVectorField
 
 from vecmig.errors import TerminalError, TransientError
+from vecmig.ids import IdReport
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
 from vecmig.providers.pinecone import lint, packing, pricing
@@ -591,6 +592,13 @@ class PineconeProvider(Provider):
         if any(s is not None for s in sparse):
             batch.extra["sparse"] = sparse
         return batch
+
+    def ids_unique_by_store(self, inventory: Inventory) -> bool:
+        """An index is keyed by its string ids: each once, one type."""
+        return True
+
+    def check_ids(self, limit: int | None = None) -> IdReport:
+        return IdReport(id_type="text")
 
     def fetch(self, ids: Sequence[RecordId]) -> Batch:
         """Records among ``ids``, with ids of the requested type/value (int 5 asks for '5')."""
