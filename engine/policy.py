@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from vecmig import safe_paths
 from vecmig.errors import SpecError, VecmigError
 from vecmig.model import Plan, Warning_
 
@@ -45,9 +46,15 @@ class Policy:
 
 def read_file(path: Path) -> dict[str, list[str]]:
     """The lists in a policy file, or a SpecError naming the file and what is wrong."""
+    hint = "a policy file is a short YAML file with the keys error, warn and ignore"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except (OSError, yaml.YAMLError) as e:
+        raw = safe_paths.read_bytes(path, "policy file", safe_paths.POLICY_MAX_BYTES, where=str(path),
+                                    error=SpecError, hint=hint)
+    except OSError as e:
+        raise SpecError(f"cannot read policy file: {e.strerror}", where=str(path), hint=hint) from None
+    try:
+        data = yaml.safe_load(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise SpecError(f"cannot read policy file: {e}", where=str(path),
                         hint="a policy file is YAML with the keys error, warn and ignore") from None
     if data is None:
