@@ -159,7 +159,7 @@ def plan(
         raise policy.PolicyError(
             f"{len(blocking)} error-level lint finding(s): {', '.join(w.code for w in blocking)}"
             + (f"; the plan was not saved to {out_file}" if out_file else ""),
-            hint="fix the cause, or change the spec's `policy` section")
+            hint=policy.fix_hint(blocking))
     if out_file is not None:
         planfile.save(the_plan, out_file, spec.source.base_dir, spec_file=spec_path)
         if fmt is Format.text:

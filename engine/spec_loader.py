@@ -1040,7 +1040,7 @@ def _check_not_same(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None
 
 def _check_policy(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     """A code listed under two levels is ambiguous; a policy file must exist and be valid."""
-    from vecmig.policy import LEVELS, read_file
+    from vecmig.policy import LEVELS, MANDATORY, read_file
 
     policy = spec.get("policy")
     if not policy:
@@ -1055,6 +1055,13 @@ def _check_policy(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
                     f"keep {code} in one of them",
                 )
             seen[code] = level
+            if code in MANDATORY and LEVELS[level] != "error":
+                raise ctx.error(
+                    f"lint code {code} cannot be lowered by policy.{level}: it stops vecmig from destroying a file "
+                    "that is not its own",
+                    f"/policy/{level}/{i}",
+                    f"remove {code} from policy.{level}, and fix its cause instead",
+                )
     if "file" in policy:
         path = Path(policy["file"]).expanduser()
         full = path if path.is_absolute() else base_dir / path
