@@ -147,6 +147,8 @@ def plan(
     from vecmig import planfile, policy
 
     fmt = Format.json if as_json else fmt
+    if out_file is not None:
+        planfile.check_out_path(out_file)  # before anything is read or planned
     spec = _load(spec_path)
     the_plan, state = _make_plan(spec)
     the_plan = policy.apply(the_plan, policy.from_spec(spec))
@@ -157,7 +159,7 @@ def plan(
         raise policy.PolicyError(
             f"{len(blocking)} error-level lint finding(s): {', '.join(w.code for w in blocking)}"
             + (f"; the plan was not saved to {out_file}" if out_file else ""),
-            hint="fix the cause, or change the spec's `policy` section")
+            hint=policy.fix_hint(blocking))
     if out_file is not None:
         planfile.save(the_plan, out_file, spec.source.base_dir, spec_file=spec_path)
         if fmt is Format.text:
@@ -445,8 +447,12 @@ def state_export(
     out_file: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Write the whole history (meta, rounds, runs, actions, resources, audit) for auditors."""
+    from vecmig import safe_paths
     from vecmig.state import export
 
+    if out_file is not None:
+        safe_paths.ensure_file(out_file, "export file (-o)",
+                               hint=f"export to a regular file, or omit -o for stdout; {safe_paths.REGULAR_ONLY}")
     spec = _load(spec_path)
     state = _state(spec, create=False)
     if state is None:
@@ -460,6 +466,7 @@ def state_export(
     if out_file is None:
         sys.stdout.write(text)
         return
+    safe_paths.ensure_file(out_file, "export file (-o)")  # again: the export may have taken a while
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(text)
     err().print(f"Exported the state of {spec.name} to {out_file} ({fmt.value}, validated by "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vecmig import __version__
+from vecmig import __version__, safe_paths
 from vecmig.errors import SpecError, StalePlanError, VecmigError
 from vecmig.model import PLAN_FORMAT_VERSION, Plan, canonical_json, sha256_hex
 from vecmig.refresh import Refreshed
@@ -37,31 +37,50 @@ def save(plan: Plan, path: Path, spec_dir: Path, spec_file: Path | None = None) 
         body["spec_file"] = str(spec_file.resolve())
     # The checksum covers the locations too: pointing a plan at another spec is an edit.
     body["checksum"] = sha256_hex(canonical_json(body))
+    check_out_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(body, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+
+
+def check_out_path(path: Path) -> None:
+    """``plan -out``: a regular file or a new one; checked before planning, and again before writing."""
+    safe_paths.ensure_file(path, "plan file (-out)",
+                           hint=f"write the plan to a regular file; {safe_paths.REGULAR_ONLY}")
 
 
 def looks_like_plan(path: Path) -> bool:
     """A saved plan is a JSON object with format_version and actions; a spec is YAML.
 
     The whole file is parsed: keys are sorted, so with thousands of shards "format_version"
-    comes long after the first few kilobytes.
+    comes long after the first few kilobytes. A path that is no regular file (a FIFO, a
+    device) is refused here, before anything opens it.
     """
+    safe_paths.ensure_file(path, "plan or spec file", hint=f"pass a spec or a saved plan; {safe_paths.REGULAR_ONLY}")
     try:
-        with path.open("rb") as f:
+        with safe_paths.open_read(path, "plan or spec file") as f:
             if f.read(1) != b"{":
                 return False
-        raw = json.loads(path.read_text())
+        raw = json.loads(_read(path))
     except (OSError, ValueError):
         return False
     return isinstance(raw, dict) and "format_version" in raw and "actions" in raw
 
 
+def _read(path: Path) -> bytes:
+    return safe_paths.read_bytes(path, "plan file", safe_paths.PLAN_MAX_BYTES,
+                                 hint="pass a file written by `vecmig plan -out`")
+
+
 def open_saved(path: Path) -> SavedPlan:
     try:
-        raw: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise VecmigError(f"cannot read plan file {path}: {e}", hint="pass a file written by `vecmig plan -out`") from e
+        raw: dict[str, Any] = json.loads(_read(path))
+    except (OSError, ValueError) as e:
+        shown = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise VecmigError(f"cannot read plan file {path}: {shown}",
+                          hint="pass a file written by `vecmig plan -out`") from None
+    if not isinstance(raw, dict):
+        raise VecmigError(f"cannot read plan file {path}: not a saved plan (a JSON object)",
+                          hint="pass a file written by `vecmig plan -out`")
     if raw.get("format_version") != PLAN_FORMAT_VERSION:
         raise StalePlanError(f"plan file {path} has format version {raw.get('format_version')}; "
                              f"this vecmig ({__version__}) reads version {PLAN_FORMAT_VERSION}",

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, estimate
+from vecmig import __version__, estimate, pointer
 from vecmig.errors import PlanError, SpecError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Inventory, Plan, Warning_
 from vecmig.providers import provider_class
@@ -224,6 +224,15 @@ def lint(spec: Spec, seen: Refreshed) -> list[Warning_]:
                                      "records are saved as before-images in state so rollback can restore them"))
     if seen.source.exists and not seen.source.count:
         out.append(Warning_("VM103", "source is empty: the target will be created empty"))
+    live = spec.target.live_pointer
+    if live is not None and live.file:
+        path = spec.target.path(live.file)
+        problem = pointer.replace_problem(path)
+        if problem is not None:
+            written = ((spec.public.get("target") or {}).get("pointer") or {}).get("file", live.file)
+            shown = pointer.shown_path(str(written), path)
+            out.append(Warning_(pointer.POINTER_CODE, f"target.pointer.file {shown} {problem}: it is not a vecmig "
+                                "pointer file, and cutover would replace it", "error", pointer.REPLACE_HINT))
     return out
 
 

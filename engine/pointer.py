@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vecmig import safe_paths
 from vecmig.errors import TerminalError
 from vecmig.spec import PointerSpec
 
@@ -51,15 +52,77 @@ class Live:
         return {"index": self.index, "host": self.host, "namespace": self.namespace}
 
 
+# Every key vecmig writes into a pointer file. A file with any other key is not one of ours:
+# replacing it would lose that key's value, so vecmig refuses to (lint code POINTER_CODE).
+POINTER_KEYS = frozenset({"index", "host", "namespace", "previous", "switched_at", "written_by", "migration"})
+POINTER_CODE = "VM130"
+
+
 def read_file(path: Path) -> str | None:
-    """The file's exact text, or None when it does not exist."""
+    """The file's exact text (no newline translation: rollback restores these bytes), or None
+    when it does not exist. Only a regular file is read, and at most POINTER_MAX_BYTES of it."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = safe_paths.read_bytes(path, "pointer file", safe_paths.POINTER_MAX_BYTES, error=TerminalError,
+                                     hint="target.pointer.file must be a small JSON file vecmig writes")
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise TerminalError(f"cannot read pointer file {path}: {exc.strerror}",
                             hint="check the path and permissions of target.pointer.file") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TerminalError(f"pointer file {path} is not UTF-8 text, so it is not a vecmig pointer file",
+                            hint=REPLACE_HINT) from None
+
+
+REPLACE_HINT = ("vecmig replaces only its own pointer files (JSON with the keys index, host, namespace, previous, "
+                "switched_at): point target.pointer.file at a new path, or move that file away")
+
+
+def not_a_pointer(text: str | None) -> str | None:
+    """Why existing file text is not a vecmig pointer file (so must not be replaced); None if it is.
+
+    An absent or empty file holds nothing to lose. Anything else must be a JSON object with
+    only the keys vecmig writes, its index a string (or null).
+    """
+    if text is None or not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "is not JSON"
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    if "index" not in data:
+        return "has no \"index\" key"
+    other = sorted(set(data) - POINTER_KEYS)
+    if other:
+        shown = ", ".join(repr(k) for k in other[:3]) + (", ..." if len(other) > 3 else "")
+        return f"has keys vecmig does not write ({shown})"
+    bad = [k for k in ("index", "host", "namespace", "previous") if not isinstance(data.get(k), str | None)]
+    if bad:
+        return f"has a non-string {bad[0]!r}"
+    return None
+
+
+def replace_problem(path: Path) -> str | None:
+    """Why vecmig must not replace ``path`` with a pointer file; None when it may (absent, or ours)."""
+    problem = safe_paths.file_problem(path)
+    if problem is not None:
+        return problem
+    try:
+        return not_a_pointer(read_file(path))
+    except TerminalError as exc:
+        return exc.message.removeprefix(f"pointer file {path} ")
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse, before writing, to replace a file that is not a vecmig pointer file."""
+    problem = replace_problem(path)
+    if problem is not None:
+        raise TerminalError(f"pointer file {path} {problem}: it is not a vecmig pointer file, so vecmig will not "
+                            f"replace it ({POINTER_CODE})", hint=REPLACE_HINT)
 
 
 def parse(text: str | None) -> Live | None:
@@ -96,6 +159,7 @@ def content(live: Live, previous: Live | None, migration: str) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that readers see the old or the new file, whole."""
+    safe_paths.ensure_file(path, "pointer file", error=TerminalError)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -108,6 +172,7 @@ def write_atomic(path: Path, text: str) -> None:
             os.chmod(tmp, path.stat().st_mode & 0o777)
         else:
             os.chmod(tmp, 0o644)
+        safe_paths.ensure_file(path, "pointer file", error=TerminalError)  # the last moment before the rename
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -117,6 +182,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def remove(path: Path) -> None:
+    safe_paths.ensure_file(path, "pointer file", error=TerminalError)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
         _fsync_dir(path.parent)
@@ -181,7 +247,9 @@ def switch(spec: PointerSpec, base_dir: Path, live: Live, previous: Live | None,
            secrets: Iterable[str]) -> None:
     """Cutover: the file first (what readers follow), then the command."""
     if spec.file:
-        write_atomic(resolve(spec.file, base_dir), content(live, previous, migration))
+        path = resolve(spec.file, base_dir)
+        check_replaceable(path)  # planned against an absent or vecmig file; still one right now?
+        write_atomic(path, content(live, previous, migration))
     if spec.command:
         run_command(spec.command, live, previous.index if previous else None, operation="cutover",
                     cwd=base_dir, timeout=spec.timeout, secrets=secrets)
@@ -201,6 +269,12 @@ def restore(spec: PointerSpec, base_dir: Path, before: dict[str, Any], current: 
         previous = Live(index=before.get("index"), host=before.get("host"), namespace=before.get("namespace"))
         run_command(spec.command, previous, current.index, operation="rollback", cwd=base_dir,
                     timeout=spec.timeout, secrets=secrets)
+
+
+def shown_path(written: str, path: Path) -> str:
+    """The pointer file as a plan shows it: its full path, unless it came from the environment
+    (then as written, placeholders intact: plans are public)."""
+    return written if "${" in written else os.path.normpath(path)
 
 
 def resolve(file: str, base_dir: Path) -> Path:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from vecmig import safe_paths
 from vecmig.errors import SpecError, VecmigError
 from vecmig.model import Plan, Warning_
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 # policy key -> the severity it gives a finding (None: the finding is dropped)
 LEVELS: dict[str, str | None] = {"error": "error", "warn": "warning", "ignore": None}
 CODE_PREFIXES = ("VM", "PC")  # engine findings, Pinecone pre-flight rules
+# Findings no policy may lower: they stand for data vecmig would destroy that is not its own
+# (VM130: cutover would replace a file that is not a vecmig pointer file).
+MANDATORY = frozenset({"VM130"})
 
 
 class PolicyError(VecmigError):
@@ -45,9 +49,15 @@ class Policy:
 
 def read_file(path: Path) -> dict[str, list[str]]:
     """The lists in a policy file, or a SpecError naming the file and what is wrong."""
+    hint = "a policy file is a short YAML file with the keys error, warn and ignore"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except (OSError, yaml.YAMLError) as e:
+        raw = safe_paths.read_bytes(path, "policy file", safe_paths.POLICY_MAX_BYTES, where=str(path),
+                                    error=SpecError, hint=hint)
+    except OSError as e:
+        raise SpecError(f"cannot read policy file: {e.strerror}", where=str(path), hint=hint) from None
+    try:
+        data = yaml.safe_load(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise SpecError(f"cannot read policy file: {e}", where=str(path),
                         hint="a policy file is YAML with the keys error, warn and ignore") from None
     if data is None:
@@ -91,7 +101,7 @@ def apply(plan: Plan, policy: Policy) -> Plan:
     kept: list[Warning_] = []
     silenced: list[str] = []
     for w in plan.warnings:
-        if w.code not in policy.levels:
+        if w.code not in policy.levels or w.code in MANDATORY:
             kept.append(w)
             continue
         severity = policy.levels[w.code]
@@ -110,14 +120,20 @@ def errors(plan: Plan) -> list[Warning_]:
     return [w for w in plan.warnings if w.severity == "error"]
 
 
+def fix_hint(blocking: list[Warning_]) -> str:
+    """How to get past error-level findings: a policy can lower most, never a MANDATORY one."""
+    lowerable = [w for w in blocking if w.code not in MANDATORY]
+    if not lowerable:
+        return blocking[0].hint or "fix the cause"
+    return f"fix the cause, or change the spec's `policy` section (e.g. `policy: {{warn: [{lowerable[0].code}]}}`)"
+
+
 def check_apply_allowed(plan: Plan, *, allow_destructive: bool) -> None:
     """What apply refuses before touching anything: error-level findings, unflagged destruction."""
     blocking = errors(plan)
     if blocking:
         codes = ", ".join(f"{w.code} ({w.message})" for w in blocking[:3])
-        raise PolicyError(f"the plan has {len(blocking)} error-level lint finding(s): {codes}",
-                          hint="fix the cause, or change the spec's `policy` section "
-                               f"(e.g. `policy: {{warn: [{blocking[0].code}]}}`)")
+        raise PolicyError(f"the plan has {len(blocking)} error-level lint finding(s): {codes}", hint=fix_hint(blocking))
     destructive = [a.id for a in plan.actions if a.destructive]
     if destructive and not allow_destructive:
         raise PolicyError(f"the plan contains destructive actions: {', '.join(destructive)}",

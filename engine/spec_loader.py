@@ -37,6 +37,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from vecmig import safe_paths
 from vecmig.errors import SpecError
 from vecmig.providers import available
 from vecmig.schemas import load as load_schema
@@ -123,7 +124,7 @@ def _abs_dir(base_dir: Path | None) -> Path:
 
 def _read(path: Path) -> str:
     shown = str(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise SpecError(
             f"spec file not found: {shown}",
             where=shown,
@@ -132,17 +133,23 @@ def _read(path: Path) -> str:
     if path.is_dir():
         raise SpecError(f"spec path is a directory: {shown}", where=shown, hint="pass the YAML file itself")
     try:
+        data = safe_paths.read_bytes(path, "spec file", safe_paths.SPEC_MAX_BYTES, where=shown, error=SpecError,
+                                     hint="a spec is a YAML file of a few kilobytes: pass the spec itself")
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {shown}", where=shown,
+                        hint=f"check the path (looked for {path.absolute()})") from None
+    except OSError as exc:
+        raise SpecError(
+            f"cannot read spec file: {exc.strerror}", where=shown, hint="check the file's permissions"
+        ) from None
+    try:
         # utf-8-sig: editors on Windows like to prepend a BOM; it is not part of the YAML.
-        return path.read_text(encoding="utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SpecError(
             f"spec file is not UTF-8 text (bad byte at offset {exc.start})",
             where=shown,
             hint="save the file as UTF-8",
-        ) from None
-    except OSError as exc:
-        raise SpecError(
-            f"cannot read spec file: {exc.strerror}", where=shown, hint="check the file's permissions"
         ) from None
 
 
@@ -817,8 +824,56 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     _check_strategy(ctx, spec)
     _check_alias(ctx, spec)
     _check_not_same(ctx, spec, base_dir)
+    _check_paths(ctx, spec, base_dir)
     _check_policy(ctx, spec, base_dir)
     _check_pointer(ctx, spec)
+
+
+def _spec_path(value: str, base_dir: Path) -> Path:
+    p = Path(value).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else base_dir / p))
+
+
+def _check_paths(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
+    """Every file a spec names must be a regular file or absent (safe_paths): refused here, before
+    anything is read, planned or written, with the key that names it."""
+    files: list[tuple[str, str, str, bool]] = []  # (pointer, what, kind, must exist)
+    for role in ("source", "target"):
+        conn = spec[role].get("connection") or {}
+        rule = PROVIDER_RULES.get(spec[role]["provider"])
+        if rule is not None and "path" in rule.connection_keys and isinstance(conn.get("path"), str):
+            files.append((f"/{role}/connection/path", f"{role} file", "file", False))
+        if isinstance(conn.get("embedded"), str):
+            files.append((f"/{role}/connection/embedded", "embedded PostgreSQL directory", "dir", False))
+    pointer = spec["target"].get("pointer") or {}
+    if isinstance(pointer.get("file"), str):
+        files.append(("/target/pointer/file", "pointer file", "file", False))
+    state = spec.get("state") or {}
+    if isinstance(state.get("path"), str) and "url" not in state:
+        files.append(("/state/path", "state file", "file", False))
+    policy = spec.get("policy") or {}
+    if isinstance(policy.get("file"), str):
+        files.append(("/policy/file", "policy file", "file", True))
+    for at, what, want, must_exist in files:
+        full = _spec_path(_resolved_value(spec, at), base_dir)
+        if want == "dir":
+            problem = safe_paths.dir_problem(full)
+            hint = f"point {at[1:].replace('/', '.')} at a directory (or a path that does not exist yet)"
+        else:
+            problem = safe_paths.file_problem(full, must_exist=must_exist)
+            hint = (f"point {at[1:].replace('/', '.')} at a regular file (or a path that does not exist yet); "
+                    f"{safe_paths.REGULAR_ONLY}")
+        if problem is None or problem == "does not exist":
+            continue  # a missing policy file gets its own message below
+        raise ctx.error(f"{what} {ctx.quoted(at)} ({full}) {problem}", at, hint)
+
+
+def _resolved_value(spec: dict[str, Any], at: str) -> str:
+    """The resolved value at a JSON pointer of the resolved spec."""
+    value: Any = spec
+    for token in at.split("/")[1:]:
+        value = value[_unescape(token)]
+    return str(value)
 
 
 def _check_store(ctx: _Context, store: dict[str, Any], pointer: str) -> None:
@@ -985,7 +1040,7 @@ def _check_not_same(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None
 
 def _check_policy(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     """A code listed under two levels is ambiguous; a policy file must exist and be valid."""
-    from vecmig.policy import LEVELS, read_file
+    from vecmig.policy import LEVELS, MANDATORY, read_file
 
     policy = spec.get("policy")
     if not policy:
@@ -1000,10 +1055,17 @@ def _check_policy(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
                     f"keep {code} in one of them",
                 )
             seen[code] = level
+            if code in MANDATORY and LEVELS[level] != "error":
+                raise ctx.error(
+                    f"lint code {code} cannot be lowered by policy.{level}: it stops vecmig from destroying a file "
+                    "that is not its own",
+                    f"/policy/{level}/{i}",
+                    f"remove {code} from policy.{level}, and fix its cause instead",
+                )
     if "file" in policy:
         path = Path(policy["file"]).expanduser()
         full = path if path.is_absolute() else base_dir / path
-        if not full.is_file():
+        if not os.path.lexists(full):
             raise ctx.error(
                 f"policy file not found: {ctx.quoted('/policy/file')} (looked for {full})",
                 "/policy/file",

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from vecmig import __version__
+from vecmig import __version__, safe_paths
 from vecmig.errors import StateError
 from vecmig.state import schema as t
 from vecmig.state.identity import actor, now
@@ -165,6 +165,10 @@ class StateStore:
         upgrade``: upgrades are explicit and backed up first, never done behind an apply.
         """
         location = safe_location(url) if url else str(path)
+        if path is not None and not url:
+            safe_paths.ensure_file(path, "state file", error=StateError,
+                                   hint="point state.path at a regular file (or a new path); "
+                                   + safe_paths.REGULAR_ONLY)
         if path is not None and not url and not path.exists():
             if not create:
                 return None

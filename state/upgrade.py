@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, insert, inspect, select, text, update
 
+from vecmig import safe_paths
 from vecmig.errors import StateError
 from vecmig.state import schema as t
 from vecmig.state.redact import Redactor
@@ -47,6 +48,8 @@ STEPS: dict[int, Callable[[Connection], str]] = {1: _v1_to_v2}
 
 def upgrade(migration: str, path: Path | None, url: str | None, secrets: frozenset[str] = frozenset()) -> UpgradeReport:
     location = safe_location(url) if url else str(path)
+    if path is not None and not url:
+        safe_paths.ensure_file(path, "state file", error=StateError)
     if path is not None and not url and not path.exists():
         raise StateError(f"no state store at {location}", hint="nothing to upgrade")
     engine = _engine_for(path, url)

@@ -60,6 +60,9 @@ class Cutover(ActionKind):
     def _run_pointer(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         spec = _pointer_spec(ctx)
         base_dir = ctx.spec.target.base_dir
+        if spec.file:
+            # Before anything is journaled: a file that is not a vecmig pointer file is never replaced.
+            pointer.check_replaceable(pointer.resolve(spec.file, base_dir))
         new = _live_target(ctx, action)
         intents = _intents(ctx, action)
         if intents:

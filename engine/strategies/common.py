@@ -213,10 +213,21 @@ def pointer_cutover(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         "namespace": t.namespace,
         "from": current,
     }
+    # Say exactly what cutover touches: the file it replaces (where it really is) and the command it runs.
+    does = []
+    if "file" in written and live.file:
+        shown = pointer.shown_path(str(written["file"]), t.path(live.file))
+        params["writes"] = shown
+        state = "replaced atomically" if t.path(live.file).exists() else "created; it does not exist now"
+        does.append(f"writes {shown} ({state})")
+    if "command" in written:
+        params["runs"] = written["command"]
+        does.append(f"runs `{written['command']}`")
     return [Action(
         id="cutover.pointer",
         kind="cutover",
-        reason=f"readers following {where} move from {current or 'nothing recorded'} to {t.collection}",
+        reason=f"readers following {where} move from {current or 'nothing recorded'} to {t.collection}: "
+               + " and ".join(does),
         depends_on=after,
         params=params,
         reverse=(f"point {where} back at {current}" if current

@@ -43,10 +43,11 @@ from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import IO, Any, ClassVar, Literal
 
 import numpy as np
 
+from vecmig import safe_paths
 from vecmig.errors import TerminalError
 from vecmig.providers.base import CollectionSchema, Provider
 from vecmig.records import Batch, RecordId, canonical_id
@@ -271,6 +272,8 @@ def atomic_write(dest: Path, write: Callable[[Path], None]) -> None:
     try:
         write(tmp)
         fsync_path(tmp)
+        # The last moment before the rename: never put a file in the place of a device or a FIFO.
+        safe_paths.ensure_file(dest, "file", error=TerminalError)
         os.replace(tmp, dest)
         fsync_path(dest.parent)
     except BaseException:
@@ -305,6 +308,7 @@ class Staging:
     def __init__(self, final: Path, part_suffix: str) -> None:
         self.final = final
         self.dir = final.with_name(final.name + ".vecmig-parts")
+        self.done_dir = self.dir.with_name(self.dir.name + ".done")
         self.manifest_path = self.dir / "manifest.json"
         self.part_suffix = part_suffix
         self._last_seq = 0
@@ -408,6 +412,28 @@ class FileProvider(Provider):
         self.path = store.path(raw)
         self.fields = resolve_fields(store.fields)
         self.staging = Staging(self.path, self.part_suffix)
+        self.check_paths()
+
+    def check_paths(self) -> None:
+        """The file must be a regular file (or absent) and its staging directories directories (or
+        absent): checked when the provider is made (plan and apply refresh first) and again before
+        anything is replaced or removed, so a device node or a FIFO is never opened, truncated,
+        renamed over or unlinked."""
+        where = f"{self.store.pointer}/connection/path" if self.store.pointer else None
+        safe_paths.ensure_file(self.path, f"{self.store.provider} file", where=where, error=TerminalError,
+                               hint="point connection.path at a regular file (or a path that does not exist yet); "
+                                    + safe_paths.REGULAR_ONLY)
+        for directory in (self.staging.dir, self.staging.done_dir):
+            problem = safe_paths.dir_problem(directory)
+            if problem is not None:
+                raise TerminalError(
+                    f"{self.store.provider} staging directory {directory} {problem}", where=where,
+                    hint="vecmig keeps unmerged writes there: move that file away (or choose another connection.path)")
+
+    def open_read(self, buffering: int = -1) -> IO[bytes]:
+        """The file, opened for reading only if it is a regular file (never blocks on a FIFO)."""
+        return safe_paths.open_read(self.path, f"{self.store.provider} file", buffering=buffering,
+                                    error=TerminalError)
 
     # -- hooks ----------------------------------------------------------------------------
     @abstractmethod
@@ -460,6 +486,7 @@ class FileProvider(Provider):
         The executor runs this before any copy shard, and never again once one started,
         so truncating cannot lose acknowledged data of this migration.
         """
+        self.check_paths()
         self.drop_collection()
         manifest = self._manifest_from_schema(schema)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -467,6 +494,7 @@ class FileProvider(Provider):
         atomic_write(self.path, lambda tmp: self._write_empty(tmp, manifest))
 
     def drop_collection(self) -> None:
+        self.check_paths()
         self.staging.remove()
         self.path.unlink(missing_ok=True)
         if self.path.parent.exists():
@@ -519,6 +547,7 @@ class FileProvider(Provider):
         """Merge the parts into the final file (idempotent; a no-op when nothing is staged)."""
         if not self.staging.exists():
             return
+        self.check_paths()
         sources: list[Source] = []
         if self.path.exists():
             sources.append(Source("base", self.path, -1))
@@ -612,7 +641,7 @@ class IdIndex:
 def line_number(path: Path, offset: int) -> int:
     """1-based line of the byte at ``offset``; only called on the error path."""
     n = 1
-    with open(path, "rb") as f:
+    with safe_paths.open_read(path, "file", error=TerminalError) as f:
         remaining = offset
         while remaining > 0:
             chunk = f.read(min(remaining, 1 << 20))

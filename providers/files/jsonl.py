@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from vecmig import safe_paths
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Throughput
@@ -242,7 +243,7 @@ class JsonlProvider(FileProvider):
     def _first_dim(self) -> int | None:
         """The dimension every record must have: the first record's."""
         if self._dim is None:
-            with open(self.path, "rb") as f:
+            with self.open_read() as f:
                 for offset, line in self._records(f, 0, None):
                     self._dim = len(self._decode(line, offset, None).vector)
                     break
@@ -280,7 +281,7 @@ class JsonlProvider(FileProvider):
         start, end = (int(shard["start"]), int(shard["end"])) if shard else (0, None)
         dim = self._first_dim()
         batch_size = max(1, int(batch_size))
-        with open(self.path, "rb", buffering=_CHUNK) as f:
+        with self.open_read(buffering=_CHUNK) as f:
             if cursor is not None:
                 pos = int(cursor)
                 if pos < start or (pos > 0 and self._byte_before(f, pos) != b"\n"):
@@ -319,7 +320,7 @@ class JsonlProvider(FileProvider):
     def _id_index(self) -> IdIndex:
         stamp = file_stamp(self.path)
         if self._index is None or self._index.stamp != stamp:
-            with open(self.path, "rb", buffering=_CHUNK) as f:
+            with self.open_read(buffering=_CHUNK) as f:
                 pairs = ((self._line_id(line, off), off) for off, line in self._records(f, 0, None))
                 self._index = IdIndex.build(stamp, pairs)
         return self._index
@@ -359,7 +360,7 @@ class JsonlProvider(FileProvider):
         records: list[_Record] = []
         offsets: list[int] = []
         if wanted and self.path.exists():
-            with open(self.path, "rb") as f:
+            with self.open_read() as f:
                 for offset in self._id_index().candidates(list(wanted)):
                     f.seek(offset)
                     rec = self._decode(f.readline(), offset, dim)
@@ -393,7 +394,7 @@ class JsonlProvider(FileProvider):
             sampler = TypeSampler()
             id_types: set[str] = set()
             seen = 0
-            with open(self.path, "rb", buffering=_CHUNK) as f:
+            with self.open_read(buffering=_CHUNK) as f:
                 for offset, line in self._records(f, 0, None):
                     rec = self._decode(line, offset, dim)
                     if dim is None:
@@ -512,7 +513,7 @@ class JsonlProvider(FileProvider):
             return list(self._part_header(f, path)["ids"])
 
     def _base_ids(self) -> Iterator[RecordId]:
-        with open(self.path, "rb", buffering=_CHUNK) as f:
+        with self.open_read(buffering=_CHUNK) as f:
             for offset, line in self._records(f, 0, None):
                 yield self._line_id(line, offset)
 
@@ -560,7 +561,7 @@ def count_nonblank_lines(path: Path) -> int:
     """Exact record count in 1 MiB chunks, without decoding JSON (blank lines are skipped)."""
     count = 0
     pending = False  # the unfinished line carried over from the previous chunk has content
-    with open(path, "rb", buffering=0) as f:
+    with safe_paths.open_read(path, "jsonl file", buffering=0, error=TerminalError) as f:
         while chunk := f.read(_CHUNK):
             pieces = chunk.split(b"\n")
             for piece in pieces[:-1]:

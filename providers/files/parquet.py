@@ -391,6 +391,7 @@ class ParquetProvider(FileProvider):
     def _open(self) -> pq.ParquetFile:
         if not self.path.exists():
             raise self._missing()
+        self.check_paths()  # a FIFO or a device is never handed to Arrow
         try:
             # Buffered reads stream a column chunk instead of loading it whole.
             return pq.ParquetFile(self.path, buffer_size=_READ_BUFFER, pre_buffer=False)
