@@ -52,6 +52,7 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
     except Interrupted as e:
         if received:
             e.exit_code = 128 + received[0]
+            e.message = e.message.replace("interrupted", _by(received), 1)
         state.finish_run(run_id, "interrupted", e.message)
         raise
     except KeyboardInterrupt as e:  # a second signal: stop now, but still close the run
