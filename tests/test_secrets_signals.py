@@ -25,7 +25,6 @@ from tests.cli_utils import spawn, table_rows, vecmig
 from tests.helpers import make_docs_table
 from tests.test_e2e_pgvector import env_for, write_spec
 from tests.test_kill_resume import progress
-from vecmig.state.redact import Redactor, secret_parts
 
 ODD_PASSWORDS = [
     "Zq9/Xw8@Vu7:Ts6",
@@ -55,6 +54,8 @@ def _assert_nowhere(password: str, texts: list[str], root: Path) -> None:
 
 @pytest.mark.parametrize("password", ODD_PASSWORDS)
 def test_redactor_masks_every_piece_of_a_url_password(password: str) -> None:
+    from vecmig.state.redact import Redactor
+
     dsn = f"postgresql://vecmig:{password}@db.internal:5432/prod"
     redact = Redactor([dsn])
     # What libpq makes of it: the password cut into "host", "port" and "dbname".
@@ -67,6 +68,8 @@ def test_redactor_masks_every_piece_of_a_url_password(password: str) -> None:
 
 
 def test_secret_shapes_are_masked_even_when_unknown() -> None:
+    from vecmig.state.redact import Redactor
+
     redact = Redactor()
     assert redact("x postgresql://app:hunter2hunter2@h/db y") == "x postgresql://***@h/db y"
     assert "Secr3tValue" not in redact("host=h password='Secr3tValue x' dbname=d")
@@ -76,6 +79,8 @@ def test_secret_shapes_are_masked_even_when_unknown() -> None:
 
 
 def test_key_value_and_query_passwords_are_secret_parts() -> None:
+    from vecmig.state.redact import secret_parts
+
     assert {"ab cd/efgh", "efgh"} <= secret_parts("host=x password='ab cd/efgh' dbname=x")
     assert {"SeKrit/Part", "SeKrit", "Part"} <= secret_parts("postgresql://u@h/db?password=SeKrit/Part")
 
