@@ -796,7 +796,7 @@ def test_secrets_are_the_values_of_secret_keys_written_or_resolved() -> None:
     # an environment value at a non-secret key (a path) is not: it is shown as written.
     assert load(BASE.replace('"${env:SOURCE_DSN}"', "postgresql://plain/db")).secrets == frozenset(
         {"postgresql://plain/db"})
-    spec = load(BASE.replace("out.jsonl", "${env:OUT_DIR}/out.jsonl"),
+    spec = load(BASE.replace("out.jsonl", "\"${env:OUT_DIR}/out.jsonl\""),
                 env={"SOURCE_DSN": "postgresql://u:pw@h/db", "OUT_DIR": "/data/exports"})
     assert spec.secrets == frozenset({"postgresql://u:pw@h/db"})
     assert dict(spec.shown)["/data/exports/out.jsonl"] == "${env:OUT_DIR}/out.jsonl"
