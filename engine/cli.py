@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 state_app = typer.Typer(no_args_is_help=True, help="Inspect the state store.")
 app.add_typer(state_app, name="state")
 
-_OPTS: dict[str, Any] = {"debug": False, "no_color": False, "secrets": frozenset()}
+_OPTS: dict[str, Any] = {"debug": False, "no_color": False, "redact": Redactor()}
 
 Spec_ = Annotated[Path, typer.Argument(help="Migration spec (YAML).", show_default=False)]
 
@@ -70,14 +70,14 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
     from vecmig.spec_loader import load_spec
 
     spec = load_spec(path)
-    _OPTS["secrets"] = spec.secrets
+    _OPTS["redact"] = spec.redactor
     return spec
 
 
 def _state(spec, *, create: bool):  # type: ignore[no-untyped-def]
     from vecmig.state.store import StateStore
 
-    return StateStore.open(spec.name, spec.state_path, spec.state_url, create=create, secrets=spec.secrets)
+    return StateStore.open(spec.name, spec.state_path, spec.state_url, create=create, redactor=spec.redactor)
 
 
 @app.command()
@@ -251,7 +251,7 @@ def apply(
         planfile.check_spec_unchanged(saved_plan, target)
         the_plan, spec_dir = saved_plan.plan, saved_plan.spec_dir
         spec = load_public(the_plan.spec, file=str(target), base_dir=spec_dir)
-        _OPTS["secrets"] = spec.secrets
+        _OPTS["redact"] = spec.redactor
         the_plan = policy.apply(the_plan, policy.from_spec(spec))
         policy.check_apply_allowed(the_plan, allow_destructive=allow_destructive)
     else:
@@ -457,7 +457,7 @@ def state_export(
     state = _state(spec, create=False)
     if state is None:
         raise VecmigError("no state store exists for this migration", hint="nothing to export")
-    redact = Redactor(spec.secrets)  # the state holds no secrets; this makes sure the export cannot either
+    redact = spec.redactor  # the state holds no secrets; this makes sure the export cannot either
     if fmt is ExportFormat.jsonl:
         text = "".join(redact(json.dumps(line, sort_keys=True, ensure_ascii=False)) + "\n"
                        for line in export.lines(state))
@@ -479,7 +479,7 @@ def state_upgrade(spec_path: Spec_) -> None:
     from vecmig.state.upgrade import upgrade
 
     spec = _load(spec_path)
-    report = upgrade(spec.name, spec.state_path, spec.state_url, spec.secrets)
+    report = upgrade(spec.name, spec.state_path, spec.state_url, redactor=spec.redactor)
     c = out()
     if not report.steps:
         c.print(f"State schema is already at version {report.to_version}; nothing to do.")
@@ -519,8 +519,52 @@ def _cap_malloc_arenas() -> None:
         pass
 
 
+class _RedactedStream:
+    """stdout/stderr as vecmig writes them: every write passes the spec's redactor, so no
+    secret (nor a resolved ``${env:...}`` value) leaves through any path: rich output,
+    warnings, a ``--debug`` traceback. Messages are redacted where they are made too; this
+    is the net under them."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(_OPTS["redact"](text) if text else text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    from vecmig.errors import Terminated
+
+    raise Terminated(signum)
+
+
+def _handle_stop_signals() -> None:
+    """SIGTERM (docker stop, Kubernetes, systemd, CI cancellation) and SIGHUP unwind like
+    Ctrl-C: ``finally`` blocks release the lock, runs close as interrupted. apply replaces
+    this with a graceful stop after the batch in flight (executor.stop_on_signals)."""
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(signum, _terminate)
+
+
 def main() -> None:
+    from vecmig.errors import Terminated
+
     _cap_malloc_arenas()
+    _handle_stop_signals()
+    sys.stdout = _RedactedStream(sys.stdout)
+    sys.stderr = _RedactedStream(sys.stderr)
     try:
         app()
     except SystemExit as e:
@@ -531,7 +575,14 @@ def main() -> None:
     except VecmigError as e:
         if _OPTS["debug"]:
             raise
-        err().print(Redactor(_OPTS["secrets"])(f"Error: {e.one_line()}"), markup=False, highlight=False)
+        err().print(_OPTS["redact"](f"Error: {e.one_line()}"), markup=False, highlight=False)
+        sys.exit(e.exit_code)
+    except Terminated as e:
+        import signal
+
+        if _OPTS["debug"]:
+            raise
+        err().print(f"Interrupted by {signal.Signals(e.signum).name}.")
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err().print("Interrupted.")
@@ -539,7 +590,7 @@ def main() -> None:
     except Exception as e:
         if _OPTS["debug"]:
             raise
-        msg = Redactor(_OPTS["secrets"])(f"{type(e).__name__}: {e}".splitlines()[0])
+        msg = _OPTS["redact"](f"{type(e).__name__}: {e}".splitlines()[0])
         err().print(f"Error: internal error: {msg} — rerun with --debug for the traceback", markup=False)
         sys.exit(1)
 

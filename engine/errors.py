@@ -51,9 +51,31 @@ class ValidationFailed(VecmigError):
 
 
 class Interrupted(VecmigError):
-    """SIGINT: the batch in flight was finished and checkpointed; apply again resumes."""
+    """SIGINT, SIGTERM or SIGHUP: the batch in flight was finished and checkpointed; apply
+    again resumes. Exits 128 + the signal's number, as a shell reports a process the signal
+    ended (130 for Ctrl-C, 143 for SIGTERM from docker stop, Kubernetes, systemd or CI)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, *, hint: str | None = None, where: str | None = None,
+                 signum: int | None = None) -> None:
+        super().__init__(message, hint=hint, where=where)
+        if signum is not None:
+            self.exit_code = 128 + signum
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by vecmig's SIGTERM/SIGHUP handler where no graceful stop is set up (plan,
+    rollback, a second signal during apply): it unwinds like Ctrl-C, so every ``finally``
+    runs (the lock is released) and the run is closed as interrupted."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class ProviderError(VecmigError):

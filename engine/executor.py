@@ -1,8 +1,9 @@
 """Apply a plan: a dispatcher over action kinds, with the state store as the ledger.
 
 Copy shards run on a thread pool (each worker opens its own connections); every other
-action runs alone, in plan order. SIGINT asks workers to stop after the batch in flight;
-that batch is checkpointed, the lock released, and the run ends non-zero.
+action runs alone, in plan order. SIGINT, SIGTERM or SIGHUP asks workers to stop after the batch
+in flight; that batch is checkpointed, the lock released, the run closed as interrupted, and
+vecmig exits 128 + the signal's number (130, 143, 129).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
-from vecmig.errors import Interrupted, VecmigError
+from vecmig.errors import Interrupted, Terminated, VecmigError
 from vecmig.model import Action, Plan
 from vecmig.refresh import refresh
 from vecmig.spec import Spec
@@ -33,21 +35,29 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
     run_id = state.start_run(plan.round, "apply", plan.plan_hash, approval)
     started = time.monotonic()
     copy_seconds = 0.0
+    received: list[int] = []
     try:
-        with _sigint_stops(ctx.stop):
+        with stop_on_signals(ctx.stop, received):
             for wave in _waves(plan.actions):
                 t0 = time.monotonic()
                 _run_wave(ctx, wave)
                 if wave[0].kind == "copy_shard":
                     copy_seconds += time.monotonic() - t0
                 if ctx.stop.is_set():
-                    raise Interrupted("interrupted: the batch in flight was finished and checkpointed",
+                    raise Interrupted(f"{_by(received)}: the batch in flight was finished and checkpointed",
                                       hint="run `vecmig apply` again to resume")
         seen = refresh(spec, shards=False)
         state.set_round_status(plan.round, "complete", source_fingerprint=seen.source.fingerprint,
                                target_fingerprint=seen.target.fingerprint)
     except Interrupted as e:
+        if received:
+            e.exit_code = 128 + received[0]
+            e.message = e.message.replace("interrupted", _by(received), 1)
         state.finish_run(run_id, "interrupted", e.message)
+        raise
+    except KeyboardInterrupt as e:  # a second signal: stop now, but still close the run
+        signum = getattr(e, "signum", signal.SIGINT)
+        state.finish_run(run_id, "interrupted", f"{_by([signum])}: stopped at once (a second signal)")
         raise
     except VecmigError as e:
         state.finish_run(run_id, "failed", e.one_line())
@@ -103,6 +113,7 @@ def run_action(ctx: RunContext, action: Action) -> None:
     if ctx.stop.is_set():
         return
     kind = KINDS[action.kind]
+    action = resolved(ctx, action)
     ctx.state.set_action(ctx.round, action.id, "running")
     started = time.monotonic()
     try:
@@ -119,6 +130,7 @@ def run_action(ctx: RunContext, action: Action) -> None:
         ctx.reporter.finish(action, "failed", str(e))
         raise
     seconds = round(time.monotonic() - started, 3)
+    result = ctx.state.redact.walk(result)  # stored as written, like the plan
     cur = ctx.state.cursor(ctx.round, action.id)
     ctx.state.set_action(
         ctx.round, action.id, "done",
@@ -129,6 +141,12 @@ def run_action(ctx: RunContext, action: Action) -> None:
         audit_data={"result": result},
     )
     ctx.reporter.finish(action, "done", f"{seconds:.2f}s{summary(result)}")
+
+
+def resolved(ctx: RunContext, action: Action) -> Action:
+    """The action with ``${env:NAME}`` in its parameters resolved: plans hold them as written."""
+    params = ctx.spec.resolve_shown(action.params)
+    return action if params == action.params else replace(action, params=params)
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -147,19 +165,35 @@ def summary(result: dict[str, Any]) -> str:
     return ""
 
 
+# Signals that ask vecmig to stop: Ctrl-C, and what docker stop, Kubernetes, systemd and CI
+# cancellation send (SIGTERM), or a closed terminal (SIGHUP).
+STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
+
+
+def _by(received: list[int]) -> str:
+    if not received or received[0] == signal.SIGINT:
+        return "interrupted"
+    return f"interrupted by {signal.Signals(received[0]).name}"
+
+
 @contextmanager
-def _sigint_stops(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event, received: list[int] | None = None) -> Iterator[None]:
+    """The first stop signal asks every worker to finish its batch in flight and checkpoint;
+    a second one means now (it raises, so the lock is still released on the way out)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    got = received if received is not None else []
 
     def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():  # a second Ctrl-C means now
-            raise KeyboardInterrupt
+        if stop.is_set():  # a second signal means now
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+        got.append(signum)
         stop.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, old_handler in previous.items():
+            signal.signal(s, old_handler)

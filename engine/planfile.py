@@ -161,6 +161,9 @@ def check_fresh(plan: Plan, state: StateStore | None, seen: Refreshed) -> None:
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> str:
+    env_before, env_after = (before.get("extra") or {}).get("env"), (after.get("extra") or {}).get("env")
+    if env_before != env_after:
+        return "a value it reads from the environment (${env:...}) is different now"
     keys = [k for k in sorted(set(before) | set(after)) if k != "fingerprint" and before.get(k) != after.get(k)]
     parts = [f"{k}: {before.get(k)!r} → {after.get(k)!r}" for k in keys[:3]]
     return ", ".join(parts) or "fingerprint differs"

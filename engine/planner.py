@@ -55,6 +55,11 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
                 notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
                              f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
                              "by size and fills them only from large batches (a checkpoint follows each batch)")
+    redact = spec.redactor  # parameters, reasons and findings as written: no secret, no resolved ${env:...}
+    actions = [replace(a, reason=redact(a.reason), reverse=redact(a.reverse), params=redact.walk(a.params))
+               for a in actions]
+    warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
+                for w in lint(spec, seen) + lint_ids(spec, seen) + lint_sample(spec, seen)]
     return Plan(
         format_version=PLAN_FORMAT_VERSION,
         tool_version=__version__,
@@ -68,8 +73,8 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
         state_serial=serial,
         round=round_no,
         actions=tuple(actions),
-        warnings=tuple(lint(spec, seen) + lint_ids(spec, seen) + lint_sample(spec, seen)),
-        notes=tuple(notes),
+        warnings=tuple(warnings),
+        notes=tuple(redact(n) for n in notes),
     )
 
 

@@ -55,7 +55,23 @@ def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
             target = replace(target, aliases={spec.target.alias: tgt.read_alias(spec.target.alias)})
-    return Refreshed(source=source, target=target, shards=cut, sample=sample, id_sample=id_sample)
+    return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
+                     shards=cut, sample=sample, id_sample=id_sample)
+
+
+def as_written(spec: Spec, inventory: Inventory, prefix: str) -> Inventory:
+    """The inventory as plans and state may hold it: no secret, and a value from the
+    environment (a file path as collection) as written (``${env:DATA}/in.jsonl``).
+
+    What that hides, a digest of the resolved values brings back into the fingerprint, so a
+    saved plan is still stale when ``DATA`` points somewhere else at apply."""
+    digest = spec.env_digest(prefix)
+    if not spec.shown and not spec.secrets and digest is None:
+        return inventory
+    data = spec.redactor.walk(inventory.to_json())
+    if digest is not None:
+        data["extra"] = {**(data.get("extra") or {}), "env": digest}
+    return Inventory.from_json(data)
 
 
 def first_batch(src: Provider, shard: dict[str, Any] | None) -> Batch | None:

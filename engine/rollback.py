@@ -6,10 +6,12 @@ killed half-way is simply run again.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
 from vecmig.errors import VecmigError
+from vecmig.executor import resolved
 from vecmig.model import Action
 from vecmig.spec import Spec
 from vecmig.state.store import StateStore
@@ -51,13 +53,18 @@ def rollback(spec: Spec, state: StateStore, *, approval: str, reporter: Reporter
         for round_no, action, row in todo:
             ctx = RunContext(spec=spec, state=state, round=round_no, reporter=reporter or SilentReporter(),
                              target_will_be_dropped=drops_target)
-            KINDS[action.kind].undo(ctx, action, row)
+            KINDS[action.kind].undo(ctx, resolved(ctx, action), row)
             state.set_action(round_no, action.id, "rolled_back")
             ctx.reporter.finish(action, "rolled back", action.reverse)
         for round_no in rounds:
             state.set_round_status(round_no, "rolled_back")
     except VecmigError as e:
         state.finish_run(run_id, "failed", e.one_line())
+        raise
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP: every undo is idempotent, run it again
+        signum = getattr(e, "signum", None)
+        by = f" by {signal.Signals(signum).name}" if signum else ""
+        state.finish_run(run_id, "interrupted", f"interrupted{by}: run `vecmig rollback` again to finish")
         raise
     except BaseException as e:
         state.finish_run(run_id, "failed", f"{type(e).__name__}: {e}")

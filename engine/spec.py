@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from vecmig.state.redact import Redactor
+
+_PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Metric = Literal["cosine", "euclidean", "dotproduct"]
 STRATEGIES = ("big-bang", "blue-green", "phased", "parallel-run", "dual-write", "cdc")
@@ -172,8 +177,61 @@ class Spec:
     state_url: str | None
     public: dict[str, Any]  # the spec as written, placeholders intact: safe to persist
     locations: Locations
-    secrets: frozenset[str] = frozenset()  # resolved env values: never to be persisted
+    # Secret values (DSNs, API keys, state URLs, URL userinfo): never persisted, never shown.
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    # Resolved non-secret values from the environment -> their text as written
+    # ("/data/in.jsonl" -> "${env:DATA}/in.jsonl"): shown and persisted as written only.
+    shown: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     cost: CostSpec = field(default_factory=CostSpec)
+
+    @property
+    def redactor(self) -> Redactor:
+        """Masks this spec's secrets (and anything shaped like one) and restores placeholders."""
+        return Redactor(self.secrets, dict(self.shown))
+
+    # Non-secret values read from the environment: (JSON pointer, resolved value), and the
+    # variables behind them (name, value), to resolve ``${env:NAME}`` in a plan's parameters.
+    env_values: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    env_vars: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def env_digest(self, prefix: str = "") -> str | None:
+        """A digest of the non-secret environment values under ``prefix`` ("/source"), or None.
+
+        The spec hash covers the spec as written, so it cannot see ``DATA_DIR`` change; this
+        does, without carrying the values. Secrets take no part: a rotated password is not a
+        change to the migration.
+        """
+        values = [(p, v) for p, v in self.env_values if p == prefix or p.startswith(prefix + "/") or not prefix]
+        if not values:
+            return None
+        blob = json.dumps(values, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def resolve_shown(self, value: Any) -> Any:
+        """The inverse of the redactor's placeholders: ``${env:NAME}`` back to its value.
+
+        Plans and state hold non-secret environment values as written; the work uses them
+        resolved. Only variables this spec read for non-secret keys are resolved.
+        """
+        if not self.env_vars:
+            return value
+        table = dict(self.env_vars)
+
+        def one(text: str) -> str:
+            return _PLACEHOLDER.sub(lambda m: table.get(m.group(1), m.group(0)), text)
+
+        def walk(v: Any) -> Any:
+            if isinstance(v, str):
+                return one(v) if "${env:" in v else v
+            if isinstance(v, dict):
+                return {walk(k) if isinstance(k, str) else k: walk(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [walk(x) for x in v]
+            if isinstance(v, tuple):
+                return tuple(walk(x) for x in v)
+            return v
+
+        return walk(value)
 
     @property
     def spec_hash(self) -> str:

@@ -21,6 +21,7 @@ The pipeline, and why it is shaped this way:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -460,16 +461,89 @@ def _build(public: Any, locations: Locations, base_dir: Path, env: Mapping[str, 
     if problem is not None:
         raise problem
     _check_rules(ctx, resolved, base_dir)
-    return _assemble(resolved, public, locations, base_dir, frozenset(interp.secrets))
+    secrets, shown, env_values, env_vars = _sensitivity(public, resolved, interp)
+    spec = _assemble(resolved, public, locations, base_dir, secrets, shown)
+    return dataclasses.replace(spec, env_values=env_values, env_vars=env_vars)
+
+
+# Connection keys whose values are not secret as such (they may still carry a URL's userinfo,
+# which is). Every other connection key, state.url and any key naming a password, key or token
+# is a secret: a third-party provider's unknown key is masked rather than shown.
+NOT_SECRET_CONNECTION_KEYS = frozenset({"path", "embedded", "host", "concurrency", "timeout", "ready_timeout",
+                                        "nested_metadata"})
+SECRET_KEY = re.compile(r"(?i)password|passwd|secret|token|api_?key|dsn|credential")
+
+
+def _is_secret_pointer(pointer: str) -> bool:
+    parts = [_unescape(p) for p in pointer.split("/")[1:]]
+    if parts[:2] == ["state", "url"]:
+        return True
+    if len(parts) >= 3 and parts[0] in ("source", "target") and parts[1] == "connection":
+        return parts[2] not in NOT_SECRET_CONNECTION_KEYS
+    return bool(parts) and bool(SECRET_KEY.search(parts[-1]))
+
+
+def _sensitivity(public: Any, resolved: Any, interp: _Interpolation) -> tuple[
+        frozenset[str], tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """What must be masked, and how resolved non-secret values are shown (as written).
+
+    Secrets: every value at a secret key (written in the spec or from the environment), and
+    the userinfo of any URL-shaped value. Shown: a non-secret value that came from the
+    environment maps back to its text as written (``${env:DATA}/in.jsonl``), and so does each
+    such variable's own value (at least eight characters), wherever it turns up.
+    """
+    from vecmig.state.redact import MIN_FRAGMENT, secret_parts
+
+    secrets: set[str] = set()
+    shown: dict[str, str] = {}
+    secret_vars: set[str] = set()
+    public_vars: set[str] = set()
+    env_values: dict[str, str] = {}  # pointer -> resolved non-secret value from the environment
+
+    def walk(pub: Any, res: Any, pointer: str) -> None:
+        if isinstance(pub, dict) and isinstance(res, dict):
+            for k in pub:
+                if k in res:
+                    walk(pub[k], res[k], f"{pointer}/{_escape(str(k))}")
+            return
+        if isinstance(pub, list) and isinstance(res, list):
+            for i, (p, r) in enumerate(zip(pub, res, strict=False)):
+                walk(p, r, f"{pointer}/{i}")
+            return
+        if not isinstance(res, str) or not res:
+            return
+        names = ENV_REF.findall(pub) if isinstance(pub, str) else []
+        if _is_secret_pointer(pointer):
+            secrets.add(res)
+            secret_vars.update(names)
+            return
+        secrets.update(secret_parts(res, whole=False))
+        if names and isinstance(pub, str):
+            env_values[pointer] = res
+            public_vars.update(names)
+            if pub != res:
+                shown[res] = pub
+
+    walk(public, resolved, "")
+    for name in sorted(public_vars - secret_vars):
+        value = interp.env.get(name, "")
+        if len(value) >= 2 * MIN_FRAGMENT and value not in shown:
+            shown[value] = f"${{env:{name}}}"
+    for name in secret_vars:
+        if interp.env.get(name):
+            secrets.add(interp.env[name])
+    shown = {k: v for k, v in shown.items() if k not in secrets}
+    env_vars = {n: str(interp.env[n]) for n in public_vars - secret_vars if n in interp.env}
+    return (frozenset(secrets), tuple(sorted(shown.items())), tuple(sorted(env_values.items())),
+            tuple(sorted(env_vars.items())))
 
 
 class _Interpolation:
-    """Resolves ``${env:NAME}`` in every string value; remembers what was secret or missing."""
+    """Resolves ``${env:NAME}`` in every string value; remembers what was missing."""
 
     def __init__(self, ctx: _Context, env: Mapping[str, str]) -> None:
         self.ctx = ctx
         self.env = env
-        self.secrets: set[str] = set()
         self.missing: list[tuple[str, str]] = []  # (pointer, variable name)
 
     def resolve(self, value: Any, pointer: str) -> Any:
@@ -491,8 +565,6 @@ class _Interpolation:
                 pointer,
                 "write ${env:NAME} with the closing brace",
             )
-        if out:
-            self.secrets.add(out)
         return out
 
     def substitute(self, match: re.Match[str], pointer: str) -> str:
@@ -507,10 +579,7 @@ class _Interpolation:
         if name not in self.env:
             self.missing.append((pointer, name))
             return ""
-        value = self.env[name]
-        if value:
-            self.secrets.add(value)
-        return value
+        return str(self.env[name])
 
 
 # ----------------------------------------------------------------------------- schema errors
@@ -1131,7 +1200,8 @@ def _check_pointer(ctx: _Context, spec: dict[str, Any]) -> None:
 
 
 def _assemble(
-    spec: dict[str, Any], public: dict[str, Any], locations: Locations, base_dir: Path, secrets: frozenset[str]
+    spec: dict[str, Any], public: dict[str, Any], locations: Locations, base_dir: Path, secrets: frozenset[str],
+    shown: tuple[tuple[str, str], ...] = (),
 ) -> Spec:
     state = spec.get("state", {})
     state_url = state.get("url")
@@ -1152,6 +1222,7 @@ def _assemble(
         public=public,
         locations=locations,
         secrets=secrets,
+        shown=shown,
         cost=_cost(spec.get("cost", {})),
     )
 

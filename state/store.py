@@ -158,6 +158,7 @@ class StateStore:
         *,
         create: bool,
         secrets: frozenset[str] = frozenset(),
+        redactor: Redactor | None = None,
     ) -> StateStore | None:
         """Open the store; with ``create=False`` a missing store is ``None`` (plan is read-only).
 
@@ -169,6 +170,7 @@ class StateStore:
             safe_paths.ensure_file(path, "state file", error=StateError,
                                    hint="point state.path at a regular file (or a new path); "
                                    + safe_paths.REGULAR_ONLY)
+        redact = redactor or Redactor(secrets if not url else {*secrets, url})
         if path is not None and not url and not path.exists():
             if not create:
                 return None
@@ -178,14 +180,14 @@ class StateStore:
                 raise StateError(f"cannot create the state directory {path.parent}: {e.strerror}") from e
         try:
             engine = _engine_for(path, url)
-            store = cls(engine, migration, location, Redactor(secrets))
+            store = cls(engine, migration, location, redact)
             if create:
                 store._create()
             if not store._initialised():
                 return None
         except OperationalError as e:
             raise StateError(
-                f"cannot open the state store {location}: {Redactor(secrets)(str(e.orig))}",
+                f"cannot open the state store {location}: {redact(str(e.orig))}",
                 hint="check that the file is writable and the disk is not full" if not url
                 else "check the state URL, that the database exists and that it accepts connections",
             ) from e
@@ -300,7 +302,10 @@ class StateStore:
         seq, prev = int(head["seq"]) + 1, str(head["hash"])
         ts = now()
         who = json.dumps(actor(), sort_keys=True)
-        payload = self.redact(json.dumps({"tool_version": __version__, **data}, sort_keys=True, default=str))
+        # Redacted as a structure, not as JSON text: a secret JSON escapes (a quote, a
+        # backslash, non-ASCII) would not match in the text.
+        public = self.redact.walk(json.loads(json.dumps({"tool_version": __version__, **data}, default=str)))
+        payload = json.dumps(public, sort_keys=True, default=str)
         digest = event_hash(prev, seq, ts, event_name, who, payload)
         c.execute(
             insert(t.audit).values(
@@ -471,6 +476,7 @@ class StateStore:
     def journal_intent(self, round_no: int, action_id: str, kind: str, side: str, name: str,
                        before: Any = None) -> int:
         ts = now()
+        name = self.redact(name)  # a label, for people: as written, never a resolved ${env:...}
         with self.tx() as c:
             rid = c.execute(insert(t.resources).values(
                 round=round_no, action_id=action_id, kind=kind, side=side, name=name, state="intent",

@@ -46,14 +46,15 @@ def _v1_to_v2(c: Connection) -> str:
 STEPS: dict[int, Callable[[Connection], str]] = {1: _v1_to_v2}
 
 
-def upgrade(migration: str, path: Path | None, url: str | None, secrets: frozenset[str] = frozenset()) -> UpgradeReport:
+def upgrade(migration: str, path: Path | None, url: str | None, secrets: frozenset[str] = frozenset(),
+            redactor: Redactor | None = None) -> UpgradeReport:
     location = safe_location(url) if url else str(path)
     if path is not None and not url:
         safe_paths.ensure_file(path, "state file", error=StateError)
     if path is not None and not url and not path.exists():
         raise StateError(f"no state store at {location}", hint="nothing to upgrade")
     engine = _engine_for(path, url)
-    store = StateStore(engine, migration, location, Redactor(secrets))
+    store = StateStore(engine, migration, location, redactor or Redactor(secrets))
     try:
         if not inspect(engine).has_table(t.meta.name) or not store.meta():
             raise StateError(f"no state store at {location}", hint="nothing to upgrade")

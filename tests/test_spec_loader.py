@@ -791,8 +791,15 @@ def test_secrets_collected_but_public_keeps_placeholders() -> None:
     assert spec.public["source"]["connection"]["dsn"] == "postgresql://app:${env:PGPASS}@db/prod"
 
 
-def test_secrets_only_non_empty_resolved_strings() -> None:
-    assert load(BASE.replace('"${env:SOURCE_DSN}"', "postgresql://plain/db")).secrets == frozenset()
+def test_secrets_are_the_values_of_secret_keys_written_or_resolved() -> None:
+    # A DSN is a secret wherever it was written (a literal one may carry a password too);
+    # an environment value at a non-secret key (a path) is not: it is shown as written.
+    assert load(BASE.replace('"${env:SOURCE_DSN}"', "postgresql://plain/db")).secrets == frozenset(
+        {"postgresql://plain/db"})
+    spec = load(BASE.replace("out.jsonl", "\"${env:OUT_DIR}/out.jsonl\""),
+                env={"SOURCE_DSN": "postgresql://u:pw@h/db", "OUT_DIR": "/data/exports"})
+    assert spec.secrets == frozenset({"postgresql://u:pw@h/db"})
+    assert dict(spec.shown)["/data/exports/out.jsonl"] == "${env:OUT_DIR}/out.jsonl"
 
 
 def test_spec_hash_stable_across_env_changes() -> None:

@@ -29,7 +29,7 @@ class BuildIndex(ActionKind):
             return
         import json
 
-        name = json.loads(row.get("result_json") or "{}").get("index")
+        name = ctx.spec.resolve_shown(json.loads(row.get("result_json") or "{}").get("index"))
         if not name:
             return
         tgt = ctx.target()

@@ -8,6 +8,7 @@ import psycopg
 from psycopg import errors as pgerr
 
 from vecmig.errors import ProviderError, TerminalError, TransientError
+from vecmig.state.redact import Redactor
 
 # SQLSTATE classes/codes worth retrying: the connection went away, the server is starting
 # or stopping, a concurrent transaction lost a race, a resource is briefly exhausted.
@@ -30,10 +31,7 @@ def first_line(text: str) -> str:
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return Redactor(secrets)(text)
 
 
 def classify(

@@ -94,6 +94,7 @@ from vecmig.providers.pgvector.sql import (
 )
 from vecmig.records import Batch, ColumnBatch, RecordId
 from vecmig.spec import IndexSpec, StoreSpec
+from vecmig.state.redact import Redactor, secret_parts
 
 _CONNECT_TIMEOUT_S = 10
 _MIN_MWM = 64 * 1024 * 1024
@@ -177,13 +178,16 @@ class PgvectorProvider(Provider):
         dsn = conn.get("dsn")
         if not dsn:
             return
+        # Every piece libpq could print of the password, however it parses it (an unescaped
+        # '/' or '@' in a URL's password lands in "host" or "dbname").
+        self._secrets = tuple(sorted(secret_parts(str(dsn)), key=len, reverse=True))
         try:
             info = psycopg.conninfo.conninfo_to_dict(str(dsn))
         except psycopg.ProgrammingError:
             return  # reported properly by connect()
         host = str(info.get("host") or info.get("hostaddr") or "localhost")
-        self._where = f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
-        self._secrets = tuple(str(v) for k, v in info.items() if k in ("password", "sslpassword") and v)
+        where = f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
+        self._where = Redactor(self._secrets)(where)
 
     def connect(self) -> None:
         self._connection()

@@ -41,10 +41,9 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    from vecmig.state.redact import Redactor
+
+    return Redactor(secrets)(text)
 
 
 def status_of(exc: BaseException) -> int | None:

@@ -70,6 +70,7 @@ from vecmig.providers.pinecone.errors import classify, is_oversize, status_of
 from vecmig.records import Batch, RecordId
 from vecmig.retry import with_retries
 from vecmig.spec import StoreSpec
+from vecmig.state.redact import Redactor, secret_parts
 
 T = TypeVar("T")
 
@@ -179,7 +180,9 @@ class PineconeProvider(Provider):
         self._namespace = canonical_namespace(store.namespace)
         self._text_key = store.fields.text or "text"
         self._select = tuple(store.fields.metadata) if isinstance(store.fields.metadata, tuple | list) else None
-        self._secrets = tuple(s for s in (self._api_key,) if s)
+        # The key and, should the host be a URL with userinfo, that too.
+        self._secrets = tuple(s for s in (self._api_key, *secret_parts(str(conn.get("host") or ""), whole=False))
+                              if s)
         self._pc: Pinecone | None = None
         self._index: Any = None
         self._model: Any = None  # IndexModel of a ready index, cached per instance
@@ -992,10 +995,7 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _scrubbed(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    text = " ".join(str(getattr(exc, "message", exc)).split())
-    for s in secrets:
-        text = text.replace(s, "***")
-    return text
+    return Redactor(secrets)(" ".join(str(getattr(exc, "message", exc)).split()))
 
 
 def _rejected(rid: RecordId, finding: lint.Finding) -> TerminalError:
