@@ -302,7 +302,7 @@ def rollback(spec_path: Spec_,
              lock_timeout: Annotated[float, typer.Option("--lock-timeout")] = 0.0) -> None:
     """Undo an applied or partly applied migration: recorded inverses in reverse order."""
     from vecmig.progress import RichReporter  # noqa: F401 - same console conventions
-    from vecmig.rollback import pending_undo, unfinished_rounds
+    from vecmig.rollback import check_state, pending_undo, unfinished_rounds
     from vecmig.rollback import rollback as do_rollback
     from vecmig.state.lock import Lock
 
@@ -315,6 +315,7 @@ def rollback(spec_path: Spec_,
     lock = Lock(state, "rollback")
     lock.acquire(timeout=lock_timeout)
     try:
+        check_state(state)  # before listing anything: a tampered store is refused outright
         todo = pending_undo(state)
         if not todo and not unfinished_rounds(state):
             c.print("Nothing to roll back.")
@@ -323,7 +324,7 @@ def rollback(spec_path: Spec_,
         for round_no, action, _row in todo:
             c.print(f"  [bold red]<[/bold red] {action.id} (round {round_no}): {action.reverse}")
         approval = _confirm("Do you want to roll back?", auto_approve)
-        n = do_rollback(spec, state, approval=approval)
+        n = do_rollback(spec, state, approval=approval, checked=True)
         c.print(f"\n[bold green]Rollback complete![/bold green] {n} actions undone.")
     finally:
         lock.release()
