@@ -16,10 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 
-from tests.cli_utils import vecmig
+from tests.cli_utils import table_rows, vecmig
+from tests.helpers import make_docs_table
 from tests.roundtrip import exact, read_store, records, write_jsonl
+from tests.test_audit_pg_state import state_db, with_secret  # noqa: F401 - state_db is a fixture
+from tests.test_e2e_pgvector import env_for
+from tests.test_e2e_pgvector import write_spec as write_pg_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -276,3 +281,49 @@ def test_a_schema_2_state_upgrades_then_verifies_and_rolls_back(tmp_path: Path) 
     expected = exact(json.loads(line) for line in (work / "before.jsonl").read_text().splitlines())
     assert read_store("jsonl", work / "target.jsonl") == expected
     assert vecmig("state", "verify", str(spec)).returncode == 0
+
+
+# ---- pgvector target, state on PostgreSQL ---------------------------------------------------------
+
+
+def test_pgvector_target_two_rounds_rollback_exact_with_postgres_state(pg_db: str, state_db: str,  # noqa: F811
+                                                                       tmp_path: Path) -> None:
+    make_docs_table(pg_db, "docs", 300, 8, seed=1)
+    make_docs_table(pg_db, "shared", 200, 8, seed=2, start=201)  # 100 overlap, 100 extra
+    before = table_rows(pg_db, "shared")
+    spec = write_pg_spec(tmp_path, """
+        version: 1
+        name: pgrb
+        state: {url: "${env:STATE_URL}"}
+        source: {provider: pgvector, connection: {dsn: "${env:SOURCE_DSN}"}, collection: docs,
+                 fields: {id: id, vector: embedding, text: body}}
+        target: {provider: pgvector, connection: {dsn: "${env:TARGET_DSN}"}, collection: shared,
+                 fields: {id: id, vector: embedding, text: body}}
+        strategy: {type: big-bang, batch_size: 64, shard_size: 1000}
+        """)
+    env = {**env_for(pg_db), "STATE_URL": with_secret(state_db)}
+    r = vecmig("apply", str(spec), "--auto-approve", "--allow-destructive", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with psycopg.connect(pg_db) as conn:  # the source moves on: round 2 overwrites records round 1 wrote
+        conn.execute("UPDATE docs SET title = title || ' v2', score = score + 1 WHERE id % 3 = 0")
+        conn.execute("INSERT INTO docs SELECT id + 1000, embedding, title, lang, year, score, published, tags, body "
+                     "FROM docs WHERE id <= 50")
+    r = vecmig("apply", str(spec), "--auto-approve", "--allow-destructive", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert table_rows(pg_db, "shared") == table_rows(pg_db, "docs")
+    assert vecmig("state", "verify", str(spec), env=env).returncode == 0
+    # An edited before-image in the shared state: refused, nothing written.
+    with psycopg.connect(state_db) as conn:
+        row_id, payload = conn.execute("SELECT id, payload FROM before_images WHERE existed ORDER BY id LIMIT 1"
+                                       ).fetchone()
+        conn.execute("UPDATE before_images SET payload = %s WHERE id = %s", (payload.replace(b"e", b"E"), row_id))
+    applied = table_rows(pg_db, "shared")
+    r = vecmig("rollback", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 1 and "refusing to roll back" in r.stderr and "were edited" in r.stderr
+    assert table_rows(pg_db, "shared") == applied
+    with psycopg.connect(state_db) as conn:
+        conn.execute("UPDATE before_images SET payload = %s WHERE id = %s", (payload, row_id))
+    r = vecmig("rollback", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert table_rows(pg_db, "shared") == before
+    assert vecmig("state", "verify", str(spec), env=env).returncode == 0
