@@ -199,26 +199,27 @@ def _check_resources(store: StateStore, payloads: list[tuple[int, str, dict[str,
         if name.startswith("resource_") and "resource" in p:
             states[p["resource"]] = (seq, name[len("resource_"):])
     rows = store.resources()
-    # Every journal row is inserted together with its intent event, so they pair up in order
-    # (events written since schema version 3 also name their row).
-    for i, row in enumerate(rows):
+    # Every journal row is inserted together with its intent event. Events written since schema
+    # version 3 name their row; older ones pair with the remaining rows in order.
+    by_id = {p["resource"]: (seq, p) for seq, p in intents if "resource" in p}
+    unnamed = [(seq, p) for seq, p in intents if "resource" not in p]
+    for row in rows:
         where = f"journal entry {row['id']} ({row['kind']} {row['name']}, round {row['round']})"
-        if i >= len(intents):
+        found = by_id.pop(row["id"], None) or (unnamed.pop(0) if unnamed else None)
+        if found is None:
             out.append(f"{where}: no intent event in the audit log: it was added outside vecmig")
             continue
-        seq, p = intents[i]
+        seq, p = found
         stored = {"round": row["round"], "action": row["action_id"], "kind": row["kind"], "side": row["side"],
                   "name": row["name"], "before": _loads_any(row["before_json"])}
         audited = {k: p.get(k) for k in stored}
-        if p.get("resource", row["id"]) != row["id"] or (
-                store.redact(_canon(stored)) != store.redact(_canon(audited))):
+        if store.redact(_canon(stored)) != store.redact(_canon(audited)):
             out.append(f"{where}: differs from its audit record (event {seq}): it was edited")
             continue
         sseq, state = states.get(row["id"], (seq, "intent"))
         if state != row["state"]:
             out.append(f"{where}: state {row['state']!r} differs from its audit record {state!r} (event {sseq})")
-    if len(intents) > len(rows):
-        seq, p = intents[len(rows)]
+    for seq, p in sorted([*by_id.values(), *unnamed], key=lambda x: x[0])[:1]:
         out.append(f"the journal entry of event {seq} ({p.get('kind')} {p.get('name')}, round {p.get('round')}) "
                    "is missing: it was deleted")
     return out

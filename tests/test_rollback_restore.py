@@ -257,6 +257,23 @@ def test_tampered_rollback_inputs_fail_verify_and_rollback_refuses(tmp_path: Pat
         assert c.execute("SELECT count(*) FROM locks").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("statement", [
+    "UPDATE resources SET name = 'elsewhere.jsonl'",
+    "UPDATE resources SET state = 'intent'",
+    "DELETE FROM resources",
+])
+def test_tampered_resource_journal_is_refused(tmp_path: Path, statement: str) -> None:
+    write_jsonl(tmp_path / "src.jsonl", records(range(0, 10), seed=2))
+    spec = write_spec(tmp_path, "jsonl", "new.jsonl")
+    assert vecmig("apply", str(spec), "--auto-approve").returncode == 0
+    _sql(tmp_path / ".vecmig" / "rb.db", statement)
+    r = vecmig("state", "verify", str(spec))
+    assert r.returncode == 1 and "journal entry" in r.stderr, r.stderr
+    r = vecmig("rollback", str(spec), "--auto-approve")
+    assert r.returncode == 1 and "refusing to roll back" in r.stderr and "journal entry" in r.stderr
+    assert (tmp_path / "new.jsonl").exists(), "nothing was dropped"
+
+
 def test_a_schema_2_state_upgrades_then_verifies_and_rolls_back(tmp_path: Path) -> None:
     """A state written by the previous release (schema 2, images not in the chain) still works after upgrade."""
     work = tmp_path / "v2"
