@@ -415,7 +415,9 @@ def state_verify(spec_path: Spec_) -> None:
         raise VecmigError(f"stored state disagrees with the audit log: {problems[0]}{more}",
                           hint="the state store was changed outside vecmig; `vecmig state export` shows both copies")
     checked = len(state.rounds()) + len(state.runs()) + sum(1 for a in state.all_actions() if a["result_json"])
-    out().print(f"[green]OK[/green]: {why}; {checked} stored plans, runs and results match the log")
+    images = state.counts()["before_images"]
+    out().print(f"[green]OK[/green]: {why}; {checked} stored plans, runs and results match the log, as do the "
+                f"actions, the resource journal and {images} before-image(s) rollback would use")
 
 
 @state_app.command("history")
