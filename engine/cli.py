@@ -304,7 +304,7 @@ def rollback(spec_path: Spec_,
              lock_timeout: Annotated[float, typer.Option("--lock-timeout")] = 0.0) -> None:
     """Undo an applied or partly applied migration: recorded inverses in reverse order."""
     from vecmig.progress import RichReporter  # noqa: F401 - same console conventions
-    from vecmig.rollback import pending_undo, unfinished_rounds
+    from vecmig.rollback import check_state, pending_undo, unfinished_rounds
     from vecmig.rollback import rollback as do_rollback
     from vecmig.state.lock import Lock
 
@@ -317,6 +317,7 @@ def rollback(spec_path: Spec_,
     lock = Lock(state, "rollback")
     lock.acquire(timeout=lock_timeout)
     try:
+        check_state(state)  # before listing anything: a tampered store is refused outright
         todo = pending_undo(state)
         if not todo and not unfinished_rounds(state):
             c.print("Nothing to roll back.")
@@ -325,7 +326,7 @@ def rollback(spec_path: Spec_,
         for round_no, action, _row in todo:
             c.print(f"  [bold red]<[/bold red] {action.id} (round {round_no}): {action.reverse}")
         approval = _confirm("Do you want to roll back?", auto_approve)
-        n = do_rollback(spec, state, approval=approval)
+        n = do_rollback(spec, state, approval=approval, checked=True)
         c.print(f"\n[bold green]Rollback complete![/bold green] {n} actions undone.")
     finally:
         lock.release()
@@ -416,7 +417,9 @@ def state_verify(spec_path: Spec_) -> None:
         raise VecmigError(f"stored state disagrees with the audit log: {problems[0]}{more}",
                           hint="the state store was changed outside vecmig; `vecmig state export` shows both copies")
     checked = len(state.rounds()) + len(state.runs()) + sum(1 for a in state.all_actions() if a["result_json"])
-    out().print(f"[green]OK[/green]: {why}; {checked} stored plans, runs and results match the log")
+    images = state.counts()["before_images"]
+    out().print(f"[green]OK[/green]: {why}; {checked} stored plans, runs and results match the log, as do the "
+                f"actions, the resource journal and {images} before-image(s) rollback would use")
 
 
 @state_app.command("history")

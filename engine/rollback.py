@@ -2,6 +2,16 @@
 
 Every inverse is idempotent and each undone action is recorded as it goes, so a rollback
 killed half-way is simply run again.
+
+Two rules hold for every inverse, whatever its kind:
+
+* What rollback reads from state (statuses, action parameters, the resource journal,
+  before-images) must match the audit chain, checked before anything is written; a store
+  changed outside vecmig is refused rather than written back into the target.
+* A target that stages its writes (files: ``needs_finalize``) is merged once the inverses
+  have run, before the rounds are closed, so what the inverses upserted and deleted is in
+  the final file, not left in staging parts. A rollback killed before the merge runs it on
+  the next attempt (the rounds are still open).
 """
 
 from __future__ import annotations
@@ -13,8 +23,10 @@ from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
 from vecmig.errors import VecmigError
 from vecmig.executor import resolved
 from vecmig.model import Action
+from vecmig.providers import provider_class
 from vecmig.spec import Spec
 from vecmig.state.store import StateStore
+from vecmig.state.verify import check_rollback_inputs
 
 UNDOABLE = ("done", "running", "failed")
 
@@ -36,7 +48,40 @@ def unfinished_rounds(state: StateStore) -> list[int]:
     return [r["round"] for r in state.rounds() if r["status"] in ("in_progress", "rolling_back")]
 
 
-def rollback(spec: Spec, state: StateStore, *, approval: str, reporter: Reporter | None = None) -> int:
+def check_state(state: StateStore) -> None:
+    """Refuse (one line) when what rollback would read does not match the audit chain."""
+    ok, why = state.verify_chain()
+    if not ok:
+        raise VecmigError(f"refusing to roll back: the audit chain is broken ({why})",
+                          hint="the state store was changed outside vecmig; run `vecmig state verify SPEC` and "
+                               "compare with a backup before trusting it")
+    problems = check_rollback_inputs(state)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise VecmigError(f"refusing to roll back: {problems[0]}{more}",
+                          hint="the state store was changed outside vecmig, so what rollback would write back "
+                               "cannot be trusted; run `vecmig state verify SPEC` and restore the state from a backup")
+
+
+def seal_target(spec: Spec) -> None:
+    """Merge a staged target's parts into its final form (no-op for stores that write in place)."""
+    cls = provider_class(spec.target.provider)
+    if not cls.needs_finalize:
+        return
+    tgt = cls(spec.target)
+    tgt.connect()
+    try:
+        if tgt.collection_exists():
+            tgt.finalize()
+    finally:
+        tgt.close()
+
+
+def rollback(spec: Spec, state: StateStore, *, approval: str, reporter: Reporter | None = None,
+             checked: bool = False) -> int:
+    """Undo every live round; ``checked`` when the caller already ran ``check_state`` under the lock."""
+    if not checked:
+        check_state(state)
     todo = pending_undo(state)
     blockers = [a for _, a, row in todo if not a.reversible and row["status"] == "done"]
     if blockers:
@@ -56,6 +101,8 @@ def rollback(spec: Spec, state: StateStore, *, approval: str, reporter: Reporter
             KINDS[action.kind].undo(ctx, resolved(ctx, action), row)
             state.set_action(round_no, action.id, "rolled_back")
             ctx.reporter.finish(action, "rolled back", action.reverse)
+        if rounds:
+            seal_target(spec)
         for round_no in rounds:
             state.set_round_status(round_no, "rolled_back")
     except VecmigError as e:

@@ -7,6 +7,12 @@ Version history:
   1  the tables below.
   2  ``meta`` gains ``audit_head`` (the last audit event's seq and hash, written in the same
      transaction as every append), so a truncated audit log is detectable.
+  3  before-images are covered by the audit chain: every saved batch appends a
+     ``before_images`` event naming its rows (id ranges) and a digest of them
+     (``state/verify.py: image_digest``), and ``intent`` events name their resource row. Two
+     indexes serve rollback's per-action and per-record reads of ``before_images``. The
+     upgrade from 2 seals the images already stored (one event per action, marked
+     ``sealed_at_upgrade``) and creates the indexes.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -23,7 +30,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # meta key of the audit chain head: JSON {"seq": N, "hash": "..."} (schema version 2).
 AUDIT_HEAD = "audit_head"
 
@@ -127,6 +134,11 @@ before_images = Table(
     Column("record_id", Text, nullable=False),  # canonical JSON of the id
     Column("existed", Boolean, nullable=False),
     Column("payload", LargeBinary),  # the record as it was, when it existed
+)
+# (schema version 3) rollback reads one action's images, and the earliest image of each id.
+BEFORE_IMAGE_INDEXES = (
+    Index("before_images_by_action", before_images.c.round, before_images.c.action_id, before_images.c.id),
+    Index("before_images_by_record", before_images.c.round, before_images.c.record_id, before_images.c.id),
 )
 
 locks = Table(

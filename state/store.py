@@ -40,7 +40,7 @@ from vecmig.errors import StateError
 from vecmig.state import schema as t
 from vecmig.state.identity import actor, now
 from vecmig.state.redact import Redactor
-from vecmig.state.verify import GENESIS, check_chain, check_records, event_hash
+from vecmig.state.verify import GENESIS, check_chain, check_records, event_hash, id_ranges, image_digest
 
 __all__ = ["GENESIS", "StateStore", "event_hash", "safe_location"]
 
@@ -482,7 +482,7 @@ class StateStore:
                 round=round_no, action_id=action_id, kind=kind, side=side, name=name, state="intent",
                 before_json=json.dumps(before), created=ts, updated=ts)).inserted_primary_key[0]
             self.audit(c, "intent", {"round": round_no, "action": action_id, "kind": kind, "side": side,
-                                     "name": name, "before": before})
+                                     "name": name, "before": before, "resource": int(rid)})
         return int(rid)
 
     def journal_state(self, resource_id: int, state: str) -> None:
@@ -499,23 +499,44 @@ class StateStore:
 
     # -- before-images --------------------------------------------------------------------
     def save_before_images(self, round_no: int, action_id: str, rows: list[tuple[str, bool, bytes | None]]) -> None:
+        """Store one batch of images and, in the same transaction, its audit event: the row ids
+        it took and a digest of the rows (``verify.image_digest``), so that editing, deleting or
+        adding an image afterwards breaks ``state verify`` and makes rollback refuse. One hash
+        over the batch's bytes and one audit append per batch: no re-hashing of older images."""
         if not rows:
             return
+        params = [{"round": round_no, "action_id": action_id, "record_id": rid, "existed": bool(existed),
+                   "payload": p} for rid, existed, p in rows]
         with self.tx() as c:
-            c.execute(insert(t.before_images), [
-                {"round": round_no, "action_id": action_id, "record_id": rid, "existed": existed, "payload": p}
-                for rid, existed, p in rows])
+            ids = c.execute(insert(t.before_images).returning(t.before_images.c.id, sort_by_parameter_order=True),
+                            params).scalars().all()
+            stored = sorted(zip(ids, params, strict=True), key=lambda x: x[0])
+            digest = image_digest((rid, p["round"], p["action_id"], p["record_id"], p["existed"], p["payload"])
+                                  for rid, p in stored)
+            self.audit(c, "before_images", {"round": round_no, "action": action_id,
+                                            "rows": id_ranges([rid for rid, _ in stored]), "count": len(stored),
+                                            "digest": digest})
 
     def before_images(self, round_no: int, action_id: str) -> Iterator[dict[str, Any]]:
+        """The images of one action that rollback restores: for every id, only its earliest image
+        in the whole round. Later captures of the same id (a replayed batch, another action of the
+        round touching it again) saw vecmig's own writes, not what was there before."""
+        b = t.before_images
+        first = (select(b.c.id, func.row_number().over(partition_by=b.c.record_id, order_by=b.c.id).label("n"),
+                        b.c.action_id)
+                 .where(b.c.round == round_no).subquery())
+        earliest = select(first.c.id).where(first.c.n == 1, first.c.action_id == action_id)
+        q = select(b).where(b.c.id.in_(earliest)).order_by(b.c.id)
         with self.engine.connect() as c:
-            rows = c.execute(select(t.before_images)
-                             .where(t.before_images.c.round == round_no, t.before_images.c.action_id == action_id)
-                             .order_by(t.before_images.c.id)).mappings().all()
-        # First image of an id wins: a replayed batch must not capture vecmig's own write.
-        seen: set[str] = set()
+            rows = c.execute(q).mappings().all()
         for r in rows:
-            if r["record_id"] not in seen:
-                seen.add(r["record_id"])
+            yield dict(r)
+
+    def before_image_rows(self) -> Iterator[dict[str, Any]]:
+        """Every stored image in row order (for ``state verify``), streamed."""
+        with self.engine.connect() as c:
+            result = c.execution_options(yield_per=2000).execute(select(t.before_images).order_by(t.before_images.c.id))
+            for r in result.mappings():
                 yield dict(r)
 
     def before_image_ids(self, round_no: int, action_id: str) -> set[str]:

@@ -23,7 +23,7 @@ from vecmig.errors import StateError
 from vecmig.state import schema as t
 from vecmig.state.redact import Redactor
 from vecmig.state.store import StateStore, _engine_for, safe_location
-from vecmig.state.verify import GENESIS, check_chain
+from vecmig.state.verify import GENESIS, ImageDigest, check_chain, id_ranges
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class UpgradeReport:
     steps: tuple[str, ...]
 
 
-def _v1_to_v2(c: Connection) -> str:
+def _v1_to_v2(store: StateStore, c: Connection) -> str:
     """Version 2 keeps the audit chain head in meta; compute it from the existing log."""
     last = c.execute(select(t.audit.c.seq, t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)).first()
     head = {"seq": int(last[0]), "hash": str(last[1])} if last else {"seq": 0, "hash": GENESIS}
@@ -42,8 +42,37 @@ def _v1_to_v2(c: Connection) -> str:
     return f"1 → 2: recorded the audit chain head (event {head['seq']})"
 
 
+def _v2_to_v3(store: StateStore, c: Connection) -> str:
+    """Version 3 covers before-images by the audit chain: seal the ones already stored.
+
+    One ``before_images`` event per action, over its rows as they are now (marked
+    ``sealed_at_upgrade``: the chain vouches for them from this point, not from their
+    capture; the upgrade refuses a store whose chain is already broken). Also creates the
+    indexes rollback reads images through.
+    """
+    for index in t.BEFORE_IMAGE_INDEXES:
+        index.create(c, checkfirst=True)
+    b = t.before_images
+    groups = c.execute(select(b.c.round, b.c.action_id).distinct().order_by(b.c.round, b.c.action_id)).all()
+    sealed = 0
+    for round_no, action_id in groups:
+        digest = ImageDigest()
+        ids: list[int] = []
+        rows = c.execution_options(yield_per=2000).execute(
+            select(b).where(b.c.round == round_no, b.c.action_id == action_id).order_by(b.c.id))
+        for r in rows.mappings():
+            payload = None if r["payload"] is None else bytes(r["payload"])
+            digest.update(r["id"], r["round"], r["action_id"], r["record_id"], bool(r["existed"]), payload)
+            ids.append(int(r["id"]))
+        store.audit(c, "before_images", {"round": round_no, "action": action_id, "rows": id_ranges(ids),
+                                         "count": len(ids), "digest": digest.hexdigest(),
+                                         "sealed_at_upgrade": True})
+        sealed += len(ids)
+    return f"2 → 3: sealed {sealed} before-image(s) of {len(groups)} action(s) into the audit chain"
+
+
 # from version N: the step that makes it N + 1
-STEPS: dict[int, Callable[[Connection], str]] = {1: _v1_to_v2}
+STEPS: dict[int, Callable[[StateStore, Connection], str]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def upgrade(migration: str, path: Path | None, url: str | None, secrets: frozenset[str] = frozenset(),
@@ -81,7 +110,7 @@ def upgrade(migration: str, path: Path | None, url: str | None, secrets: frozens
         while version < t.SCHEMA_VERSION:
             step = STEPS[version]
             with store.tx() as c:
-                done.append(step(c))
+                done.append(step(store, c))
                 c.execute(update(t.meta).where(t.meta.c.key == "schema_version").values(value=str(version + 1)))
                 store.audit(c, "state_upgraded", {"from": version, "to": version + 1, "backup": backup})
             version += 1

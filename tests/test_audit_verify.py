@@ -270,13 +270,14 @@ def test_upgrade_from_schema_v1_backs_up_then_adds_the_chain_head(state: tuple[P
     events_before = len(rows(db))
     for args in (("state", "verify", str(spec)), ("apply", str(spec), "--auto-approve")):
         r = vecmig(*args, env=env)
-        assert r.returncode == 1 and "has schema version 1; this vecmig reads 2" in r.stderr
+        assert r.returncode == 1 and "has schema version 1; this vecmig reads 3" in r.stderr
         assert "run `vecmig state upgrade SPEC` (it backs the store up first)" in r.stderr
     r = vecmig("state", "upgrade", str(spec), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     backups = list(db.parent.glob("e2e.schema-v1.*.db"))
     assert len(backups) == 1 and f"Backed up the state to {backups[0]}" in r.stdout
     assert "upgraded 1 → 2: recorded the audit chain head" in r.stdout
+    assert "2 → 3: sealed" in r.stdout
     assert SECRET.encode() not in backups[0].read_bytes()
     with connect(backups[0]) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
@@ -285,7 +286,7 @@ def test_upgrade_from_schema_v1_backs_up_then_adds_the_chain_head(state: tuple[P
     r = vecmig("state", "verify", str(spec), env=env)
     assert r.returncode == 0, r.stderr
     r = vecmig("state", "upgrade", str(spec), env=env)
-    assert r.returncode == 0 and "already at version 2" in r.stdout
+    assert r.returncode == 0 and "already at version 3" in r.stdout
     # The head now makes truncation visible in the upgraded store too.
     sql(db, f"DELETE FROM audit WHERE seq > {events_before}")
     assert f"events after {events_before} were removed" in verify(spec, env)
