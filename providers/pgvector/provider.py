@@ -985,8 +985,9 @@ class PgvectorProvider(Provider):
                     raise TerminalError(f"metadata field '{col}' has unknown type {logical!r}")
                 names.append(col)
                 defs.append(sql.SQL("{} " + SQL_TYPE[logical]).format(sql.Identifier(col)))
-        if schema.text:
-            # Last, after the metadata: the column order of a typical documents table.
+        if schema.text or f.text:
+            # Last, after the metadata: the column order of a typical documents table. A text column
+            # named in the spec is created even when the source holds no text: the spec asked for it.
             names.append(f.text or "text")
             defs.append(sql.SQL("{} text").format(sql.Identifier(f.text or "text")))
         dupes = sorted({n for n in names if names.count(n) > 1})
