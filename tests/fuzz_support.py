@@ -198,8 +198,10 @@ def typed(v: Any) -> Any:
 def canonical(rec: dict[str, Any]) -> tuple[Any, ...]:
     """What must survive a migration exactly: id (typed), float32 bits, typed metadata, text."""
     rid = rec["id"]
-    return (type(rid).__name__, rid, tuple(f32_bits(x) for x in rec["vector"]),
-            typed(rec.get("metadata") or {}), rec.get("text"))
+    # A top-level null is an absent key (typed columns cannot tell them apart; vecmig's checksum
+    # treats them alike); nulls inside lists and objects are values and must survive.
+    meta = {k: v for k, v in (rec.get("metadata") or {}).items() if v is not None}
+    return (type(rid).__name__, rid, tuple(f32_bits(x) for x in rec["vector"]), typed(meta), rec.get("text"))
 
 
 def storable(records: list[dict[str, Any]]) -> bool:

@@ -128,13 +128,13 @@ ANY_RECORDS = fz.record_sets(
 PLAIN_RECORDS = fz.record_sets(id_kinds=("int", "str"), id_int_bits=64, meta_int_bits=64, poison=False)
 
 
-@settings(max_examples=fz.examples(40))
+@settings(max_examples=fz.examples(25))
 @given(data=st.data(), records=ANY_RECORDS)
 def test_jsonl_to_jsonl(tmp_path: Path, data: st.DataObject, records: list[dict[str, Any]]) -> None:
     round_trip(tmp_path, records, data.draw(specs(records)), None, must_succeed=False)
 
 
-@settings(max_examples=fz.examples(25))
+@settings(max_examples=fz.examples(12))
 @given(data=st.data(), records=ANY_RECORDS)
 def test_jsonl_to_parquet_and_back(tmp_path: Path, data: st.DataObject, records: list[dict[str, Any]]) -> None:
     round_trip(tmp_path, records, data.draw(specs(records)), "parquet", must_succeed=False)
@@ -153,7 +153,7 @@ def _plain_text(records: list[dict[str, Any]]) -> bool:
                for r in records)
 
 
-@settings(max_examples=fz.examples(15))
+@settings(max_examples=fz.examples(8))
 @given(data=st.data(), records=PLAIN_RECORDS, via=st.sampled_from([None, "parquet"]))
 def test_plain_records_always_arrive(tmp_path: Path, data: st.DataObject, records: list[dict[str, Any]],
                                      via: str | None) -> None:
