@@ -2,13 +2,14 @@
 
 Every output the CLI gives through :func:`vecmig` or :func:`spawn` (once read with
 ``communicate``) is kept in :data:`OUTPUTS`; ``tests/conftest.py`` fails any test whose CLI
-runs printed an internal error or a traceback (see :func:`internal_failures`), except runs
-that asked for one with ``--debug``.
+runs printed an internal error, a traceback or a stray Python warning (see
+:func:`internal_failures`), except runs that asked for a traceback with ``--debug``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # What no input may ever make the CLI print (without --debug): the CLI's last-resort line for an
 # exception that is not a VecmigError, and a Python traceback.
 FORBIDDEN = ("internal error", "Traceback (most recent call last)")
+# A Python warning printed to the user ("path.py:12: RuntimeWarning: overflow ..."): a stray line.
+PY_WARNING = re.compile(r"^\S+:\d+: \w*Warning: .*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ def record(args: tuple[str, ...], returncode: int | None, stdout: str | None, st
 
 
 def internal_failures(outputs: list[CliOutput]) -> list[str]:
-    """One line per CLI run (not run with --debug) whose output holds a FORBIDDEN string."""
+    """One line per CLI run (not run with --debug) whose output holds a FORBIDDEN string or a
+    Python warning."""
     found = []
     for o in outputs:
         if "--debug" in o.args:
@@ -52,6 +56,9 @@ def internal_failures(outputs: list[CliOutput]) -> list[str]:
                 if at >= 0:
                     line = text[at:].splitlines()[0] if bad == "internal error" else text[at:][-400:]
                     found.append(f"`vecmig {' '.join(o.args)}` (exit {o.returncode}) printed {bad!r}: {line}")
+        m = PY_WARNING.search(o.stderr)
+        if m:
+            found.append(f"`vecmig {' '.join(o.args)}` (exit {o.returncode}) printed a Python warning: {m.group(0)}")
     return found
 
 

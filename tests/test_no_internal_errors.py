@@ -72,3 +72,5 @@ def test_internal_failures_reads_stdout_and_stderr_and_skips_debug() -> None:
     assert internal_failures([CliOutput(("plan", "s.yaml"), 1, tb, "")])
     assert not internal_failures([CliOutput(("--debug", "plan", "s.yaml"), 1, "", tb)])
     assert not internal_failures([CliOutput(("plan", "s.yaml"), 1, "", "Error: s.yaml:1:1: bad — fix it")])
+    warning = "/x/jsonl.py:334: RuntimeWarning: overflow encountered in cast\n  matrix[i] = v\nError: ..."
+    assert internal_failures([CliOutput(("apply", "s.yaml"), 1, "", warning)])
