@@ -124,7 +124,10 @@ def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None) ->
         if name in spec.mapping.drop:
             continue
         metadata[dict(spec.mapping.rename).get(name, name)] = kind
-    if source.extra.get("metadata_column") and not isinstance(spec.target.fields.metadata, str):
+    target_fields = spec.target.fields.metadata
+    typed_target = (target_fields is None and provider_class(spec.target.provider).capabilities.metadata_default
+                    == "typed") or isinstance(target_fields, tuple | list)
+    if source.extra.get("metadata_column") and typed_target:
         raise PlanError(
             f"the source keeps its metadata in one JSON column ({source.extra['metadata_column']}), so its keys "
             "are not known without reading every record",

@@ -159,8 +159,12 @@ def _read(path: Path) -> str:
 
 def _parse_yaml(text: str, file: str) -> tuple[Any, dict[str, Pos]]:
     """Parse one YAML document; return the plain data and pointer -> (line, col) of each key."""
-    loader = yaml.SafeLoader(text)
+    loader = None
+    root = None
     try:
+        # Inside the try: the reader checks the first characters already (a control
+        # character or a lone surrogate near the start raises here).
+        loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
         if root is None:
             raise SpecError(
@@ -173,15 +177,54 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, dict[str, Pos]]:
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, file) from None
-    except yaml.YAMLError as exc:  # unmarked reader errors (e.g. control characters)
-        raise SpecError(f"not valid YAML: {exc}", where=f"{file}:1:1", hint="fix the YAML syntax") from None
+    except yaml.reader.ReaderError as exc:  # unmarked: a control character, a lone surrogate
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise SpecError(
+            f"not valid YAML: character U+{ord(char):04X} is not allowed in YAML text",
+            where=f"{file}:{line}:{col}",
+            hint="remove it, or write it as an escape inside a double-quoted string",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"not valid YAML: {str(exc).splitlines()[0]}", where=f"{file}:1:1",
+                        hint="fix the YAML syntax") from None
     except RecursionError:
         raise SpecError(
             "spec is nested too deeply", where=f"{file}:1:1", hint="a spec needs a few levels at most"
         ) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a scalar its tag cannot read: `!!int x`
+        line, col = _unreadable_scalar(root) if root is not None else (1, 1)
+        raise SpecError(
+            f"a value cannot be read as its YAML type says ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})",
+            where=f"{file}:{line}:{col}",
+            hint="remove the explicit tag (`!!int`, `!!float`, ...) or fix the value",
+        ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, positions
+
+
+def _unreadable_scalar(root: Node) -> Pos:
+    """Where the first scalar is that the safe constructor refuses (1:1 if none is found)."""
+    probe = yaml.SafeLoader("")
+    try:
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.ScalarNode):
+                try:
+                    probe.construct_object(node, deep=True)
+                except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+                    return _mark_pos(node.start_mark)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(reversed(node.value))
+            elif isinstance(node, yaml.MappingNode):
+                stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
+    finally:
+        probe.dispose()
+    return 1, 1
 
 
 def _mark_pos(mark: yaml.Mark) -> Pos:

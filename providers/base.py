@@ -27,6 +27,9 @@ class Capabilities:
     server_side_count: bool = False
     ordered_scan: bool = True
     metadata: str = "typed"  # typed (columns) | json (one document) | both
+    # What a target does without fields.metadata: typed columns (which must be known when the
+    # collection is created) or one document per record (any keys, found while copying).
+    metadata_default: str = "typed"  # typed | json
     max_dimension: int | None = None  # None: no limit of the store's own
     # Records per upsert call that let the store fill its requests (Pinecone packs by
     # bytes under 1000 records / 2 MB, so small calls leave requests half empty); the

@@ -7,6 +7,9 @@ Fixtures:
   data directory.
 * ``pg_db`` (function): a fresh, empty database per test (no extensions); yields its DSN
   and drops it afterwards with ``WITH (FORCE)``.
+
+Autouse: ``_no_internal_errors`` fails any test in which a CLI run (``tests/cli_utils.py``)
+printed "internal error" or a traceback without ``--debug``: no input may ever cause one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from psycopg import sql
+
+from tests import cli_utils
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,17 @@ def _server_tmpdir(prefix: str) -> Path:
     base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     os.chmod(base, 0o755)
     return base
+
+
+@pytest.fixture(autouse=True)
+def _no_internal_errors() -> Iterator[None]:
+    start = len(cli_utils.OUTPUTS)
+    yield
+    found = cli_utils.internal_failures(cli_utils.OUTPUTS[start:])
+    del cli_utils.OUTPUTS[start:]  # keep memory flat over a long session
+    if found:
+        pytest.fail("the CLI must never print an internal error or a traceback:\n" + "\n".join(found),
+                    pytrace=False)
 
 
 @pytest.fixture(scope="session")

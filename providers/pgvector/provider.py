@@ -1049,13 +1049,21 @@ class PgvectorProvider(Provider):
         else:
             wanted = list(f.metadata) if f.metadata is not None else list(schema.metadata)
             for col in wanted:
+                why = _bad_column_name(col)
+                if why:
+                    raise TerminalError(
+                        f"metadata key {col!r} cannot be a column of '{name}': {why}",
+                        hint="rename it in mapping.metadata.rename, or set target.fields.metadata to one jsonb "
+                        "column name to keep the metadata as one document",
+                    )
                 logical = schema.metadata.get(col, "json")
                 if logical not in SQL_TYPE:
                     raise TerminalError(f"metadata field '{col}' has unknown type {logical!r}")
                 names.append(col)
                 defs.append(sql.SQL("{} " + SQL_TYPE[logical]).format(sql.Identifier(col)))
-        if schema.text:
-            # Last, after the metadata: the column order of a typical documents table.
+        if schema.text or f.text:
+            # Last, after the metadata: the column order of a typical documents table. A text column
+            # named in the spec is created even when the source holds no text: the spec asked for it.
             names.append(f.text or "text")
             defs.append(sql.SQL("{} text").format(sql.Identifier(f.text or "text")))
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -1735,3 +1743,14 @@ def _vector_payloads(vectors: np.ndarray) -> list[bytes]:
     raw = rec.tobytes()
     width = rec.dtype.itemsize
     return [raw[i * width : (i + 1) * width] for i in range(n)]
+
+
+def _bad_column_name(name: str) -> str | None:
+    """Why PostgreSQL cannot hold ``name`` as a column name unchanged, or None."""
+    if not name:
+        return "a column name cannot be empty"
+    if "\x00" in name:
+        return "a column name cannot hold a NUL character"
+    if len(name.encode("utf-8")) > 63:
+        return "PostgreSQL truncates column names to 63 bytes"
+    return None
