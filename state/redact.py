@@ -107,6 +107,36 @@ def _standalone(value: str) -> str:
     return rf"(?<![{_WORD}]){re.escape(value)}(?![{_WORD}])"
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+# Digests (audit hashes, checksums, before-image digests) are hex runs this long or longer.
+_DIGEST_RUN = 16
+
+
+def _mask(text: str, secret: str) -> str:
+    """``text`` with ``secret`` masked, except where an all-hex piece of a password merely
+    happens to occur inside a longer hex digest: masking it there would corrupt a hash the
+    audit chain or a checksum comparison relies on, and reveals nothing of the secret."""
+    if not set(secret) <= _HEX:
+        return text.replace(secret, MASK)
+    out: list[str] = []
+    pos = 0
+    start = text.find(secret)
+    while start != -1:
+        a, b = start, start + len(secret)
+        while a > 0 and text[a - 1] in _HEX:
+            a -= 1
+        while b < len(text) and text[b] in _HEX:
+            b += 1
+        inside_digest = b - a >= _DIGEST_RUN and b - a > len(secret)
+        if not inside_digest:
+            out.append(text[pos:start])
+            out.append(MASK)
+            pos = start + len(secret)
+        start = text.find(secret, start + len(secret))
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def mask_shapes(text: str) -> str:
     """Mask whatever looks like a credential in ``text``, whether or not it is known."""
     text = _TEXT_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
@@ -142,7 +172,7 @@ class Redactor:
             return text
         for s in self._secrets:
             if s in text:
-                text = text.replace(s, MASK)
+                text = _mask(text, s)
         text = mask_shapes(text)
         return self.publicize(text)
 
