@@ -36,9 +36,23 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
             raise PlanError(f"round {open_round['round']} is being rolled back",
                             hint="run `vecmig rollback SPEC` again to finish it, then plan")
         round_no = open_round["round"]
-        actions = remaining_actions(state, open_round)
-        done = len(state.actions(round_no)) - len(actions)
-        notes.append(f"resuming round {round_no}: {done} action(s) already done, {len(actions)} to go")
+        failed = failed_validation(state, open_round)
+        changed = changed_since_round(spec, open_round, seen) if failed is not None else None
+        if failed is not None and not changed and failed.get("extra") and not any(
+                a["kind"] == "delete_extra" for a in state.actions(round_no)):
+            changed = (f"the target holds {failed['extra']:,} record(s) the source does not have, which no action "
+                       "of that round removes")
+        if changed:
+            # What was copied no longer answers the spec or the source: plan afresh. The old
+            # round stays on record (superseded when this plan is applied) so rollback undoes it too.
+            round_no += 1
+            notes.append(f"round {open_round['round']} failed validation and {changed} since it started: "
+                         f"re-planned as round {round_no} (round {open_round['round']} is kept for rollback)")
+            actions = fresh_actions(spec, state, seen, notes)
+        else:
+            actions = remaining_actions(state, open_round, notes)
+            done = len(state.actions(round_no)) - len(actions)
+            notes.insert(0, f"resuming round {round_no}: {done} action(s) already done, {len(actions)} to go")
     else:
         last = state.last_round() if state else None
         round_no = (last["round"] + 1) if last else 1
@@ -49,12 +63,7 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
             if last and last["status"] == "complete":
                 notes.append(f"round {last['round']} completed, but {what_changed(spec, last, seen)}: "
                              "the copy runs again (upserts are idempotent)")
-            ctx = context(spec, state, seen)
-            actions = BUILDERS[spec.strategy.type](ctx)
-            if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
-                notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
-                             f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
-                             "by size and fills them only from large batches (a checkpoint follows each batch)")
+            actions = fresh_actions(spec, state, seen, notes)
     return Plan(
         format_version=PLAN_FORMAT_VERSION,
         tool_version=__version__,
@@ -68,9 +77,39 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
         state_serial=serial,
         round=round_no,
         actions=tuple(actions),
-        warnings=tuple(lint(spec, seen) + lint_sample(spec, seen)),
+        warnings=tuple(lint(spec, seen, state) + lint_sample(spec, seen)),
         notes=tuple(notes),
     )
+
+
+def fresh_actions(spec: Spec, state: StateStore | None, seen: Refreshed, notes: list[str]) -> list[Action]:
+    ctx = context(spec, state, seen)
+    actions = BUILDERS[spec.strategy.type](ctx)
+    if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
+        notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
+                     f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
+                     "by size and fills them only from large batches (a checkpoint follows each batch)")
+    return actions
+
+
+def failed_validation(state: StateStore, round_row: dict[str, Any]) -> dict[str, Any] | None:
+    """The findings of the open round's failed validation ({} when it kept none), or None."""
+    for row in state.actions(round_row["round"]):
+        if row["kind"].startswith("validate") and row["status"] == "failed":
+            try:
+                found = json.loads(row["result_json"]) if row["result_json"] else {}
+            except ValueError:
+                found = {}
+            return found if isinstance(found, dict) and found.get("ok") is False else {}
+    return None
+
+
+def changed_since_round(spec: Spec, round_row: dict[str, Any], seen: Refreshed) -> str | None:
+    if round_row["spec_hash"] != spec.spec_hash:
+        return "the spec changed"
+    if round_row["source_fingerprint"] != seen.source.fingerprint:
+        return "the source changed"
+    return None
 
 
 def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
@@ -139,6 +178,21 @@ def source_has_sparse(source: Inventory, sample: Batch | None) -> bool:
     return bool(source.extra.get("sparse")) or (sample is not None and any(s is not None for s in sparse_of(sample)))
 
 
+def foreign_records(state: StateStore | None, seen: Refreshed) -> tuple[int, int | None]:
+    """How many records the target held that this migration did not write, and the round whose
+    plan saw them (None: seen now, no round of this migration has written to it yet).
+
+    A collection this migration created holds none; a target that existed before it holds what
+    the first round still on record found there (what vecmig wrote since is its own)."""
+    if not seen.target.exists or target_created_by_vecmig(state):
+        return 0, None
+    live = [r for r in state.rounds() if r["status"] != "rolled_back"] if state else []
+    if live:
+        before = json.loads(live[0]["plan_json"]).get("target") or {}
+        return (int(before.get("count") or 0) if before.get("exists") else 0), live[0]["round"]
+    return int(seen.target.count or 0), None
+
+
 def context(spec: Spec, state: StateStore | None, seen: Refreshed) -> PlanContext:
     owned = target_created_by_vecmig(state)
     source_cls = provider_class(spec.source.provider)
@@ -155,6 +209,7 @@ def context(spec: Spec, state: StateStore | None, seen: Refreshed) -> PlanContex
         schema=target_schema(spec, seen.source, seen.sample),
         foreign_target=seen.target.exists and not owned,
         target_owned=owned and seen.target.exists,
+        foreign_count=foreign_records(state, seen)[0],
         # Instances are never connected here: only their planning hooks run (no I/O).
         source_provider=source_cls(spec.source),
         target_provider=target_cls(spec.target),
@@ -175,13 +230,28 @@ def target_created_by_vecmig(state: StateStore | None) -> bool:
     )
 
 
-def remaining_actions(state: StateStore, round_row: dict[str, Any]) -> list[Action]:
-    """An open round resumes with the exact actions it started with; done ones drop out."""
+def remaining_actions(state: StateStore, round_row: dict[str, Any], notes: list[str] | None = None) -> list[Action]:
+    """An open round resumes with the exact actions it started with; done ones drop out.
+
+    After a failed validation, the copy shards it found missing or different records in
+    run again from their start (status ``recopy``: apply resets their cursors), and so does
+    delete_extra when it found records the source does not have; when the validation kept
+    no findings, every shard is copied again.
+    """
+    notes = notes if notes is not None else []
     recorded = json.loads(round_row["plan_json"])
     status = {a["action_id"]: a["status"] for a in state.actions(round_row["round"])}
+    found = failed_validation(state, round_row)
+    redo: dict[str, str] = {}
+    if found is not None:
+        redo = recopy_reasons(found, [Action.from_json(raw) for raw in recorded["actions"]])
+        notes.extend(redo.values())
     out = []
     for raw in recorded["actions"]:
         action = Action.from_json(raw)
+        if action.id in redo:
+            out.append(replace(action, status="recopy", reason=redo[action.id]))
+            continue
         if status.get(action.id) == "done":
             continue
         if action.kind == "copy_shard":
@@ -201,6 +271,39 @@ def remaining_actions(state: StateStore, round_row: dict[str, Any]) -> list[Acti
     return out
 
 
+def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, str]:
+    """action id -> why it runs again, from what a failed validation found."""
+    shards = {int(a.params.get("index", -1)): a for a in actions if a.kind == "copy_shard"}
+    out: dict[str, str] = {}
+    entries = [e for e in found.get("shards", []) if e.get("missing") or e.get("different")]
+    if not found.get("shards"):
+        for a in shards.values():
+            out[a.id] = (f"re-copying {a.id}: the last validation failed and kept no per-shard findings, "
+                         "so every shard is copied again")
+    for e in entries:
+        a = shards.get(int(e["shard"]))
+        if a is None:
+            continue
+        parts = [f"{e['missing']} record(s) missing" if e.get("missing") else "",
+                 f"{e['different']} record(s) different" if e.get("different") else ""]
+        why = " and ".join(p for p in parts if p)
+        detail = ""
+        if e.get("differences"):
+            d = e["differences"][0]
+            detail = f" (e.g. id {d['id']}: {d['field']})"
+        again = ""
+        if int(found.get("attempt", 1)) > 1:
+            again = (f"; attempt {int(found['attempt']) + 1}: copying it again did not fix it last time with the "
+                     "source unchanged, so something changes the target after vecmig writes it")
+        out[a.id] = f"re-copying shard {e['shard']}: validation found {why}{detail}{again}"
+    if found.get("extra"):
+        prune = next((a for a in actions if a.kind == "delete_extra"), None)
+        if prune is not None:
+            out[prune.id] = (f"deleting again: validation found {found['extra']:,} target record(s) "
+                             "that the source does not have")
+    return out
+
+
 def unchanged(spec: Spec, last: dict[str, Any], seen: Refreshed) -> bool:
     return (last["spec_hash"] == spec.spec_hash
             and last["source_fingerprint"] == seen.source.fingerprint
@@ -215,12 +318,17 @@ def what_changed(spec: Spec, last: dict[str, Any], seen: Refreshed) -> str:
     return "the target changed"
 
 
-def lint(spec: Spec, seen: Refreshed) -> list[Warning_]:
+def lint(spec: Spec, seen: Refreshed, state: StateStore | None = None) -> list[Warning_]:
     out = []
     if seen.source.count is not None and not seen.source.count_exact:
         out.append(Warning_("VM101", "source count is an estimate; shard sizes may be uneven"))
-    if seen.target.exists and (seen.target.count or 0) > 0:
-        out.append(Warning_("VM102", f"target already holds {seen.target.count:,} records: overwritten and removed "
+    # Only records this migration did not write count: never those of a collection it created,
+    # nor what its own earlier (or interrupted) rounds put into an existing one.
+    foreign, since = foreign_records(state, seen)
+    if foreign > 0:
+        held = (f"target already holds {foreign:,} records" if since is None
+                else f"target held {foreign:,} records before this migration wrote to it (round {since})")
+        out.append(Warning_("VM102", f"{held}: overwritten and removed "
                                      "records are saved as before-images in state so rollback can restore them"))
     if seen.source.exists and not seen.source.count:
         out.append(Warning_("VM103", "source is empty: the target will be created empty"))

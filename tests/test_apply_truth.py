@@ -1,0 +1,265 @@
+"""The apply flow tells the truth (issue 9): a failed validation is followed by a re-copy of
+what failed (or a re-plan when the source changed), a migration's own records never count
+as "pre-existing", and configuration is honoured or refused — never silently ignored.
+
+Validation is made to fail deterministically with PostgreSQL triggers: an event trigger
+puts a row trigger on the target table the moment vecmig creates it, and a ``tamper`` table
+says what that row trigger does while vecmig writes record 5 (change the value written,
+change the source row once, or add a source row once).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import psycopg
+
+from tests.cli_utils import table_rows, vecmig
+from tests.helpers import make_docs_table
+from tests.test_e2e_pgvector import env_for, write_spec
+
+N = 2500
+
+TRIGGERS = """
+CREATE TABLE tamper (mode text);
+INSERT INTO tamper VALUES (NULL);
+CREATE FUNCTION tamper_row() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE m text;
+BEGIN
+  SELECT mode INTO m FROM tamper;
+  IF NEW.id = 5 AND m = 'target' THEN
+    NEW.title := 'tampered';
+  ELSIF NEW.id = 5 AND m = 'source-once' THEN
+    UPDATE docs SET title = 'changed at the source' WHERE id = 5;
+    UPDATE tamper SET mode = NULL;
+  ELSIF NEW.id = 5 AND m = 'insert-once' THEN
+    INSERT INTO docs SELECT 0, embedding, 'new', lang, year, score, published, tags, body FROM docs WHERE id = 5;
+    UPDATE tamper SET mode = NULL;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE FUNCTION add_tamper() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+    IF r.object_identity = 'public.docs_v2' THEN
+      EXECUTE 'CREATE TRIGGER tamper BEFORE INSERT OR UPDATE ON public.docs_v2 '
+              'FOR EACH ROW EXECUTE FUNCTION tamper_row()';
+    END IF;
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER add_tamper ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION add_tamper();
+"""
+
+
+def tamper(dsn: str, mode: str | None) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE tamper SET mode = %s", (mode,))
+
+
+def pg_spec(tmp: Path, *, source: str = "pgvector", strategy: str = "big-bang", extra: str = "") -> Path:
+    if source == "pgvector":
+        src = ('{provider: pgvector, connection: {dsn: "${env:SOURCE_DSN}"}, collection: docs, '
+               "fields: {id: id, vector: embedding, text: body}}")
+    else:
+        src = "{provider: jsonl, connection: {path: src.jsonl}}"
+    alias = "alias: docs_live," if strategy == "blue-green" else ""
+    return write_spec(tmp, f"""
+        version: 1
+        name: truth
+        source: {src}
+        target: {{provider: pgvector, connection: {{dsn: "${{env:TARGET_DSN}}"}}, collection: docs_v2, {alias}
+                 fields: {{id: id, vector: embedding, text: body}}}}
+        strategy: {{type: {strategy}, batch_size: 100, concurrency: 1, shard_size: 1000}}
+        {extra}
+        """)
+
+
+def setup(dsn: str) -> None:
+    make_docs_table(dsn, "docs", N, 8, seed=3)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(TRIGGERS)
+
+
+def write_jsonl(tmp: Path) -> None:
+    lines = [json.dumps({"id": i, "vector": [float(i), 1.0, 0.5, 0.25], "metadata": {"title": f"t{i}"},
+                         "text": f"body {i}"}) for i in range(1, N + 1)]
+    (tmp / "src.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def target_title(dsn: str, rid: int) -> str:
+    with psycopg.connect(dsn) as conn:
+        return str(conn.execute("SELECT title FROM docs_v2 WHERE id = %s", (rid,)).fetchone()[0])
+
+
+def assert_target_equals_source(dsn: str) -> None:
+    src, tgt = table_rows(dsn, "docs"), table_rows(dsn, "docs_v2")
+    assert src == tgt
+
+
+def test_failed_validation_then_apply_recopies_the_shard(pg_db: str, tmp_path: Path) -> None:
+    """pgvector → pgvector: the target was changed while vecmig wrote it; the next apply copies
+    the shard again (the old code only re-validated, failing forever)."""
+    setup(pg_db)
+    env = env_for(pg_db)
+    spec = pg_spec(tmp_path)
+    tamper(pg_db, "target")
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "completeness check failed" in r.stderr
+    assert "id 5: metadata.title is 'title-" in r.stderr or "id 5: metadata.title" in r.stderr, r.stderr
+    assert "re-copy shard 0" in r.stderr  # the hint names what the next apply will do
+    tamper(pg_db, None)
+
+    p = vecmig("plan", str(spec), env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "re-copying shard 0: validation found 1 record(s) different (e.g. id 5: metadata.title)" in p.stdout
+    assert "(re-copy)" in p.stdout
+
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert target_title(pg_db, 5) != "tampered"
+    assert_target_equals_source(pg_db)
+    v = vecmig("state", "verify", str(spec), env=env)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_second_failure_says_why_the_recopy_did_not_help(pg_db: str, tmp_path: Path) -> None:
+    setup(pg_db)
+    env = env_for(pg_db)
+    spec = pg_spec(tmp_path)
+    tamper(pg_db, "target")  # stays on: the target rewrites what vecmig writes
+    first = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert first.returncode == 1
+    second = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "re-copying shard 0" in second.stdout
+    err = " ".join(second.stderr.split())
+    assert "again after re-copying this shard with the source unchanged" in err, err
+    assert "the target does not keep the values vecmig writes" in err
+    assert "id 5: metadata.title" in err and "'tampered' in the target" in err
+    third = vecmig("plan", str(spec), env=env)
+    assert "copying it again did not fix it last time" in third.stdout
+
+
+def test_source_row_changed_between_copy_and_validate_is_recopied(pg_db: str, tmp_path: Path) -> None:
+    setup(pg_db)
+    env = env_for(pg_db)
+    spec = pg_spec(tmp_path, strategy="blue-green")
+    tamper(pg_db, "source-once")  # writing record 5 changes its source row (count unchanged)
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "id 5: metadata.title" in r.stderr
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "re-copying shard 0" in r.stdout
+    assert target_title(pg_db, 5) == "changed at the source"
+    assert_target_equals_source(pg_db)
+
+
+def test_source_grew_between_copy_and_validate_replans(pg_db: str, tmp_path: Path) -> None:
+    setup(pg_db)
+    env = env_for(pg_db)
+    spec = pg_spec(tmp_path)
+    tamper(pg_db, "insert-once")  # a new source record (id 0) appears after its shard was copied
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "1 missing (ids 0)" in r.stderr
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "round 1 failed validation and the source changed since it started: re-planned as round 2" in r.stdout
+    assert_target_equals_source(pg_db)
+    with sqlite3.connect(tmp_path / ".vecmig" / "truth.db") as c:
+        assert c.execute("SELECT round, status FROM rounds ORDER BY round").fetchall() == [
+            (1, "superseded"), (2, "complete")]
+    # Both rounds are undone: the collection this migration created is dropped.
+    rb = vecmig("rollback", str(spec), "--auto-approve", env=env)
+    assert rb.returncode == 0, rb.stdout + rb.stderr
+    with psycopg.connect(pg_db) as conn:
+        assert conn.execute("SELECT to_regclass('docs_v2')").fetchone()[0] is None
+
+
+def test_jsonl_to_pgvector_tampered_target_is_recopied(pg_db: str, tmp_path: Path) -> None:
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("CREATE TABLE docs (id bigint primary key, embedding vector(4), title text, lang text, "
+                     "year int, score float8, published bool, tags text[], body text)")
+        conn.execute(TRIGGERS)
+    write_jsonl(tmp_path)
+    env = env_for(pg_db)
+    spec = pg_spec(tmp_path, source="jsonl")
+    tamper(pg_db, "target")
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "id 5: metadata.title is 't5' in the source, 'tampered' in the target" in " ".join(r.stderr.split())
+    tamper(pg_db, None)
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "re-copying shard" in r.stdout
+    assert target_title(pg_db, 5) == "t5"
+
+
+# ---- a migration's own records are never "pre-existing" (VM102, delete_extra, before-images)
+
+POLICY_SPEC = """
+    version: 1
+    name: own
+    source: {{provider: pgvector, connection: {{dsn: "${{env:SOURCE_DSN}}"}}, collection: docs,
+             fields: {{id: id, vector: embedding, text: body}}}}
+    target: {{provider: pgvector, connection: {{dsn: "${{env:TARGET_DSN}}"}}, collection: {target},
+             fields: {{id: id, vector: embedding, text: body}}}}
+    strategy: {{type: big-bang, batch_size: 150, concurrency: 2, shard_size: 3000}}
+    policy: {{error: [VM102]}}
+    """
+
+
+def test_killed_apply_resumes_under_vm102_error_policy(pg_db: str, tmp_path: Path) -> None:
+    from tests.test_kill_resume import kill_at
+
+    make_docs_table(pg_db, "docs", 12_000, 48, seed=5)
+    env = env_for(pg_db)
+    spec = write_spec(tmp_path, POLICY_SPEC.format(target="docs_v2"))
+    db = tmp_path / ".vecmig" / "own.db"
+    assert kill_at(spec, env, db, ("records", 1500), 0.0), "the apply finished before it could be killed"
+    with psycopg.connect(pg_db) as conn:
+        assert 0 < conn.execute("SELECT count(*) FROM docs_v2").fetchone()[0] < 12_000
+    p = vecmig("plan", str(spec), env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "VM102" not in p.stdout
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert table_rows(pg_db, "docs") == table_rows(pg_db, "docs_v2")
+    # A later round (the source lost a record) prunes its own copy without --allow-destructive
+    # and without VM102: every record in docs_v2 was written by this migration.
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM docs WHERE id = 7")
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "VM102" not in r.stdout
+    assert table_rows(pg_db, "docs") == table_rows(pg_db, "docs_v2")
+
+
+def test_target_with_foreign_records_still_gets_vm102(pg_db: str, tmp_path: Path) -> None:
+    make_docs_table(pg_db, "docs", 3000, 8, seed=5)
+    make_docs_table(pg_db, "theirs", 40, 8, seed=9, start=2990)
+    env = env_for(pg_db)
+    spec = write_spec(tmp_path, POLICY_SPEC.format(target="theirs"))
+    p = vecmig("plan", str(spec), env=env)
+    assert p.returncode == 1
+    assert "VM102: target already holds 40 records" in p.stdout
+    r = vecmig("apply", str(spec), "--auto-approve", "--allow-destructive", env=env)
+    assert r.returncode == 1 and "VM102" in r.stderr
+    # Warned, not refused: it applies (destructively, with before-images), and a later plan
+    # still counts the 40 records that were there before this migration, not what it wrote.
+    spec.write_text(spec.read_text().replace("error: [VM102]", "warn: [VM102]"))
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 1 and "--allow-destructive" in r.stderr
+    r = vecmig("apply", str(spec), "--auto-approve", "--allow-destructive", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM docs WHERE id = 7")
+    p = vecmig("plan", str(spec), env=env)
+    assert "VM102: target held 40 records before this migration wrote to it (round 1)" in p.stdout, p.stdout
+    assert "destructive" in p.stdout
