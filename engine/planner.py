@@ -137,6 +137,22 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
             where=spec.where("/target/create/metric"),
             hint=f"set target.create.metric to {source.metric}, or drop it to keep the source's metric",
         )
+    # target.create describes a collection vecmig creates: on one that exists, a setting it
+    # does not already have would be ignored, so it is refused (the dimension is checked below).
+    if target.exists and create and create.metric and target.metric and create.metric != target.metric:
+        raise SpecError(
+            f"target.create.metric is {create.metric} but target {spec.target.label} exists with metric "
+            f"{target.metric}, which vecmig does not change",
+            where=spec.where("/target/create/metric"),
+            hint=f"set target.create.metric to {target.metric}, or choose a new target collection",
+        )
+    if target.exists and create and create.id_type and target.id_type and create.id_type != target.id_type:
+        raise SpecError(
+            f"target.create.id_type is {create.id_type} but target {spec.target.label} exists with "
+            f"{target.id_type} ids, which vecmig does not change",
+            where=spec.where("/target/create/id_type"),
+            hint=f"set target.create.id_type to {target.id_type}, or choose a new target collection",
+        )
     if target.exists and target.dimension and source.dimension and target.dimension != source.dimension:
         raise PlanError(
             f"target {spec.target.label} exists with {target.dimension} dimensions; the source has {source.dimension}",

@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.cli_utils import table_rows, vecmig
 from tests.helpers import make_docs_table
@@ -263,3 +264,71 @@ def test_target_with_foreign_records_still_gets_vm102(pg_db: str, tmp_path: Path
     p = vecmig("plan", str(spec), env=env)
     assert "VM102: target held 40 records before this migration wrote to it (round 1)" in p.stdout, p.stdout
     assert "destructive" in p.stdout
+
+
+# ---- configuration that would be accepted and then ignored is refused, naming file:line and key
+
+PG = '{provider: pgvector, connection: {dsn: "${env:SOURCE_DSN}"}, collection: docs}'
+PC = '{provider: pinecone, connection: {api_key: "${env:PINECONE_API_KEY}"}, collection: docs'
+JL = "{provider: jsonl, connection: {path: out.jsonl}"
+
+IGNORED = [
+    # (name, source, target, extra top-level lines, key, reason)
+    ("pgvector-namespace", PG[:-1] + ", namespace: prod}", JL + "}", "", "/source/namespace",
+     "pgvector has no namespaces"),
+    ("jsonl-namespace", PG, JL + ", namespace: prod}", "", "/target/namespace", "jsonl has no namespaces"),
+    ("pinecone-source-nested", PC.replace("}, collection", ", nested_metadata: json}, collection") + "}",
+     JL + "}", "", "/source/connection/nested_metadata", "applies to a pinecone target, not a source"),
+    ("pinecone-source-ready", PC.replace("}, collection", ", ready_timeout: 5}, collection") + "}",
+     JL + "}", "", "/source/connection/ready_timeout", "applies to a pinecone target, not a source"),
+    ("pinecone-source-shard-size", PC + "}", JL + "}", "strategy: {shard_size: 5000}", "/strategy/shard_size",
+     "read one shard per namespace"),
+    ("jsonl-index", PG, JL + ", create: {index: {type: hnsw}}}", "", "/target/create/index",
+     "builds no index in a jsonl target"),
+    ("parquet-metric", PG, "{provider: parquet, connection: {path: out.parquet}, create: {metric: cosine}}", "",
+     "/target/create/metric", "records no metric"),
+    ("hnsw-lists", PG, PG.replace("docs}", "docs_v2, create: {index: {type: hnsw, lists: 10}}}"), "",
+     "/target/create/index/lists", "applies to ivfflat indexes, not hnsw"),
+    ("ivfflat-m", PG, PG.replace("docs}", "docs_v2, create: {index: {type: ivfflat, m: 8}}}"), "",
+     "/target/create/index/m", "applies to hnsw indexes, not ivfflat"),
+    ("none-ef", PG, PG.replace("docs}", "docs_v2, create: {index: {type: none, ef_construction: 8}}}"), "",
+     "/target/create/index/ef_construction", "not none"),
+    ("pointer-timeout", PG, PC.replace("collection: docs", "collection: docs-v2")
+     + ", pointer: {file: live.json, timeout: 30}}", "strategy: {type: blue-green}", "/target/pointer/timeout",
+     "no command is set"),
+    ("checksums-false", PG, JL + "}", "validate: {completeness: {checksums: false}}",
+     "/validate/completeness/checksums", "always compares checksums"),
+    ("cost-unused-provider", PG, JL + "}", "cost: {pinecone: {write_units_per_million: 5.0}}", "/cost/pinecone",
+     "neither the source nor the target is pinecone"),
+]
+
+
+@pytest.mark.parametrize(("source", "target", "extra", "key", "reason"), [c[1:] for c in IGNORED],
+                         ids=[c[0] for c in IGNORED])
+def test_ignored_configuration_is_refused(tmp_path: Path, source: str, target: str, extra: str, key: str,
+                                          reason: str) -> None:
+    spec = write_spec(tmp_path, f"version: 1\nname: ignored\nsource: {source}\ntarget: {target}\n{extra}\n")
+    env = {"SOURCE_DSN": "postgresql://nowhere/db", "PINECONE_API_KEY": "pc-key"}
+    r = vecmig("validate", str(spec), env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    line = r.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "spec.yaml:" in line and key in line and reason in line, line
+
+
+def test_create_settings_an_existing_target_lacks_are_refused(pg_db: str, tmp_path: Path) -> None:
+    make_docs_table(pg_db, "docs", 1000, 8, seed=1)
+    make_docs_table(pg_db, "docs_v2", 10, 8, seed=2, id_type="text", index="hnsw")
+    env = env_for(pg_db)
+    for create, key, what in (("{metric: euclidean}", "/target/create/metric", "exists with metric"),
+                              ("{id_type: int}", "/target/create/id_type", "exists with text ids")):
+        spec = write_spec(tmp_path, f"""
+            version: 1
+            name: existing
+            source: {{provider: pgvector, connection: {{dsn: "${{env:SOURCE_DSN}}"}}, collection: docs}}
+            target: {{provider: pgvector, connection: {{dsn: "${{env:TARGET_DSN}}"}}, collection: docs_v2,
+                     create: {create}}}
+            """)
+        r = vecmig("plan", str(spec), env=env)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert key in r.stderr and what in r.stderr, r.stderr
