@@ -791,6 +791,10 @@ class _ProviderRule:
     # Connection options that only a target uses (a source would accept and ignore them).
     target_only_keys: tuple[str, ...] = ()
     shards_by_size: bool = True  # strategy.shard_size cuts this store as a source
+    fixed_fields: tuple[str, ...] = ()  # fields.* keys the store's record shape fixes (Pinecone: id, values)
+    metadata_columns: bool = True  # fields.metadata may name one column holding all metadata
+    id_types: tuple[str, ...] = ("int", "text")  # what target.create.id_type can choose
+    metered: bool = False  # cost lines (and so cost.transition_days) apply to it
 
 
 PROVIDER_RULES: dict[str, _ProviderRule] = {
@@ -815,6 +819,10 @@ PROVIDER_RULES: dict[str, _ProviderRule] = {
         namespaces=True,
         target_only_keys=("nested_metadata", "ready_timeout"),
         shards_by_size=False,
+        fixed_fields=("id", "vector"),
+        metadata_columns=False,
+        id_types=(),
+        metered=True,
     ),
 }
 MANAGED_CREATE_KEYS = ("cloud", "region", "deletion_protection", "tags", "sparse")
@@ -1075,6 +1083,15 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
         if "namespace" in store and not rule.namespaces:
             raise ctx.error(f"{at}/namespace is ignored: {provider} has no namespaces", f"{at}/namespace",
                             f"remove namespace (a {provider} collection is one table or file)")
+        fields = store.get("fields") or {}
+        for key in rule.fixed_fields:
+            if key in fields:
+                raise ctx.error(f"{at}/fields/{key} is ignored: {provider} records keep the {key} in a fixed place",
+                                f"{at}/fields/{key}", f"remove fields.{key}")
+        if not rule.metadata_columns and isinstance(fields.get("metadata"), str):
+            raise ctx.error(f"{at}/fields/metadata is ignored: {provider} keeps metadata as fields of each record, "
+                            "not in one named column", f"{at}/fields/metadata",
+                            "list the metadata fields to read ([a, b]), or remove fields.metadata")
         if role == "source":
             for key in rule.target_only_keys:
                 if key in store["connection"]:
@@ -1094,6 +1111,9 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
     if rule is not None and "metric" in create and not rule.keeps_metric:
         raise ctx.error(f"/target/create/metric is ignored: a {provider} file records no metric",
                         "/target/create/metric", "remove metric (the store that reads the file decides it)")
+    if rule is not None and "id_type" in create and create["id_type"] not in rule.id_types:
+        raise ctx.error(f"/target/create/id_type is ignored: {provider} keeps every id as a string",
+                        "/target/create/id_type", "remove id_type")
     index = create.get("index") or {}
     kind = index.get("type", IndexSpec.type)
     for key, kinds in INDEX_OPTIONS.items():
@@ -1113,6 +1133,10 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
                         "remove checksums, or set `validate: {completeness: false}` to skip validation")
     cost = spec.get("cost") or {}
     stores = {spec["source"]["provider"], provider}
+    metered = [p for p in stores if PROVIDER_RULES.get(p, _ProviderRule((), "", metered=True)).metered]
+    if "transition_days" in cost and not metered:
+        raise ctx.error("/cost/transition_days is ignored: neither store is metered, so no storage is priced",
+                        "/cost/transition_days", "remove transition_days")
     for key in cost:
         if key != "transition_days" and key not in stores:
             raise ctx.error(f"/cost/{key} is ignored: neither the source nor the target is {key}", f"/cost/{key}",
