@@ -46,7 +46,7 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
             # What was copied no longer answers the spec or the source: plan afresh. The old
             # round stays on record (superseded when this plan is applied) so rollback undoes it too.
             round_no += 1
-            notes.append(f"round {open_round['round']} failed validation and {changed} since it started: "
+            notes.append(f"round {open_round['round']} failed validation and {changed}: "
                          f"re-planned as round {round_no} (round {open_round['round']} is kept for rollback)")
             actions = fresh_actions(spec, state, seen, notes)
         else:
@@ -96,19 +96,23 @@ def failed_validation(state: StateStore, round_row: dict[str, Any]) -> dict[str,
     """The findings of the open round's failed validation ({} when it kept none), or None."""
     for row in state.actions(round_row["round"]):
         if row["kind"].startswith("validate") and row["status"] == "failed":
+            if "completeness check failed" not in (row["error"] or ""):
+                return None  # it failed for another reason (a store unreachable): validate again
             try:
                 found = json.loads(row["result_json"]) if row["result_json"] else {}
             except ValueError:
                 found = {}
-            return found if isinstance(found, dict) and found.get("ok") is False else {}
+            if isinstance(found, dict) and found.get("ok") is False:
+                return found
+            return {}  # a mismatch without findings kept (an older vecmig): every shard is copied again
     return None
 
 
 def changed_since_round(spec: Spec, round_row: dict[str, Any], seen: Refreshed) -> str | None:
     if round_row["spec_hash"] != spec.spec_hash:
-        return "the spec changed"
+        return "the spec changed since it started"
     if round_row["source_fingerprint"] != seen.source.fingerprint:
-        return "the source changed"
+        return "the source changed since it started"
     return None
 
 
@@ -308,9 +312,9 @@ def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, st
             d = e["differences"][0]
             detail = f" (e.g. id {d['id']}: {d['field']})"
         again = ""
-        if int(found.get("attempt", 1)) > 1:
-            again = (f"; attempt {int(found['attempt']) + 1}: copying it again did not fix it last time with the "
-                     "source unchanged, so something changes the target after vecmig writes it")
+        if e.get("failed_again"):
+            again = ("; copying it again did not fix it last time, with the source unchanged: something changes "
+                     "the target after vecmig writes it, or the target cannot hold these values")
         out[a.id] = f"re-copying shard {e['shard']}: validation found {why}{detail}{again}"
     if found.get("extra"):
         prune = next((a for a in actions if a.kind == "delete_extra"), None)

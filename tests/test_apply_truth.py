@@ -38,6 +38,9 @@ BEGIN
   ELSIF NEW.id = 5 AND m = 'insert-once' THEN
     INSERT INTO docs SELECT 0, embedding, 'new', lang, year, score, published, tags, body FROM docs WHERE id = 5;
     UPDATE tamper SET mode = NULL;
+  ELSIF NEW.id = 5 AND m = 'extra-once' THEN
+    UPDATE tamper SET mode = NULL;
+    INSERT INTO docs_v2 (id, embedding) VALUES (99999, NEW.embedding);
   END IF;
   RETURN NEW;
 END $$;
@@ -142,7 +145,7 @@ def test_second_failure_says_why_the_recopy_did_not_help(pg_db: str, tmp_path: P
     assert "the target does not keep the values vecmig writes" in err
     assert "id 5: metadata.title" in err and "'tampered' in the target" in err
     third = vecmig("plan", str(spec), env=env)
-    assert "copying it again did not fix it last time" in third.stdout
+    assert "copying it again did not fix it last time, with the source unchanged" in third.stdout
 
 
 def test_source_row_changed_between_copy_and_validate_is_recopied(pg_db: str, tmp_path: Path) -> None:
@@ -180,6 +183,37 @@ def test_source_grew_between_copy_and_validate_replans(pg_db: str, tmp_path: Pat
     assert rb.returncode == 0, rb.stdout + rb.stderr
     with psycopg.connect(pg_db) as conn:
         assert conn.execute("SELECT to_regclass('docs_v2')").fetchone()[0] is None
+
+
+def test_extra_target_record_without_delete_extra_replans(pg_db: str, tmp_path: Path) -> None:
+    """blue-green has no delete_extra in its first round: a record someone added to the new
+    collection fails validation, and the next apply re-plans with one (the collection is vecmig's)."""
+    setup(pg_db)
+    env = env_for(pg_db)
+    spec = pg_spec(tmp_path, strategy="blue-green")
+    tamper(pg_db, "extra-once")
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "target has 1 records not in the source (ids 99999)" in r.stderr
+    assert "delete the records not in the source" in r.stderr
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "which no action of that round removes: re-planned as round 2" in " ".join(r.stdout.split())
+    assert "delete_extra.target" in r.stdout and "destructive" not in r.stdout
+    assert_target_equals_source(pg_db)
+
+
+def test_blue_green_second_round_prunes_its_own_collection(pg_db: str, tmp_path: Path) -> None:
+    setup(pg_db)
+    env = env_for(pg_db)
+    spec = pg_spec(tmp_path, strategy="blue-green")
+    assert vecmig("apply", str(spec), "--auto-approve", env=env).returncode == 0
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM docs WHERE id = 9")
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "VM102" not in r.stdout
+    assert_target_equals_source(pg_db)
 
 
 def test_jsonl_to_pgvector_tampered_target_is_recopied(pg_db: str, tmp_path: Path) -> None:

@@ -107,9 +107,11 @@ class ValidateCompleteness(ActionKind):
                 entry["fallback"] = o.fallback
             shards_out.append(entry)
             if o.missing or o.differ:
+                again = _again(previous, i, entry)
+                if again.startswith(" —"):
+                    entry["failed_again"] = True  # re-copied with the source unchanged, and still not equal
                 problems.append(f"shard {i}: {len(o.missing)} missing {_ids(o.missing)}, "
-                                f"{len(o.differ)} different {_ids(o.differ)}{_why(o.why)}"
-                                f"{_again(previous, i, entry)}")
+                                f"{len(o.differ)} different {_ids(o.differ)}{_why(o.why)}{again}")
         tgt = ctx.target()
         try:
             target_count = tgt.count()

@@ -42,7 +42,10 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         actions.append(Action(
             id=f"copy.shard[{i:0{width}d}]",
             kind="copy_shard",
-            reason=f"{n:,} source records in {describe_shard(shard)} are not in the target yet",
+            reason=(f"{n:,} source records in {describe_shard(shard)} are not in the target yet"
+                    if not (ctx.target.count or 0) else
+                    f"{n:,} source records in {describe_shard(shard)} are written (upserts: the "
+                    f"{ctx.target.count:,} records the target holds are rewritten in place where ids match)"),
             depends_on=after,
             params={"shard": shard, "index": i, "before_images": ctx.foreign_target,
                     "fresh_target": not ctx.target.exists, "batch_size": ctx.copy_batch},
@@ -92,8 +95,8 @@ def delete_extra(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
     foreign = ctx.foreign_count > 0
     reason = (f"the target already holds up to {ctx.target.count:,} records; those not in the source are removed"
               if foreign else
-              f"the target holds {ctx.target.count:,} records this migration wrote; those no longer in the "
-              "source are removed")
+              f"the target holds {ctx.target.count:,} records, none of them there before this migration; "
+              "those not in the source are removed")
     return [Action(
         id="delete_extra.target",
         kind="delete_extra",
