@@ -145,11 +145,10 @@ class ValidateCompleteness(ActionKind):
             redo = [f"re-copy shard{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}"] if failed else []
             if extra:
                 redo.append("delete the records not in the source (a re-plan where this round cannot)")
-            error = ValidationFailed("completeness check failed: " + "; ".join(problems[:5]),
-                                     hint=f"nothing was switched; run `vecmig apply` again to {' and '.join(redo)}, "
-                                          "or `vecmig rollback` to undo")
-            error.result = result  # type: ignore[attr-defined]  # kept in state: the next plan re-copies from it
-            raise error
+            raise ValidationFailed("completeness check failed: " + "; ".join(problems[:5]),
+                                   hint=f"nothing was switched; run `vecmig apply` again to {' and '.join(redo)}, "
+                                        "or `vecmig rollback` to undo",
+                                   result=result)
         return result
 
 
