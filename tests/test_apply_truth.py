@@ -144,6 +144,7 @@ def test_second_failure_says_why_the_recopy_did_not_help(pg_db: str, tmp_path: P
     assert "again after re-copying this shard with the source unchanged" in err, err
     assert "the target does not keep the values vecmig writes" in err
     assert "id 5: metadata.title" in err and "'tampered' in the target" in err
+    assert "find what changes the target after vecmig writes it" in err  # not only "apply again"
     third = vecmig("plan", str(spec), env=env)
     assert "copying it again did not fix it last time, with the source unchanged" in " ".join(third.stdout.split())
     # The findings kept with the failure are covered by the audit chain like any result.

@@ -110,8 +110,9 @@ class ValidateCompleteness(ActionKind):
                 again = _again(previous, i, entry)
                 if again.startswith(" —"):
                     entry["failed_again"] = True  # re-copied with the source unchanged, and still not equal
-                problems.append(f"shard {i}: {len(o.missing)} missing {_ids(o.missing)}, "
-                                f"{len(o.differ)} different {_ids(o.differ)}{_why(o.why)}{again}")
+                found = [f"{len(o.missing)} missing {_ids(o.missing)}" if o.missing else "",
+                         f"{len(o.differ)} different {_ids(o.differ)}{_why(o.why)}" if o.differ else ""]
+                problems.append(f"shard {i}: {', '.join(f for f in found if f)}{again}")
         tgt = ctx.target()
         try:
             target_count = tgt.count()
@@ -145,9 +146,12 @@ class ValidateCompleteness(ActionKind):
             redo = [f"re-copy shard{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}"] if failed else []
             if extra:
                 redo.append("delete the records not in the source (a re-plan where this round cannot)")
+            stuck = any(e.get("failed_again") for e in shards_out)
+            first = ("nothing was switched; find what changes the target after vecmig writes it (a trigger, another "
+                     "writer, a value the store converts), then run `vecmig apply` again to "
+                     if stuck else "nothing was switched; run `vecmig apply` again to ")
             raise ValidationFailed("completeness check failed: " + "; ".join(problems[:5]),
-                                   hint=f"nothing was switched; run `vecmig apply` again to {' and '.join(redo)}, "
-                                        "or `vecmig rollback` to undo",
+                                   hint=f"{first}{' and '.join(redo)}, or `vecmig rollback` to undo",
                                    result=result)
         return result
 
