@@ -117,12 +117,14 @@ def test_failed_validation_then_apply_recopies_the_shard(pg_db: str, tmp_path: P
     assert "re-copy shard 0" in r.stderr  # the hint names what the next apply will do
     tamper(pg_db, None)
 
-    p = vecmig("plan", str(spec), env=env)
+    saved = tmp_path / "plan.json"
+    p = vecmig("plan", str(spec), "-out", str(saved), env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "re-copying shard 0: validation found 1 record(s) different (e.g. id 5: metadata.title)" in p.stdout
     assert "(re-copy)" in p.stdout
+    assert [a["status"] for a in json.loads(saved.read_text())["actions"]] == ["recopy", "planned"]
 
-    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    r = vecmig("apply", str(saved), env=env)  # exactly the reviewed plan: shard 0 again, then validation
     assert r.returncode == 0, r.stdout + r.stderr
     assert target_title(pg_db, 5) != "tampered"
     assert_target_equals_source(pg_db)
