@@ -316,6 +316,10 @@ def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, st
             again = ("; copying it again did not fix it last time, with the source unchanged: something changes "
                      "the target after vecmig writes it, or the target cannot hold these values")
         out[a.id] = f"re-copying shard {e['shard']}: validation found {why}{detail}{again}"
+    seal = next((a for a in actions if a.kind == "finalize"), None)
+    if seal is not None and any(a.kind == "copy_shard" for a in actions if a.id in out):
+        # A store that stages parts (files) holds the re-copied records only once they are merged again.
+        out[seal.id] = "merging the staged parts again: shard(s) were re-copied"
     if found.get("extra"):
         prune = next((a for a in actions if a.kind == "delete_extra"), None)
         if prune is not None:
