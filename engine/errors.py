@@ -47,7 +47,14 @@ class LockError(VecmigError):
 
 
 class ValidationFailed(VecmigError):
-    """A validation action found the target different from the source."""
+    """A validation action found the target different from the source.
+
+    ``result`` holds what it found (which shards, which records, what differs): the executor
+    keeps it in state, so the next plan re-copies exactly what failed."""
+
+    def __init__(self, message: str, *, result: dict[str, object] | None = None, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.result = result
 
 
 class Interrupted(VecmigError):

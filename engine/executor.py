@@ -29,10 +29,26 @@ from vecmig.state.store import StateStore
 def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
                reporter: Reporter | None = None) -> dict[str, Any]:
     ctx = RunContext(spec=spec, state=state, round=plan.round, reporter=reporter or SilentReporter())
-    if not any(r["round"] == plan.round for r in state.rounds()):
+    rounds = state.rounds()
+    if not any(r["round"] == plan.round for r in rounds):
+        for r in rounds:
+            if r["status"] == "in_progress":
+                # The plan re-planned an open round (its validation failed and the source or
+                # spec changed since): that round is closed, kept for rollback.
+                state.set_round_status(r["round"], "superseded")
         state.start_round(plan.round, plan.plan_hash, plan.spec_hash, json.dumps(plan.body(), sort_keys=True),
                           [a.to_json() for a in plan.actions], plan.source.fingerprint, plan.target.fingerprint)
     run_id = state.start_run(plan.round, "apply", plan.plan_hash, approval)
+    # After a failed validation: what it found different runs again from its start. The
+    # validation itself goes back to pending with them, so a kill from here on resumes the
+    # re-copy instead of starting it over.
+    redo = [a for a in plan.actions if a.status == "recopy"]
+    for a in redo:
+        state.reset_action(plan.round, a.id, a.reason)
+    if redo:
+        for a in plan.actions:
+            if a.kind.startswith("validate"):
+                state.reset_action(plan.round, a.id, "runs again after the re-copy")
     started = time.monotonic()
     copy_seconds = 0.0
     received: list[int] = []
@@ -122,7 +138,14 @@ def run_action(ctx: RunContext, action: Action) -> None:
         ctx.state.set_action(ctx.round, action.id, "running", error="interrupted")
         raise
     except VecmigError as e:
-        ctx.state.set_action(ctx.round, action.id, "failed", error=e.one_line())
+        # A failure with findings (validation: which shards, which records) keeps them, so the
+        # next plan can re-copy exactly what failed; they go on the audit record like a result.
+        found = getattr(e, "result", None)
+        extra: dict[str, Any] = {}
+        if found is not None:
+            extra = {"result_json": json.dumps(found, sort_keys=True, default=str),
+                     "audit_data": {"result": json.loads(json.dumps(found, sort_keys=True, default=str))}}
+        ctx.state.set_action(ctx.round, action.id, "failed", error=e.one_line(), **extra)
         ctx.reporter.finish(action, "failed", e.message)
         raise
     except Exception as e:

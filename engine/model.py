@@ -93,7 +93,7 @@ class Action:
     reverse: str = ""  # how it is undone, in words, for reviewers
     destructive: bool = False
     estimate: Estimate = field(default_factory=Estimate)
-    status: str = "planned"  # planned | resume (partly done in an earlier run)
+    status: str = "planned"  # planned | resume (partly done in an earlier run) | recopy (validation failed)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

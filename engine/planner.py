@@ -36,9 +36,23 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
             raise PlanError(f"round {open_round['round']} is being rolled back",
                             hint="run `vecmig rollback SPEC` again to finish it, then plan")
         round_no = open_round["round"]
-        actions = remaining_actions(state, open_round)
-        done = len(state.actions(round_no)) - len(actions)
-        notes.append(f"resuming round {round_no}: {done} action(s) already done, {len(actions)} to go")
+        failed = failed_validation(state, open_round)
+        changed = changed_since_round(spec, open_round, seen) if failed is not None else None
+        if failed is not None and not changed and failed.get("extra") and not any(
+                a["kind"] == "delete_extra" for a in state.actions(round_no)):
+            changed = (f"the target holds {failed['extra']:,} record(s) the source does not have, which no action "
+                       "of that round removes")
+        if changed:
+            # What was copied no longer answers the spec or the source: plan afresh. The old
+            # round stays on record (superseded when this plan is applied) so rollback undoes it too.
+            round_no += 1
+            notes.append(f"round {open_round['round']} failed validation and {changed}: "
+                         f"re-planned as round {round_no} (round {open_round['round']} is kept for rollback)")
+            actions = fresh_actions(spec, state, seen, notes)
+        else:
+            actions = remaining_actions(state, open_round, notes)
+            done = len(state.actions(round_no)) - len(actions)
+            notes.insert(0, f"resuming round {round_no}: {done} action(s) already done, {len(actions)} to go")
     else:
         last = state.last_round() if state else None
         round_no = (last["round"] + 1) if last else 1
@@ -49,17 +63,12 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
             if last and last["status"] == "complete":
                 notes.append(f"round {last['round']} completed, but {what_changed(spec, last, seen)}: "
                              "the copy runs again (upserts are idempotent)")
-            ctx = context(spec, state, seen)
-            actions = BUILDERS[spec.strategy.type](ctx)
-            if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
-                notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
-                             f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
-                             "by size and fills them only from large batches (a checkpoint follows each batch)")
+            actions = fresh_actions(spec, state, seen, notes)
     redact = spec.redactor  # parameters, reasons and findings as written: no secret, no resolved ${env:...}
     actions = [replace(a, reason=redact(a.reason), reverse=redact(a.reverse), params=redact.walk(a.params))
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
-                for w in lint(spec, seen) + lint_ids(spec, seen) + lint_sample(spec, seen)]
+                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_sample(spec, seen)]
     return Plan(
         format_version=PLAN_FORMAT_VERSION,
         tool_version=__version__,
@@ -76,6 +85,40 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
         warnings=tuple(warnings),
         notes=tuple(redact(n) for n in notes),
     )
+
+
+def fresh_actions(spec: Spec, state: StateStore | None, seen: Refreshed, notes: list[str]) -> list[Action]:
+    ctx = context(spec, state, seen)
+    actions = BUILDERS[spec.strategy.type](ctx)
+    if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
+        notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
+                     f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
+                     "by size and fills them only from large batches (a checkpoint follows each batch)")
+    return actions
+
+
+def failed_validation(state: StateStore, round_row: dict[str, Any]) -> dict[str, Any] | None:
+    """The findings of the open round's failed validation ({} when it kept none), or None."""
+    for row in state.actions(round_row["round"]):
+        if row["kind"].startswith("validate") and row["status"] == "failed":
+            if "completeness check failed" not in (row["error"] or ""):
+                return None  # it failed for another reason (a store unreachable): validate again
+            try:
+                found = json.loads(row["result_json"]) if row["result_json"] else {}
+            except ValueError:
+                found = {}
+            if isinstance(found, dict) and found.get("ok") is False:
+                return found
+            return {}  # a mismatch without findings kept (an older vecmig): every shard is copied again
+    return None
+
+
+def changed_since_round(spec: Spec, round_row: dict[str, Any], seen: Refreshed) -> str | None:
+    if round_row["spec_hash"] != spec.spec_hash:
+        return "the spec changed since it started"
+    if round_row["source_fingerprint"] != seen.source.fingerprint:
+        return "the source changed since it started"
+    return None
 
 
 def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
@@ -102,6 +145,22 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
             f"target.create.metric is {create.metric} but the source is indexed for {source.metric}",
             where=spec.where("/target/create/metric"),
             hint=f"set target.create.metric to {source.metric}, or drop it to keep the source's metric",
+        )
+    # target.create describes a collection vecmig creates: on one that exists, a setting it
+    # does not already have would be ignored, so it is refused (the dimension is checked below).
+    if target.exists and create and create.metric and target.metric and create.metric != target.metric:
+        raise SpecError(
+            f"target.create.metric is {create.metric} but target {spec.target.label} exists with metric "
+            f"{target.metric}, which vecmig does not change",
+            where=spec.where("/target/create/metric"),
+            hint=f"set target.create.metric to {target.metric}, or choose a new target collection",
+        )
+    if target.exists and create and create.id_type and target.id_type and create.id_type != target.id_type:
+        raise SpecError(
+            f"target.create.id_type is {create.id_type} but target {spec.target.label} exists with "
+            f"{target.id_type} ids, which vecmig does not change",
+            where=spec.where("/target/create/id_type"),
+            hint=f"set target.create.id_type to {target.id_type}, or choose a new target collection",
         )
     if target.exists and target.dimension and source.dimension and target.dimension != source.dimension:
         raise PlanError(
@@ -147,6 +206,21 @@ def source_has_sparse(source: Inventory, sample: Batch | None) -> bool:
     return bool(source.extra.get("sparse")) or (sample is not None and any(s is not None for s in sparse_of(sample)))
 
 
+def foreign_records(state: StateStore | None, seen: Refreshed) -> tuple[int, int | None]:
+    """How many records the target held that this migration did not write, and the round whose
+    plan saw them (None: seen now, no round of this migration has written to it yet).
+
+    A collection this migration created holds none; a target that existed before it holds what
+    the first round still on record found there (what vecmig wrote since is its own)."""
+    if not seen.target.exists or target_created_by_vecmig(state):
+        return 0, None
+    live = [r for r in state.rounds() if r["status"] != "rolled_back"] if state else []
+    if live:
+        before = json.loads(live[0]["plan_json"]).get("target") or {}
+        return (int(before.get("count") or 0) if before.get("exists") else 0), live[0]["round"]
+    return int(seen.target.count or 0), None
+
+
 def context(spec: Spec, state: StateStore | None, seen: Refreshed) -> PlanContext:
     owned = target_created_by_vecmig(state)
     source_cls = provider_class(spec.source.provider)
@@ -163,6 +237,7 @@ def context(spec: Spec, state: StateStore | None, seen: Refreshed) -> PlanContex
         schema=target_schema(spec, seen.source, seen.sample),
         foreign_target=seen.target.exists and not owned,
         target_owned=owned and seen.target.exists,
+        foreign_count=foreign_records(state, seen)[0],
         # Instances are never connected here: only their planning hooks run (no I/O).
         source_provider=source_cls(spec.source),
         target_provider=target_cls(spec.target),
@@ -183,13 +258,28 @@ def target_created_by_vecmig(state: StateStore | None) -> bool:
     )
 
 
-def remaining_actions(state: StateStore, round_row: dict[str, Any]) -> list[Action]:
-    """An open round resumes with the exact actions it started with; done ones drop out."""
+def remaining_actions(state: StateStore, round_row: dict[str, Any], notes: list[str] | None = None) -> list[Action]:
+    """An open round resumes with the exact actions it started with; done ones drop out.
+
+    After a failed validation, the copy shards it found missing or different records in
+    run again from their start (status ``recopy``: apply resets their cursors), and so does
+    delete_extra when it found records the source does not have; when the validation kept
+    no findings, every shard is copied again.
+    """
+    notes = notes if notes is not None else []
     recorded = json.loads(round_row["plan_json"])
     status = {a["action_id"]: a["status"] for a in state.actions(round_row["round"])}
+    found = failed_validation(state, round_row)
+    redo: dict[str, str] = {}
+    if found is not None:
+        redo = recopy_reasons(found, [Action.from_json(raw) for raw in recorded["actions"]])
+        notes.extend(redo.values())
     out = []
     for raw in recorded["actions"]:
         action = Action.from_json(raw)
+        if action.id in redo:
+            out.append(replace(action, status="recopy", reason=redo[action.id]))
+            continue
         if status.get(action.id) == "done":
             continue
         if action.kind == "copy_shard":
@@ -209,6 +299,43 @@ def remaining_actions(state: StateStore, round_row: dict[str, Any]) -> list[Acti
     return out
 
 
+def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, str]:
+    """action id -> why it runs again, from what a failed validation found."""
+    shards = {int(a.params.get("index", -1)): a for a in actions if a.kind == "copy_shard"}
+    out: dict[str, str] = {}
+    entries = [e for e in found.get("shards", []) if e.get("missing") or e.get("different")]
+    if not found.get("shards"):
+        for a in shards.values():
+            out[a.id] = (f"re-copying {a.id}: the last validation failed and kept no per-shard findings, "
+                         "so every shard is copied again")
+    for e in entries:
+        a = shards.get(int(e["shard"]))
+        if a is None:
+            continue
+        parts = [f"{e['missing']} record(s) missing" if e.get("missing") else "",
+                 f"{e['different']} record(s) different" if e.get("different") else ""]
+        why = " and ".join(p for p in parts if p)
+        detail = ""
+        if e.get("differences"):
+            d = e["differences"][0]
+            detail = f" (e.g. id {d['id']}: {d['field']})"
+        again = ""
+        if e.get("failed_again"):
+            again = ("; copying it again did not fix it last time, with the source unchanged: something changes "
+                     "the target after vecmig writes it, or the target cannot hold these values")
+        out[a.id] = f"re-copying shard {e['shard']}: validation found {why}{detail}{again}"
+    seal = next((a for a in actions if a.kind == "finalize"), None)
+    if seal is not None and any(a.kind == "copy_shard" for a in actions if a.id in out):
+        # A store that stages parts (files) holds the re-copied records only once they are merged again.
+        out[seal.id] = "merging the staged parts again: shard(s) were re-copied"
+    if found.get("extra"):
+        prune = next((a for a in actions if a.kind == "delete_extra"), None)
+        if prune is not None:
+            out[prune.id] = (f"deleting again: validation found {found['extra']:,} target record(s) "
+                             "that the source does not have")
+    return out
+
+
 def unchanged(spec: Spec, last: dict[str, Any], seen: Refreshed) -> bool:
     return (last["spec_hash"] == spec.spec_hash
             and last["source_fingerprint"] == seen.source.fingerprint
@@ -223,12 +350,17 @@ def what_changed(spec: Spec, last: dict[str, Any], seen: Refreshed) -> str:
     return "the target changed"
 
 
-def lint(spec: Spec, seen: Refreshed) -> list[Warning_]:
+def lint(spec: Spec, seen: Refreshed, state: StateStore | None = None) -> list[Warning_]:
     out = []
     if seen.source.count is not None and not seen.source.count_exact:
         out.append(Warning_("VM101", "source count is an estimate; shard sizes may be uneven"))
-    if seen.target.exists and (seen.target.count or 0) > 0:
-        out.append(Warning_("VM102", f"target already holds {seen.target.count:,} records: overwritten and removed "
+    # Only records this migration did not write count: never those of a collection it created,
+    # nor what its own earlier (or interrupted) rounds put into an existing one.
+    foreign, since = foreign_records(state, seen)
+    if foreign > 0:
+        held = (f"target already holds {foreign:,} records" if since is None
+                else f"target held {foreign:,} records before this migration wrote to it (round {since})")
+        out.append(Warning_("VM102", f"{held}: overwritten and removed "
                                      "records are saved as before-images in state so rollback can restore them"))
     if seen.source.exists and not seen.source.count:
         out.append(Warning_("VM103", "source is empty: the target will be created empty"))

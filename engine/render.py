@@ -76,6 +76,8 @@ def action_line(a: Action) -> Text:
     line.append("  " + " · ".join(detail), style="dim")
     if a.status == "resume":
         line.append("  (resume)", style="bold")
+    elif a.status == "recopy":
+        line.append("  (re-copy)", style="bold")
     if a.destructive:
         line.append("  destructive", style="bold red")
     if not a.reversible:

@@ -165,7 +165,8 @@ def _table(plan: Plan, collapse: bool) -> str:
         sym = SYMBOLS.get(first.kind, ("~", ""))[0]
         name = f"`{first.id}`" if len(run) == 1 else f"`{first.id}` … `{run[-1].id}` ({len(run):,} shards)"
         flags = (" **destructive**" if any(a.destructive for a in run) else "") + (
-            " **resume**" if any(a.status == "resume" for a in run) else "")
+            " **resume**" if any(a.status == "resume" for a in run) else "") + (
+            " **re-copy**" if any(a.status == "recopy" for a in run) else "")
         undo = "**irreversible**" if any(not a.reversible for a in run) else "rollback"
         rows.append(f"| {sym} | {name}{flags} | {first.kind} | {e.records:,} | {human_bytes(e.bytes)} | "
                     f"{span(e.seconds_low, e.seconds_high)} | {_money(e)} | {undo} |")

@@ -904,6 +904,16 @@ class _ProviderRule:
     # own; they keep the cap the schema had before limits became per provider.
     max_dimension: int = 16_000
     managed_create: bool = False  # target.create takes cloud, region, deletion_protection, tags, sparse
+    namespaces: bool = False  # the store has namespaces (source/target.namespace means something)
+    indexes: bool = False  # vecmig builds a vector index in it (target.create.index)
+    keeps_metric: bool = True  # a created collection records its metric (files do not)
+    # Connection options that only a target uses (a source would accept and ignore them).
+    target_only_keys: tuple[str, ...] = ()
+    shards_by_size: bool = True  # strategy.shard_size cuts this store as a source
+    fixed_fields: tuple[str, ...] = ()  # fields.* keys the store's record shape fixes (Pinecone: id, values)
+    metadata_columns: bool = True  # fields.metadata may name one column holding all metadata
+    id_types: tuple[str, ...] = ("int", "text")  # what target.create.id_type can choose
+    metered: bool = False  # cost lines (and so cost.transition_days) apply to it
 
 
 PROVIDER_RULES: dict[str, _ProviderRule] = {
@@ -912,9 +922,10 @@ PROVIDER_RULES: dict[str, _ProviderRule] = {
         'connection: {dsn: "${env:PG_DSN}"} or connection: {embedded: .vecmig/pg}',
         needs_collection=True,
         plain_names=True,
+        indexes=True,
     ),
-    "jsonl": _ProviderRule(("path",), "connection: {path: data.jsonl}"),
-    "parquet": _ProviderRule(("path",), "connection: {path: data.parquet}"),
+    "jsonl": _ProviderRule(("path",), "connection: {path: data.jsonl}", keeps_metric=False),
+    "parquet": _ProviderRule(("path",), "connection: {path: data.parquet}", keeps_metric=False),
     "pinecone": _ProviderRule(
         ("api_key",),
         'connection: {api_key: "${env:PINECONE_API_KEY}"} (optionally host, concurrency, timeout, '
@@ -924,6 +935,13 @@ PROVIDER_RULES: dict[str, _ProviderRule] = {
         collection_hint="the index name: add `collection: <index>`",
         max_dimension=20_000,
         managed_create=True,
+        namespaces=True,
+        target_only_keys=("nested_metadata", "ready_timeout"),
+        shards_by_size=False,
+        fixed_fields=("id", "vector"),
+        metadata_columns=False,
+        id_types=(),
+        metered=True,
     ),
 }
 MANAGED_CREATE_KEYS = ("cloud", "region", "deletion_protection", "tags", "sparse")
@@ -939,6 +957,7 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     _check_paths(ctx, spec, base_dir)
     _check_policy(ctx, spec, base_dir)
     _check_pointer(ctx, spec)
+    _check_honoured(ctx, spec)
 
 
 def _spec_path(value: str, base_dir: Path) -> Path:
@@ -1220,6 +1239,82 @@ def _check_provider_limits(ctx: _Context, store: dict[str, Any], pointer: str, p
             f"{pointer}/create/sparse",
             "set `metric: dotproduct` (Pinecone scores sparse-dense records by dot product), or drop sparse",
         )
+
+
+# Index options and the index types that read them.
+INDEX_OPTIONS = {"m": ("hnsw",), "ef_construction": ("hnsw",), "lists": ("ivfflat",)}
+
+
+def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
+    """Every key a spec sets must change what happens: one that would be accepted and then
+    ignored (for this provider, role or index type) is refused, saying why."""
+    for role in ("source", "target"):
+        store, at = spec[role], f"/{role}"
+        rule = PROVIDER_RULES.get(store["provider"])
+        if rule is None:
+            continue
+        provider = store["provider"]
+        if "namespace" in store and not rule.namespaces:
+            raise ctx.error(f"{at}/namespace is ignored: {provider} has no namespaces", f"{at}/namespace",
+                            f"remove namespace (a {provider} collection is one table or file)")
+        fields = store.get("fields") or {}
+        for key in rule.fixed_fields:
+            if key in fields:
+                raise ctx.error(f"{at}/fields/{key} is ignored: {provider} records keep the {key} in a fixed place",
+                                f"{at}/fields/{key}", f"remove fields.{key}")
+        if not rule.metadata_columns and isinstance(fields.get("metadata"), str):
+            raise ctx.error(f"{at}/fields/metadata is ignored: {provider} keeps metadata as fields of each record, "
+                            "not in one named column", f"{at}/fields/metadata",
+                            "list the metadata fields to read ([a, b]), or remove fields.metadata")
+        if role == "source":
+            for key in rule.target_only_keys:
+                if key in store["connection"]:
+                    raise ctx.error(f"{at}/connection/{key} is ignored: it applies to a {provider} target, "
+                                    "not a source", f"{at}/connection/{key}", f"remove {key} from the source")
+            if not rule.shards_by_size and "shard_size" in spec.get("strategy", {}):
+                raise ctx.error(f"/strategy/shard_size is ignored: a {provider} source is read one shard per "
+                                "namespace", "/strategy/shard_size",
+                                'remove shard_size (`namespace: "*"` reads every namespace as its own shard)')
+    target = spec["target"]
+    provider = target["provider"]
+    rule = PROVIDER_RULES.get(provider)
+    create = target.get("create") or {}
+    if rule is not None and "index" in create and not rule.indexes:
+        raise ctx.error(f"/target/create/index is ignored: vecmig builds no index in a {provider} target",
+                        "/target/create/index", "remove index (it applies to pgvector targets)")
+    if rule is not None and "metric" in create and not rule.keeps_metric:
+        raise ctx.error(f"/target/create/metric is ignored: a {provider} file records no metric",
+                        "/target/create/metric", "remove metric (the store that reads the file decides it)")
+    if rule is not None and "id_type" in create and create["id_type"] not in rule.id_types:
+        raise ctx.error(f"/target/create/id_type is ignored: {provider} keeps every id as a string",
+                        "/target/create/id_type", "remove id_type")
+    index = create.get("index") or {}
+    kind = index.get("type", IndexSpec.type)
+    for key, kinds in INDEX_OPTIONS.items():
+        if key in index and kind not in kinds:
+            raise ctx.error(f"/target/create/index/{key} is ignored: it applies to {' and '.join(kinds)} "
+                            f"indexes, not {kind}", f"/target/create/index/{key}",
+                            f"remove {key}, or set index.type to {kinds[0]}")
+    pointer = target.get("pointer") or {}
+    if "timeout" in pointer and "command" not in pointer:
+        raise ctx.error("/target/pointer/timeout is ignored: it limits pointer.command, and no command is set",
+                        "/target/pointer/timeout", "remove timeout, or add the command it limits")
+    completeness = (spec.get("validate") or {}).get("completeness")
+    if isinstance(completeness, dict) and completeness.get("checksums") is False:
+        raise ctx.error("/validate/completeness/checksums: false is not supported: completeness validation "
+                        "always compares checksums (counts and ids alone miss changed values)",
+                        "/validate/completeness/checksums",
+                        "remove checksums, or set `validate: {completeness: false}` to skip validation")
+    cost = spec.get("cost") or {}
+    stores = {spec["source"]["provider"], provider}
+    metered = [p for p in stores if PROVIDER_RULES.get(p, _ProviderRule((), "", metered=True)).metered]
+    if "transition_days" in cost and not metered:
+        raise ctx.error("/cost/transition_days is ignored: neither store is metered, so no storage is priced",
+                        "/cost/transition_days", "remove transition_days")
+    for key in cost:
+        if key != "transition_days" and key not in stores:
+            raise ctx.error(f"/cost/{key} is ignored: neither the source nor the target is {key}", f"/cost/{key}",
+                            f"remove the {key} prices")
 
 
 def _check_pointer(ctx: _Context, spec: dict[str, Any]) -> None:

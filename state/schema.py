@@ -49,7 +49,7 @@ rounds = Table(
     "rounds",
     metadata,
     Column("round", Integer, primary_key=True),
-    Column("status", String(16), nullable=False),  # in_progress | complete | rolled_back
+    Column("status", String(16), nullable=False),  # in_progress | complete | superseded | rolling_back | rolled_back
     Column("plan_hash", String(64), nullable=False),
     Column("spec_hash", String(64), nullable=False),
     Column("plan_json", Text, nullable=False),

@@ -410,6 +410,18 @@ class StateStore:
                                                **{k: v for k, v in values.items() if k != "result_json"},
                                                **extra, **(audit_data or {})})
 
+    def reset_action(self, round_no: int, action_id: str, reason: str) -> None:
+        """Run an action of an open round again from its start (a shard validation found
+        different or missing): its cursor goes, its status returns to pending, and why is
+        recorded. Idempotent; one transaction, so a kill leaves either the old or the new state."""
+        with self.tx() as c:
+            c.execute(t.cursors.delete().where(t.cursors.c.round == round_no, t.cursors.c.action_id == action_id))
+            c.execute(update(t.actions)
+                      .where(t.actions.c.round == round_no, t.actions.c.action_id == action_id)
+                      .values(status="pending", error=self.redact(reason), started=None, finished=None))
+            self.bump_serial(c)
+            self.audit(c, "action_reset", {"round": round_no, "action": action_id, "reason": reason})
+
     # -- cursors (the per-batch hot path: one small transaction, no audit) -----------------
     def cursor(self, round_no: int, action_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as c:

@@ -306,15 +306,17 @@ def _check_actions(store: StateStore, payloads: list[tuple[int, str, dict[str, A
     out = []
     done: dict[tuple[Any, Any], tuple[int, dict[str, Any]]] = {}
     for seq, name, p in payloads:
-        if name == "action_done":
-            done[(p.get("round"), p.get("action"))] = (seq, p)  # the latest wins: a resumed action
+        # The latest wins: a resumed action, or a validation that failed (its findings are kept
+        # as its result, so the next apply can re-copy what failed) and later passed.
+        if name == "action_done" or (name == "action_failed" and "result" in p):
+            done[(p.get("round"), p.get("action"))] = (seq, p)
     for a in store.all_actions():
         if not a["result_json"]:
             continue
         where = f"action {a['action_id']} (round {a['round']})"
         seq, audited = done.get((a["round"], a["action_id"]), (None, None))
         if audited is None:
-            out.append(f"{where}: a stored result but no action_done event in the audit log")
+            out.append(f"{where}: a stored result but no action_done (or action_failed) event in the audit log")
             continue
         result = _loads(a["result_json"])
         if result != audited.get("result"):

@@ -663,7 +663,6 @@ source:
   provider: pgvector
   connection: {dsn: "postgresql://app:${env:PGPASS}@db/prod"}
   collection: docs
-  namespace: default
   fields: {id: doc_id, vector: emb, text: body, metadata: [title, lang]}
 target:
   provider: pgvector
@@ -680,7 +679,7 @@ mapping:
   metadata: {rename: {title: headline}, drop: [lang]}
 strategy: {type: blue-green, batch_size: 500, concurrency: 8, shard_size: 20000, decommission: true}
 validate:
-  completeness: {checksums: false}
+  completeness: {checksums: true}
 """
 
 
@@ -688,7 +687,7 @@ def test_full_spec_loads_into_dataclasses() -> None:
     spec = load(FULL, env={"PGPASS": SECRET})
     assert (spec.version, spec.name) == (1, "docs-upgrade")
     src, tgt = spec.source, spec.target
-    assert src.provider == "pgvector" and src.collection == "docs" and src.namespace == "default"
+    assert src.provider == "pgvector" and src.collection == "docs" and src.namespace is None
     assert src.connection == {"dsn": f"postgresql://app:{SECRET}@db/prod"}
     assert src.fields == Fields(id="doc_id", vector="emb", text="body", metadata=("title", "lang"))
     assert src.create is None and src.alias is None and src.pointer == "/source"
@@ -703,7 +702,7 @@ def test_full_spec_loads_into_dataclasses() -> None:
     assert spec.strategy == StrategySpec(
         type="blue-green", batch_size=500, concurrency=8, shard_size=20000, decommission=True
     )
-    assert spec.validate == ValidateSpec(completeness=True, checksums=False)
+    assert spec.validate == ValidateSpec(completeness=True, checksums=True)
     assert spec.state_path == Path("/tmp/specs/state/docs.db") and spec.state_url is None
 
 
@@ -752,9 +751,9 @@ def test_load_spec_file_uses_its_directory(tmp_path: Path, monkeypatch: pytest.M
 
 def test_positions_point_at_keys_and_fall_back_to_parents() -> None:
     spec = load(FULL, env={"PGPASS": "x"})
-    assert spec.where("/target/create/index/lists") == "s.yaml:20:28: /target/create/index/lists"
-    assert spec.where("/source/fields/metadata/1") == "s.yaml:9:67: /source/fields/metadata/1"
-    assert spec.where("/target/create/index/m") == "s.yaml:20:5: /target/create/index/m"  # not written
+    assert spec.where("/target/create/index/lists") == "s.yaml:19:28: /target/create/index/lists"
+    assert spec.where("/source/fields/metadata/1") == "s.yaml:8:67: /source/fields/metadata/1"
+    assert spec.where("/target/create/index/m") == "s.yaml:19:5: /target/create/index/m"  # not written
     assert spec.where("") == "s.yaml:1:1: /"
 
 

@@ -27,12 +27,24 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import ValidationFailed
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
-from vecmig.records import Batch, Checksum, RecordId, batch_digests, same_record_key
+from vecmig.records import (
+    Batch,
+    Checksum,
+    RecordId,
+    batch_digests,
+    canonical_metadata,
+    canonical_sparse,
+    canonical_value,
+    same_record_key,
+    sparse_of,
+)
 
 SHOW_IDS = 10
 SERVER = "server-digest"
@@ -46,6 +58,8 @@ class _Outcome:
     target: Checksum
     missing: list[RecordId] = field(default_factory=list)
     differ: list[RecordId] = field(default_factory=list)
+    # What differs in the first few different records: {"id", "field", "source", "target"}.
+    why: list[dict[str, Any]] = field(default_factory=list)
     server: tuple[Checksum, Checksum] | None = None  # the servers' digests, when a records shard has them
     fallback: str | None = None  # why the fast path did not decide the shard
 
@@ -66,6 +80,9 @@ class ValidateCompleteness(ActionKind):
         # source, fetching from the target and hashing overlap instead of taking turns.
         workers = max(1, min(ctx.spec.strategy.concurrency, len(shards)))
         scheme, skipped = _digest_scheme(ctx)
+        # The failure this validation recorded last time (the shards it named were re-copied
+        # since): a shard that fails again with the same source was not fixed by copying it.
+        previous = _previous_failure(ctx, action)
         # The source side of each shard's server digests runs on this second pool while the
         # shard's own worker waits for the target's.
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-validate") as pool, \
@@ -79,14 +96,23 @@ class ValidateCompleteness(ActionKind):
             entry: dict[str, Any] = {"shard": i, "method": o.method, "source": o.source.to_json(),
                                      "target": o.target.to_json(), "missing": len(o.missing),
                                      "different": len(o.differ)}
+            if o.missing:
+                entry["missing_ids"] = _json_ids(o.missing)
+            if o.differ:
+                entry["different_ids"] = _json_ids(o.differ)
+                entry["differences"] = o.why
             if o.server is not None:
                 entry["server_digest"] = {"source": o.server[0].to_json(), "target": o.server[1].to_json()}
             if o.fallback is not None:
                 entry["fallback"] = o.fallback
             shards_out.append(entry)
             if o.missing or o.differ:
-                problems.append(f"shard {i}: {len(o.missing)} missing {_ids(o.missing)}, "
-                                f"{len(o.differ)} different {_ids(o.differ)}")
+                again = _again(previous, i, entry)
+                if again.startswith(" —"):
+                    entry["failed_again"] = True  # re-copied with the source unchanged, and still not equal
+                found = [f"{len(o.missing)} missing {_ids(o.missing)}" if o.missing else "",
+                         f"{len(o.differ)} different {_ids(o.differ)}{_why(o.why)}" if o.differ else ""]
+                problems.append(f"shard {i}: {', '.join(f for f in found if f)}{again}")
         tgt = ctx.target()
         try:
             target_count = tgt.count()
@@ -127,9 +153,18 @@ class ValidateCompleteness(ActionKind):
         else:
             result["server_digest_skipped"] = skipped
         if problems:
+            result["attempt"] = int(previous.get("attempt", 1)) + 1 if previous else 1
+            failed = [e["shard"] for e in shards_out if e["missing"] or e["different"]]
+            redo = [f"re-copy shard{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}"] if failed else []
+            if extra:
+                redo.append("delete the records not in the source (a re-plan where this round cannot)")
+            stuck = any(e.get("failed_again") for e in shards_out)
+            first = ("nothing was switched; find what changes the target after vecmig writes it (a trigger, another "
+                     "writer, a value the store converts), then run `vecmig apply` again to "
+                     if stuck else "nothing was switched; run `vecmig apply` again to ")
             raise ValidationFailed("completeness check failed: " + "; ".join(problems[:5]),
-                                   hint="nothing was switched; run `vecmig apply` again to re-copy, "
-                                        "or `vecmig rollback` to undo")
+                                   hint=f"{first}{' and '.join(redo)}, or `vecmig rollback` to undo",
+                                   result=result)
         return result
 
 
@@ -198,20 +233,22 @@ def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, 
                     ctx.reporter.advance(action, s_dig.count)
                     return _Outcome(SERVER, s_dig, t_dig)
                 fallback = "server digests differ"
-        s_sum, t_sum, missing, differ = _check_records(ctx, action, src, tgt, shard, batch_size)
-        return _Outcome(RECORDS, s_sum, t_sum, missing, differ, server=server, fallback=fallback)
+        s_sum, t_sum, missing, differ, why = _check_records(ctx, action, src, tgt, shard, batch_size)
+        return _Outcome(RECORDS, s_sum, t_sum, missing, differ, why, server=server, fallback=fallback)
     finally:
         src.close()
         tgt.close()
 
 
 def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider, shard: dict[str, Any] | None,
-                   batch_size: int) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId]]:
+                   batch_size: int) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId],
+                                             list[dict[str, Any]]]:
     """Record by record: every source record of the shard hashed against the target's by id."""
     mapping = ctx.spec.mapping
     s_sum, t_sum = Checksum(), Checksum()
     missing: list[RecordId] = []
     differ: list[RecordId] = []
+    why: list[dict[str, Any]] = []
     for batch in prefetch(src.scan(shard, None, batch_size)):
         # extra travels along: sparse values are part of what must match.
         mapped = Batch(ids=batch.ids, vectors=batch.vectors,
@@ -226,14 +263,16 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
         got_digests = batch_digests(got)
         t_sum.add_digests(got_digests)
         theirs = dict(zip(got.ids, got_digests, strict=True))
-        for rid, d_mine in zip(mapped.ids, mine, strict=True):
+        for pos, (rid, d_mine) in enumerate(zip(mapped.ids, mine, strict=True)):
             d = theirs.get(rid)
             if d is None:
                 missing.append(rid)
             elif d != d_mine:
                 differ.append(rid)
+                if len(why) < SHOW_IDS:
+                    why.append(_difference(mapped, pos, got, list(got.ids).index(rid)))
         ctx.reporter.advance(action, len(batch))
-    return s_sum, t_sum, missing, differ
+    return s_sum, t_sum, missing, differ, why
 
 
 def as_source_ids(got: list[RecordId], asked: list[RecordId]) -> list[RecordId]:
@@ -249,3 +288,71 @@ def _ids(ids: list[RecordId]) -> str:
         return ""
     shown = ", ".join(map(str, ids[:SHOW_IDS]))
     return f"(ids {shown}{', …' if len(ids) > SHOW_IDS else ''})"
+
+
+def _json_ids(ids: list[RecordId]) -> list[Any]:
+    return [i if isinstance(i, int | str) else str(i) for i in ids[:SHOW_IDS]]
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _difference(mine: Batch, i: int, theirs: Batch, j: int) -> dict[str, Any]:
+    """The first part of one record that differs between source (mapped) and target, named."""
+    rid = mine.ids[i]
+    a = np.ascontiguousarray(mine.vectors[i], dtype="<f4")
+    b = np.ascontiguousarray(theirs.vectors[j], dtype="<f4")
+    if a.shape != b.shape or a.tobytes() != b.tobytes():
+        at = next((k for k in range(min(a.size, b.size)) if a[k].tobytes() != b[k].tobytes()), None)
+        if at is None:
+            return {"id": rid, "field": "vector", "source": f"{a.size} dims", "target": f"{b.size} dims"}
+        return {"id": rid, "field": f"vector[{at}]", "source": _shown(float(a[at])), "target": _shown(float(b[at]))}
+    ma, mb = mine.metadata[i], theirs.metadata[j]
+    if canonical_metadata(ma) != canonical_metadata(mb):
+        for key in sorted(set(ma) | set(mb), key=str):
+            va, vb = canonical_value(ma.get(key)), canonical_value(mb.get(key))
+            if canonical_metadata({"k": va}) != canonical_metadata({"k": vb}):
+                return {"id": rid, "field": f"metadata.{key}", "source": _shown(ma.get(key)),
+                        "target": _shown(mb.get(key))}
+    ta = mine.texts[i] if mine.texts is not None else None
+    tb = theirs.texts[j] if theirs.texts is not None else None
+    if ta != tb:
+        return {"id": rid, "field": "text", "source": _shown(ta), "target": _shown(tb)}
+    sa, sb = sparse_of(mine)[i], sparse_of(theirs)[j]
+    if canonical_sparse(sa) != canonical_sparse(sb):
+        return {"id": rid, "field": "sparse", "source": _shown(sa), "target": _shown(sb)}
+    return {"id": rid, "field": "id", "source": _shown(rid), "target": _shown(theirs.ids[j])}
+
+
+def _why(why: list[dict[str, Any]]) -> str:
+    if not why:
+        return ""
+    shown = "; ".join(f"id {w['id']}: {w['field']} is {w['source']} in the source, {w['target']} in the target"
+                      for w in why[:3])
+    return f" [{shown}]"
+
+
+def _previous_failure(ctx: RunContext, action: Action) -> dict[str, Any]:
+    import json
+
+    for row in ctx.state.actions(ctx.round):
+        if row["action_id"] == action.id and row["result_json"]:
+            res = json.loads(row["result_json"])
+            return res if res.get("ok") is False else {}
+    return {}
+
+
+def _again(previous: dict[str, Any], i: int, entry: dict[str, Any]) -> str:
+    """Why re-copying did not help: the shard failed before, was re-copied, and its source is the same."""
+    before = next((e for e in previous.get("shards", []) if e.get("shard") == i), None)
+    if not before or not (before.get("missing") or before.get("different")):
+        return ""
+    if before.get("source") != entry["source"]:
+        return " (the source changed since the last validation)"
+    if entry["different"] and not entry["missing"]:
+        return (" — again after re-copying this shard with the source unchanged: the target does not keep "
+                "the values vecmig writes (something rewrites them, or the store cannot hold them as they are)")
+    return (" — again after re-copying this shard with the source unchanged: records vecmig wrote were "
+            "removed or changed in the target since")

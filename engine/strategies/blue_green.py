@@ -10,10 +10,10 @@ from vecmig.strategies.context import PlanContext
 
 def build(ctx: PlanContext) -> list[Action]:
     spec = ctx.spec
-    if ctx.foreign_target and (ctx.target.count or 0) > 0:
+    if ctx.foreign_target and ctx.foreign_count > 0:
         raise PlanError(
             f"blue-green builds a new collection, but target {spec.target.label} already holds "
-            f"{ctx.target.count:,} records that vecmig did not write",
+            f"{ctx.foreign_count:,} records that vecmig did not write",
             where=spec.where("/target/collection"),
             hint="name a new collection for the green side, or use strategy big-bang",
         )

@@ -63,7 +63,10 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         actions.append(Action(
             id=f"copy.shard[{i:0{width}d}]",
             kind="copy_shard",
-            reason=f"{n:,} source records in {describe_shard(shard)} are not in the target yet",
+            reason=(f"{n:,} source records in {describe_shard(shard)} are not in the target yet"
+                    if not (ctx.target.count or 0) else
+                    f"{n:,} source records in {describe_shard(shard)} are written (upserts: the "
+                    f"{ctx.target.count:,} records the target holds are rewritten in place where ids match)"),
             depends_on=after,
             params={"shard": shard, "index": i, "before_images": ctx.foreign_target,
                     "fresh_target": not ctx.target.exists, "batch_size": ctx.copy_batch},
@@ -103,17 +106,27 @@ def seal_target(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
 
 
 def delete_extra(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
-    """A target that already held records must end up equal to the source: extras go."""
+    """A target that already held records must end up equal to the source: extras go.
+
+    Destructive only where records this migration did not write may go; in a collection it
+    created (or records it wrote itself) it removes its own copies of records the source no
+    longer has, which rollback undoes by dropping the collection or from before-images."""
     if not (ctx.target.exists and (ctx.target.count or 0) > 0):
         return []
+    foreign = ctx.foreign_count > 0
+    reason = (f"the target already holds up to {ctx.target.count:,} records; those not in the source are removed"
+              if foreign else
+              f"the target holds {ctx.target.count:,} records, none of them there before this migration; "
+              "those not in the source are removed")
     return [Action(
         id="delete_extra.target",
         kind="delete_extra",
-        reason=f"the target already holds up to {ctx.target.count:,} records; those not in the source are removed",
+        reason=reason,
         depends_on=after,
         params={"before_images": ctx.foreign_target},
-        reverse="re-insert the deleted records from their before-images",
-        destructive=True,
+        reverse=("re-insert the deleted records from their before-images" if ctx.foreign_target
+                 else "nothing to undo record by record: the collection is dropped"),
+        destructive=foreign,
         reversible=True,
         estimate=estimate.with_cost(
             estimate.scan_estimate(ctx.target.count or 0, (ctx.target.count or 0) * ctx.bytes_per_record,
@@ -136,7 +149,7 @@ def build_index(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         depends_on=after,
         params={"index": asdict(create.index), "metric": ctx.schema.metric},
         reverse="drop the index",
-        estimate=estimate.index_estimate(ctx.total_records + (ctx.target.count or 0), ctx.schema.dimension,
+        estimate=estimate.index_estimate(ctx.total_records + ctx.foreign_count, ctx.schema.dimension,
                                          create.index.type),
     )]
 
@@ -265,6 +278,9 @@ def pipeline(ctx: PlanContext, *, prune: bool) -> list[Action]:
     """create → copy shards → seal → (prune extras) → index → validate, each after the last."""
     out: list[Action] = []
     out.extend(validate_ids(ctx))
+    # A collection holding only what this migration wrote is pruned in every strategy: records it copied in an
+    # earlier round that the source no longer has would otherwise fail validation forever.
+    prune = prune or ctx.target_owned or (ctx.target.exists and ctx.foreign_count == 0)
     steps = [create_target, copy_shards, seal_target, delete_extra if prune else None,
              build_index, validate_completeness]
     after: tuple[str, ...] = ids(out)

@@ -25,6 +25,9 @@ class PlanContext:
     foreign_target: bool
     # The target is a collection vecmig created in an earlier round of this migration.
     target_owned: bool
+    # Records the target held that this migration did not write (0 for a collection it created,
+    # and for an existing one, what the first round on record found there).
+    foreign_count: int = 0
     # Unconnected provider instances: only their planning hooks (cost, lint) are called.
     source_provider: Provider | None = None
     target_provider: Provider | None = None
