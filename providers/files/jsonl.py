@@ -102,7 +102,7 @@ class JsonlProvider(FileProvider):
 
     def _decode(self, line: bytes, offset: int, dim: int | None) -> _Record:
         try:
-            rec = loads(line)
+            rec = loads(line, self.fields.vector)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             raise self._bad(
                 offset, f"invalid JSON ({exc})", "fix or remove that line; each line must be one JSON object"
