@@ -15,7 +15,8 @@ Where a value goes is a *slot*:
   a key (PostgreSQL refuses ``\\u0000`` in jsonb), and no ``-0.0`` (numeric has no negative
   zero: it would come back as ``0``).
 * typed columns, ``int`` (64-bit), ``float`` (double), ``bool``, ``text``, ``text[]``, in a
-  Parquet file or a PostgreSQL table (``pg=True``: text holds no NUL either).
+  Parquet file or a PostgreSQL table (``pg=True``: text holds no NUL either); narrower
+  PostgreSQL columns name themselves: ``int2``, ``int4``, ``float4``, ``numeric``.
 
 | code  | rule |
 |-------|------|
@@ -24,7 +25,7 @@ Where a value goes is a *slot*:
 | FD003 | a string holds a lone surrogate (not valid Unicode, cannot be encoded as UTF-8) |
 | FD004 | an integer does not fit a 64-bit integer column (or id) |
 | FD005 | a value of another type than the typed column holds (would be refused or changed) |
-| FD006 | an integer beyond 2**53 into a double column would be rounded |
+| FD006 | a number its column would round (an int beyond 2**53 into a double; a double into real or numeric) |
 | FD007 | -0.0 into jsonb, whose numbers have no negative zero |
 """
 
@@ -42,6 +43,8 @@ from vecmig.records import RecordId
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_EXACT_DOUBLE_INT = 2**53
+_INT_RANGE = {"int": (INT64_MIN, INT64_MAX), "int4": (-(2**31), 2**31 - 1), "int2": (-(2**15), 2**15 - 1)}
+_INT_BITS = {"int": 64, "int4": 32, "int2": 16}
 
 HINTS: dict[str, str] = {
     "FD001": "replace NaN/Infinity in the source (e.g. with null), or drop the field (mapping.metadata.drop)",
@@ -77,6 +80,10 @@ def _kind(v: Any) -> str:
     return _PY_KIND.get(type(v), f"a {type(v).__name__}")
 
 
+def _nonfinite(v: float) -> str:
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
 def _short(v: Any, limit: int = 40) -> str:
     text = repr(v)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -101,7 +108,7 @@ def check_document(value: Any, pg: bool) -> None:
         return
     if t is float:
         if not math.isfinite(value):
-            raise Refusal("FD001", f"is {value}, which JSON cannot hold")
+            raise Refusal("FD001", f"is {_nonfinite(value)}, which JSON cannot hold")
         if pg and value == 0.0 and math.copysign(1.0, value) < 0:
             raise Refusal("FD007", "is -0.0, which jsonb stores as 0")
         return
@@ -136,22 +143,33 @@ def check_typed(value: Any, logical: str, pg: bool) -> None:
     if isinstance(value, np.generic):
         value = value.item()
     t = type(value)
-    if logical == "int":
+    if logical in _INT_RANGE:
+        lo, hi = _INT_RANGE[logical]
         if t is float and math.isfinite(value) and value.is_integer() and abs(value) <= MAX_EXACT_DOUBLE_INT:
             return  # stored as the int it equals (the canonical form compares them equal)
         if t is not int:
             if t is float and not math.isfinite(value):
-                raise Refusal("FD001", f"is {value}, which an integer column cannot hold")
+                raise Refusal("FD001", f"is {_nonfinite(value)}, which an integer column cannot hold")
             raise Refusal("FD005", f"is {_kind(value)} ({_short(value)}), the column holds integers")
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise Refusal("FD004", f"= {value} does not fit a 64-bit integer column")
-    elif logical == "float":
+        if not lo <= value <= hi:
+            raise Refusal("FD004", f"= {value} does not fit a {_INT_BITS[logical]}-bit integer column")
+    elif logical in ("float", "float4", "numeric"):
         if t is int:
             if abs(value) > MAX_EXACT_DOUBLE_INT and float(value) != value:
                 raise Refusal("FD006", f"= {value} would be rounded to {float(value)!r} in a double column")
-            return
-        if t is not float:
+            value = float(value)
+        elif t is not float:
             raise Refusal("FD005", f"is {_kind(value)} ({_short(value)}), the column holds numbers")
+        if logical == "float4" and math.isfinite(value) and float(np.float32(value)) != value:
+            raise Refusal("FD006", f"= {value!r} would be rounded to {float(np.float32(value))!r} in a real "
+                                   "(float4) column")
+        if logical == "numeric":
+            if not math.isfinite(value):
+                raise Refusal("FD001", f"is {_nonfinite(value)}, which a numeric column cannot hold")
+            if float(f"{value:.15g}") != value:
+                # PostgreSQL casts double precision to numeric with 15 significant digits.
+                raise Refusal("FD006", f"= {value!r} would be rounded to {float(f'{value:.15g}')!r} in a numeric "
+                                       "column")
     elif logical == "bool":
         if t is not bool:
             raise Refusal("FD005", f"is {_kind(value)} ({_short(value)}), the column holds booleans")
@@ -248,5 +266,5 @@ def lint_records(ids: Iterable[RecordId], metadata: Iterable[Mapping[str, Any]],
     for code in sorted(by_code):
         msgs = by_code[code]
         more = f" (and {len(msgs) - 1} more record(s))" if len(msgs) > 1 else ""
-        out.append(LintFinding(code, "error", f"{msgs[0]}{more}: {target} cannot hold it exactly", HINTS[code]))
+        out.append(LintFinding(code, "error", f"{msgs[0]}{more}; target {target}", HINTS[code]))
     return out

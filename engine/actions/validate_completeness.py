@@ -27,14 +27,27 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import ValidationFailed
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
-from vecmig.records import Batch, Checksum, RecordId, batch_digests, same_record_key
+from vecmig.records import (
+    Batch,
+    Checksum,
+    RecordId,
+    batch_digests,
+    canonical_id,
+    canonical_metadata,
+    canonical_sparse,
+    same_record_key,
+    sparse_of,
+)
 
 SHOW_IDS = 10
+SHOW_DETAILS = 3  # differing records explained field by field, per shard
 SERVER = "server-digest"
 RECORDS = "records"
 
@@ -48,6 +61,7 @@ class _Outcome:
     differ: list[RecordId] = field(default_factory=list)
     server: tuple[Checksum, Checksum] | None = None  # the servers' digests, when a records shard has them
     fallback: str | None = None  # why the fast path did not decide the shard
+    details: list[str] = field(default_factory=list)  # how the first differing records differ
 
 
 class ValidateCompleteness(ActionKind):
@@ -84,9 +98,12 @@ class ValidateCompleteness(ActionKind):
             if o.fallback is not None:
                 entry["fallback"] = o.fallback
             shards_out.append(entry)
+            if o.details:
+                entry["differences"] = o.details
             if o.missing or o.differ:
                 problems.append(f"shard {i}: {len(o.missing)} missing {_ids(o.missing)}, "
-                                f"{len(o.differ)} different {_ids(o.differ)}")
+                                f"{len(o.differ)} different {_ids(o.differ)}"
+                                + (f": {'; '.join(o.details)}" if o.details else ""))
         tgt = ctx.target()
         try:
             target_count = tgt.count()
@@ -186,20 +203,21 @@ def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, 
                     ctx.reporter.advance(action, s_dig.count)
                     return _Outcome(SERVER, s_dig, t_dig)
                 fallback = "server digests differ"
-        s_sum, t_sum, missing, differ = _check_records(ctx, action, src, tgt, shard, batch_size)
-        return _Outcome(RECORDS, s_sum, t_sum, missing, differ, server=server, fallback=fallback)
+        s_sum, t_sum, missing, differ, details = _check_records(ctx, action, src, tgt, shard, batch_size)
+        return _Outcome(RECORDS, s_sum, t_sum, missing, differ, server=server, fallback=fallback, details=details)
     finally:
         src.close()
         tgt.close()
 
 
 def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider, shard: dict[str, Any] | None,
-                   batch_size: int) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId]]:
+                   batch_size: int) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId], list[str]]:
     """Record by record: every source record of the shard hashed against the target's by id."""
     mapping = ctx.spec.mapping
     s_sum, t_sum = Checksum(), Checksum()
     missing: list[RecordId] = []
     differ: list[RecordId] = []
+    details: list[str] = []
     for batch in prefetch(src.scan(shard, None, batch_size)):
         # extra travels along: sparse values are part of what must match.
         mapped = Batch(ids=batch.ids, vectors=batch.vectors,
@@ -211,14 +229,61 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
         got_digests = batch_digests(got)
         t_sum.add_digests(got_digests)
         theirs = dict(zip(got.ids, got_digests, strict=True))
-        for rid, d_mine in zip(mapped.ids, mine, strict=True):
+        for pos, (rid, d_mine) in enumerate(zip(mapped.ids, mine, strict=True)):
             d = theirs.get(rid)
             if d is None:
                 missing.append(rid)
             elif d != d_mine:
                 differ.append(rid)
+                if len(details) < SHOW_DETAILS:
+                    details.append(explain_difference(mapped, pos, got, got.ids.index(rid)))
         ctx.reporter.advance(action, len(batch))
-    return s_sum, t_sum, missing, differ
+    return s_sum, t_sum, missing, differ, details
+
+
+def explain_difference(src: Batch, i: int, tgt: Batch, j: int) -> str:
+    """Which parts of one record differ between source and target, and how (one line)."""
+    rid = src.ids[i]
+    parts: list[str] = []
+    if canonical_id(src.ids[i]) != canonical_id(tgt.ids[j]):
+        parts.append(f"id {_show(src.ids[i])} vs {_show(tgt.ids[j])}")
+    a = np.ascontiguousarray(src.vectors[i], dtype="<f4")
+    b = np.ascontiguousarray(tgt.vectors[j], dtype="<f4")
+    if a.shape != b.shape:
+        parts.append(f"vector has {a.shape[0]} dimensions vs {b.shape[0]}")
+    elif a.tobytes() != b.tobytes():
+        k = int(np.flatnonzero(a.view("<u4") != b.view("<u4"))[0])
+        n = int(np.count_nonzero(a.view("<u4") != b.view("<u4")))
+        parts.append(f"vector differs in {n} dimension(s), first [{k}]: {float(a[k])!r} vs {float(b[k])!r}")
+    s_text = src.texts[i] if src.texts is not None else None
+    t_text = tgt.texts[j] if tgt.texts is not None else None
+    if (s_text or "") != (t_text or ""):
+        parts.append(f"text {_show(s_text)} vs {_show(t_text)}")
+    s_meta, t_meta = src.metadata[i], tgt.metadata[j]
+    for key in sorted(set(s_meta) | set(t_meta), key=str):
+        sv, tv = s_meta.get(key), t_meta.get(key)
+        if canonical_metadata({"v": sv}) == canonical_metadata({"v": tv}):
+            continue
+        if tv is None:
+            parts.append(f"metadata '{key}' missing in the target (source {_show(sv)})")
+        elif sv is None:
+            parts.append(f"metadata '{key}' only in the target ({_show(tv)})")
+        else:
+            parts.append(f"metadata '{key}' source {_show(sv)} vs target {_show(tv)}")
+    s_sp, t_sp = sparse_of(src)[i], sparse_of(tgt)[j]
+    if canonical_sparse(s_sp) != canonical_sparse(t_sp):
+        parts.append("sparse values differ")
+    if not parts:
+        parts.append("no field differs by value (checksum bytes differ)")
+    return f"id {rid!r}: " + ", ".join(parts[:4]) + (f" (+{len(parts) - 4} more)" if len(parts) > 4 else "")
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    kind = type(value).__name__
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{text} ({kind})"
 
 
 def _ids(ids: list[RecordId]) -> str:

@@ -48,7 +48,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from vecmig.errors import TerminalError
-from vecmig.providers.base import CollectionSchema, Provider
+from vecmig.providers.base import CollectionSchema, LintFinding, Provider
+from vecmig.providers.fidelity import Refusal, check_id, lint_records, refuse
 from vecmig.records import Batch, RecordId, canonical_id
 from vecmig.spec import Fields, StoreSpec
 
@@ -473,6 +474,17 @@ class FileProvider(Provider):
         manifest: dict[str, Any] | None,
     ) -> None: ...
 
+    def _lint_slots(self, schema: CollectionSchema) -> tuple[dict[str, str] | None, str | None, str | None]:
+        """(typed slots, document kind, id type) the sampled records will be written to."""
+        return None, "json", None
+
+    def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
+        """The write-time fidelity rules (:mod:`vecmig.providers.fidelity`) over the plan's sample."""
+        slots, document, id_type = self._lint_slots(schema)
+        texts = sample.texts if sample.texts is not None else [None] * len(sample)
+        return lint_records(sample.ids, sample.metadata, texts, slots, document, False,
+                            f"{self.name} ({self.raw_path})", id_type=id_type)
+
     # -- shared behaviour -----------------------------------------------------------------
     def collection_exists(self) -> bool:
         return self.path.exists() or self.staging.exists()
@@ -521,6 +533,9 @@ class FileProvider(Provider):
             why = check_record_id(rid)
             if why:
                 raise TerminalError(f"{self.path}: record id {why}", hint="ids must be integers or strings")
+            bad = check_id(rid, "text", pg=False) if type(rid) is str else None
+            if bad is not None:
+                raise refuse(str(self.path), rid, None, Refusal(bad.code, f"id {bad.why}"))
 
     def upsert(self, batch: Batch) -> None:
         """Durable once this returns; replaying the same batch is harmless (see module doc)."""
