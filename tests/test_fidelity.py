@@ -250,3 +250,25 @@ def test_validation_names_the_field_that_differs(tmp_path: Path, pg_db: str) -> 
     assert rc == 1, out
     err = error_line(out)
     assert "2 different" in err and "id 1: metadata 'k' source 'a' (str) vs target 'a!' (str)" in err, err
+
+
+# ---- the parser and Pinecone's rules (no store needed) ----------------------------------------
+
+
+def test_json_parser_keeps_integers_beyond_64_bits_and_stays_on_the_fast_path_otherwise() -> None:
+    from vecmig.providers.files.common import loads
+
+    doc = loads(f'{{"a": {BIG}, "b": [{NEG}], "c": {{"d": {BIG * 10**30}}}, "vector": [1e30]}}'.encode(),
+                ("vector",))
+    assert doc == {"a": BIG, "b": [NEG], "c": {"d": BIG * 10**30}, "vector": [1e30]}
+    assert type(doc["a"]) is int and type(doc["c"]["d"]) is int
+    assert loads('{"x": 18446744073709551615}')["x"] == 2**64 - 1  # str input (Parquet's JSON column)
+
+
+def test_pinecone_refuses_lone_surrogates_in_metadata() -> None:
+    from vecmig.providers.pinecone.lint import clean_metadata
+
+    clean, found = clean_metadata(7, {"a": "\ud800", "b": ["x", "\udc00"], "ok": "y"})
+    assert clean == {"ok": "y"}
+    assert [(f.code, f.record_id) for f in found] == [("PC016", 7), ("PC016", 7)]
+    assert "metadata field 'a' holds a lone surrogate" in found[0].message
