@@ -40,7 +40,7 @@ import time
 import uuid
 from abc import abstractmethod
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -193,20 +193,24 @@ except ImportError:  # pragma: no cover - depends on the environment
 # orjson parses integers outside [-2**63, 2**64) as floats (18446744073709551616 becomes
 # 1.8446744073709552e+19) instead of refusing them. A float that large in what orjson
 # returned may therefore have been an integer in the text: such documents are parsed again
-# by stdlib json, which keeps every integer exact. Looking at the parsed values costs ~5%
-# of the parse (a regular expression over the raw bytes cost 2-8x the parse itself on
-# digit-heavy lines); a float that really was written that large only costs a second parse.
+# by stdlib json, which keeps every integer exact. A regular expression over the raw bytes
+# cost 2-8x the parse itself on digit-heavy lines; the checks below cost a few percent, and
+# a float that really was written that large only costs a second parse.
 _MAYBE_INT = float(2**63)
 
 
-def _maybe_big_int(value: Any) -> bool:
-    t = type(value)
-    if t is float:
-        return value >= _MAYBE_INT or value <= -_MAYBE_INT
-    if t is dict:
-        return any(map(_maybe_big_int, value.values()))
-    if t is list:
-        return any(map(_maybe_big_int, value))
+def _maybe_big_int(values: Iterable[Any]) -> bool:
+    """Any float beyond +-2**63 among ``values``, nested or not (plain loops: 2x ``any(map())``)."""
+    for value in values:
+        t = type(value)
+        if t is float:
+            if value >= _MAYBE_INT or value <= -_MAYBE_INT:
+                return True
+        elif t is dict:
+            if _maybe_big_int(value.values()):
+                return True
+        elif t is list and _maybe_big_int(value):
+            return True
     return False
 
 
@@ -223,9 +227,10 @@ def loads(data: bytes | str, skip: frozenset[str] | tuple[str, ...] = ()) -> Any
         except ValueError:
             return json.loads(data)
         if type(doc) is dict:
-            suspect = any(_maybe_big_int(v) for k, v in doc.items() if k not in skip)
+            suspect = _maybe_big_int(v for k, v in doc.items() if k not in skip) if skip else \
+                _maybe_big_int(doc.values())
         else:
-            suspect = _maybe_big_int(doc)
+            suspect = _maybe_big_int((doc,))
         if not suspect:
             return doc
     return json.loads(data)
