@@ -145,12 +145,17 @@ class TypeSampler:
             kind = value_kind(value)
             if kind is not None:
                 kinds.add(kind)
+            elif isinstance(value, list | tuple):
+                kinds.add("[]")  # an empty list fits text[] or a document, never a scalar column
 
     def types(self) -> dict[str, str]:
         return {key: combine_kinds(self._kinds[key]) for key in sorted(self._kinds)}
 
 
 def combine_kinds(kinds: set[str]) -> str:
+    if "[]" in kinds:
+        kinds = kinds - {"[]"}
+        return "text[]" if kinds == {"text[]"} else "json"
     if len(kinds) == 1:
         return next(iter(kinds))
     if kinds == {"int", "float"}:
