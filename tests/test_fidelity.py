@@ -276,7 +276,7 @@ def test_pinecone_refuses_lone_surrogates_in_metadata() -> None:
 
 def test_empty_list_beside_strings_makes_a_document_column_not_a_text_one(tmp_path: Path, pg_db: str) -> None:
     # An empty list said nothing to type inference, so the field became text and the list was refused.
-    write_source(tmp_path, [_line(1, {"k": "a"}), _line(2, {"k": []}), _line(3, {"k": ["x"]}),
+    write_source(tmp_path, [_line(1, {"k": "a"}), _line(2, {"k": []}), _line(3, {"k": "b"}),
                             _line(4, {"t": ["y"]}), _line(5, {"t": []})])
     rc, out = apply(spec(tmp_path, jsonl("src.jsonl"), pgv(pg_db, "docs")))
     assert rc == 0, out
