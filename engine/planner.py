@@ -397,7 +397,8 @@ NORM_TOLERANCE = 1e-3
 def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
     """Findings on the source's first records, mapped as the copy maps them.
 
-    The target's own rules come from its ``lint`` hook (Pinecone: PC001-PC015); the engine
+    The target's own rules come from its ``lint`` hook (Pinecone: PC001-PC016; JSONL, Parquet
+    and pgvector: FD001-FD007); the engine
     adds what no single provider can judge: sparse values a target cannot hold, and a
     metric chosen for vectors that are not normalised. Found here on a sample, enforced on
     every record during apply (the target's upsert, and copy_shard for sparse values).

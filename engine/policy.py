@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # policy key -> the severity it gives a finding (None: the finding is dropped)
 LEVELS: dict[str, str | None] = {"error": "error", "warn": "warning", "ignore": None}
-CODE_PREFIXES = ("VM", "PC")  # engine findings, Pinecone pre-flight rules
+CODE_PREFIXES = ("VM", "PC", "FD")  # engine findings, Pinecone pre-flight rules, value fidelity
 # Findings no policy may lower: they stand for data vecmig would destroy that is not its own
 # (VM130: cutover would replace a file that is not a vecmig pointer file).
 MANDATORY = frozenset({"VM130"})

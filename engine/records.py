@@ -6,6 +6,7 @@ writers work on contiguous memory instead of per-record Python lists.
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import math
@@ -105,10 +106,21 @@ def as_vectors(rows: list[Any], dimension: int | None = None) -> np.ndarray:
 # ---- canonical form, shared by checksums on every side --------------------------------------
 
 
+def _integral(value: float) -> int:
+    """An integral float as the int it stands for: exact below 2**53; above, the int its
+    shortest decimal (``repr``) spells, which is what a decimal store (jsonb numeric) keeps of
+    it: ``6.02e23`` -> 602000000000000000000000, not the binary 601999999999999995805696."""
+    if -(2**53) < value < 2**53:
+        return int(value)
+    return int(decimal.Decimal(repr(value)))
+
+
 def canonical_value(value: Any) -> Any:
     """Normalise a metadata value so equal data hashes equal whatever store it came from.
 
-    Integral floats become ints (a float8 column and a JSON ``1`` must agree), tuples and
+    Integral floats become ints (a float8 column and a JSON ``1`` must agree; so must ``6.02e23``
+    and the ``602000000000000000000000`` a jsonb numeric gives back for it: beyond 2**53 the
+    int is that of the float's shortest decimal, see :func:`_integral`), tuples and
     numpy scalars become plain lists and numbers, and keys are sorted by the JSON encoder.
     """
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -116,8 +128,8 @@ def canonical_value(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
-            return int(value)
+        if math.isfinite(value) and value.is_integer():
+            return _integral(value)
         return value
     if isinstance(value, int):
         return value
@@ -147,7 +159,7 @@ def canonical_metadata(metadata: Mapping[str, Any]) -> bytes:
         if t is str or t is int or t is bool:
             clean[k] = v
         elif t is float:
-            clean[k] = int(v) if v.is_integer() and abs(v) < 2**53 else v
+            clean[k] = _integral(v) if v.is_integer() else v  # is_integer(): False for NaN and infinities
         elif t is list and all(type(x) is str for x in v):
             clean[k] = v
         else:

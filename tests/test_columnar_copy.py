@@ -249,7 +249,8 @@ def test_a_repeated_id_keeps_its_last_occurrence(pg_db: str, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("change", "message", "names_record"), [
-    (lambda r: r["metadata"].update(year=True), "column 'year': expected an integer", True),
+    (lambda r: r["metadata"].update(year=True), "metadata field 'year' is a boolean (True), the column holds integers",
+     True),
     (lambda r: r["metadata"].update(colour="red"), "metadata field(s) colour have no column", False),
     (lambda r: r.update(sparse={"indices": [1], "values": [0.5]}), "has sparse values", True),
 ])

@@ -40,7 +40,7 @@ import time
 import uuid
 from abc import abstractmethod
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal
@@ -49,7 +49,8 @@ import numpy as np
 
 from vecmig import safe_paths
 from vecmig.errors import TerminalError
-from vecmig.providers.base import CollectionSchema, Provider
+from vecmig.providers.base import CollectionSchema, LintFinding, Provider
+from vecmig.providers.fidelity import Refusal, check_id, lint_records, refuse
 from vecmig.records import Batch, RecordId, canonical_id
 from vecmig.spec import Fields, StoreSpec
 
@@ -145,12 +146,17 @@ class TypeSampler:
             kind = value_kind(value)
             if kind is not None:
                 kinds.add(kind)
+            elif isinstance(value, list | tuple):
+                kinds.add("[]")  # an empty list fits text[] or a document, never a scalar column
 
     def types(self) -> dict[str, str]:
         return {key: combine_kinds(self._kinds[key]) for key in sorted(self._kinds)}
 
 
 def combine_kinds(kinds: set[str]) -> str:
+    if "[]" in kinds:
+        kinds = kinds - {"[]"}
+        return "text[]" if kinds == {"text[]"} else "json"
     if len(kinds) == 1:
         return next(iter(kinds))
     if kinds == {"int", "float"}:
@@ -190,14 +196,49 @@ except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
 
-def loads(data: bytes) -> Any:
-    """Parse one JSON document; stdlib json has the last word on anything orjson refuses
-    (NaN literals, integers beyond 64 bits) and words the error messages."""
+# orjson parses integers outside [-2**63, 2**64) as floats (18446744073709551616 becomes
+# 1.8446744073709552e+19) instead of refusing them. A float that large in what orjson
+# returned may therefore have been an integer in the text: such documents are parsed again
+# by stdlib json, which keeps every integer exact. A regular expression over the raw bytes
+# cost 2-8x the parse itself on digit-heavy lines; the checks below cost a few percent, and
+# a float that really was written that large only costs a second parse.
+_MAYBE_INT = float(2**63)
+
+
+def _maybe_big_int(values: Iterable[Any]) -> bool:
+    """Any float beyond +-2**63 among ``values``, nested or not (plain loops: 2x ``any(map())``)."""
+    for value in values:
+        t = type(value)
+        if t is float:
+            if value >= _MAYBE_INT or value <= -_MAYBE_INT:
+                return True
+        elif t is dict:
+            if _maybe_big_int(value.values()):
+                return True
+        elif t is list and _maybe_big_int(value):
+            return True
+    return False
+
+
+def loads(data: bytes | str, skip: frozenset[str] | tuple[str, ...] = ()) -> Any:
+    """Parse one JSON document exactly; stdlib json has the last word on anything orjson
+    refuses or would change (NaN literals, integers beyond 64 bits) and words the errors.
+
+    ``skip``: top-level keys whose numbers need not be exact (a JSONL record's float32
+    vector), left out of the look for integers orjson turned into floats.
+    """
     if _orjson is not None:
         try:
-            return _orjson.loads(data)
+            doc = _orjson.loads(data)
         except ValueError:
-            pass
+            return json.loads(data)
+        if type(doc) is dict:
+            suspect = _maybe_big_int(v for k, v in doc.items() if k not in skip) if skip else \
+                _maybe_big_int(doc.values())
+        else:
+            suspect = _maybe_big_int((doc,))
+        if not suspect:
+            return doc
     return json.loads(data)
 
 
@@ -469,6 +510,17 @@ class FileProvider(Provider):
         manifest: dict[str, Any] | None,
     ) -> None: ...
 
+    def _lint_slots(self, schema: CollectionSchema) -> tuple[dict[str, str] | None, str | None, str | None]:
+        """(typed slots, document kind, id type) the sampled records will be written to."""
+        return None, "json", None
+
+    def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
+        """The write-time fidelity rules (:mod:`vecmig.providers.fidelity`) over the plan's sample."""
+        slots, document, id_type = self._lint_slots(schema)
+        texts = sample.texts if sample.texts is not None else [None] * len(sample)
+        return lint_records(sample.ids, sample.metadata, texts, slots, document, False,
+                            f"{self.name} ({self.raw_path})", id_type=id_type)
+
     # -- shared behaviour -----------------------------------------------------------------
     def collection_exists(self) -> bool:
         return self.path.exists() or self.staging.exists()
@@ -519,6 +571,9 @@ class FileProvider(Provider):
             why = check_record_id(rid)
             if why:
                 raise TerminalError(f"{self.path}: record id {why}", hint="ids must be integers or strings")
+            bad = check_id(rid, "text", pg=False) if type(rid) is str else None
+            if bad is not None:
+                raise refuse(str(self.path), rid, None, Refusal(bad.code, f"id {bad.why}"))
 
     def upsert(self, batch: Batch) -> None:
         """Durable once this returns; replaying the same batch is harmless (see module doc)."""

@@ -28,6 +28,7 @@ from vecmig import safe_paths
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Throughput
+from vecmig.providers.fidelity import Refusal, check_id, record_problem, refuse
 from vecmig.providers.files.common import (
     TYPE_SAMPLE,
     FileProvider,
@@ -133,7 +134,7 @@ class JsonlProvider(FileProvider):
 
     def _decode(self, line: bytes, offset: int, dim: int | None) -> _Record:
         try:
-            rec = loads(line)
+            rec = loads(line, self.fields.vector)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             raise self._bad(
                 offset, f"invalid JSON ({exc})", "fix or remove that line; each line must be one JSON object"
@@ -523,12 +524,28 @@ class JsonlProvider(FileProvider):
             try:
                 lines.append(dumps(rec))
             except (ValueError, TypeError) as exc:
-                raise TerminalError(
-                    f"{self.path}: record {rid!r} cannot be written as JSON ({exc})",
-                    hint="vectors must be finite; metadata must be JSON-like",
-                ) from None
+                raise self._unwritable(batch, i, exc) from None
         lines.append("")
-        return "\n".join(lines).encode()
+        try:
+            return "\n".join(lines).encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate: find the record and the field
+            bad = next((i for i, line in enumerate(lines) if not _encodable(line)), 0)
+            raise self._unwritable(batch, bad, exc) from None
+
+    def _unwritable(self, batch: Batch, i: int, exc: Exception) -> TerminalError:
+        """Why record ``i`` of ``batch`` cannot be a JSON line, naming the field (FD codes)."""
+        texts = batch.texts if batch.texts is not None else [None] * len(batch)
+        rid = batch.ids[i]
+        bad_id = check_id(rid, "text", pg=False)
+        if bad_id is not None:
+            return refuse(str(self.path), rid, None, Refusal(bad_id.code, f"id {bad_id.why}"))
+        found = record_problem(batch.metadata[i], None, "json", pg=False, text=texts[i])
+        if found is not None:
+            return refuse(str(self.path), rid, found[0], found[1])
+        return TerminalError(
+            f"{self.path}: record {rid!r} cannot be written as JSON ({exc})",
+            hint="vectors must be finite; metadata must be JSON-like",
+        )
 
     def _write_part(self, tmp: Path, batch: Batch, seq: int, manifest: dict[str, Any]) -> None:
         header = dumps({_PART_HEADER: 1, "seq": seq, "ids": batch.ids})
@@ -585,6 +602,14 @@ class JsonlProvider(FileProvider):
                     for row, line in enumerate(f):
                         if keep(si, row, ids[row]):
                             out.write(line)
+
+
+def _encodable(line: str) -> bool:
+    try:
+        line.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _copy_lines(src: IO[bytes], out: IO[bytes]) -> None:

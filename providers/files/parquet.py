@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Throughput
+from vecmig.providers.fidelity import Refusal, check_id, record_problem, refuse
 from vecmig.providers.files.common import (
     TYPE_SAMPLE,
     FileFields,
@@ -282,7 +283,43 @@ class Layout:
 
     # -- Batch -> arrow ---------------------------------------------------------------------
 
+    def slots(self) -> tuple[dict[str, str] | None, str | None]:
+        """Where metadata goes, for :mod:`vecmig.providers.fidelity`: typed columns, or one document."""
+        if self.meta_mode == "json":
+            return None, "json"
+        if self.meta_mode in ("struct", "map"):
+            return None, "json"  # Arrow checks the shape; the document rules still apply to values
+        return {name: "json" if name in self.json_columns else logical_type(self.schema.field(name).type)
+                for name in self.meta_columns}, None
+
+    def check(self, batch: Batch) -> None:
+        """Refuse, naming the record and field, what the columns cannot hold exactly.
+
+        Arrow would refuse some of it with a message naming only the column, and silently
+        change the rest (``1.5`` into an int64 column becomes ``1``).
+        """
+        slots, document = self.slots()
+        texts = batch.texts if batch.texts is not None else [None] * len(batch)
+        id_type = self.id_type
+        for rid, meta, text in zip(batch.ids, batch.metadata, texts, strict=True):
+            bad_id = check_id(rid, id_type, pg=False)
+            if bad_id is not None:
+                raise refuse(str(self.path), rid, None, Refusal(bad_id.code, f"id {bad_id.why}"))
+            if slots is not None:
+                unknown = sorted(k for k, v in meta.items() if k not in slots and v is not None)
+                if unknown:
+                    raise TerminalError(
+                        f"record {rid!r}: metadata field(s) {', '.join(map(repr, unknown))} have no column in "
+                        f"{self.path} (columns: {', '.join(self.meta_columns)})",
+                        hint="list the field in fields.metadata, drop it (mapping.metadata.drop), or store "
+                             "metadata as one JSON column (fields.metadata: metadata)",
+                    )
+            found = record_problem(meta, slots, document, pg=False, text=text)
+            if found is not None:
+                raise refuse(str(self.path), rid, found[0], found[1])
+
     def to_table(self, batch: Batch) -> pa.Table:
+        self.check(batch)
         arrays: list[pa.Array] = []
         for field in self.schema:
             try:
@@ -652,6 +689,11 @@ class ParquetProvider(FileProvider):
                 acc_first, acc_start = g + 1, row
         flush(md.num_row_groups, row)
         return shards or [{"row_groups": [0, md.num_row_groups], "rows": [0, row], "records": 0}]
+
+    def _lint_slots(self, schema: CollectionSchema) -> tuple[dict[str, str] | None, str | None, str | None]:
+        if isinstance(self.fields.metadata, str):
+            return None, "json", schema.id_type
+        return {name: schema.metadata.get(name, "json") for name in self.fields.metadata}, None, schema.id_type
 
     # ---- writing (hooks of FileProvider) ----------------------------------------------------
 

@@ -58,7 +58,8 @@ from psycopg.types import TypeInfo
 from vecmig.errors import ProviderError, TerminalError, TransientError
 from vecmig.ids import IdReport, canonical_int_text, id_kind, show_id
 from vecmig.model import Inventory
-from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
+from vecmig.providers import fidelity
+from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
 from vecmig.providers.pgvector import columnar, embedded, pipe
 from vecmig.providers.pgvector.codec import (
     CopyColumn,
@@ -848,6 +849,7 @@ class PgvectorProvider(Provider):
                 f"records carry text but '{layout.relation.name}' has no text column",
                 hint=f"set {self._role}.fields.text to the column that should hold it",
             )
+        self._check_fidelity(layout, batch, ids)
         if layout.json_column is not None:
             out.append((layout.json_column, "jsonb", list(batch.metadata)))
             return out
@@ -864,6 +866,33 @@ class PgvectorProvider(Provider):
         for c in layout.metadata:
             out.append((c, WIRE_TYPE[c.logical], [m.get(c.name) for m in batch.metadata]))
         return out
+
+    def _check_fidelity(self, layout: Layout, batch: Batch, ids: list[RecordId]) -> None:
+        """Refuse, naming record and field, what the columns would refuse with a raw server
+        error or silently change (see :mod:`vecmig.providers.fidelity`)."""
+        slots, document = _slots(layout)
+        texts = batch.texts if batch.texts is not None else [None] * len(batch)
+        id_type = "int" if layout.id_type == "int" else "text"
+        where = f"'{layout.relation.name}'"
+        for rid, meta, text in zip(ids, batch.metadata, texts, strict=True):
+            bad_id = fidelity.check_id(rid, id_type, pg=True)
+            if bad_id is not None:
+                raise fidelity.refuse(where, rid, None, fidelity.Refusal(bad_id.code, f"id {bad_id.why}"))
+            found = fidelity.record_problem(meta, slots, document, True, text if layout.text is not None else None)
+            if found is not None:
+                raise fidelity.refuse(where, rid, found[0], found[1])
+
+    def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
+        """The write-time fidelity rules over the plan's sample, for the table create_collection
+        would make (an existing table's real column types are checked at write time)."""
+        f = self.store.fields
+        if isinstance(f.metadata, str):
+            slots, document = None, "jsonb"
+        else:
+            slots, document = {k: v for k, v in schema.metadata.items()}, None
+        texts = sample.texts if sample.texts is not None else [None] * len(sample)
+        return fidelity.lint_records(sample.ids, sample.metadata, texts, slots, document, True,
+                                     f"PostgreSQL ({self.store.collection})", id_type=schema.id_type)
 
     def expect_new_records(self) -> None:
         """The target was created by this plan: ids are new unless a batch is being replayed.
@@ -1629,8 +1658,8 @@ class PgvectorProvider(Provider):
                 arr = columnar.arrow_for(wire, values)
             else:
                 arr = columnar.from_python(wire, values)
-            if arr is None:
-                return None
+            if arr is None or (wire in ("text", "text[]") and _holds_nul(arr)):
+                return None  # the careful path names the record (PostgreSQL refuses NUL in text)
             fields.append(columnar.Field(col.name, wire, arr))  # type: ignore[arg-type]
         if pc.count_distinct(fields[1].values).as_py() != n:
             return None
@@ -1699,6 +1728,25 @@ class PgvectorProvider(Provider):
 
 
 _COPY_LINE = re.compile(r"COPY [^,]+, line (\d+)")
+
+
+_SLOT_OF_TYPNAME = {"int2": "int2", "int4": "int4", "float4": "float4", "numeric": "numeric"}
+
+
+def _slots(layout: Layout) -> tuple[dict[str, str] | None, str | None]:
+    """Where each metadata key goes, for :mod:`vecmig.providers.fidelity`."""
+    if layout.json_column is not None:
+        return None, "jsonb"
+    return {c.name: _SLOT_OF_TYPNAME.get(c.typname, "jsonb" if c.logical == "json" else c.logical)
+            for c in layout.metadata}, None
+
+
+def _holds_nul(arr: pa.Array) -> bool:
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        arr = arr.flatten()
+    if pa.types.is_null(arr.type) or not len(arr):
+        return False
+    return bool(pc.any(pc.match_substring(arr, "\x00")).as_py())
 
 
 def _any_value(values: Any) -> bool:

@@ -26,6 +26,7 @@ Codes are stable: new rules get new numbers, retired numbers are never reused.
 | PC013 | error    | the sparse values are malformed (lengths, indices, over 1000 non-zeros) |
 | PC014 | error    | an integer is beyond 2**53: Pinecone stores numbers as doubles and would change it |
 | PC015 | info     | integer ids are stored as strings (fetch maps them back) |
+| PC016 | error    | a metadata string (or key) holds a lone surrogate: not Unicode, cannot be sent as UTF-8 |
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ RULES: dict[str, tuple[Severity, str]] = {
                        "at most 1000 non-zeros"),
     "PC014": ("error", "store large integers as strings (they would lose precision as doubles)"),
     "PC015": ("info", "nothing to do: validation maps the ids back; readers of the index see strings"),
+    "PC016": ("error", "fix the text in the source: a lone UTF-16 surrogate is not a character"),
 }
 
 
@@ -147,7 +149,7 @@ def clean_metadata(
         if raw is None:
             findings.append(Finding("PC002", f"metadata field '{key}' is null and is dropped", record_id))
             continue
-        value, problem = _clean_value(raw)
+        value, problem = _clean_value(raw) if _unicode(str(key)) else (None, "PC016")
         if problem is not None:
             if problem in ("PC003", "PC004") and nested == "json":
                 out[str(key)] = _as_json_string(raw)
@@ -168,7 +170,7 @@ def _clean_value(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, bool | np.bool_):
         return bool(value), None
     if isinstance(value, str):
-        return value, None
+        return (value, None) if _unicode(value) else (None, "PC016")
     if isinstance(value, int | np.integer):
         v = int(value)
         return (v, None) if abs(v) <= MAX_SAFE_INT else (None, "PC014")
@@ -180,9 +182,17 @@ def _clean_value(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, list | tuple | np.ndarray):
         items = value.tolist() if isinstance(value, np.ndarray) else list(value)
         if all(isinstance(item, str) for item in items):
-            return items, None
+            return (items, None) if all(map(_unicode, items)) else (None, "PC016")
         return None, "PC004"
     return None, "PC005"
+
+
+def _unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _as_json_string(value: Any) -> str:
@@ -202,6 +212,8 @@ def _value_message(code: str, key: str, value: Any) -> str:
         return f"metadata field '{key}' is a nested object"
     if code == "PC004":
         return f"metadata field '{key}' is a list holding non-strings ({_short(value)})"
+    if code == "PC016":
+        return f"metadata field '{key}' holds a lone surrogate ({_short(value)})"
     if code == "PC014":
         return f"metadata field '{key}' = {value} is beyond 2**53"
     if isinstance(value, float | np.floating):
