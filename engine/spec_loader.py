@@ -1272,7 +1272,7 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
                     raise ctx.error(f"{at}/connection/{key} is ignored: it applies to a {provider} target, "
                                     "not a source", f"{at}/connection/{key}", f"remove {key} from the source")
             if not rule.shards_by_size and "shard_size" in spec.get("strategy", {}):
-                raise ctx.error(f"/strategy/shard_size is ignored: a {provider} source is read one shard per "
+                raise ctx.error(f"strategy.shard_size is ignored: a {provider} source is read one shard per "
                                 "namespace", "/strategy/shard_size",
                                 'remove shard_size (`namespace: "*"` reads every namespace as its own shard)')
     target = spec["target"]
@@ -1280,28 +1280,28 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
     rule = PROVIDER_RULES.get(provider)
     create = target.get("create") or {}
     if rule is not None and "index" in create and not rule.indexes:
-        raise ctx.error(f"/target/create/index is ignored: vecmig builds no index in a {provider} target",
+        raise ctx.error(f"target.create.index is ignored: vecmig builds no index in a {provider} target",
                         "/target/create/index", "remove index (it applies to pgvector targets)")
     if rule is not None and "metric" in create and not rule.keeps_metric:
-        raise ctx.error(f"/target/create/metric is ignored: a {provider} file records no metric",
+        raise ctx.error(f"target.create.metric is ignored: a {provider} file records no metric",
                         "/target/create/metric", "remove metric (the store that reads the file decides it)")
     if rule is not None and "id_type" in create and create["id_type"] not in rule.id_types:
-        raise ctx.error(f"/target/create/id_type is ignored: {provider} keeps every id as a string",
+        raise ctx.error(f"target.create.id_type is ignored: {provider} keeps every id as a string",
                         "/target/create/id_type", "remove id_type")
     index = create.get("index") or {}
     kind = index.get("type", IndexSpec.type)
     for key, kinds in INDEX_OPTIONS.items():
         if key in index and kind not in kinds:
-            raise ctx.error(f"/target/create/index/{key} is ignored: it applies to {' and '.join(kinds)} "
+            raise ctx.error(f"target.create.index.{key} is ignored: it applies to {' and '.join(kinds)} "
                             f"indexes, not {kind}", f"/target/create/index/{key}",
                             f"remove {key}, or set index.type to {kinds[0]}")
     pointer = target.get("pointer") or {}
     if "timeout" in pointer and "command" not in pointer:
-        raise ctx.error("/target/pointer/timeout is ignored: it limits pointer.command, and no command is set",
+        raise ctx.error("target.pointer.timeout is ignored: it limits pointer.command, and no command is set",
                         "/target/pointer/timeout", "remove timeout, or add the command it limits")
     completeness = (spec.get("validate") or {}).get("completeness")
     if isinstance(completeness, dict) and completeness.get("checksums") is False:
-        raise ctx.error("/validate/completeness/checksums: false is not supported: completeness validation "
+        raise ctx.error("validate.completeness.checksums: false is not supported: completeness validation "
                         "always compares checksums (counts and ids alone miss changed values)",
                         "/validate/completeness/checksums",
                         "remove checksums, or set `validate: {completeness: false}` to skip validation")
@@ -1309,11 +1309,11 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
     stores = {spec["source"]["provider"], provider}
     metered = [p for p in stores if PROVIDER_RULES.get(p, _ProviderRule((), "", metered=True)).metered]
     if "transition_days" in cost and not metered:
-        raise ctx.error("/cost/transition_days is ignored: neither store is metered, so no storage is priced",
+        raise ctx.error("cost.transition_days is ignored: neither store is metered, so no storage is priced",
                         "/cost/transition_days", "remove transition_days")
     for key in cost:
         if key != "transition_days" and key not in stores:
-            raise ctx.error(f"/cost/{key} is ignored: neither the source nor the target is {key}", f"/cost/{key}",
+            raise ctx.error(f"cost.{key} is ignored: neither the source nor the target is {key}", f"/cost/{key}",
                             f"remove the {key} prices")
 
 

@@ -112,15 +112,24 @@ def json_values(max_leaves: int = 6, int_bits: int | None = None, finite: bool =
 def record_sets(draw: st.DrawFn, *, id_kinds: tuple[str, ...] = ("int", "str"), id_int_bits: int | None = 64,
                 min_size: int = 1, max_size: int = 8, meta_int_bits: int | None = None,
                 finite_meta: bool = True, nested_meta: bool = True, poison: bool = True) -> list[dict[str, Any]]:
-    """One source's records: one id type per set, unique ids, one dimension, every field optional
-    but the id and the vector. With ``poison``, about one set in four also holds one value no
-    store can take (a vector value that is no finite float32, a lone surrogate, NaN in metadata,
-    an empty id), so the refusal path is exercised without drowning the round trips."""
+    """One source's records: one dimension, every field optional but the id and the vector.
+
+    ``id_kinds``: "int", "str", or "mixed" (ints and strings in one source: a plan error).
+    Ids are unique unless poisoned. With ``poison``, about one set in four also holds one value
+    no store can take (a vector value that is no finite float32, a lone surrogate, NaN in
+    metadata, an empty id, an id repeated), so the refusal path is exercised without drowning
+    the round trips."""
     kind = draw(st.sampled_from(id_kinds))
-    bad = draw(st.sampled_from(["vector", "surrogate", "nan-metadata", "empty-id"] + ["none"] * 12)
+    bad = draw(st.sampled_from(["vector", "surrogate", "nan-metadata", "empty-id", "duplicate"] + ["none"] * 12)
                if poison else st.just("none"))
-    id_strategy = ints(id_int_bits) if kind == "int" else text(20).filter(bool)
-    ids = draw(st.lists(id_strategy, min_size=min_size, max_size=max_size, unique=True))
+    strings = text(20).filter(bool)
+    if kind == "mixed":
+        id_strategy = st.one_of(ints(id_int_bits), strings)
+        ids = draw(st.lists(id_strategy, min_size=max(2, min_size), max_size=max(2, max_size), unique=True)
+                   .filter(lambda xs: {type(x) for x in xs} == {int, str}))
+    else:
+        id_strategy = ints(id_int_bits) if kind == "int" else strings
+        ids = draw(st.lists(id_strategy, min_size=min_size, max_size=max_size, unique=True))
     dim = draw(st.integers(1, 5))
     meta_values = json_values(int_bits=meta_int_bits, finite=finite_meta, nested=nested_meta)
     out = []
@@ -133,7 +142,6 @@ def record_sets(draw: st.DrawFn, *, id_kinds: tuple[str, ...] = ("int", "str"), 
             rec["text"] = t
         out.append(rec)
     victim = out[draw(st.integers(0, len(out) - 1))]
-    victim_id = victim["id"]
     if bad == "vector":
         victim["vector"][draw(st.integers(0, dim - 1))] = draw(st.sampled_from(POISON_FLOATS))
     elif bad == "surrogate":
@@ -150,9 +158,18 @@ def record_sets(draw: st.DrawFn, *, id_kinds: tuple[str, ...] = ("int", "str"), 
         victim.setdefault("metadata", {})["nan"] = draw(st.sampled_from([float("nan"), float("inf")]))
     elif bad == "empty-id" and kind == "str":
         victim["id"] = ""
-    if len({r["id"] for r in out}) != len(out):  # a poisoned id collided: ids stay unique (see the ids narrowing)
-        victim["id"] = victim_id
+    elif bad == "duplicate":
+        twin = json.loads(json.dumps(victim, allow_nan=True))  # the same id, identical or not
+        if draw(st.booleans()):
+            twin["vector"] = [draw(floats(True)) for _ in range(dim)]
+        out.insert(draw(st.integers(0, len(out))), twin)
     return out
+
+
+def acceptable_ids(records: list[dict[str, Any]]) -> bool:
+    """Whether a store may take these ids at all: one type, no id twice (else only a refusal is right)."""
+    ids = [r["id"] for r in records]
+    return len({type(i) for i in ids}) == 1 and len(set(ids)) == len(ids)
 
 
 def jsonl_bytes(records: list[dict[str, Any]], keys: dict[str, str] | None = None) -> bytes:

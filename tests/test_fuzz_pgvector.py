@@ -32,10 +32,8 @@ def _pg(table: str, fields: str, create: bool) -> str:
 @settings(max_examples=fz.examples(10))
 @given(
     records=fz.record_sets(
-        # narrowed until the merge (ids): one id type per source; widen to ("int", "str", "mixed").
-        id_kinds=("int", "str"),
-        # narrowed until the merge (fidelity): ints beyond 64 bits; widen id_int_bits/meta_int_bits to None.
-        id_int_bits=64, meta_int_bits=64,
+        id_kinds=("int", "str", "mixed"),
+        id_int_bits=None, meta_int_bits=None,
         max_size=6,
     ),
     metadata_column=st.booleans(),
@@ -58,6 +56,7 @@ def test_jsonl_to_pgvector_and_back(pg_db: str, tmp_path: Path, records: list[di
         fz.check_one_line_refusal(r, names)
         return
     assert fz.storable(records), f"exit 0 although a vector value is not a finite float32: {records}"
+    assert fz.acceptable_ids(records), f"exit 0 although ids are repeated or of two types: {records}"
     assert count(pg_db, table) == len(records), "exit 0 with a different number of records in the target"
 
     (work / "back.yaml").write_text(

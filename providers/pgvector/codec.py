@@ -15,6 +15,7 @@ text, text[], jsonb and vector. The staging table uses exactly these types and t
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import struct
@@ -37,7 +38,52 @@ _F8 = struct.Struct(">id")
 _B1 = struct.Struct(">i?")
 _ARRAY_1D = struct.Struct(">iiiii")  # ndim, has_null, element oid, length, lower bound
 _ARRAY_EMPTY = struct.Struct(">iii").pack(0, 0, TEXT_OID)
-_JSON_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_FAST_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# Beyond this magnitude repr() writes an integral float in exponent form ("6.02e+23"), which a
+# jsonb numeric keeps with scale 0 and gives back as the int 602000000000000000000000: the
+# value survives, its type (float) does not. Written positionally with ".0", it keeps both.
+_EXPONENT_FORM = 1e16
+
+
+def _needs_positional(v: Any) -> bool:
+    if type(v) is float:
+        return math.isfinite(v) and abs(v) >= _EXPONENT_FORM and v.is_integer()
+    if isinstance(v, dict):
+        return any(_needs_positional(x) for x in v.values())
+    if isinstance(v, list | tuple):
+        return any(_needs_positional(x) for x in v)
+    return False
+
+
+def _float_text(v: float) -> str:
+    if math.isfinite(v) and abs(v) >= _EXPONENT_FORM and v.is_integer():
+        # The shortest decimal that round-trips, without the exponent: parses back to v.
+        return format(decimal.Decimal(repr(v)), "f") + ".0"
+    return float.__repr__(v) if math.isfinite(v) else _refuse_nonfinite(v)
+
+
+def _refuse_nonfinite(v: float) -> str:
+    raise ValueError(f"Out of range float values are not JSON compliant: {v!r}")
+
+
+class _PositionalEncoder(json.JSONEncoder):
+    """The stdlib encoder with floats that keep their type through a jsonb numeric."""
+
+    def iterencode(self, o: Any, _one_shot: bool = False) -> Any:
+        return json.encoder._make_iterencode(  # type: ignore[attr-defined]
+            {}, self.default, json.encoder.py_encode_basestring, self.indent, _float_text,
+            self.key_separator, self.item_separator, self.sort_keys, self.skipkeys, _one_shot)(o, 0)
+
+
+_SLOW_JSON = _PositionalEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def jsonb_dumps(value: Any) -> str:
+    """JSON text for a jsonb value that PostgreSQL gives back as the same Python value and type."""
+    return _SLOW_JSON(value) if _needs_positional(value) else _FAST_JSON(value)
+
+
+_JSON_DUMPS = jsonb_dumps
 
 
 class EncodeError(ValueError):

@@ -54,6 +54,7 @@ from psycopg import sql
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
+from psycopg.types.json import set_json_dumps
 
 from vecmig.errors import ProviderError, TerminalError, TransientError
 from vecmig.ids import IdReport, canonical_int_text, id_kind, show_id
@@ -67,6 +68,7 @@ from vecmig.providers.pgvector.codec import (
     build_copy,
     decode_vectors,
     encode_vector,
+    jsonb_dumps,
     vector_dtype,
 )
 from vecmig.providers.pgvector.errors import classify
@@ -218,6 +220,7 @@ class PgvectorProvider(Provider):
         except psycopg.Error as exc:
             self._release_embedded()
             raise self._classify(exc, connecting=True) from None
+        set_json_dumps(jsonb_dumps, conn)  # jsonb values come back with the type they went in with
         try:
             self._register_types(conn)
             conn.commit()
@@ -251,9 +254,11 @@ class PgvectorProvider(Provider):
         Safe on another thread once the main session is open (it holds the embedded server).
         """
         try:
-            return psycopg.connect(self._conninfo(), autocommit=False)
+            conn = psycopg.connect(self._conninfo(), autocommit=False)
         except psycopg.Error as exc:
             raise self._classify(exc, connecting=True) from None
+        set_json_dumps(jsonb_dumps, conn)
+        return conn
 
     def _release_embedded(self) -> None:
         if self._embedded is not None:
