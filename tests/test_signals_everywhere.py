@@ -123,3 +123,29 @@ def test_a_second_sigterm_during_apply_stops_now_and_still_closes_the_run(pg_db:
     assert r.returncode == 0, r.stdout + r.stderr
     assert table_rows(pg_db, "docs") == table_rows(pg_db, "docs_v2")
     assert vecmig("state", "verify", str(spec), env=env).returncode == 0
+
+
+def test_quickstart_completes_a_seeding_a_signal_stopped(server_tmpdir: Path) -> None:
+    """A SIGTERM while quickstart seeds leaves part of the sample in the source; the next
+    quickstart must seed the rest, not migrate the part (it said "already holds N records")."""
+    from tests.test_examples import copy_plans
+    from vecmig import sample
+    from vecmig.providers import provider_class
+    from vecmig.providers.base import CollectionSchema
+    from vecmig.spec_loader import load_spec
+
+    plans = copy_plans(server_tmpdir)
+    spec_path = plans / "quickstart.yaml"
+    spec = load_spec(spec_path)
+    # What the stopped seeding left: the table and the first 1,000 of 3,000 sample records.
+    with provider_class("pgvector")(spec.source) as src:
+        src.create_collection(CollectionSchema(dimension=384, metric="cosine", id_type="int",
+                                               metadata=dict(sample.METADATA_TYPES), text=True))
+        src.upsert(next(iter(sample.batches(3000, 384, seed=7))))
+    r = vecmig("quickstart", str(spec_path), "--records", "3000")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "seeding the rest" in r.stdout and "3,000 records match" in r.stdout, r.stdout
+    with provider_class("pgvector")(spec.source) as src:
+        assert src.inventory().count == 3000
+    r = vecmig("plan", str(spec_path), "--detailed-exitcode")
+    assert r.returncode == 0 and "No changes" in r.stdout, r.stdout + r.stderr
