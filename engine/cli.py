@@ -550,15 +550,42 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def _handle_stop_signals() -> None:
-    """SIGTERM (docker stop, Kubernetes, systemd, CI cancellation) and SIGHUP unwind like
-    Ctrl-C: ``finally`` blocks release the lock, runs close as interrupted. apply replaces
-    this with a graceful stop after the batch in flight (executor.stop_on_signals)."""
+    """SIGINT, SIGTERM (docker stop, Kubernetes, systemd, CI cancellation) and SIGHUP unwind
+    like Ctrl-C: ``finally`` blocks release the lock, runs close as interrupted, and vecmig
+    exits 128 + the signal's number. apply replaces this with a graceful stop after the
+    batch in flight (executor.stop_on_signals)."""
     import signal
 
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         signum = getattr(signal, name, None)
         if signum is not None:
             signal.signal(signum, _terminate)
+
+
+def _stopped(e: BaseException) -> int | None:
+    """The signal that stopped vecmig, if ``e`` (or what it was raised from) is a stop.
+
+    Typer turns any KeyboardInterrupt (:class:`Terminated` is one) into a silent exit 130,
+    whatever the signal was; the signal is found again on the exception chain."""
+    from vecmig.errors import Terminated
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, Terminated):
+            return cur.signum
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _exit_stopped(signum: int) -> None:
+    import signal
+
+    name = signal.Signals(signum).name
+    err().print(f"Interrupted by {name}: stopped before finishing; run the same command again to finish.",
+                markup=False, highlight=False)
+    sys.exit(128 + signum)
 
 
 def main() -> None:
@@ -571,32 +598,41 @@ def main() -> None:
     try:
         app()
     except SystemExit as e:
+        signum = _stopped(e)
+        if signum is not None:
+            if _OPTS["debug"]:
+                import traceback
+
+                traceback.print_exception(e.__context__ or e)
+            _exit_stopped(signum)
+        if e.code == 130:
+            _exit_stopped(2)
         # Usage errors exit 2 in click; 2 is reserved for "changes" (--detailed-exitcode).
         if e.code == 2 and not _OPTS.get("changes"):
             sys.exit(1)
         raise
     except VecmigError as e:
         if _OPTS["debug"]:
-            raise
+            import traceback
+
+            traceback.print_exc()  # the traceback asked for, then the exit code the error has
+            sys.exit(e.exit_code)
         err().print(_OPTS["redact"](f"Error: {e.one_line()}"), markup=False, highlight=False)
         sys.exit(e.exit_code)
     except Terminated as e:
-        import signal
-
         if _OPTS["debug"]:
-            raise
-        err().print(f"Interrupted by {signal.Signals(e.signum).name}.")
-        sys.exit(e.exit_code)
+            import traceback
+
+            traceback.print_exc()
+        _exit_stopped(e.signum)
     except KeyboardInterrupt:
-        err().print("Interrupted.")
-        sys.exit(130)
+        _exit_stopped(2)
     except Exception as e:
         if _OPTS["debug"]:
             raise
         msg = _OPTS["redact"](f"{type(e).__name__}: {e}".splitlines()[0])
         err().print(f"Error: internal error: {msg} — rerun with --debug for the traceback", markup=False)
         sys.exit(1)
-
 
 if __name__ == "__main__":
     main()

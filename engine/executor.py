@@ -210,7 +210,7 @@ def stop_on_signals(stop: threading.Event, received: list[int] | None = None) ->
 
     def handler(signum: int, frame: Any) -> None:
         if stop.is_set():  # a second signal means now
-            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+            raise Terminated(signum)
         got.append(signum)
         stop.set()
 

@@ -19,14 +19,22 @@ def seed(spec_path: Path, records: int, console: Console) -> None:
     src = provider_class(spec.source.provider)(spec.source)
     with src:
         inv = src.inventory()
-        if inv.exists and inv.count:
+        if inv.exists and inv.count and inv.count >= records:
             console.print(f"Source {spec.source.label} already holds {inv.count:,} records; not reseeding.")
             return
         dim = (spec.target.create.dimension if spec.target.create else None) or 384
-        console.print(f"Seeding source {spec.source.label} with {records:,} sample records ({dim} dims, "
-                      "24 topic clusters, mixed metadata)…")
-        src.create_collection(CollectionSchema(dimension=dim, metric="cosine", id_type="int",
-                                               metadata=dict(sample.METADATA_TYPES), text=True))
+        if inv.exists and inv.count:
+            # A seeding that was stopped (Ctrl-C, SIGTERM): the sample is deterministic and the
+            # upserts idempotent, so seeding again completes it instead of migrating a part.
+            dim = inv.dimension or dim
+            console.print(f"Source {spec.source.label} holds {inv.count:,} of the {records:,} sample records "
+                          "(an earlier seeding stopped); seeding the rest…")
+        else:
+            console.print(f"Seeding source {spec.source.label} with {records:,} sample records ({dim} dims, "
+                          "24 topic clusters, mixed metadata)…")
+        if not inv.exists:
+            src.create_collection(CollectionSchema(dimension=dim, metric="cosine", id_type="int",
+                                                   metadata=dict(sample.METADATA_TYPES), text=True))
         for batch in sample.batches(records, dim, seed=7):
             src.upsert(batch)
         src.build_index(IndexSpec(type="hnsw"), "cosine")

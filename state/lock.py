@@ -51,20 +51,31 @@ class Lock:
         return dict(row) if row else None
 
     def acquire(self, timeout: float = 0.0) -> None:
-        deadline = time.monotonic() + timeout
-        me = actor()
-        while True:
-            holder = self._try_take(me)
-            if holder is None:
-                break
-            if time.monotonic() >= deadline:
-                raise LockError(
-                    f"the migration is locked: {describe(holder)}",
-                    hint=f"wait for it to finish, or if it is gone run `vecmig force-unlock SPEC {holder['lock_id']}`",
-                )
-            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-        self._thread = threading.Thread(target=self._beat, name="vecmig-lock-heartbeat", daemon=True)
-        self._thread.start()
+        """Take the lock, waiting up to ``timeout`` seconds for a live holder to let go.
+
+        A signal (Ctrl-C, SIGTERM) may land anywhere in here, also just after the lock row was
+        committed and before the caller's ``try``/``finally`` is entered: whatever stops the
+        acquisition removes this process's own row (and only it) on the way out."""
+        try:
+            deadline = time.monotonic() + timeout
+            me = actor()
+            while True:
+                holder = self._try_take(me)
+                if holder is None:
+                    break
+                if time.monotonic() >= deadline:
+                    raise LockError(
+                        f"the migration is locked: {describe(holder)}",
+                        hint=f"wait for it to finish, or if it is gone run `vecmig force-unlock SPEC "
+                             f"{holder['lock_id']}`",
+                    )
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            self._thread = threading.Thread(target=self._beat, name="vecmig-lock-heartbeat", daemon=True)
+            self._thread.start()
+        except BaseException as exc:
+            if not isinstance(exc, LockError):
+                self.release()
+            raise
 
     def _try_take(self, me: dict[str, Any]) -> dict[str, Any] | None:
         """Take the lock, or return its live holder.

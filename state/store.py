@@ -107,7 +107,14 @@ _CHECKPOINT_STMT = {"sqlite": _checkpoint_stmt(sqlite_dialect.insert),
 
 def _engine_for(path: Path | None, url: str | None) -> Engine:
     if url:
-        return create_engine(_pg_url(url), pool_pre_ping=True)
+        try:
+            parsed = make_url(_pg_url(url))
+        except Exception:  # never echoed: the URL holds the password
+            raise StateError(
+                "the state URL (state.url) cannot be parsed as a database URL",
+                hint="percent-encode the characters / @ : # ? % in its user name and password "
+                     "(/ as %2F, @ as %40, : as %3A, # as %23, ? as %3F, % as %25)") from None
+        return create_engine(parsed, pool_pre_ping=True)
     assert path is not None
     engine = create_engine(f"sqlite:///{path}",
                            connect_args={"timeout": _SQLITE_TIMEOUT, "check_same_thread": False})
