@@ -7,9 +7,11 @@ upsert, delete, aliases. Records live in the process-wide registry of
 
 Faults (target connection keys; they act on upserts, counted per store across instances):
 
-* ``fail_after_batches: N`` — after N acknowledged upserts the next one fails with a
-  terminal error, once per store (the store then "recovers"): an apply stops mid-shard and
-  the next apply resumes from the checkpoint.
+* ``fail_after_batches: N`` — once the store has acknowledged N upserts, every later one
+  through this connection fails with a terminal error: an apply stops mid-shard, and an
+  apply with the knob removed (the store "repaired") resumes from the checkpoint. Every
+  upsert after the N-th fails, not just one, so shards running beside the failing one stop
+  at the same point whatever the thread timing.
 * ``transient_every: N`` — every N-th upsert call fails with a transient error (nothing is
   written), so the copy retries from its last checkpoint; ``retry_after`` (seconds) is the
   delay the error asks for (0 in tests; absent: the executor's own backoff).
@@ -192,11 +194,11 @@ class MemoryProvider(Provider):
             raise TransientError(f"{where} is busy (injected fault transient_every: upsert call "
                                  f"{stats.upsert_calls})", retry_after=f.get("retry_after"))
         after = f.get("fail_after_batches")
-        if after is not None and stats.acked_batches >= int(after) and "fail_after_batches" not in self.mem.fired:
-            self.mem.fired.add("fail_after_batches")
+        if after is not None and stats.acked_batches >= int(after):
             stats.terminal_faults += 1
             raise TerminalError(f"{where} failed after {stats.acked_batches} acknowledged batch(es) "
-                                "(injected fault fail_after_batches)", hint="apply again to resume")
+                                "(injected fault fail_after_batches)",
+                                hint="remove fail_after_batches and apply again to resume")
 
     def upsert(self, batch: Batch) -> None:
         with self.mem.lock:

@@ -66,7 +66,6 @@ class MemoryStore:
         self.collections: dict[str, Collection] = {}
         self.aliases: dict[str, str] = {}
         self.stats = Stats()
-        self.fired: set[str] = set()  # one-shot faults that already fired
         self.lock = threading.RLock()
 
     # -- for tests ------------------------------------------------------------------------
