@@ -31,7 +31,7 @@ from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
 from vecmig.providers.memory import store as registry
 from vecmig.providers.memory.store import Collection, sort_key
-from vecmig.records import Batch, Checksum, RecordId
+from vecmig.records import Batch, RecordId
 from vecmig.spec import StoreSpec
 
 FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after")
@@ -102,11 +102,8 @@ class MemoryProvider(Provider):
                         continue
                     kind = _logical_type(value)
                     fields[key] = kind if fields.get(key, kind) == kind else "json"
-            checksum = Checksum()
-            for batch in self._batches(coll, None, None, 1000):
-                checksum.add_batch(batch)
             extra: dict[str, Any] = {"text": coll.text or any(r.text is not None for r in coll.records.values()),
-                                     "checksum": checksum.hex}
+                                     "checksum": coll.checksum()}
             if any(r.sparse is not None for r in coll.records.values()):
                 extra["sparse"] = True
             if len(kinds) > 1:
@@ -222,6 +219,7 @@ class MemoryProvider(Provider):
             self.mem.stats.deletes += 1
             for rid in ids:
                 coll.records.pop(rid, None)
+            coll.version += 1
 
     def create_collection(self, schema: CollectionSchema) -> None:
         with self.mem.lock:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmig.records import Batch, RecordId, sparse_of
+from vecmig.records import Batch, Checksum, RecordId, record_digest, sparse_of
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,17 @@ class Collection:
     # How many times each id was upserted through the provider (seeding does not count):
     # what "nothing doubled" is checked against.
     writes: Counter[RecordId] = field(default_factory=Counter)
+    version: int = 0  # bumped by every change: the content checksum is cached per version
+    _checksum: tuple[int, str] | None = None
+
+    def checksum(self) -> str:
+        """The records' order-independent digest (``records.Checksum``), for the fingerprint."""
+        if self._checksum is None or self._checksum[0] != self.version:
+            total = Checksum()
+            total.add_digests([record_digest(rid, r.vector, r.metadata, r.text, r.sparse)
+                               for rid, r in self.records.items()])
+            self._checksum = (self.version, total.hex)
+        return self._checksum[1]
 
 
 @dataclass
@@ -105,6 +116,7 @@ class MemoryStore:
                                        copy.deepcopy(sparse))
             if count:
                 coll.writes[rid] += 1
+        coll.version += 1
 
 
 _REGISTRY: dict[str, MemoryStore] = {}
