@@ -513,7 +513,7 @@ def _build(public: Any, locations: Locations, base_dir: Path, env: Mapping[str, 
 # which is). Every other connection key, state.url and any key naming a password, key or token
 # is a secret: a third-party provider's unknown key is masked rather than shown.
 NOT_SECRET_CONNECTION_KEYS = frozenset({"path", "embedded", "host", "concurrency", "timeout", "ready_timeout",
-                                        "nested_metadata"})
+                                        "nested_metadata", "name", "terminal_on_id"})  # name, terminal_on_id: memory
 SECRET_KEY = re.compile(r"(?i)password|passwd|secret|token|api_?key|dsn|credential")
 
 
@@ -942,6 +942,15 @@ PROVIDER_RULES: dict[str, _ProviderRule] = {
         metadata_columns=False,
         id_types=(),
         metered=True,
+    ),
+    # The in-memory test double (providers/memory): faults act on writes, so they are target keys.
+    "memory": _ProviderRule(
+        ("name",),
+        "connection: {name: src} (optionally fail_after_batches, transient_every, terminal_on_id, retry_after)",
+        needs_collection=True,
+        optional_keys=("fail_after_batches", "transient_every", "terminal_on_id", "retry_after"),
+        collection_hint="the collection name: add `collection: <name>`",
+        target_only_keys=("fail_after_batches", "transient_every", "terminal_on_id", "retry_after"),
     ),
 }
 MANAGED_CREATE_KEYS = ("cloud", "region", "deletion_protection", "tags", "sparse")

@@ -8,8 +8,19 @@ Fixtures:
 * ``pg_db`` (function): a fresh, empty database per test (no extensions); yields its DSN
   and drops it afterwards with ``WITH (FORCE)``.
 
-Autouse: ``_no_internal_errors`` fails any test in which a CLI run (``tests/cli_utils.py``)
+Autouse: ``_no_internal_errors`` fails any test in which a CLI run (``tests/support/cli.py``)
 printed "internal error" or a traceback without ``--debug``: no input may ever cause one.
+
+Tiers: :func:`pytest_collection_modifyitems` gives every test one tier marker, so a new test
+is tiered without anyone remembering to (an explicit tier marker on a test wins):
+
+* ``chaos`` — under ``tests/chaos/``;
+* ``unit`` — under ``tests/unit/``;
+* ``e2e`` — its module runs the CLI in a subprocess (imports ``vecmig`` or ``spawn`` from
+  ``tests.support.cli``, or is listed in ``E2E_MODULES``), with or without a server;
+* ``integration`` — uses the PostgreSQL fixtures (``pg``, ``pg_db``, ``server_tmpdir``) or the
+  local Pinecone server (``tests.pinecone_local``) in-process;
+* ``unit`` — everything else: in-process, no server, no subprocess.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests import cli_utils
+from tests.support import cli as cli_utils
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,33 @@ def _server_tmpdir(prefix: str) -> Path:
     base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     os.chmod(base, 0o755)
     return base
+
+
+TIERS = ("unit", "integration", "e2e", "chaos")
+SERVER_FIXTURES = frozenset({"pg", "pg_db", "server_tmpdir"})
+# Modules that run the CLI in a way the rule below cannot see (a pytest child that runs it).
+E2E_MODULES = frozenset({"test_no_internal_errors.py"})
+
+
+def _tier(item: pytest.Item) -> str:
+    parts = Path(str(item.path)).relative_to(Path(__file__).parent).parts
+    if parts[0] == "chaos":
+        return "chaos"
+    if parts[0] == "unit":
+        return "unit"
+    module = vars(getattr(item, "module", None) or object())
+    if parts[-1] in E2E_MODULES or module.get("vecmig") is cli_utils.vecmig or module.get("spawn") is cli_utils.spawn:
+        return "e2e"
+    pinecone_local = any(str(getattr(v, "__module__", "")).startswith("tests.pinecone_local") for v in module.values())
+    if pinecone_local or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "integration"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(t) for t in TIERS):
+            item.add_marker(getattr(pytest.mark, _tier(item)))
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.cli_utils import table_rows, vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import env_for, write_spec
+from tests.support.cli import table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import env_for, write_spec
 
 N = 2500
 

@@ -16,10 +16,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.cli_utils import ROOT, table_rows, vecmig
 from tests.conftest import PgServer
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import SECRET, env_for, write_spec
+from tests.support.cli import ROOT, table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import SECRET, env_for, write_spec
 from vecmig.state.store import StateStore
 
 

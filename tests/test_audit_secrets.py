@@ -6,9 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.cli_utils import vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import SECRET, big_bang_spec, env_for
+from tests.support.cli import vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import SECRET, big_bang_spec, env_for
 
 OTHER_SECRET = "An0ther-S3cret-in-a-bad-DSN"
 

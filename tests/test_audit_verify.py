@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_utils import vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import SECRET, big_bang_spec, env_for
+from tests.support.cli import vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import SECRET, big_bang_spec, env_for
 from vecmig.state.verify import event_hash
 
 

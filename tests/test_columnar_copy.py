@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import DOCS_FIELDS, make_metadata, make_vectors, pg_store
+from tests.support.data import DOCS_FIELDS, make_metadata, make_vectors, pg_store
 from tests.test_pgvector_pipe import exact_rows
 from vecmig.errors import TerminalError
 from vecmig.providers.base import CollectionSchema, Provider

@@ -4,49 +4,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import textwrap
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.cli_utils import count, table_rows, vecmig
-from tests.helpers import make_docs_table
+from tests.support.cli import count, table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import SECRET, big_bang_spec, env_for, write_spec
 
-SECRET = "s3cr3t-Pa55-do-not-leak"
-
-
-def write_spec(tmp: Path, body: str) -> Path:
-    p = tmp / "spec.yaml"
-    p.write_text(textwrap.dedent(body))
-    return p
-
-
-def env_for(dsn: str) -> dict[str, str]:
-    # The DSN travels only through the environment, with a marker that must never be persisted.
-    sep = "&" if "?" in dsn else "?"
-    return {"SOURCE_DSN": f"{dsn}{sep}application_name={SECRET}", "TARGET_DSN": f"{dsn}{sep}application_name={SECRET}"}
-
-
-def big_bang_spec(tmp: Path, *, source: str = "docs", target: str = "docs_v2", batch: int = 200,
-                  shard: int = 1000, extra: str = "") -> Path:
-    return write_spec(tmp, f"""
-        version: 1
-        name: e2e
-        source:
-          provider: pgvector
-          connection: {{dsn: "${{env:SOURCE_DSN}}"}}
-          collection: {source}
-          fields: {{id: id, vector: embedding, text: body}}
-        target:
-          provider: pgvector
-          connection: {{dsn: "${{env:TARGET_DSN}}"}}
-          collection: {target}
-          fields: {{id: id, vector: embedding, text: body}}
-          create: {{index: {{type: hnsw}}}}
-        strategy: {{type: big-bang, batch_size: {batch}, concurrency: 2, shard_size: {shard}}}
-        {extra}
-        """)
+# Re-exported for modules that still import them from here (moved to tests.support.specs).
+__all__ = ["SECRET", "big_bang_spec", "env_for", "write_spec"]
 
 
 def assert_same(dsn: str, a: str, b: str) -> None:

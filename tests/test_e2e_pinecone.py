@@ -26,10 +26,10 @@ import pytest
 from pgvector.psycopg import register_vector
 from pinecone import Pinecone
 
-from tests.cli_utils import vecmig
-from tests.helpers import make_docs_table
 from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
-from tests.test_e2e_pgvector import SECRET, env_for, write_spec
+from tests.support.cli import vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import SECRET, env_for, write_spec
 from tests.test_kill_resume import kill_at, progress
 from vecmig.providers.base import CollectionSchema
 from vecmig.providers.pinecone import PineconeProvider, packing

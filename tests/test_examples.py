@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import psycopg
 
-from tests.cli_utils import ROOT, vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import env_for
+from tests.support.cli import ROOT, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import env_for
 from vecmig.providers import provider_class
 from vecmig.records import Checksum
 from vecmig.schemas import load as load_schema

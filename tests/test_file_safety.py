@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_utils import vecmig
+from tests.support.cli import vecmig
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="os.mknod of a character device needs root")
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import fuzz_support as fz
-from tests.cli_utils import vecmig
+from tests.support.cli import vecmig
 
 pytestmark = pytest.mark.fuzz
 

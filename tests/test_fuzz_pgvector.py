@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import fuzz_support as fz
-from tests.cli_utils import count, vecmig
+from tests.support.cli import count, vecmig
 
 pytestmark = pytest.mark.fuzz
 

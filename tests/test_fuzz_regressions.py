@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_utils import vecmig
+from tests.support.cli import vecmig
 from vecmig.errors import SpecError
 from vecmig.spec_loader import load_spec_text
 

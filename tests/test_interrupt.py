@@ -7,9 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.cli_utils import count, spawn, table_rows, vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import env_for, write_spec
+from tests.support.cli import count, spawn, table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import env_for, write_spec
 from tests.test_kill_resume import progress
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli_utils import ROOT, CliOutput, internal_failures
+from tests.support.cli import ROOT, CliOutput, internal_failures
 
 # Makes the CLI child raise a non-VecmigError while loading any spec: a real internal error.
 SITECUSTOMIZE = """
@@ -20,7 +20,7 @@ loader.load_spec = broken
 """
 
 INNER = """
-from tests.cli_utils import spawn, vecmig
+from tests.support.cli import spawn, vecmig
 
 def test_planted_internal_error(tmp_path):
     r = vecmig("validate", str(tmp_path / "spec.yaml"), env={"PYTHONPATH": "{plant}"})

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.helpers import DOCS_FIELDS, make_docs_table, pg_store
+from tests.support.data import DOCS_FIELDS, make_docs_table, pg_store
 from vecmig.errors import TerminalError, TransientError
 from vecmig.providers import provider_class
 from vecmig.providers.base import CollectionSchema, Provider

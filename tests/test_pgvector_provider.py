@@ -17,7 +17,7 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from tests.helpers import DOCS_FIELDS, make_docs_table, make_vectors, pg_store
+from tests.support.data import DOCS_FIELDS, make_docs_table, make_vectors, pg_store
 from vecmig.errors import TerminalError, TransientError
 from vecmig.providers import provider_class
 from vecmig.providers.base import CollectionSchema

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.cli_utils import count, vecmig
+from tests.support.cli import count, vecmig
 
 DIM = 4
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from tests.cli_utils import ROOT
+from tests.support.cli import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "vecmig-plan.yml"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psycopg
 
-from tests.cli_utils import ROOT, vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import env_for
+from tests.support.cli import ROOT, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import env_for
 from vecmig import planfile
 from vecmig.graph import nodes_and_edges, to_dot, to_mermaid
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_

@@ -9,9 +9,9 @@ import jsonschema
 import psycopg
 import pytest
 
-from tests.cli_utils import vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import SECRET, big_bang_spec, env_for
+from tests.support.cli import vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import SECRET, big_bang_spec, env_for
 from vecmig.model import canonical_json, sha256_hex
 from vecmig.schemas import load as load_schema
 from vecmig.spec_loader import load_spec, public_of_file

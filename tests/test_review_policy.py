@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_utils import table_rows, vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import big_bang_spec, env_for
+from tests.support.cli import table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import big_bang_spec, env_for
 from tests.test_review_markdown import make_plan
 from vecmig import policy
 from vecmig.errors import SpecError

@@ -19,12 +19,12 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.cli_utils import table_rows, vecmig
-from tests.helpers import make_docs_table
 from tests.roundtrip import exact, read_store, records, write_jsonl
+from tests.support.cli import table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import env_for
+from tests.support.specs import write_spec as write_pg_spec
 from tests.test_audit_pg_state import state_db, with_secret  # noqa: F401 - state_db is a fixture
-from tests.test_e2e_pgvector import env_for
-from tests.test_e2e_pgvector import write_spec as write_pg_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.cli_utils import vecmig
-from tests.helpers import make_docs_table, pg_store
-from tests.test_e2e_pgvector import big_bang_spec, env_for
+from tests.support.cli import vecmig
+from tests.support.data import make_docs_table, pg_store
+from tests.support.specs import big_bang_spec, env_for
 from vecmig.actions import KINDS, RunContext
 from vecmig.actions import validate_completeness as vc
 from vecmig.errors import ValidationFailed

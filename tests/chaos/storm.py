@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.cli_utils import ROOT, spawn, vecmig
+from tests.support.cli import ROOT, spawn, vecmig
 
 
 def progress(db: Path) -> int:

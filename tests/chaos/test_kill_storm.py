@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 
 from tests.chaos.storm import assert_clean_state, storm
-from tests.cli_utils import table_rows
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import env_for, write_spec
+from tests.support.cli import table_rows
+from tests.support.data import make_docs_table
+from tests.support.specs import env_for, write_spec
 from vecmig.providers import provider_class
 from vecmig.records import Checksum
 from vecmig.sample import write_jsonl

@@ -40,9 +40,9 @@ import pytest
 from pinecone import Pinecone
 
 from tests.chaos.storm import Aim, AimedReport, Watch, action_status, aimed_storm, assert_settled
-from tests.cli_utils import vecmig
 from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
-from tests.test_e2e_pgvector import write_spec
+from tests.support.cli import vecmig
+from tests.support.specs import write_spec
 from tests.test_e2e_pinecone import (
     API_KEY,
     PG_SOURCE,

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from tests.chaos.storm import progress
-from tests.cli_utils import spawn, table_rows, vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import write_spec
+from tests.support.cli import spawn, table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import write_spec
 from vecmig.providers.pgvector import embedded
 
 

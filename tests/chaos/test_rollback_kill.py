@@ -11,9 +11,9 @@ from pathlib import Path
 
 import psycopg
 
-from tests.cli_utils import spawn, table_rows, vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import env_for, write_spec
+from tests.support.cli import spawn, table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import env_for, write_spec
 
 
 def undone(db: Path) -> int:

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.chaos.storm import progress
-from tests.cli_utils import count, spawn, table_rows, vecmig
-from tests.helpers import make_docs_table
-from tests.test_e2e_pgvector import env_for, write_spec
+from tests.support.cli import count, spawn, table_rows, vecmig
+from tests.support.data import make_docs_table
+from tests.support.specs import env_for, write_spec
 
 BATCH = 100
 CONCURRENCY = 2

@@ -1,0 +1,243 @@
+"""An in-memory store with fault settings, for the engine's unit tests (dlt's ``impl/dummy``).
+
+Same interface as every other provider: inventory, create/drop, an ordered resumable scan
+by id (the cursor is the last id of a batch; shards are id ranges), fetch, idempotent
+upsert, delete, aliases. Records live in the process-wide registry of
+:mod:`vecmig.providers.memory.store`, found by ``connection: {name: ...}``.
+
+Faults (target connection keys; they act on upserts, counted per store across instances):
+
+* ``fail_after_batches: N`` — once the store has acknowledged N upserts, every later one
+  through this connection fails with a terminal error: an apply stops mid-shard, and an
+  apply with the knob removed (the store "repaired") resumes from the checkpoint. Every
+  upsert after the N-th fails, not just one, so shards running beside the failing one stop
+  at the same point whatever the thread timing.
+* ``transient_every: N`` — every N-th upsert call fails with a transient error (nothing is
+  written), so the copy retries from its last checkpoint; ``retry_after`` (seconds) is the
+  delay the error asks for (0 in tests; absent: the executor's own backoff).
+* ``terminal_on_id: ID`` — any upsert holding that id fails terminally, every time.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from vecmig.errors import TerminalError, TransientError
+from vecmig.model import Inventory
+from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
+from vecmig.providers.memory import store as registry
+from vecmig.providers.memory.store import Collection, sort_key
+from vecmig.records import Batch, RecordId
+from vecmig.spec import StoreSpec
+
+FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after")
+
+
+def _logical_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "text[]"
+    return "json"
+
+
+class MemoryProvider(Provider):
+    name = "memory"
+    capabilities = Capabilities(
+        create_collection=True,
+        aliases=True,
+        namespaces=False,
+        indexes=(),
+        id_types=("int", "text"),
+        sparse=True,
+        server_side_count=True,
+        ordered_scan=True,
+        metadata="json",
+        metadata_default="json",
+    )
+    # Nothing is measured: round figures that keep plan estimates small and deterministic.
+    throughput = Throughput(read_records_per_s=1_000_000, write_records_per_s=1_000_000, read_mb_per_s=1_000,
+                            write_mb_per_s=1_000, max_parallel=8, spread=2.0)
+
+    def __init__(self, store: StoreSpec) -> None:
+        super().__init__(store)
+        self.mem = registry.get(str(store.connection["name"]))
+        self.faults = {k: store.connection[k] for k in FAULT_KEYS if k in store.connection}
+
+    @property
+    def _name(self) -> str:
+        return self.store.collection or ""
+
+    def _coll(self) -> Collection | None:
+        return self.mem.collections.get(self._name)
+
+    def _need(self) -> Collection:
+        coll = self._coll()
+        if coll is None:
+            raise TerminalError(f"collection {self._name!r} does not exist in memory store {self.mem.name!r}",
+                                hint="create it first (target.create), or seed it in the test")
+        return coll
+
+    # -- reading --------------------------------------------------------------------------
+    def inventory(self) -> Inventory:
+        with self.mem.lock:
+            coll = self._coll()
+            if coll is None:
+                return Inventory(provider=self.name, collection=self._name, exists=False)
+            kinds = {"int" if isinstance(rid, int) else "text" for rid in coll.records}
+            fields: dict[str, str] = {}
+            for rec in coll.records.values():
+                for key, value in rec.metadata.items():
+                    if value is None:
+                        continue
+                    kind = _logical_type(value)
+                    fields[key] = kind if fields.get(key, kind) == kind else "json"
+            extra: dict[str, Any] = {"text": coll.text or any(r.text is not None for r in coll.records.values()),
+                                     "checksum": coll.checksum()}
+            if any(r.sparse is not None for r in coll.records.values()):
+                extra["sparse"] = True
+            if len(kinds) > 1:
+                extra["mixed_ids"] = True
+            return Inventory(
+                provider=self.name,
+                collection=self._name,
+                exists=True,
+                dimension=coll.dimension,
+                metric=coll.metric,
+                count=len(coll.records),
+                count_exact=True,
+                id_type=kinds.pop() if len(kinds) == 1 else coll.id_type,
+                fields=dict(sorted(fields.items())),
+                extra=extra,
+            )
+
+    def ids_unique_by_store(self, inventory: Inventory) -> bool:
+        return not inventory.extra.get("mixed_ids")  # keyed by id; one type unless seeded mixed
+
+    def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
+        """Id ranges ``[lo, hi)`` of ``shard_size`` records each (None: open end)."""
+        with self.mem.lock:
+            coll = self._coll()
+            ids = sorted(coll.records, key=sort_key) if coll else []
+        size = max(1, int(shard_size))
+        starts = list(range(0, len(ids), size)) or [0]
+        return [{"lo": ids[s] if i else None, "hi": ids[s + size] if s + size < len(ids) else None,
+                 "records": len(ids[s:s + size])} for i, s in enumerate(starts)]
+
+    def _batches(self, coll: Collection, shard: dict[str, Any] | None, cursor: Any,
+                 batch_size: int) -> Iterator[Batch]:
+        lo = None if not shard or shard.get("lo") is None else sort_key(shard["lo"])
+        hi = None if not shard or shard.get("hi") is None else sort_key(shard["hi"])
+        after = None if cursor is None else sort_key(cursor)
+        ids = [rid for rid in sorted(coll.records, key=sort_key)
+               if (lo is None or sort_key(rid) >= lo) and (hi is None or sort_key(rid) < hi)
+               and (after is None or sort_key(rid) > after)]
+        size = max(1, int(batch_size))
+        for i in range(0, len(ids), size):
+            chunk = ids[i:i + size]
+            batch = self._batch(coll, chunk)
+            batch.cursor = chunk[-1]
+            yield batch
+
+    def _batch(self, coll: Collection, ids: list[RecordId]) -> Batch:
+        recs = [coll.records[rid] for rid in ids]
+        dim = coll.dimension or 0
+        vectors = (np.stack([np.frombuffer(r.vector, dtype="<f4") for r in recs]).astype(np.float32)
+                   if recs else np.zeros((0, dim), dtype=np.float32))
+        batch = Batch(ids=list(ids), vectors=vectors, metadata=[copy.deepcopy(r.metadata) for r in recs],
+                      texts=[r.text for r in recs])
+        if any(r.sparse is not None for r in recs):
+            batch.extra["sparse"] = [copy.deepcopy(r.sparse) for r in recs]
+        return batch
+
+    def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
+        with self.mem.lock:  # a snapshot: later writes do not move a scan in progress
+            batches = list(self._batches(self._need(), shard, cursor, batch_size))
+        yield from batches
+
+    def fetch(self, ids: Sequence[RecordId]) -> Batch:
+        with self.mem.lock:
+            coll = self._need()
+            return self._batch(coll, [rid for rid in ids if rid in coll.records])
+
+    def count(self) -> int:
+        with self.mem.lock:
+            coll = self._coll()
+            return len(coll.records) if coll else 0
+
+    # -- writing --------------------------------------------------------------------------
+    def _inject(self, batch: Batch) -> None:
+        """Raise the configured fault for this upsert call, if any (nothing is written then)."""
+        stats, f = self.mem.stats, self.faults
+        stats.upsert_calls += 1
+        where = f"memory store {self.mem.name!r}"
+        if "terminal_on_id" in f and f["terminal_on_id"] in batch.ids:
+            stats.terminal_faults += 1
+            raise TerminalError(f"record {f['terminal_on_id']!r} rejected by {where} (injected fault terminal_on_id)",
+                                hint="remove terminal_on_id from the target connection")
+        every = f.get("transient_every")
+        if every and stats.upsert_calls % int(every) == 0:
+            stats.transient_faults += 1
+            raise TransientError(f"{where} is busy (injected fault transient_every: upsert call "
+                                 f"{stats.upsert_calls})", retry_after=f.get("retry_after"))
+        after = f.get("fail_after_batches")
+        if after is not None and stats.acked_batches >= int(after):
+            stats.terminal_faults += 1
+            raise TerminalError(f"{where} failed after {stats.acked_batches} acknowledged batch(es) "
+                                "(injected fault fail_after_batches)",
+                                hint="remove fail_after_batches and apply again to resume")
+
+    def upsert(self, batch: Batch) -> None:
+        with self.mem.lock:
+            coll = self._need()
+            self._inject(batch)
+            if len(batch):
+                dim = int(batch.vectors.shape[1])
+                if coll.dimension is None:
+                    coll.dimension = dim
+                elif dim != coll.dimension:
+                    raise TerminalError(f"{dim}-dimensional vectors cannot go into {self._name!r} "
+                                        f"({coll.dimension} dimensions)")
+            self.mem.put(coll, batch)
+            self.mem.stats.acked_batches += 1
+
+    def delete(self, ids: Sequence[RecordId]) -> None:
+        with self.mem.lock:
+            coll = self._coll()
+            if coll is None:
+                return
+            self.mem.stats.deletes += 1
+            for rid in ids:
+                coll.records.pop(rid, None)
+            coll.version += 1
+
+    def create_collection(self, schema: CollectionSchema) -> None:
+        with self.mem.lock:
+            self.mem.collections.setdefault(self._name, Collection(
+                self._name, dimension=schema.dimension, metric=schema.metric, id_type=schema.id_type,
+                text=schema.text))
+
+    def drop_collection(self) -> None:
+        with self.mem.lock:
+            self.mem.collections.pop(self._name, None)
+
+    def read_alias(self, alias: str) -> str | None:
+        with self.mem.lock:
+            return self.mem.aliases.get(alias)
+
+    def switch_alias(self, alias: str, collection: str | None) -> None:
+        with self.mem.lock:
+            if collection is None:
+                self.mem.aliases.pop(alias, None)
+            else:
+                self.mem.aliases[alias] = collection

@@ -1,0 +1,91 @@
+"""Rollback on memory → memory: exact restore, idempotence, and undoing a partial apply.
+
+"Exactly" is the whole target store as it was: the same collections, aliases and records
+(ids with their type, float32 bits, metadata types, text, sparse values).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.memory import Harness, records, same
+from vecmig.errors import TerminalError
+
+
+def store_image(h: Harness) -> dict[str, Any]:
+    return {"aliases": dict(h.target.aliases),
+            "collections": {name: h.target.snapshot(name) for name in sorted(h.target.collections)}}
+
+
+def seed_foreign(h: Harness) -> None:
+    """A target holding records vecmig did not write: 300 the source also has (different
+    values: overwritten, so before-images are kept) and 20 it has not (deleted by the copy)."""
+    h.target.seed("docs_v2", records(300, start=1, seed=9))
+    h.target.seed("docs_v2", records(20, start=9001, seed=9))
+
+
+def test_rollback_restores_an_absent_target(h: Harness) -> None:
+    h.seed(2500)
+    h.target.create("docs_old", dimension=8)
+    h.target.aliases["docs_live"] = "docs_old"
+    before = store_image(h)
+    spec = h.spec("blue-green")
+    h.apply(spec)
+    assert h.target.aliases["docs_live"] == "docs_v2"
+    assert h.rollback(spec) == 6
+    assert store_image(h) == before, "the collection is dropped and the alias points back at docs_old"
+
+
+def test_rollback_restores_a_foreign_target_exactly(h: Harness) -> None:
+    h.seed(2500)
+    seed_foreign(h)
+    before = store_image(h)
+    spec = h.spec("big-bang")
+    h.apply(spec)
+    same(h.source, "docs", h.target, "docs_v2")
+    h.rollback(spec)
+    assert store_image(h) == before
+
+
+def test_rollback_twice_is_idempotent(h: Harness) -> None:
+    h.seed(2500)
+    seed_foreign(h)
+    before = store_image(h)
+    spec = h.spec("big-bang")
+    h.apply(spec)
+    first = h.rollback(spec)
+    assert first > 0
+    assert h.rollback(spec) == 0, "nothing is left to undo"
+    assert store_image(h) == before
+    state = h.state(spec, create=False)
+    assert state is not None
+    assert {r["status"] for r in state.rounds()} == {"rolled_back"}
+    assert [r["status"] for r in state.runs() if r["operation"] == "rollback"] == ["succeeded", "succeeded"]
+    assert state.verify_chain()[0]
+
+
+@pytest.mark.parametrize("target", ["absent", "foreign"])
+def test_rollback_after_a_partial_apply(h: Harness, target: str) -> None:
+    h.seed(2500)
+    if target == "foreign":
+        seed_foreign(h)
+    before = store_image(h)
+    with pytest.raises(TerminalError):
+        h.apply(h.spec("big-bang", target_connection={"fail_after_batches": 5}))
+    assert store_image(h) != before, "the partial apply wrote something"
+    spec = h.spec("big-bang")
+    assert h.rollback(spec) > 0
+    assert store_image(h) == before
+
+
+def test_apply_again_after_rollback_starts_a_new_round(h: Harness) -> None:
+    h.seed(2500)
+    spec = h.spec("big-bang")
+    h.apply(spec)
+    h.rollback(spec)
+    plan = h.plan(spec)
+    assert plan.round == 2 and plan.actions[0].kind == "create_collection"
+    h.apply(spec)
+    same(h.source, "docs", h.target, "docs_v2")
