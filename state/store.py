@@ -364,7 +364,8 @@ class StateStore:
             raise self.damaged(f"its meta row 'serial' is {rows.get('serial')!r}, not a count") from None
         head = rows.get(t.AUDIT_HEAD)
         try:
-            parsed = json.loads(head) if head is not None else None
+            # (A missing head is for `state verify` to report: "the chain head is missing from meta".)
+            parsed = json.loads(head) if head is not None else {"seq": 0, "hash": ""}
             if not (isinstance(parsed, dict) and isinstance(parsed.get("seq"), int)
                     and isinstance(parsed.get("hash"), str)):
                 raise ValueError
