@@ -29,6 +29,10 @@ app.add_typer(state_app, name="state")
 
 _OPTS: dict[str, Any] = {"debug": False, "no_color": False, "redact": Redactor()}
 
+# Option bounds: a negative wait or count is a typo, never "forever" or "all".
+MAX_LOCK_TIMEOUT = 7 * 24 * 3600.0  # a week: longer than any apply vecmig should wait behind
+MAX_QUICKSTART_RECORDS = 10_000_000
+
 Spec_ = Annotated[Path, typer.Argument(help="Migration spec (YAML).", show_default=False)]
 
 
@@ -67,17 +71,22 @@ def _root(
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
+    from vecmig import planfile
     from vecmig.spec_loader import load_spec
 
+    if path.is_file() and planfile.looks_like_plan(path):
+        raise VecmigError(f"{path} is a saved plan, not a migration spec",
+                          hint="pass the spec (YAML) here; `vecmig apply`, `show` and `graph` take a saved plan")
     spec = load_spec(path)
     _OPTS["redact"] = spec.redactor
     return spec
 
 
-def _state(spec, *, create: bool):  # type: ignore[no-untyped-def]
+def _state(spec, *, create: bool, check_lock: bool = True):  # type: ignore[no-untyped-def]
     from vecmig.state.store import StateStore
 
-    return StateStore.open(spec.name, spec.state_path, spec.state_url, create=create, redactor=spec.redactor)
+    return StateStore.open(spec.name, spec.state_path, spec.state_url, create=create, redactor=spec.redactor,
+                           check_lock=check_lock)
 
 
 @app.command()
@@ -231,7 +240,8 @@ def _confirm(question: str, auto: bool) -> str:
 def apply(
     target: Annotated[Path, typer.Argument(help="A spec (plans and applies) or a saved plan file.")],
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the 'yes' prompt.")] = False,
-    lock_timeout: Annotated[float, typer.Option("--lock-timeout", help="Seconds to wait for the lock.")] = 0.0,
+    lock_timeout: Annotated[float, typer.Option("--lock-timeout", min=0, max=MAX_LOCK_TIMEOUT,
+                                                help="Seconds to wait for the lock.")] = 0.0,
     allow_destructive: Annotated[bool, typer.Option(
         "--allow-destructive", help="Allow actions that delete data (delete_extra, decommission).")] = False,
 ) -> None:
@@ -301,7 +311,8 @@ def apply(
 @app.command()
 def rollback(spec_path: Spec_,
              auto_approve: Annotated[bool, typer.Option("--auto-approve")] = False,
-             lock_timeout: Annotated[float, typer.Option("--lock-timeout")] = 0.0) -> None:
+             lock_timeout: Annotated[float, typer.Option("--lock-timeout", min=0, max=MAX_LOCK_TIMEOUT,
+                                                         help="Seconds to wait for the lock.")] = 0.0) -> None:
     """Undo an applied or partly applied migration: recorded inverses in reverse order."""
     from vecmig.progress import RichReporter  # noqa: F401 - same console conventions
     from vecmig.rollback import check_state, pending_undo, unfinished_rounds
@@ -339,7 +350,7 @@ def force_unlock(spec_path: Spec_, lock_id: Annotated[str, typer.Argument(help="
     from vecmig.state.lock import force_unlock as do_unlock
 
     spec = _load(spec_path)
-    state = _state(spec, create=False)
+    state = _state(spec, create=False, check_lock=False)  # a lock row that is not vecmig's is what it removes
     if state is None:
         raise VecmigError("no state store exists for this migration", hint="nothing to unlock")
     holder = do_unlock(state, lock_id)
@@ -396,7 +407,9 @@ def state_show(spec_path: Spec_, as_json: Annotated[bool, typer.Option("--json")
     c.print(state_table(runs, "runs"))
     c.print(state_table(resources, "resources (journal)"))
     counts = state.counts()
-    c.print(f"audit log: {counts['audit_events']} events, {why}; before-images: {counts['before_images']}")
+    # `why` already counts the events ("20 events, chain intact (head: ...)").
+    chain = why if ok else f"{counts['audit_events']} events, chain BROKEN: {why}"
+    c.print(f"audit log: {chain}; before-images: {counts['before_images']}")
 
 
 @state_app.command("verify")
@@ -424,7 +437,8 @@ def state_verify(spec_path: Spec_) -> None:
 
 @state_app.command("history")
 def state_history(spec_path: Spec_,
-                  limit: Annotated[int, typer.Option("--limit", help="Show only the last N events (0: all).")] = 0,
+                  limit: Annotated[int, typer.Option("--limit", min=0,
+                                                    help="Show only the last N events (0: all).")] = 0,
                   ) -> None:
     """The audit log as a table: seq, time, event, who, summary."""
     from vecmig.render import history_table
@@ -496,7 +510,8 @@ def state_upgrade(spec_path: Spec_) -> None:
 @app.command()
 def quickstart(
     spec_path: Annotated[Path, typer.Argument(help="The quickstart spec.")] = Path("plans/quickstart.yaml"),
-    records: Annotated[int, typer.Option(help="Sample records to generate in the source.")] = 5000,
+    records: Annotated[int, typer.Option(min=1, max=MAX_QUICKSTART_RECORDS,
+                                         help="Sample records to generate in the source.")] = 5000,
 ) -> None:
     """Seed an embedded PostgreSQL with sample data, then plan → apply → validate → cutover."""
     from vecmig.quickstart import run

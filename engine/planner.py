@@ -418,6 +418,9 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
     target: Provider = target_cls(spec.target)
     for f in target.lint(mapped, schema):
         out.append(Warning_(f.code, f"{f.message} ({where})", f.severity, f.hint))
+    if seen.target.exists:
+        for f in target.check_existing_target(seen.target, mapped, schema):
+            out.append(Warning_(f.code, f"{f.message} ({where})", f.severity, f.hint))
     with_sparse = [rid for rid, sp in zip(mapped.ids, sparse_of(mapped), strict=True) if sp is not None]
     if not target_cls.capabilities.sparse:
         if with_sparse:

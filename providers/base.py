@@ -269,3 +269,11 @@ class Provider(ABC):
         """Rules this store enforces per record, checked on a sample of the (mapped) source
         at plan time; ``upsert`` enforces the same rules on every record."""
         return []
+
+    def check_existing_target(self, inventory: Inventory, sample: Batch, schema: CollectionSchema) \
+            -> list[LintFinding]:
+        """A target collection that already exists, judged at plan time against the (mapped)
+        sample: what its shape cannot hold (a column missing for a field, no text column for
+        text). Error-level findings (codes VM140+) stop ``plan`` and ``apply`` before any state
+        exists, in the words the copy would fail with. Default: nothing to say."""
+        return []

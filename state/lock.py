@@ -89,7 +89,7 @@ class Lock:
             row = {"name": LOCK_NAME, "lock_id": self.lock_id, "user": me["user"], "host": me["host"],
                    "pid": me["pid"], "operation": self.operation, "created": ts, "heartbeat": ts}
             try:
-                with self.store.tx() as c:
+                with self.store.tx(conflicts_ok=True) as c:
                     holder = c.execute(select(t.locks).where(t.locks.c.name == LOCK_NAME)).mappings().first()
                     if holder is not None:
                         if not holder_is_dead(dict(holder), me["host"]):

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from vecmig import __version__, safe_paths
 from vecmig.errors import StateError
@@ -64,6 +64,38 @@ def safe_location(url: str) -> str:
     return f"{u.get_backend_name()}://{host}/{u.database or ''}"
 
 
+# How to get out of a state store that is damaged, tampered with or not vecmig's: one hint for all.
+DAMAGED_HINT = ("restore the state store from a backup and check it with `vecmig state verify SPEC` (or move "
+                "it aside to start over: a new store no longer knows what earlier applies did)")
+
+
+class _StateDbError(StateError):
+    """A database error of the state store, translated where SQLAlchemy raises it (see
+    ``StateStore._translate_db_error``); ``detail`` is the driver's message, redacted."""
+
+    def __init__(self, message: str, *, detail: str, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.detail = detail
+
+
+# Driver messages that mean the store itself is damaged, truncated, edited or not a vecmig store
+# (rather than a busy, full or read-only one, which tx() and open() word themselves).
+_DAMAGED_WORDS = ("not a database", "malformed", "no such table", "no such column", "has no column",
+                  "datatype mismatch", "does not exist", "corrupt", "undefinedtable", "undefinedcolumn")
+
+
+def _is_damage(e: BaseException) -> bool:
+    msg = str(e).lower()
+    return any(w in msg for w in _DAMAGED_WORDS)
+
+
+# The storage classes SQLite may hold in a column of each of the schema's types.
+_SQLITE_TYPES = {"Integer": "'integer', 'null'", "Float": "'integer', 'real', 'null'",
+                 "Boolean": "'integer', 'null'", "String": "'text', 'null'", "Text": "'text', 'null'",
+                 "LargeBinary": "'blob', 'null'"}
+
+_OUR_TABLES = ", ".join(f"'{tb.name}'" for tb in t.metadata.sorted_tables)
+
 _SQLITE_TIMEOUT = 30.0  # seconds a writer waits for another process's write lock (busy timeout)
 
 
@@ -71,7 +103,11 @@ def _sqlite_pragmas(dbapi_conn: Any) -> None:
     # WAL + NORMAL survives a killed process (only power loss could lose the last commit),
     # and lets `state show` read while an apply writes.
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    # The journal mode is written into the file: switch only a vecmig store (or a new, empty file),
+    # never a database of another application that open() is about to refuse.
+    if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal" and not cur.execute(
+            f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT IN ({_OUR_TABLES})").fetchone()[0]:
+        cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
@@ -150,6 +186,32 @@ class StateStore:
         # (The file is the engine's: SQLAlchemy's pysqlite dialect also makes the path absolute.)
         self._sqlite_path = os.path.abspath(db) if db and db != ":memory:" and not db.startswith("file:") else None
         self._ckpt_conn: sqlite3.Connection | None = None
+        self._check_lock = True
+        # Every database error of this store becomes a StateError where SQLAlchemy raises it:
+        # one place, so no command shows a driver's exception as an internal error.
+        event.listen(engine, "handle_error", self._translate_db_error)
+
+    def _translate_db_error(self, ctx: Any) -> None:
+        e = ctx.original_exception
+        if isinstance(ctx.sqlalchemy_exception, IntegrityError) or isinstance(e, sqlite3.IntegrityError):
+            return  # a lost race (the lock) or tampering: tx() decides which
+        raise self._db_error(e) from ctx.sqlalchemy_exception
+
+    def _db_error(self, e: BaseException) -> StateError:
+        detail = self.redact(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        operational = isinstance(e, sqlite3.OperationalError) or type(e).__name__ in ("OperationalError",
+                                                                                       "InterfaceError")
+        if _is_damage(e) or not operational:
+            return _StateDbError(f"the state store {self.location} is damaged or not a vecmig state store: {detail}",
+                                 detail=detail, hint=DAMAGED_HINT)
+        return _StateDbError(f"cannot use the state store {self.location}: {detail}", detail=detail,
+                             hint="check that the state file is readable and writable and the disk is not full"
+                             if not self.is_postgres else
+                             "check the state URL, that the database exists and that it accepts connections")
+
+    def damaged(self, what: str) -> StateError:
+        return StateError(f"the state store {self.location} is damaged or not a vecmig state store: {what}",
+                          hint=DAMAGED_HINT)
 
     @property
     def is_postgres(self) -> bool:
@@ -166,11 +228,14 @@ class StateStore:
         create: bool,
         secrets: frozenset[str] = frozenset(),
         redactor: Redactor | None = None,
+        check_lock: bool = True,
     ) -> StateStore | None:
         """Open the store; with ``create=False`` a missing store is ``None`` (plan is read-only).
 
         A store of an older schema version is refused with a hint to run ``vecmig state
-        upgrade``: upgrades are explicit and backed up first, never done behind an apply.
+        upgrade``: upgrades are explicit and backed up first, never done behind an apply. A store
+        that is damaged, tampered with (tables, columns, meta rows, stored JSON, the lock row) or
+        not a vecmig store at all is refused in one line before anything reads or writes it.
         """
         location = safe_location(url) if url else str(path)
         if path is not None and not url:
@@ -178,21 +243,40 @@ class StateStore:
                                    hint="point state.path at a regular file (or a new path); "
                                    + safe_paths.REGULAR_ONLY)
         redact = redactor or Redactor(secrets if not url else {*secrets, url})
-        if path is not None and not url and not path.exists():
-            if not create:
+        if path is not None and not url:
+            if path.exists():
+                if path.stat().st_size == 0:
+                    # vecmig creates a store whole (see _create_sqlite), so an empty file is one
+                    # that lost its contents: never treat it as "never applied".
+                    raise StateError(f"the state store {location} is damaged or not a vecmig state store: "
+                                     "the file is empty (0 bytes)", hint=DAMAGED_HINT)
+            elif not create:
                 return None
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise StateError(f"cannot create the state directory {path.parent}: {e.strerror}") from e
+            else:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StateError(f"cannot create the state directory {path.parent}: {e.strerror}") from e
+                cls._create_sqlite(migration, path, redact)
         try:
             engine = _engine_for(path, url)
             store = cls(engine, migration, location, redact)
-            if create:
+            store._check_lock = check_lock  # force-unlock opens a store whose lock row is not vecmig's
+            if create and url:
                 store._create()
             if not store._initialised():
-                return None
-        except OperationalError as e:
+                if not create:
+                    return None
+                raise store.damaged("its tables could not be created")
+        except _StateDbError as e:
+            raise StateError(
+                f"cannot open the state store {location}: {e.detail}" if not e.message.startswith("the state store")
+                else e.message,
+                hint=e.hint if e.message.startswith("the state store") else
+                "check that the file is writable and the disk is not full" if not url
+                else "check the state URL, that the database exists and that it accepts connections",
+            ) from e
+        except OperationalError as e:  # raised before the store's translation was in place
             raise StateError(
                 f"cannot open the state store {location}: {redact(str(e.orig))}",
                 hint="check that the file is writable and the disk is not full" if not url
@@ -200,20 +284,141 @@ class StateStore:
             ) from e
         return store
 
+    @classmethod
+    def _create_sqlite(cls, migration: str, path: Path, redact: Redactor) -> None:
+        """Create a new SQLite store whole: built in a temporary file beside ``path`` and linked
+        into place only once its tables and first rows are committed, so a kill at any moment
+        leaves either no store or a complete one (never an empty or half-made file). Two
+        processes creating it at once: the first link wins, the other's file is discarded."""
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.creating")
+        try:
+            engine = _engine_for(tmp, None)
+            try:
+                store = cls(engine, migration, str(path), redact)
+                store._create()
+                with engine.connect() as c:
+                    c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                engine.dispose()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileExistsError):  # created meanwhile by another vecmig: use that one
+                os.link(tmp, path)
+        except OSError as e:
+            raise StateError(f"cannot create the state store {path}: {e.strerror}",
+                             hint="check that the state directory is writable and the disk is not full") from e
+        except _StateDbError as e:
+            raise StateError(f"cannot create the state store {path}: {e.detail}",
+                             hint="check that the state directory is writable and the disk is not full") from e
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
     def _initialised(self) -> bool:
-        if not inspect(self.engine).has_table(t.meta.name):
+        """Whether this is an initialised vecmig store (False: none yet); raises if it is damaged,
+        another migration's, of another schema version, or not a vecmig store."""
+        tables = set(inspect(self.engine).get_table_names())
+        ours = {tb.name for tb in t.metadata.sorted_tables}
+        if t.meta.name not in tables:
+            if tables & ours:
+                raise self.damaged(f"its table '{t.meta.name}' is missing")
+            if tables and not self.is_postgres:
+                raise self.damaged(f"it holds other tables ({', '.join(sorted(tables)[:5])})")
             return False
         rows = self.meta()
         if not rows:
+            if tables - {t.meta.name}:
+                raise self.damaged("its table 'meta' is empty (schema version, migration, lineage and audit "
+                                   "head are gone)")
             return False
-        self.check_version(int(rows.get("schema_version", "0")))
+        raw_version = rows.get("schema_version", "")
+        try:
+            version = int(raw_version)
+        except ValueError:
+            raise self.damaged(f"its schema_version is {raw_version!r}, not a number") from None
+        self.check_version(version)
         if rows.get("migration") != self.migration:
             raise StateError(
                 f"state store {self.location} belongs to migration '{rows.get('migration')}', "
                 f"not '{self.migration}'",
                 hint="point `state.path` (or `state.url`) at this migration's own store",
             )
+        self._check_shape(tables, rows)
         return True
+
+    def _check_shape(self, tables: set[str], rows: dict[str, str]) -> None:
+        """Everything every command relies on is there and readable: each table with its
+        columns, the meta rows, the stored JSON, the lock row. (What the values say is the audit
+        chain's business: ``state verify``.)"""
+        insp = inspect(self.engine)
+        for tb in t.metadata.sorted_tables:
+            if tb.name not in tables:
+                raise self.damaged(f"its table '{tb.name}' is missing")
+            have = {col["name"] for col in insp.get_columns(tb.name)}
+            missing = [col.name for col in tb.columns if col.name not in have]
+            if missing:
+                raise self.damaged(f"table '{tb.name}' lacks column(s) {', '.join(missing)}")
+        if not rows.get("lineage"):
+            raise self.damaged("its meta row 'lineage' is missing")
+        try:
+            if int(rows.get("serial", "")) < 0:
+                raise ValueError
+        except ValueError:
+            raise self.damaged(f"its meta row 'serial' is {rows.get('serial')!r}, not a count") from None
+        head = rows.get(t.AUDIT_HEAD)
+        try:
+            # (A missing head is for `state verify` to report: "the chain head is missing from meta".)
+            parsed = json.loads(head) if head is not None else {"seq": 0, "hash": ""}
+            if not (isinstance(parsed, dict) and isinstance(parsed.get("seq"), int)
+                    and isinstance(parsed.get("hash"), str)):
+                raise ValueError
+        except ValueError:
+            raise self.damaged(f"its meta row '{t.AUDIT_HEAD}' is {str(head)[:40]!r}, not the audit chain's "
+                               "head") from None
+        checks = ((t.rounds, ("plan_json",), ("round",)),
+                  (t.actions, ("params_json", "result_json"), ("round", "action_id")),
+                  (t.cursors, ("cursor_json", "checksum_json"), ("round", "action_id")),
+                  (t.resources, ("before_json",), ("id",)))
+        with self.engine.connect() as c:
+            for tb, cols, keys in checks:
+                for r in c.execute(select(*[tb.c[k] for k in keys], *[tb.c[x] for x in cols])).mappings():
+                    for col in cols:
+                        value = r[col]
+                        try:
+                            if value is not None:
+                                json.loads(value)
+                        except (ValueError, TypeError):
+                            where = ", ".join(f"{k} {r[k]}" for k in keys)
+                            raise self.damaged(f"{tb.name}.{col} of {where} is not JSON") from None
+            if not self.is_postgres:  # SQLite stores whatever it is given; PostgreSQL enforces the types
+                for tb in t.metadata.sorted_tables:
+                    if tb is t.locks:
+                        continue  # judged below, with a hint force-unlock can act on
+                    for col in tb.columns:
+                        allowed = _SQLITE_TYPES.get(type(col.type).__name__)
+                        if allowed is None:
+                            continue
+                        bad = c.execute(text(f'SELECT count(*) FROM "{tb.name}" WHERE typeof("{col.name}") '
+                                             f"NOT IN ({allowed})")).scalar_one()
+                        if bad:
+                            raise self.damaged(f"{tb.name}.{col.name} holds {bad} value(s) of the wrong type")
+            lock = c.execute(select(t.locks)).mappings().first()
+        if lock is not None and self._check_lock:
+            from vecmig.state.identity import parse_time
+            try:
+                int(lock["pid"])
+                parse_time(str(lock["heartbeat"]))
+                parse_time(str(lock["created"]))
+            except (TypeError, ValueError):
+                raise StateError(
+                    f"the state store {self.location} holds a lock row that is not vecmig's "
+                    f"(lock {lock['lock_id']}: pid {lock['pid']!r}, heartbeat {lock['heartbeat']!r})",
+                    hint=f"if no vecmig runs this migration, remove it with `vecmig force-unlock SPEC "
+                    f"{lock['lock_id']}`; then run `vecmig state verify SPEC`") from None
 
     def check_version(self, version: int) -> None:
         if version < t.SCHEMA_VERSION:
@@ -228,16 +433,18 @@ class StateStore:
             )
 
     def _create(self) -> None:
-        """Create missing tables and, for a new store, its first rows — once, even when several
-        processes start together. Creating a table that does not exist yet changes nothing
-        recorded; changing what exists is an upgrade (``state/upgrade.py``)."""
+        """Create the tables and first rows of a new store — once, even when several processes
+        start together. A store that exists is never touched here: a table missing from it was
+        removed outside vecmig, and recreating it empty would hide that (``_initialised`` refuses
+        it); changing what exists is an upgrade (``state/upgrade.py``)."""
         with self.tx() as c:
             if self.is_postgres:
                 # Concurrent CREATE TABLEs collide in PostgreSQL's catalog; serialise bootstrap.
                 c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_BOOTSTRAP_LOCK})
+            existing = set(inspect(c).get_table_names())
+            if existing & {tb.name for tb in t.metadata.sorted_tables}:
+                return  # created before (perhaps by another process while we waited): _initialised judges it
             t.metadata.create_all(c)
-            if c.execute(select(func.count()).select_from(t.meta)).scalar_one():
-                return  # initialised before (perhaps by another process while we waited)
             for key, value in {
                 "schema_version": str(t.SCHEMA_VERSION),
                 "migration": self.migration,
@@ -263,15 +470,26 @@ class StateStore:
         )
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[Connection]:
+    def tx(self, *, conflicts_ok: bool = False) -> Iterator[Connection]:
+        """One write transaction. A constraint violation means the store was edited outside
+        vecmig (say, rows deleted from ``meta``), except where a caller expects a lost race
+        (``conflicts_ok``: the lock's insert)."""
         with self._write_lock:
             try:
                 with self.engine.connect() as c:
                     c.execution_options(immediate=True)
                     with c.begin():
                         yield c
+            except _StateDbError as e:
+                if e.message.startswith("the state store"):
+                    raise
+                raise self._write_error(e.detail) from e
             except OperationalError as e:
                 raise self._write_error(str(e.orig)) from e
+            except IntegrityError as e:
+                if conflicts_ok:
+                    raise
+                raise self.damaged(f"a write broke one of its constraints ({self.redact(str(e.orig))})") from e
 
     # -- meta -----------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -464,9 +682,9 @@ class StateStore:
                 if bad is not None:
                     with contextlib.suppress(sqlite3.Error):
                         bad.close()
-                if isinstance(e, sqlite3.OperationalError):  # what tx() maps (full disk, read-only, locked)
+                if isinstance(e, sqlite3.OperationalError) and not _is_damage(e):  # full disk, read-only, locked
                     raise self._write_error(str(e)) from e
-                raise
+                raise self.damaged(self.redact(str(e))) from e
 
     @staticmethod
     def _open_checkpoint_conn(path: str) -> sqlite3.Connection:

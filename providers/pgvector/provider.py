@@ -562,6 +562,31 @@ class PgvectorProvider(Provider):
             extra=extra,
         )
 
+    def check_existing_target(self, inventory: Inventory, sample: Batch, schema: CollectionSchema) \
+            -> list[LintFinding]:
+        """What ``_batch_columns`` would refuse during the copy, found from the inventory: a
+        metadata field with no column (VM140), text with no text column (VM141)."""
+        extra = inventory.extra
+        name = inventory.collection
+        out: list[LintFinding] = []
+        texts = sample.texts
+        if extra.get("text_column") is None and texts is not None and any(x is not None for x in texts):
+            out.append(LintFinding("VM141", "error", f"records carry text but '{name}' has no text column",
+                                   f"set {self._role}.fields.text to the column that should hold it"))
+        if extra.get("metadata_column") is None:
+            taken = {extra.get("id_column"), extra.get("vector_column"), extra.get("text_column"),
+                     *extra.get("ignored_columns", [])}
+            columns = set(inventory.fields) - taken
+            keys: set[str] = set()
+            for m in sample.metadata:
+                keys.update(m)
+            unknown = sorted(keys - columns)
+            if unknown:
+                out.append(LintFinding(
+                    "VM140", "error", f"metadata field(s) {', '.join(unknown)} have no column in '{name}'",
+                    "add the columns, drop/rename the fields in mapping, or store metadata as jsonb"))
+        return out
+
     def _id_unique(self, cur: psycopg.Cursor[Any], base: Relation | None, layout: Layout) -> bool:
         """Does a unique index on exactly the id column guard ``base`` (the table behind a view)?"""
         if base is None:
