@@ -11,9 +11,15 @@ dev:  ## the venv with vecmig editable and the test extras (the README's set-up)
 lint:
 	.venv/bin/ruff check .
 
-types:  ## mypy once pyproject.toml configures it
-	@if grep -q '^\[tool.mypy\]' pyproject.toml && [ -x .venv/bin/mypy ]; then .venv/bin/mypy; \
-	else echo "types: mypy is not configured yet (no [tool.mypy] in pyproject.toml, or mypy not installed in .venv)"; fi
+# engine/ is imported as `vecmig` (pyproject's package-dir): mypy checks a tree of links named
+# after the import path, so every module is known by the name the code imports it by.
+MYPY_TREE := .mypy-tree
+
+types:  ## mypy --strict over the whole package (config in pyproject.toml)
+	@rm -rf $(MYPY_TREE) && mkdir -p $(MYPY_TREE)/vecmig
+	@for f in engine/*.py engine/actions engine/strategies; do ln -s ../../$$f $(MYPY_TREE)/vecmig/; done
+	@for d in providers state schemas; do ln -s ../../$$d $(MYPY_TREE)/vecmig/$$d; done
+	cd $(MYPY_TREE) && ../.venv/bin/mypy --config-file ../pyproject.toml -p vecmig
 
 test-fast:  ## the unit tier: in-process, no server, no subprocess (must stay under 2 minutes)
 	$(PY) -m pytest -q -m "unit and not slow"
