@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 LEVELS: dict[str, str | None] = {"error": "error", "warn": "warning", "ignore": None}
 CODE_PREFIXES = ("VM", "PC", "FD")  # engine findings, Pinecone pre-flight rules, value fidelity
 # Findings no policy may lower: they stand for data vecmig would destroy that is not its own
-# (VM130: cutover would replace a file that is not a vecmig pointer file).
-MANDATORY = frozenset({"VM130"})
+# (VM130: cutover would replace a file that is not a vecmig pointer file), or stand for an
+# apply that can never succeed (VM142: the target is a view; VM143: no unique id to upsert by).
+MANDATORY = frozenset({"VM130", "VM142", "VM143"})
 
 
 class PolicyError(VecmigError):

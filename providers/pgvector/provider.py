@@ -81,6 +81,7 @@ from vecmig.providers.pgvector.sql import (
     METRIC_OF_OPCLASS,
     OPCLASS,
     RELATION_SQL,
+    REQUIRED_COLUMNS_SQL,
     SIZE_SQL,
     SQL_TYPE,
     TABLE_PRIVILEGES,
@@ -529,6 +530,7 @@ class PgvectorProvider(Provider):
                 if kind == "v":
                     aliases.setdefault(view, rel.name)
             id_unique = self._id_unique(cur, base, layout)
+            required = [r[0] for r in cur.execute(REQUIRED_COLUMNS_SQL, (base.oid,)).fetchall()] if base else []
             bytes_per_record = self._bytes_per_record(cur, rel, layout, count, dimension)
         self._layout = layout
         extra: dict[str, Any] = {
@@ -544,6 +546,8 @@ class PgvectorProvider(Provider):
         }
         if layout.ignored:
             extra["ignored_columns"] = list(layout.ignored)
+        if required:
+            extra["required_columns"] = required
         if not rel.is_table:
             extra["view_of"] = self._qualified(base, rel.schema) if base is not None else None
         return Inventory(
@@ -569,7 +573,41 @@ class PgvectorProvider(Provider):
         extra = inventory.extra
         name = inventory.collection
         out: list[LintFinding] = []
+        if extra.get("relkind") not in (None, "table"):
+            what = extra["relkind"]
+            out.append(LintFinding(
+                "VM142", "error", f"'{name}' is a {what}; vecmig writes only to tables",
+                f"point {self._role}.collection at a table" + (f" (the view reads {extra['view_of']})"
+                                                               if extra.get("view_of") else "")))
+        elif extra.get("id_unique") is False:
+            out.append(LintFinding(
+                "VM143", "error", f"'{name}'.{extra.get('id_column')} has no primary key or unique index, so "
+                "records cannot be upserted by id (a re-run would add them twice)",
+                f"ALTER TABLE {name} ADD PRIMARY KEY ({extra.get('id_column')}), or migrate into a new table"))
+        if inventory.id_type == "int":
+            bad = [rid for rid in sample.ids if isinstance(rid, str) and canonical_int_text(rid) is None]
+            if bad:
+                out.append(LintFinding(
+                    "VM144", "error", f"'{name}'.{extra.get('id_column')} holds integers, but source ids such as "
+                    f"{show_id(bad[0])} are not integers", "migrate into a table with a text id column"))
         texts = sample.texts
+        filled = {extra.get("id_column"), extra.get("vector_column")}
+        for col in extra.get("required_columns", []):
+            if col in filled:
+                continue
+            if col == extra.get("text_column"):
+                lacking = texts is None or any(t is None for t in texts)
+            elif col == extra.get("metadata_column"):
+                lacking = False  # a record without metadata is written as {}, never NULL
+            elif col in set(extra.get("ignored_columns", [])):
+                lacking = True
+            else:
+                lacking = any(m.get(col) is None for m in sample.metadata)
+            if lacking:
+                out.append(LintFinding(
+                    "VM145", "error", f"column '{col}' of '{name}' is NOT NULL without a default, and records "
+                    "without a value for it would be refused", f"give '{col}' a default, allow NULL, or fill it "
+                    "from the source (fields / mapping)"))
         if extra.get("text_column") is None and texts is not None and any(x is not None for x in texts):
             out.append(LintFinding("VM141", "error", f"records carry text but '{name}' has no text column",
                                    f"set {self._role}.fields.text to the column that should hold it"))

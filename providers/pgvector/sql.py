@@ -197,6 +197,14 @@ SELECT EXISTS (
 )
 """
 
+# Columns an INSERT must fill: NOT NULL, no default, not an identity or generated column.
+REQUIRED_COLUMNS_SQL = """
+SELECT a.attname FROM pg_attribute a
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
+  AND a.attidentity = '' AND a.attgenerated = ''
+ORDER BY a.attnum
+"""
+
 # Relations a view's rewrite rule reads from (its "base tables").
 VIEW_BASES_SQL = """
 SELECT DISTINCT b.oid, b.relkind, n.nspname, b.relname
