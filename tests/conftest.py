@@ -69,7 +69,10 @@ E2E_MODULES = frozenset({"test_no_internal_errors.py"})
 
 
 def _tier(item: pytest.Item) -> str:
-    parts = Path(str(item.path)).relative_to(Path(__file__).parent).parts
+    path = Path(str(item.path))
+    here = Path(__file__).parent
+    # A test outside tests/ (an inner pytest run in a temporary folder) is tiered by its name.
+    parts = path.relative_to(here).parts if path.is_relative_to(here) else (path.name,)
     if parts[0] == "chaos":
         return "chaos"
     if parts[0] == "unit":
@@ -81,6 +84,13 @@ def _tier(item: pytest.Item) -> str:
     if pinecone_local or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
         return "integration"
     return "unit"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pyproject registers the tiers too; this covers a pytest run rooted elsewhere that loads
+    # this conftest (the guard's self-test runs one in a temporary folder).
+    for tier in TIERS:
+        config.addinivalue_line("markers", f"{tier}: test tier (assigned by tests/conftest.py)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
