@@ -1,0 +1,136 @@
+"""Stage 5, assembly: the validated, resolved spec built into the immutable objects of ``vecmig.spec``.
+
+Defaults are filled in here, never in the public copy, so the spec hash only changes when
+a person edits the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from vecmig.spec import (
+    CostSpec,
+    CreateSpec,
+    Fields,
+    IndexSpec,
+    Locations,
+    MappingSpec,
+    PointerSpec,
+    Spec,
+    StoreSpec,
+    StrategySpec,
+    ValidateSpec,
+)
+
+
+def _assemble(
+    spec: dict[str, Any], public: dict[str, Any], locations: Locations, base_dir: Path, secrets: frozenset[str],
+    shown: tuple[tuple[str, str], ...] = (),
+) -> Spec:
+    state = spec.get("state", {})
+    state_url = state.get("url")
+    state_path = None
+    if state_url is None:
+        raw = Path(state.get("path", f".vecmig/{spec['name']}.db")).expanduser()
+        state_path = Path(os.path.normpath(raw if raw.is_absolute() else base_dir / raw))
+    return Spec(
+        version=spec["version"],
+        name=spec["name"],
+        source=_store(spec["source"], "/source", base_dir),
+        target=_store(spec["target"], "/target", base_dir),
+        strategy=_strategy(spec.get("strategy", {})),
+        mapping=_mapping(spec.get("mapping", {})),
+        validate=_validate(spec.get("validate", {})),
+        state_path=state_path,
+        state_url=state_url,
+        public=public,
+        locations=locations,
+        secrets=secrets,
+        shown=shown,
+        cost=_cost(spec.get("cost", {})),
+    )
+
+
+def _store(data: dict[str, Any], pointer: str, base_dir: Path) -> StoreSpec:
+    return StoreSpec(
+        provider=data["provider"],
+        connection=dict(data["connection"]),
+        collection=data.get("collection"),
+        namespace=data.get("namespace"),
+        fields=_fields(data.get("fields", {})),
+        create=_create(data["create"]) if "create" in data else None,
+        alias=data.get("alias"),
+        live_pointer=_live_pointer(data["pointer"]) if "pointer" in data else None,
+        pointer=pointer,
+        base_dir=base_dir,
+    )
+
+
+def _live_pointer(data: dict[str, Any]) -> PointerSpec:
+    return PointerSpec(file=data.get("file"), command=data.get("command"),
+                       timeout=float(data.get("timeout", PointerSpec.timeout)))
+
+
+def _cost(data: dict[str, Any]) -> CostSpec:
+    prices = tuple(sorted((k, tuple(sorted(v.items()))) for k, v in data.items() if isinstance(v, dict)))
+    return CostSpec(prices=prices, transition_days=float(data.get("transition_days", CostSpec.transition_days)))
+
+
+def _fields(data: dict[str, Any]) -> Fields:
+    metadata = data.get("metadata")
+    return Fields(
+        id=data.get("id", Fields.id),
+        vector=data.get("vector", Fields.vector),
+        text=data.get("text"),
+        metadata=tuple(metadata) if isinstance(metadata, list) else metadata,
+    )
+
+
+def _create(data: dict[str, Any]) -> CreateSpec:
+    index = data.get("index", {})
+    # int(): JSON Schema counts 384.0 as an integer; the engine wants a real int.
+    return CreateSpec(
+        dimension=int(data["dimension"]) if "dimension" in data else None,
+        metric=data.get("metric"),
+        index=IndexSpec(
+            type=index.get("type", IndexSpec.type),
+            m=int(index.get("m", IndexSpec.m)),
+            ef_construction=int(index.get("ef_construction", IndexSpec.ef_construction)),
+            lists=int(index.get("lists", IndexSpec.lists)),
+        ),
+        id_type=data.get("id_type"),
+        cloud=data.get("cloud"),
+        region=data.get("region"),
+        deletion_protection=data.get("deletion_protection"),
+        tags=tuple(sorted((str(k), str(v)) for k, v in (data.get("tags") or {}).items())),
+        sparse=bool(data.get("sparse", False)),
+    )
+
+
+def _strategy(data: dict[str, Any]) -> StrategySpec:
+    return StrategySpec(
+        type=data.get("type", StrategySpec.type),
+        batch_size=int(data.get("batch_size", StrategySpec.batch_size)),
+        concurrency=int(data.get("concurrency", StrategySpec.concurrency)),
+        shard_size=int(data.get("shard_size", StrategySpec.shard_size)),
+        decommission=bool(data.get("decommission", StrategySpec.decommission)),
+    )
+
+
+def _mapping(data: dict[str, Any]) -> MappingSpec:
+    metadata = data.get("metadata", {})
+    return MappingSpec(
+        rename=tuple(metadata.get("rename", {}).items()),
+        drop=tuple(metadata.get("drop", [])),
+    )
+
+
+def _validate(data: dict[str, Any]) -> ValidateSpec:
+    completeness = data.get("completeness", True)
+    if completeness is False:
+        return ValidateSpec(completeness=False, checksums=False)
+    if completeness is True:
+        return ValidateSpec()
+    return ValidateSpec(completeness=True, checksums=bool(completeness.get("checksums", True)))

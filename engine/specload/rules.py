@@ -1,0 +1,195 @@
+"""Stage 4: the rules beyond the schema, run once the schema passes.
+
+Stores (:mod:`vecmig.specload.store_rules`), then the strategy, alias, source and target
+being different stores, the files a spec names, the policy, the live pointer, and keys
+that would be ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from vecmig import safe_paths
+from vecmig.spec import IMPLEMENTED_STRATEGIES, StrategySpec
+from vecmig.specload.context import _Context, _unescape
+from vecmig.specload.store_rules import PROVIDER_RULES, _check_honoured, _check_store
+
+
+def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
+    for role in ("source", "target"):
+        _check_store(ctx, spec[role], f"/{role}")
+    _check_strategy(ctx, spec)
+    _check_alias(ctx, spec)
+    _check_not_same(ctx, spec, base_dir)
+    _check_paths(ctx, spec, base_dir)
+    _check_policy(ctx, spec, base_dir)
+    _check_pointer(ctx, spec)
+    _check_honoured(ctx, spec)
+
+
+def _spec_path(value: str, base_dir: Path) -> Path:
+    p = Path(value).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else base_dir / p))
+
+
+def _check_paths(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
+    """Every file a spec names must be a regular file or absent (safe_paths): refused here, before
+    anything is read, planned or written, with the key that names it."""
+    files: list[tuple[str, str, str, bool]] = []  # (pointer, what, kind, must exist)
+    for role in ("source", "target"):
+        conn = spec[role].get("connection") or {}
+        rule = PROVIDER_RULES.get(spec[role]["provider"])
+        if rule is not None and "path" in rule.connection_keys and isinstance(conn.get("path"), str):
+            files.append((f"/{role}/connection/path", f"{role} file", "file", False))
+        if isinstance(conn.get("embedded"), str):
+            files.append((f"/{role}/connection/embedded", "embedded PostgreSQL directory", "dir", False))
+    pointer = spec["target"].get("pointer") or {}
+    if isinstance(pointer.get("file"), str):
+        files.append(("/target/pointer/file", "pointer file", "file", False))
+    state = spec.get("state") or {}
+    if isinstance(state.get("path"), str) and "url" not in state:
+        files.append(("/state/path", "state file", "file", False))
+    policy = spec.get("policy") or {}
+    if isinstance(policy.get("file"), str):
+        files.append(("/policy/file", "policy file", "file", True))
+    for at, what, want, must_exist in files:
+        full = _spec_path(_resolved_value(spec, at), base_dir)
+        if want == "dir":
+            problem = safe_paths.dir_problem(full)
+            hint = f"point {at[1:].replace('/', '.')} at a directory (or a path that does not exist yet)"
+        else:
+            problem = safe_paths.file_problem(full, must_exist=must_exist)
+            hint = (f"point {at[1:].replace('/', '.')} at a regular file (or a path that does not exist yet); "
+                    f"{safe_paths.REGULAR_ONLY}")
+        if problem is None or problem == "does not exist":
+            continue  # a missing policy file gets its own message below
+        raise ctx.error(f"{what} {ctx.quoted(at)} ({full}) {problem}", at, hint)
+
+
+def _resolved_value(spec: dict[str, Any], at: str) -> str:
+    """The resolved value at a JSON pointer of the resolved spec."""
+    value: Any = spec
+    for token in at.split("/")[1:]:
+        value = value[_unescape(token)]
+    return str(value)
+
+
+def _check_strategy(ctx: _Context, spec: dict[str, Any]) -> None:
+    strategy = spec.get("strategy", {})
+    kind = strategy.get("type", StrategySpec.type)
+    if kind not in IMPLEMENTED_STRATEGIES:
+        raise ctx.error(
+            f"strategy '{kind}' is not implemented yet",
+            "/strategy/type",
+            f"use {' or '.join(IMPLEMENTED_STRATEGIES)}",
+        )
+    if kind == "blue-green" and "alias" not in spec["target"] and "pointer" not in spec["target"]:
+        if spec["target"]["provider"] == "pinecone":
+            raise ctx.error(
+                "blue-green on pinecone needs target.pointer, what readers follow (Pinecone has no aliases)",
+                "/strategy/type",
+                "add `pointer: {file: live-index.json}` and/or `pointer: {command: ./repoint.sh}` under target: "
+                "cutover repoints it to the new index, rollback back",
+            )
+        raise ctx.error(
+            "blue-green needs target.alias, the live name readers use",
+            "/strategy/type",
+            "add `alias: <live name>` under target: cutover swaps that alias to the new collection "
+            "(stores without aliases: `pointer: {file: ...}`)",
+        )
+    if strategy.get("decommission") and kind != "blue-green":
+        raise ctx.error(
+            f"strategy.decommission applies only to blue-green, not {kind}",
+            "/strategy/decommission",
+            "remove decommission, or use `type: blue-green`",
+        )
+
+
+def _check_alias(ctx: _Context, spec: dict[str, Any]) -> None:
+    target = spec["target"]
+    if "alias" in target and target["alias"] == target.get("collection"):
+        raise ctx.error(
+            "target.alias must differ from target.collection",
+            "/target/alias",
+            "the alias is the stable name readers use; the collection behind it changes",
+        )
+
+
+def _store_identity(store: dict[str, Any], base_dir: Path) -> tuple[Any, ...]:
+    # Paths are compared as files, so `out.jsonl` and `./out.jsonl` are the same store.
+    conn = {
+        k: os.path.normpath(base_dir / os.path.expanduser(v)) if k in ("path", "embedded") else v
+        for k, v in store["connection"].items()
+    }
+    return (store["provider"], sorted(conn.items()), store.get("collection"), store.get("namespace"))
+
+
+def _check_not_same(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
+    if _store_identity(spec["source"], base_dir) != _store_identity(spec["target"], base_dir):
+        return
+    if ctx.has("/target/collection"):
+        what = f"collection {ctx.quoted('/target/collection')}"
+    elif ctx.has("/target/connection/path"):
+        what = f"file {ctx.quoted('/target/connection/path')}"
+    else:
+        what = "store"
+    raise ctx.error(
+        f"source and target are the same {what} on the same connection",
+        "/target",
+        "point the target at a new collection (or file); a migration cannot copy a collection onto itself",
+    )
+
+
+def _check_policy(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
+    """A code listed under two levels is ambiguous; a policy file must exist and be valid."""
+    from vecmig.policy import LEVELS, MANDATORY, read_file
+
+    policy = spec.get("policy")
+    if not policy:
+        return
+    seen: dict[str, str] = {}
+    for level in LEVELS:
+        for i, code in enumerate(policy.get(level, [])):
+            if code in seen:
+                raise ctx.error(
+                    f"lint code {code} is listed under both policy.{seen[code]} and policy.{level}",
+                    f"/policy/{level}/{i}",
+                    f"keep {code} in one of them",
+                )
+            seen[code] = level
+            if code in MANDATORY and LEVELS[level] != "error":
+                raise ctx.error(
+                    f"lint code {code} cannot be lowered by policy.{level}: it stops vecmig from destroying a file "
+                    "that is not its own",
+                    f"/policy/{level}/{i}",
+                    f"remove {code} from policy.{level}, and fix its cause instead",
+                )
+    if "file" in policy:
+        path = Path(policy["file"]).expanduser()
+        full = path if path.is_absolute() else base_dir / path
+        if not os.path.lexists(full):
+            raise ctx.error(
+                f"policy file not found: {ctx.quoted('/policy/file')} (looked for {full})",
+                "/policy/file",
+                "the path is relative to the spec file; create it, or remove policy.file",
+            )
+        read_file(full)  # raises a SpecError naming the file when it is not a valid policy
+
+
+def _check_pointer(ctx: _Context, spec: dict[str, Any]) -> None:
+    """Aliases where the store has them, a pointer (file and/or command) where it does not."""
+    target = spec["target"]
+    if target["provider"] == "pinecone" and "alias" in target:
+        raise ctx.error(
+            "pinecone has no aliases, so target.alias cannot be switched",
+            "/target/alias",
+            "replace it with `pointer: {file: live-index.json}` and/or `pointer: {command: ./repoint.sh}`",
+        )
+    if "alias" in target and "pointer" in target:
+        raise ctx.error(
+            "target takes either alias or pointer, not both",
+            "/target/pointer",
+            "stores with aliases (pgvector views) swap the alias; use pointer only for stores without them",
+        )
