@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vecmig.ids import IdReport
+from vecmig.ids import IdReport, keeps_namespaces
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
 from vecmig.records import Batch
@@ -49,7 +49,7 @@ def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
         if shards and source.exists and wants_sample(spec):
             sample = first_batch(src, cut[0] if cut else None)
-        if shards and source.exists and source.count:
+        if shards and source.exists and source.count and not keeps_namespaces(spec):
             id_sample = src.check_ids(limit=ID_SAMPLE)
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()

@@ -140,6 +140,11 @@ class Provider(ABC):
     def fetch(self, ids: Sequence[RecordId]) -> Batch:
         """The records that exist among ``ids`` (missing ids are simply absent)."""
 
+    def fetch_matching(self, batch: Batch) -> Batch:
+        """The target's records for a source ``batch`` (validation): :meth:`fetch` of its ids,
+        in the place the batch came from where the store keeps that (a namespace)."""
+        return self.fetch(batch.ids)
+
     @abstractmethod
     def count(self) -> int:
         """Exact record count."""

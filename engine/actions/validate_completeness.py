@@ -256,7 +256,7 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
                        extra=batch.extra)
         mine = batch_digests(mapped)
         s_sum.add_digests(mine)
-        got = tgt.fetch(batch.ids)
+        got = tgt.fetch_matching(batch)
         # The target answers with its own id type (a text column holds int 5 as "5"): the
         # same record, by vecmig.ids; hashed and matched under the source's id.
         got.ids = as_source_ids(got.ids, batch.ids)

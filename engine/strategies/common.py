@@ -7,6 +7,7 @@ from typing import Any
 
 from vecmig import estimate, pointer
 from vecmig.errors import PlanError
+from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
 from vecmig.strategies.context import PlanContext
 
@@ -14,7 +15,7 @@ from vecmig.strategies.context import PlanContext
 def validate_ids(ctx: PlanContext) -> list[Action]:
     """Before anything is written: every source id once, all of one type (see vecmig.ids)."""
     n = ctx.source.count or 0
-    if not n or ctx.source_provider.ids_unique_by_store(ctx.source):
+    if not n or ctx.source_provider.ids_unique_by_store(ctx.source) or keeps_namespaces(ctx.spec):
         return []
     kinds = {"int": "integers", "text": "strings"}
     id_type = ctx.source.id_type

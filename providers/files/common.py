@@ -220,13 +220,111 @@ def _maybe_big_int(values: Iterable[Any]) -> bool:
     return False
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice: parsers keep the last silently, so data would vanish."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = key.encode("utf-8", "backslashreplace").decode()
+                raise DuplicateKey(f"key {shown!r} appears twice in one object; only one of its values could be kept")
+            seen.add(key)
+    return out
+
+
+def _tally(value: Any, counts: list[int]) -> None:
+    """Add to ``counts`` = [quote characters, letters t, letters f] what ``value`` spells when
+    written as JSON without escapes (a key or a string: 2 quotes plus what is inside; ``true``
+    one t, ``false`` one f; numbers and null neither)."""
+    t = type(value)
+    if t is dict:
+        for k, v in value.items():
+            counts[0] += 2 + k.count('"')
+            counts[1] += k.count("t")
+            counts[2] += k.count("f")
+            _tally(v, counts)
+    elif t is list:
+        for v in value:
+            if type(v) is not float:
+                _tally(v, counts)
+    elif t is str:
+        counts[0] += 2 + value.count('"')
+        counts[1] += value.count("t")
+        counts[2] += value.count("f")
+    elif t is bool:
+        counts[1 if value else 2] += 1
+
+
+def spelled_as_parsed(data: bytes | str, doc: Any, skip: frozenset[str] | tuple[str, ...] = ()) -> tuple[bool, bool]:
+    """(quotes agree, letters t and f agree) between the raw text and the parsed document,
+    leaving out the values of the top-level ``skip`` keys (their keys still count).
+
+    A duplicate key adds quotes the parsed document no longer has, so agreement proves there
+    is none; ``true``/``false`` or a string inside a skipped value adds letters or quotes the
+    walk did not count. Single-byte counts run at memory speed, and the walk skips floats;
+    a disagreement (escapes such as \\t or \\u00ff, a quote escaped as \\u0022) only sends
+    the caller to an exact check."""
+    counts = [0, 0, 0]
+    if type(doc) is dict:
+        for k, v in doc.items():
+            counts[0] += 2 + k.count('"')
+            counts[1] += k.count("t")
+            counts[2] += k.count("f")
+            if k not in skip:
+                _tally(v, counts)
+    else:
+        _tally(doc, counts)
+    if isinstance(data, str):
+        quotes, ts, fs = data.count('"'), data.count("t"), data.count("f")
+    else:
+        rest = data.translate(None, _NUMBERS)  # one pass; what is left is small
+        quotes, ts, fs = rest.count(b'"'), rest.count(b"t"), rest.count(b"f")
+    return quotes == counts[0], (ts, fs) == (counts[1], counts[2])
+
+
+_NUMBERS = b"0123456789.eE+-,[] \t\r\n"
+
+
+def check_duplicate_keys(data: bytes | str, doc: Any, skip: frozenset[str] | tuple[str, ...] = ()) -> None:
+    """Raise :class:`DuplicateKey` if an object of ``data`` names a key twice."""
+    if type(doc) not in (dict, list):
+        return
+    if spelled_as_parsed(data, doc, skip)[0]:
+        return
+    json.loads(data, object_pairs_hook=_no_duplicates)
+
+
 def loads(data: bytes | str, skip: frozenset[str] | tuple[str, ...] = ()) -> Any:
     """Parse one JSON document exactly; stdlib json has the last word on anything orjson
     refuses or would change (NaN literals, integers beyond 64 bits) and words the errors.
+    An object that names a key twice is refused (:class:`DuplicateKey`, a ValueError).
 
     ``skip``: top-level keys whose numbers need not be exact (a JSONL record's float32
     vector), left out of the look for integers orjson turned into floats.
     """
+    doc = _loads(data, skip)
+    check_duplicate_keys(data, doc, skip)
+    return doc
+
+
+def loads_record(data: bytes | str, skip: frozenset[str] | tuple[str, ...] = ()) -> tuple[Any, bool]:
+    """:func:`loads`, and whether the skipped values may hold more than numbers (quotes or
+    ``true``/``false`` the rest of the document does not account for): then the caller checks
+    them element by element; otherwise they hold numbers, nulls and lists only."""
+    doc = _loads(data, skip)
+    if type(doc) not in (dict, list):
+        return doc, False
+    quotes_ok, words_ok = spelled_as_parsed(data, doc, skip)
+    if not quotes_ok:
+        json.loads(data, object_pairs_hook=_no_duplicates)
+    return doc, not (quotes_ok and words_ok)
+
+
+def _loads(data: bytes | str, skip: frozenset[str] | tuple[str, ...] = ()) -> Any:
     if _orjson is not None:
         try:
             doc = _orjson.loads(data)

@@ -42,7 +42,7 @@ from vecmig.providers.files.common import (
     file_stamp,
     float32_for_json,
     line_number,
-    loads,
+    loads_record,
 )
 from vecmig.records import Batch, ColumnBatch, RecordId
 from vecmig.spec import StoreSpec
@@ -134,7 +134,7 @@ class JsonlProvider(FileProvider):
 
     def _decode(self, line: bytes, offset: int, dim: int | None) -> _Record:
         try:
-            rec = loads(line, self.fields.vector)
+            rec, odd = loads_record(line, self.fields.vector)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             raise self._bad(
                 offset, f"invalid JSON ({exc})", "fix or remove that line; each line must be one JSON object"
@@ -173,6 +173,13 @@ class JsonlProvider(FileProvider):
                 f"record {rid!r} has no vector '{f.vector[0]}' (a non-empty list of numbers)",
                 "add the vector, or set fields.vector to the key that holds it",
             )
+        if odd and any(type(x) is not float and type(x) is not int for x in vector):
+            bad = next(x for x in vector if type(x) is not float and type(x) is not int)
+            raise self._bad(
+                offset,
+                f"record {rid!r}: vector '{key}' must hold only finite numbers, not {type(bad).__name__} {_short(bad)}",
+                "write every vector element as a JSON number",
+            )
         if dim is not None and len(vector) != dim:
             raise self._bad(
                 offset,
@@ -189,10 +196,25 @@ class JsonlProvider(FileProvider):
                     f"record {rid!r}: '{f.metadata}' must be a JSON object, not {type(meta).__name__}",
                     "put metadata in one object, or list top-level keys in fields.metadata",
                 )
-            if f.loose and len(rec) > 2:
+            if len(rec) > 2:
                 reserved = f.reserved
                 extra = {k: v for k, v in rec.items() if k not in reserved}
+                if extra and not f.loose:
+                    raise self._bad(
+                        offset,
+                        f"record {rid!r} has top-level key(s) {_keys(extra)} outside '{f.metadata}', which "
+                        f"fields.metadata: {f.metadata} would drop",
+                        f"move them into '{f.metadata}', or remove fields.metadata so top-level keys are metadata too",
+                    )
                 if extra:
+                    both = [k for k in extra if k in meta]
+                    if both:
+                        raise self._bad(
+                            offset,
+                            f"record {rid!r} has key(s) {_keys(both)} both at the top level and in "
+                            f"'{f.metadata}': one of the two values would be dropped",
+                            "rename one of them, or list the metadata keys to keep in fields.metadata",
+                        )
                     meta = {**extra, **meta}
         else:
             meta = {k: rec[k] for k in f.metadata if k in rec}
@@ -602,6 +624,16 @@ class JsonlProvider(FileProvider):
                     for row, line in enumerate(f):
                         if keep(si, row, ids[row]):
                             out.write(line)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _keys(keys: Any) -> str:
+    names = [repr(k) for k in keys]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _encodable(line: str) -> bool:

@@ -598,14 +598,53 @@ class PineconeProvider(Provider):
         return batch
 
     def ids_unique_by_store(self, inventory: Inventory) -> bool:
-        """An index is keyed by its string ids: each once, one type."""
-        return True
+        """A namespace is keyed by its string ids: each once, one type. ``namespace: "*"`` reads
+        several namespaces, whose ids are unique only within each: the same id in two of them
+        would land once in a target without namespaces (see :meth:`id_positions`)."""
+        if self._namespace != ALL_NAMESPACES:
+            return True
+        return len(inventory.extra.get("namespaces") or {}) <= 1
 
     def check_ids(self, limit: int | None = None) -> IdReport:
-        return IdReport(id_type="text")
+        if self._namespace != ALL_NAMESPACES:
+            return IdReport(id_type="text")
+        report = super().check_ids(limit)
+        if report.repeated_total:
+            report.note = ("ids are unique only within a namespace, and namespace '*' copies every namespace "
+                           "into one collection")
+        return report
 
-    def fetch(self, ids: Sequence[RecordId]) -> Batch:
-        """Records among ``ids``, with ids of the requested type/value (int 5 asks for '5')."""
+    def id_positions(self) -> Iterator[tuple[RecordId, int]]:
+        """Every id, namespace by namespace (list pages only, no fetch); positions count across
+        namespaces in that order, and :meth:`describe_positions` names the namespace."""
+        names = [self._namespace] if self._namespace != ALL_NAMESPACES else sorted(self._namespace_counts())
+        starts: list[tuple[int, str]] = []
+        self._position_namespaces = starts
+        pos = 0
+        for ns in names:
+            starts.append((pos, ns))
+            for _token, ids, _start in self._pages(ns, None):
+                for rid in ids:
+                    yield rid, pos
+                    pos += 1
+
+    def describe_positions(self, positions: list[int]) -> dict[int, str]:
+        starts: list[tuple[int, str]] = getattr(self, "_position_namespaces", [])
+        out: dict[int, str] = {}
+        for p in positions:
+            k = bisect.bisect_right([s for s, _ in starts], p) - 1
+            out[p] = f"namespace {starts[k][1]!r}" if k >= 0 else f"record #{p + 1}"
+        return out
+
+    def fetch_matching(self, batch: Batch) -> Batch:
+        """With ``namespace: "*"`` the same id may live in several namespaces: a source batch
+        is answered from the namespace it was read from (its ``extra["namespace"]``)."""
+        ns = batch.extra.get("namespace")
+        return self.fetch(batch.ids, namespace=ns if isinstance(ns, str) else None)
+
+    def fetch(self, ids: Sequence[RecordId], namespace: str | None = None) -> Batch:
+        """Records among ``ids``, with ids of the requested type/value (int 5 asks for '5');
+        ``namespace`` narrows ``namespace: "*"`` to one namespace."""
         wanted: dict[str, list[RecordId]] = {}
         for rid in ids:
             try:
@@ -620,7 +659,9 @@ class PineconeProvider(Provider):
         keys = list(wanted)
         if not keys:
             return self._to_batch([], {}, self._namespace)
-        if self._namespace == ALL_NAMESPACES:
+        if self._namespace == ALL_NAMESPACES and namespace is not None:
+            batch = self._fetch_ordered(canonical_namespace(namespace), keys)
+        elif self._namespace == ALL_NAMESPACES:
             got: dict[str, Any] = {}
             for ns in sorted(self._namespace_counts()):
                 missing = [k for k in keys if k not in got]
