@@ -588,8 +588,9 @@ class PgvectorProvider(Provider):
             bad = [rid for rid in sample.ids if isinstance(rid, str) and canonical_int_text(rid) is None]
             if bad:
                 out.append(LintFinding(
-                    "VM144", "error", f"'{name}'.{extra.get('id_column')} holds integers, but source ids such as "
-                    f"{show_id(bad[0])} are not integers", "migrate into a table with a text id column"))
+                    "VM144", "error", f"record id {show_id(bad[0])} cannot be stored in integer column "
+                    f"'{extra.get('id_column')}' of '{name}': only the exact decimal text of an integer can",
+                    "migrate into a table with a text id column"))
         texts = sample.texts
         filled = {extra.get("id_column"), extra.get("vector_column")}
         for col in extra.get("required_columns", []):
