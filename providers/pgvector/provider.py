@@ -1,7 +1,8 @@
 """PostgreSQL + pgvector as a source and a target.
 
 The provider is one class put together from one module per concern, each a mixin over the
-one before it:
+ones it uses (catalog over connection, read over catalog, write over read, ddl over catalog,
+native over write):
 
 * ``connection.py``: DSN or embedded server, the session, type adapters, error classification;
 * ``catalog.py``: the relation and its layout, views, the inventory, checks of an existing target;
@@ -9,7 +10,6 @@ one before it:
 * ``write.py``: ``upsert`` (staged or direct binary COPY), ``delete``, fidelity, encoding;
 * ``ddl.py``: create/drop the collection, build/drop its index, aliases as views;
 * ``native.py``: ``native_copy``, the pgvector → pgvector pipe and the columnar path.
-
 """
 
 from __future__ import annotations
