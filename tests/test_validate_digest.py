@@ -157,13 +157,13 @@ def test_shard_digest_is_the_md5_sum_of_the_row_bytes(applied: Applied) -> None:
     store = pg_store(applied.dsn, "docs_v2", pointer="/target")
     with PgvectorProvider(store) as p:
         d = p.server_digest()
-        layout = p._require_layout()
+        layout = p.layout()
         total = (0, 0)
         for i, shard in enumerate(applied.check.params["shards"]):
             count, value = d.shard(shard)
             q = sql.SQL("SELECT {} FROM docs_v2 AS t WHERE {}").format(
                 digest.row_bytes(layout), digest.shard_where(p, layout, shard))
-            with p._tx() as cur:
+            with p.transaction() as cur:
                 rows = [bytes(r[0]) for r in cur.execute(q).fetchall()]
             expect = sum(int.from_bytes(hashlib.md5(b).digest(), "big") for b in rows) % 2**128
             assert (count, value) == (len(rows), expect)

@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from psycopg import sql
 
+from vecmig.providers.pgvector.connection import PgSession
 from vecmig.providers.pgvector.sql import WIRE_TYPE, Column, Layout
-
-if TYPE_CHECKING:
-    from vecmig.providers.pgvector.provider import PgvectorProvider
 
 ALGORITHM = "pgvector-md5-record/1"
 
@@ -102,21 +100,21 @@ def row_bytes(layout: Layout) -> sql.Composable:
     return sql.SQL("record_send(ROW({}))").format(sql.SQL(", ").join(parts))
 
 
-def shard_where(provider: PgvectorProvider, layout: Layout, shard: dict[str, Any] | None) -> sql.Composable:
-    """The rows of ``shard``: the bounds of ``PgvectorProvider._page_from`` without a cursor
+def shard_where(provider: PgSession, layout: Layout, shard: dict[str, Any] | None) -> sql.Composable:
+    """The rows of ``shard``: the bounds of ``_page_from`` (``read.py``) without a cursor
     (NULL ids excluded, ``lo`` inclusive, ``hi`` exclusive, literals cast to the id type)."""
     idc = sql.Identifier("t", layout.id.name)
     conds: list[sql.Composable] = [sql.SQL("{} IS NOT NULL").format(idc)]
     lo = shard.get("lo") if shard else None
     hi = shard.get("hi") if shard else None
     if lo is not None:
-        conds.append(sql.SQL("{} >= {}").format(idc, provider._literal(layout, lo)))
+        conds.append(sql.SQL("{} >= {}").format(idc, provider.id_literal(layout, lo)))
     if hi is not None:
-        conds.append(sql.SQL("{} < {}").format(idc, provider._literal(layout, hi)))
+        conds.append(sql.SQL("{} < {}").format(idc, provider.id_literal(layout, hi)))
     return sql.SQL(" AND ").join(conds)
 
 
-def digest_query(provider: PgvectorProvider, layout: Layout, shard: dict[str, Any] | None) -> sql.Composable:
+def digest_query(provider: PgSession, layout: Layout, shard: dict[str, Any] | None) -> sql.Composable:
     return sql.SQL(
         "SELECT count(*), coalesce(sum(h.hi), 0), coalesce(sum(h.lo), 0), count(*) FILTER (WHERE h.lo < 0) "
         "FROM (SELECT substring(r.b FROM 1 FOR 64)::bigint AS hi, substring(r.b FROM 65 FOR 64)::bigint AS lo "
@@ -139,14 +137,14 @@ def combine(hi: int, lo: int, negative_lo: int) -> int:
 class PgDigest:
     """The server-side digest of one pgvector table (see :meth:`Provider.server_digest`)."""
 
-    provider: PgvectorProvider
+    provider: PgSession
     layout: Layout
     scheme: str
 
     @classmethod
-    def of(cls, provider: PgvectorProvider) -> PgDigest:
-        layout = provider._require_layout()
-        encoding = provider._connection().info.parameter_status("client_encoding") or "?"
+    def of(cls, provider: PgSession) -> PgDigest:
+        layout = provider.layout()
+        encoding = provider.client_encoding() or "?"
         _, desc = row_parts(layout)
         desc["encoding"] = encoding
         return cls(provider, layout, f"{ALGORITHM} {json.dumps(desc, sort_keys=True, separators=(',', ':'))}")
@@ -154,7 +152,7 @@ class PgDigest:
     def shard(self, shard: dict[str, Any] | None) -> tuple[int, int]:
         """``(rows, digest)`` of the shard's rows, computed by the server in one read-only query."""
         query = digest_query(self.provider, self.layout, shard)
-        with self.provider._tx() as cur:
+        with self.provider.transaction() as cur:
             cur.execute("SET TRANSACTION READ ONLY")
             # One scan per shard: compiling it (JIT, where the server has it) costs more than it saves.
             cur.execute("SET LOCAL jit = off")
