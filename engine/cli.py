@@ -377,7 +377,8 @@ def state_export(
     from vecmig.state.export import SCHEMA_NAME
 
     opts = _opts(ctx)
-    r = state_export(ExportRequest(spec_path, fmt.value, out_file), Terminal(opts))
+    r = state_export(ExportRequest(spec_path, "jsonl" if fmt is ExportFormat.jsonl else "json", out_file),
+                     Terminal(opts))
     if r.written_to is None:
         sys.stdout.write(r.text)
         return
