@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-
 from vecmig import sample
+from vecmig.operations.apply import ApplyRequest, ApplyResult, apply
+from vecmig.operations.ui import Ui
 from vecmig.providers import provider_class
 from vecmig.providers.base import CollectionSchema
 from vecmig.spec import IndexSpec
 
 
-def seed(spec_path: Path, records: int, console: Console) -> None:
+def seed(spec_path: Path, records: int, ui: Ui) -> None:
     from vecmig.spec_loader import load_spec
 
     spec = load_spec(spec_path)
@@ -20,17 +21,17 @@ def seed(spec_path: Path, records: int, console: Console) -> None:
     with src:
         inv = src.inventory()
         if inv.exists and inv.count and inv.count >= records:
-            console.print(f"Source {spec.source.label} already holds {inv.count:,} records; not reseeding.")
+            ui.say(f"Source {spec.source.label} already holds {inv.count:,} records; not reseeding.")
             return
         dim = (spec.target.create.dimension if spec.target.create else None) or 384
         if inv.exists and inv.count:
             # A seeding that was stopped (Ctrl-C, SIGTERM): the sample is deterministic and the
             # upserts idempotent, so seeding again completes it instead of migrating a part.
             dim = inv.dimension or dim
-            console.print(f"Source {spec.source.label} holds {inv.count:,} of the {records:,} sample records "
+            ui.say(f"Source {spec.source.label} holds {inv.count:,} of the {records:,} sample records "
                           "(an earlier seeding stopped); seeding the rest…")
         else:
-            console.print(f"Seeding source {spec.source.label} with {records:,} sample records ({dim} dims, "
+            ui.say(f"Seeding source {spec.source.label} with {records:,} sample records ({dim} dims, "
                           "24 topic clusters, mixed metadata)…")
         if not inv.exists:
             src.create_collection(CollectionSchema(dimension=dim, metric="cosine", id_type="int",
@@ -43,17 +44,14 @@ def seed(spec_path: Path, records: int, console: Console) -> None:
             src.switch_alias(spec.target.alias, spec.source.collection)
 
 
-def run(spec_path: Path, records: int, console: Console) -> None:
-    from vecmig.cli import apply
+@dataclass(frozen=True)
+class QuickstartRequest:
+    spec_path: Path
+    records: int = 5000  # sample records to generate in the source
 
-    seed(spec_path, records, console)
-    console.print()
-    apply(spec_path, auto_approve=True, lock_timeout=30.0)
-    console.print(
-        "\n[bold]What happened[/bold]: vecmig read the source, planned the actions above, copied every record "
-        "in checkpointed batches, built the index, compared counts, ids and checksums on both sides, and "
-        "switched the live view to the new table. The old table is kept until you decommission it.\n"
-        f"  inspect: vecmig state show {spec_path}\n"
-        f"  plan again (no changes): vecmig plan {spec_path}\n"
-        f"  roll back: vecmig rollback {spec_path}"
-    )
+
+def run(request: QuickstartRequest, ui: Ui) -> ApplyResult:
+    """Seed the source, then apply the spec as `vecmig apply SPEC --auto-approve` does."""
+    seed(request.spec_path, request.records, ui)
+    ui.say("")
+    return apply(ApplyRequest(request.spec_path, auto_approve=True, lock_timeout=30.0), ui)

@@ -1,6 +1,6 @@
 """The unit tier's harness: memory stores, a spec, a state file, and the engine called in-process.
 
-Everything goes through the same functions the CLI calls (``engine/cli.py``): ``load_spec_text``
+Everything goes through the same functions the operations call (``engine/operations/``): ``load_spec_text``
 → ``refresh`` → ``planner.make_plan`` → ``executor.apply_plan`` / ``rollback.rollback``, with a
 ``StateStore`` on a SQLite file under the test's tmp directory. No subprocess, no server.
 """

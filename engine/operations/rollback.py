@@ -1,0 +1,48 @@
+"""rollback: check the state → lock → what is to undo → confirm → undo → result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from vecmig import rollback as undo
+from vecmig.operations.common import load, open_state
+from vecmig.operations.ui import Approval, Ui
+from vecmig.state.lock import Lock
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    spec_path: Path
+    auto_approve: bool = False
+    lock_timeout: float = 0.0  # seconds to wait for the lock
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    # never_applied: there is no state; nothing_left: every round is rolled back already
+    outcome: Literal["never_applied", "nothing_left", "rolled_back"]
+    undone: int = 0  # actions undone (a rollback finishing a killed one may have none left)
+    approval: Approval | None = None
+
+
+def rollback(request: RollbackRequest, ui: Ui) -> RollbackResult:
+    """Undo an applied or partly applied migration: recorded inverses in reverse order."""
+    spec = load(request.spec_path, ui)
+    state = open_state(spec)
+    if state is None:
+        return RollbackResult("never_applied")
+    lock = Lock(state, "rollback")
+    lock.acquire(timeout=request.lock_timeout)
+    try:
+        undo.check_state(state)  # before listing anything: a tampered store is refused outright
+        todo = undo.pending_undo(state)
+        if not todo and not undo.unfinished_rounds(state):
+            return RollbackResult("nothing_left")
+        ui.show_undo(tuple((round_no, action) for round_no, action, _row in todo))
+        approval: Approval = "auto-approve" if request.auto_approve else ui.confirm("Do you want to roll back?")
+        n = undo.rollback(spec, state, approval=approval, checked=True)
+        return RollbackResult("rolled_back", undone=n, approval=approval)
+    finally:
+        lock.release()
