@@ -17,7 +17,7 @@ MYPY_TREE := .mypy-tree
 
 types:  ## mypy --strict over the whole package (config in pyproject.toml)
 	@rm -rf $(MYPY_TREE) && mkdir -p $(MYPY_TREE)/vecmig
-	@for f in engine/*.py engine/actions engine/strategies engine/specload; do ln -s ../../$$f $(MYPY_TREE)/vecmig/; done
+	@for f in engine/*.py $$(find engine -mindepth 1 -maxdepth 1 -type d ! -name __pycache__); do ln -s ../../$$f $(MYPY_TREE)/vecmig/; done
 	@for d in providers state schemas; do ln -s ../../$$d $(MYPY_TREE)/vecmig/$$d; done
 	cd $(MYPY_TREE) && ../.venv/bin/mypy --config-file ../pyproject.toml -p vecmig
 
