@@ -20,12 +20,13 @@ from vecmig.providers.base import CollectionSchema, Provider
 from vecmig.records import Batch, sparse_of
 from vecmig.refresh import Refreshed
 from vecmig.spec import Spec
-from vecmig.state.store import StateStore
+from vecmig.state.reader import StateReader
+from vecmig.state.rows import RoundRow
 from vecmig.strategies import BUILDERS
 from vecmig.strategies.context import PlanContext
 
 
-def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
+def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     check_compatible(spec, seen.source, seen.target)
     lineage = state.lineage if state else None
     serial = state.serial if state else 0
@@ -87,7 +88,7 @@ def make_plan(spec: Spec, state: StateStore | None, seen: Refreshed) -> Plan:
     )
 
 
-def fresh_actions(spec: Spec, state: StateStore | None, seen: Refreshed, notes: list[str]) -> list[Action]:
+def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes: list[str]) -> list[Action]:
     ctx = context(spec, state, seen)
     actions = BUILDERS[spec.strategy.type](ctx)
     if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
@@ -97,7 +98,7 @@ def fresh_actions(spec: Spec, state: StateStore | None, seen: Refreshed, notes: 
     return actions
 
 
-def failed_validation(state: StateStore, round_row: dict[str, Any]) -> dict[str, Any] | None:
+def failed_validation(state: StateReader, round_row: RoundRow) -> dict[str, Any] | None:
     """The findings of the open round's failed validation ({} when it kept none), or None."""
     for row in state.actions(round_row["round"]):
         if row["kind"].startswith("validate") and row["status"] == "failed":
@@ -113,7 +114,7 @@ def failed_validation(state: StateStore, round_row: dict[str, Any]) -> dict[str,
     return None
 
 
-def changed_since_round(spec: Spec, round_row: dict[str, Any], seen: Refreshed) -> str | None:
+def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str | None:
     if round_row["spec_hash"] != spec.spec_hash:
         return "the spec changed since it started"
     if round_row["source_fingerprint"] != seen.source.fingerprint:
@@ -206,7 +207,7 @@ def source_has_sparse(source: Inventory, sample: Batch | None) -> bool:
     return bool(source.extra.get("sparse")) or (sample is not None and any(s is not None for s in sparse_of(sample)))
 
 
-def foreign_records(state: StateStore | None, seen: Refreshed) -> tuple[int, int | None]:
+def foreign_records(state: StateReader | None, seen: Refreshed) -> tuple[int, int | None]:
     """How many records the target held that this migration did not write, and the round whose
     plan saw them (None: seen now, no round of this migration has written to it yet).
 
@@ -221,7 +222,7 @@ def foreign_records(state: StateStore | None, seen: Refreshed) -> tuple[int, int
     return int(seen.target.count or 0), None
 
 
-def context(spec: Spec, state: StateStore | None, seen: Refreshed) -> PlanContext:
+def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanContext:
     owned = target_created_by_vecmig(state)
     source_cls = provider_class(spec.source.provider)
     target_cls = provider_class(spec.target.provider)
@@ -248,7 +249,7 @@ def context(spec: Spec, state: StateStore | None, seen: Refreshed) -> PlanContex
     )
 
 
-def target_created_by_vecmig(state: StateStore | None) -> bool:
+def target_created_by_vecmig(state: StateReader | None) -> bool:
     if state is None:
         return False
     live_rounds = {r["round"] for r in state.rounds() if r["status"] != "rolled_back"}
@@ -258,7 +259,7 @@ def target_created_by_vecmig(state: StateStore | None) -> bool:
     )
 
 
-def remaining_actions(state: StateStore, round_row: dict[str, Any], notes: list[str] | None = None) -> list[Action]:
+def remaining_actions(state: StateReader, round_row: RoundRow, notes: list[str] | None = None) -> list[Action]:
     """An open round resumes with the exact actions it started with; done ones drop out.
 
     After a failed validation, the copy shards it found missing or different records in
@@ -336,13 +337,13 @@ def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, st
     return out
 
 
-def unchanged(spec: Spec, last: dict[str, Any], seen: Refreshed) -> bool:
+def unchanged(spec: Spec, last: RoundRow, seen: Refreshed) -> bool:
     return (last["spec_hash"] == spec.spec_hash
             and last["source_fingerprint"] == seen.source.fingerprint
             and last["target_fingerprint"] == seen.target.fingerprint)
 
 
-def what_changed(spec: Spec, last: dict[str, Any], seen: Refreshed) -> str:
+def what_changed(spec: Spec, last: RoundRow, seen: Refreshed) -> str:
     if last["spec_hash"] != spec.spec_hash:
         return "the spec changed"
     if last["source_fingerprint"] != seen.source.fingerprint:
@@ -350,7 +351,7 @@ def what_changed(spec: Spec, last: dict[str, Any], seen: Refreshed) -> str:
     return "the target changed"
 
 
-def lint(spec: Spec, seen: Refreshed, state: StateStore | None = None) -> list[Warning_]:
+def lint(spec: Spec, seen: Refreshed, state: StateReader | None = None) -> list[Warning_]:
     out = []
     if seen.source.count is not None and not seen.source.count_exact:
         out.append(Warning_("VM101", "source count is an estimate; shard sizes may be uneven"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vecmig.model import Action, Inventory, Plan
+from vecmig.state.rows import AuditRow
 
 SYMBOLS = {
     "create_collection": ("+", "green"),
@@ -183,7 +185,7 @@ def event_summary(event: str, data: dict[str, Any]) -> str:
     return ", ".join(f"{k}={data[k]}" for k in keys[:4])
 
 
-def history_table(events: list[dict[str, Any]], title: str) -> Table:
+def history_table(events: Sequence[AuditRow], title: str) -> Table:
     table = Table(title=title, show_lines=False)
     for col in ("seq", "time (UTC)", "event", "who", "summary"):
         table.add_column(col, overflow="fold")

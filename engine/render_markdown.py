@@ -20,7 +20,7 @@ import yaml
 from vecmig.graph import DEFAULT_MAX_SHARDS, to_mermaid
 from vecmig.model import Action, Estimate, Plan
 from vecmig.render import SYMBOLS, describe_inventory, human_bytes, span
-from vecmig.state.store import StateStore
+from vecmig.state.reader import StateReader
 
 GITHUB_LIMIT = 65_536
 SHOWN_SHARDS = 8  # a collapsed run of shards still lists this many in its details
@@ -45,7 +45,7 @@ class Previous:
     actual_records: int
 
 
-def previous_run(state: StateStore | None, before_round: int) -> Previous | None:
+def previous_run(state: StateReader | None, before_round: int) -> Previous | None:
     if state is None:
         return None
     done = [r for r in state.rounds() if r["status"] == "complete" and r["round"] < before_round]

@@ -17,7 +17,6 @@ Two rules hold for every inverse, whatever its kind:
 from __future__ import annotations
 
 import signal
-from typing import Any
 
 from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
 from vecmig.errors import VecmigError
@@ -25,13 +24,14 @@ from vecmig.executor import resolved
 from vecmig.model import Action
 from vecmig.providers import provider_class
 from vecmig.spec import Spec
+from vecmig.state.rows import ActionRow
 from vecmig.state.store import StateStore
 from vecmig.state.verify import check_rollback_inputs
 
 UNDOABLE = ("done", "running", "failed")
 
 
-def pending_undo(state: StateStore) -> list[tuple[int, Action, dict[str, Any]]]:
+def pending_undo(state: StateStore) -> list[tuple[int, Action, ActionRow]]:
     """What rollback would undo, in the order it would undo it."""
     live = [r["round"] for r in state.rounds() if r["status"] != "rolled_back"]
     out = []

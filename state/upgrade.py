@@ -21,8 +21,9 @@ from sqlalchemy import Connection, insert, inspect, select, text, update
 from vecmig import safe_paths
 from vecmig.errors import StateError
 from vecmig.state import schema as t
+from vecmig.state.db import _engine_for, safe_location
 from vecmig.state.redact import Redactor
-from vecmig.state.store import StateStore, _engine_for, safe_location
+from vecmig.state.store import StateStore
 from vecmig.state.verify import GENESIS, ImageDigest, check_chain, id_ranges
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vecmig.model import canonical_json
 
 if TYPE_CHECKING:
-    from vecmig.state.store import StateStore
+    from vecmig.state.reader import StateReader
 
 GENESIS = "0" * 64
 
@@ -72,7 +72,7 @@ def event_hash(prev: str, seq: int, ts: str, event_name: str, actor_json: str, d
     return h.hexdigest()
 
 
-def check_chain(events: list[dict[str, Any]], head: dict[str, Any] | None,
+def check_chain(events: Sequence[Mapping[str, Any]], head: Mapping[str, Any] | None,
                 head_required: bool = True) -> tuple[bool, str]:
     """(intact?, detail); on failure the detail names the first bad event.
 
@@ -81,7 +81,7 @@ def check_chain(events: list[dict[str, Any]], head: dict[str, Any] | None,
     by_hash = {ev["hash"]: ev for ev in events}
     prev = GENESIS
     expected = 1
-    previous: dict[str, Any] | None = None
+    previous: Mapping[str, Any] | None = None
     for ev in events:
         seq, name = ev["seq"], ev["event"]
         if seq != expected:
@@ -117,7 +117,7 @@ def check_chain(events: list[dict[str, Any]], head: dict[str, Any] | None,
     return True, f"{last} events, chain intact (head: event {last}, hash {prev[:16]})"
 
 
-def check_records(store: StateStore) -> list[str]:
+def check_records(store: StateReader) -> list[str]:
     """Compare stored plans, results and runs with their hashes and their audit copies."""
     problems: list[str] = []
     events = store.audit_events()
@@ -129,7 +129,7 @@ def check_records(store: StateStore) -> list[str]:
     return problems
 
 
-def check_rollback_inputs(store: StateStore, payloads: list[tuple[int, str, dict[str, Any]]] | None = None
+def check_rollback_inputs(store: StateReader, payloads: list[tuple[int, str, dict[str, Any]]] | None = None
                           ) -> list[str]:
     """Everything rollback reads, compared with the audit chain: the rounds' and actions' status
     (which actions get undone), each action's parameters (against its round's audited plan),
@@ -145,7 +145,7 @@ def check_rollback_inputs(store: StateStore, payloads: list[tuple[int, str, dict
     return out
 
 
-def _check_statuses(store: StateStore, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+def _check_statuses(store: StateReader, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
     out = []
     round_status: dict[Any, tuple[int, str]] = {}
     action_status: dict[tuple[Any, Any], tuple[int, str]] = {}
@@ -159,24 +159,24 @@ def _check_statuses(store: StateStore, payloads: list[tuple[int, str, dict[str, 
         elif name.startswith("action_") and "action" in p:
             action_status[(p.get("round"), p.get("action"))] = (seq, name[len("action_"):])
     for r in store.rounds():
-        seq, audited = round_status.get(r["round"], (None, None))
+        at, audited = round_status.get(r["round"], (None, None))
         if audited is not None and audited != r["status"]:
             out.append(f"round {r['round']}: status {r['status']!r} differs from its audit record {audited!r} "
-                       f"(event {seq})")
+                       f"(event {at})")
     for a in store.all_actions():
         where = f"action {a['action_id']} (round {a['round']})"
-        seq, audited = action_status.get((a["round"], a["action_id"]), (None, None))
+        at, audited = action_status.get((a["round"], a["action_id"]), (None, None))
         if audited is None:
             out.append(f"{where}: not in its round's audit record (round_started): it was added outside vecmig")
         elif audited != a["status"]:
-            out.append(f"{where}: status {a['status']!r} differs from its audit record {audited!r} (event {seq})")
+            out.append(f"{where}: status {a['status']!r} differs from its audit record {audited!r} (event {at})")
     return out
 
 
-def _check_action_params(store: StateStore) -> list[str]:
+def _check_action_params(store: StateReader) -> list[str]:
     """Each stored action equals the action of its round's plan (whose hash the chain holds)."""
     out = []
-    plans: dict[Any, dict[str, Any]] = {}
+    plans: dict[Any, dict[Any, Any]] = {}
     for r in store.rounds():
         body = _loads(r["plan_json"])
         plans[r["round"]] = {a.get("id"): a for a in body.get("actions") or () if isinstance(a, dict)}
@@ -190,7 +190,7 @@ def _check_action_params(store: StateStore) -> list[str]:
     return out
 
 
-def _check_resources(store: StateStore, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+def _check_resources(store: StateReader, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
     """The journal of created and switched resources, against its intent and state events."""
     out = []
     intents = [(seq, p) for seq, name, p in payloads if name == "intent"]
@@ -225,7 +225,7 @@ def _check_resources(store: StateStore, payloads: list[tuple[int, str, dict[str,
     return out
 
 
-def _check_before_images(store: StateStore, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+def _check_before_images(store: StateReader, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
     """Each image row belongs to exactly one ``before_images`` event and each event's rows hash
     to its digest: an edited, deleted or added image is found (and named as far as it can be)."""
     events = [(seq, p) for seq, name, p in payloads if name == "before_images"]
@@ -286,7 +286,7 @@ def _loads(text: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _check_rounds(store: StateStore, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+def _check_rounds(store: StateReader, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
     out = []
     started = {p.get("round"): (seq, p) for seq, name, p in payloads if name == "round_started"}
     for r in store.rounds():
@@ -302,7 +302,7 @@ def _check_rounds(store: StateStore, payloads: list[tuple[int, str, dict[str, An
     return out
 
 
-def _check_actions(store: StateStore, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+def _check_actions(store: StateReader, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
     out = []
     done: dict[tuple[Any, Any], tuple[int, dict[str, Any]]] = {}
     for seq, name, p in payloads:
@@ -314,23 +314,23 @@ def _check_actions(store: StateStore, payloads: list[tuple[int, str, dict[str, A
         if not a["result_json"]:
             continue
         where = f"action {a['action_id']} (round {a['round']})"
-        seq, audited = done.get((a["round"], a["action_id"]), (None, None))
+        at, audited = done.get((a["round"], a["action_id"]), (None, None))
         if audited is None:
             out.append(f"{where}: a stored result but no action_done (or action_failed) event in the audit log")
             continue
         result = _loads(a["result_json"])
         if result != audited.get("result"):
-            out.append(f"{where}: stored result differs from its audit record (event {seq})")
+            out.append(f"{where}: stored result differs from its audit record (event {at})")
         for key in ("records", "bytes"):
             if key in audited and audited[key] != a[key]:
                 out.append(f"{where}: stored {key} {a[key]} differs from its audit record {audited[key]} "
-                           f"(event {seq})")
+                           f"(event {at})")
         if result.get("ok") is True and "source" in result and result.get("source") != result.get("target"):
             out.append(f"{where}: validation is marked ok but its source and target checksums differ")
     return out
 
 
-def _check_runs(store: StateStore, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+def _check_runs(store: StateReader, payloads: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
     out = []
     started = {p.get("run"): (seq, p) for seq, name, p in payloads if name == "run_started"}
     finished = {p.get("run"): (seq, p) for seq, name, p in payloads if name == "run_finished"}

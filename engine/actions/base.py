@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol
 from vecmig.model import Action
 from vecmig.providers import Provider, provider_class
 from vecmig.spec import Spec, StoreSpec
+from vecmig.state.rows import ActionRow
 from vecmig.state.store import StateStore
 
 
@@ -66,5 +67,5 @@ class ActionKind:
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         raise NotImplementedError
 
-    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         """Reverse a done or partly done run of this action; must be idempotent."""

@@ -7,6 +7,7 @@ from typing import Any
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.model import Action
 from vecmig.spec import IndexSpec
+from vecmig.state.rows import ActionRow
 
 
 class BuildIndex(ActionKind):
@@ -24,7 +25,7 @@ class BuildIndex(ActionKind):
         ctx.state.journal_state(rid, "done")
         return {"index": name}
 
-    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         if ctx.target_will_be_dropped:
             return
         import json

@@ -18,6 +18,7 @@ from vecmig.model import Action
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
 from vecmig.records import Batch, sparse_of
+from vecmig.state.rows import ActionRow, CursorRow
 
 MAX_ATTEMPTS = 8  # consecutive transient failures without progress before the action fails
 
@@ -123,7 +124,7 @@ class CopyShard(ActionKind):
                 return cursor, moved, False
         return cursor, moved, True
 
-    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         if ctx.target_will_be_dropped or not action.params.get("before_images"):
             return
         tgt = ctx.target()
@@ -145,7 +146,7 @@ def _refuse_sparse(batch: Batch, tgt: Provider) -> None:
             )
 
 
-def _load_cursor(saved: dict[str, Any] | None) -> Any:
+def _load_cursor(saved: CursorRow | None) -> Any:
     import json
 
     return json.loads(saved["cursor_json"]) if saved and saved["cursor_json"] else None

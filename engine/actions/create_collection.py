@@ -7,6 +7,7 @@ from typing import Any
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.model import Action
 from vecmig.providers.base import CollectionSchema
+from vecmig.state.rows import ActionRow
 
 
 class CreateCollection(ActionKind):
@@ -27,7 +28,7 @@ class CreateCollection(ActionKind):
         ctx.state.journal_state(rid, "done")
         return {"collection": name}
 
-    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         tgt = ctx.target()
         try:
             tgt.drop_collection()

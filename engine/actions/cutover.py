@@ -20,6 +20,7 @@ from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import PlanError
 from vecmig.model import Action
 from vecmig.spec import PointerSpec
+from vecmig.state.rows import ActionRow, ResourceRow
 
 
 class Cutover(ActionKind):
@@ -40,7 +41,7 @@ class Cutover(ActionKind):
         ctx.state.journal_state(rid, "done")
         return {"alias": alias, "from": before, "to": to}
 
-    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         if "pointer" in action.params:
             self._undo_pointer(ctx, action)
             return
@@ -97,7 +98,7 @@ def _pointer_spec(ctx: RunContext) -> PointerSpec:
     return spec
 
 
-def _intents(ctx: RunContext, action: Action) -> list[dict[str, Any]]:
+def _intents(ctx: RunContext, action: Action) -> list[ResourceRow]:
     return [r for r in ctx.state.resources(ctx.round) if r["action_id"] == action.id and r["kind"] == "pointer"]
 
 

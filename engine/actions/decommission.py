@@ -7,6 +7,7 @@ from typing import Any
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import VecmigError
 from vecmig.model import Action
+from vecmig.state.rows import ActionRow
 
 
 class Decommission(ActionKind):
@@ -22,6 +23,6 @@ class Decommission(ActionKind):
         ctx.state.journal_state(rid, "done")
         return {"dropped": action.params["collection"]}
 
-    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         raise VecmigError(f"{action.id} dropped {action.params['collection']}; that cannot be undone",
                           hint="restore the old collection from a backup")

@@ -8,6 +8,7 @@ from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.model import Action
 from vecmig.records import RecordId, same_record_key
+from vecmig.state.rows import ActionRow
 
 
 class DeleteExtra(ActionKind):
@@ -32,7 +33,7 @@ class DeleteExtra(ActionKind):
             tgt.close()
         return {"deleted": len(extra)}
 
-    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         if ctx.target_will_be_dropped or not action.params.get("before_images"):
             return
         tgt = ctx.target()

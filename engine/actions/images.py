@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from vecmig.providers import Provider
 from vecmig.records import Batch, RecordId, as_vectors, sparse_of
+from vecmig.state.rows import BeforeImageRow
 
 
 def id_key(record_id: RecordId) -> str:
@@ -34,7 +35,7 @@ def capture(target: Provider, ids: Sequence[RecordId]) -> list[tuple[str, bool, 
     return [(id_key(r), id_key(r) in found, found.get(id_key(r))) for r in ids]
 
 
-def restore(target: Provider, images: Iterable[dict[str, Any]], batch_size: int = 1000) -> int:
+def restore(target: Provider, images: Iterable[BeforeImageRow], batch_size: int = 1000) -> int:
     """Put back what existed and delete what did not; idempotent, so a killed rollback can rerun."""
     to_delete: list[RecordId] = []
     rows: list[dict[str, Any]] = []
@@ -59,7 +60,7 @@ def restore(target: Provider, images: Iterable[dict[str, Any]], batch_size: int 
     for img in images:
         n += 1
         if img["existed"]:
-            rows.append(json.loads(img["payload"]))
+            rows.append(json.loads(cast(bytes, img["payload"])))  # an image of a record that existed holds it
         else:
             to_delete.append(json.loads(img["record_id"]))
         if len(rows) >= batch_size or len(to_delete) >= batch_size:

@@ -18,6 +18,7 @@ from typing import Any
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import TerminalError
 from vecmig.model import Action
+from vecmig.state.rows import ActionRow
 
 
 class ValidateIds(ActionKind):
@@ -37,5 +38,5 @@ class ValidateIds(ActionKind):
             raise TerminalError(f"{message} [{code}]", hint=f"{hint}; nothing was written")
         return {"ids": report.checked, "id_type": report.id_type}
 
-    def undo(self, ctx: RunContext, action: Action, row: dict[str, Any]) -> None:
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         return None  # read-only
