@@ -16,7 +16,6 @@ import numpy as np
 from vecmig.spec import Fields
 
 _SPEC_DEFAULT_FIELDS = Fields()
-LOGICAL_TYPES = ("text", "int", "float", "bool", "text[]", "json")
 TYPE_SAMPLE = 1000  # records read by inventory() to infer metadata types
 
 

@@ -645,14 +645,6 @@ class PineconeProvider(Provider):
             return sum(counts.values())
         return counts.get(self._namespace, 0)
 
-    def query(self, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
-        """Top-k ids and scores (for query-parity checks); the ``*`` namespace is not searchable."""
-        ns = DEFAULT_NAMESPACE if self._namespace == ALL_NAMESPACES else self._namespace
-        values = packing.compact_float32(np.asarray(vector, dtype=np.float32)).tolist()
-        index = self._data()
-        result = self._call("querying", lambda: index.query(vector=values, top_k=int(k), namespace=ns))
-        return [(m.id, float(m.score)) for m in result.matches]
-
     def estimate_schema(self) -> CollectionSchema | None:
         inv = self.inventory()
         if not inv.exists:
