@@ -96,7 +96,6 @@ class JsonlProvider(FileProvider):
         create_collection=True,
         aliases=False,
         namespaces=False,
-        id_types=("int", "text"),
         sparse=True,  # carried through verbatim in Batch.extra["sparse"]
         server_side_count=False,
         ordered_scan=True,

@@ -421,7 +421,6 @@ class ParquetProvider(FileProvider):
         create_collection=True,
         aliases=False,
         namespaces=False,
-        id_types=("int", "text"),
         sparse=False,
         server_side_count=False,
         ordered_scan=True,

@@ -132,7 +132,6 @@ class PgvectorProvider(Provider):
         aliases=True,  # views
         namespaces=False,
         indexes=("hnsw", "ivfflat"),
-        id_types=("int", "text"),
         server_side_count=True,
         ordered_scan=True,
         metadata="both",
