@@ -37,6 +37,7 @@ import numpy as np
 from vecmig import safe_paths
 from vecmig.durable import atomic_write, remove_tmp_leftovers
 from vecmig.errors import TerminalError
+from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema, LintFinding, Provider
 from vecmig.providers.fidelity import Refusal, check_id, lint_records, refuse
 from vecmig.providers.files.fields import check_record_id, resolve_fields
@@ -135,6 +136,29 @@ class FileProvider(Provider):
                             f"{self.name} ({self.raw_path})", id_type=id_type)
 
     # -- shared behaviour -----------------------------------------------------------------
+    def _inventory(self, *, dim: int | None, count: int, id_type: str | None, types: dict[str, str],
+                   has_text: bool, extra: dict[str, Any]) -> Inventory:
+        """The inventory of a target that exists: what the format read (``extra`` holds the file's
+        ``size`` when it exists), plus the staged writes not merged yet."""
+        if self.staging.exists():
+            entries = self.staging.entries()
+            extra["pending_parts"] = len(entries)
+            extra["pending_bytes"] = sum(p.stat().st_size for _, p in entries)
+        extra["text"] = has_text
+        return Inventory(
+            provider=self.name,
+            collection=self.store.collection or self.raw_path,
+            exists=True,
+            dimension=dim,
+            metric=None,
+            count=count,
+            count_exact=True,
+            id_type=id_type,
+            fields=types,
+            bytes_per_record=(extra["size"] // count) if count else None,
+            extra=extra,
+        )
+
     def collection_exists(self) -> bool:
         return self.path.exists() or self.staging.exists()
 
