@@ -97,11 +97,6 @@ def open_saved(path: Path) -> SavedPlan:
     return SavedPlan(Plan.from_json(raw), spec_dir, Path(spec_file) if spec_file else None)
 
 
-def load(path: Path) -> tuple[Plan, Path]:
-    saved = open_saved(path)
-    return saved.plan, saved.spec_dir
-
-
 def check_spec_unchanged(saved: SavedPlan, plan_path: Path) -> None:
     """Refuse a plan whose spec file, still where it was, now says something else.
 

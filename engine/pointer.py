@@ -23,14 +23,13 @@ import contextlib
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vecmig import safe_paths
+from vecmig import durable, safe_paths
 from vecmig.errors import TerminalError
 from vecmig.spec import PointerSpec
 
@@ -161,24 +160,14 @@ def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that readers see the old or the new file, whole."""
     safe_paths.ensure_file(path, "pointer file", error=TerminalError)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            # Keep the mode readers were given (mkstemp creates 0600).
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        safe_paths.ensure_file(path, "pointer file", error=TerminalError)  # the last moment before the rename
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    data = text.encode("utf-8")  # the exact bytes: rollback restores what read_file decoded
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+        # Keep the mode readers were given; a new pointer file is world-readable.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+
+    durable.atomic_write(path, write, what="pointer file")
 
 
 def remove(path: Path) -> None:
@@ -189,13 +178,9 @@ def remove(path: Path) -> None:
 
 
 def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry is; not every platform allows it.
+    # The removal is durable only once the directory entry is; not every platform allows it.
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        durable.fsync_path(directory)
 
 
 def command_env(live: Live, previous: str | None, operation: str, secrets: Iterable[str]) -> dict[str, str]:

@@ -93,10 +93,6 @@ class ColumnBatch:
         return batch
 
 
-def empty_batch(dimension: int) -> Batch:
-    return Batch(ids=[], vectors=np.zeros((0, dimension), dtype=np.float32), metadata=[], texts=[])
-
-
 def as_vectors(rows: list[Any], dimension: int | None = None) -> np.ndarray:
     if not rows:
         return np.zeros((0, dimension or 0), dtype=np.float32)

@@ -22,7 +22,6 @@ from vecmig.state.redact import Redactor
 _PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Metric = Literal["cosine", "euclidean", "dotproduct"]
-STRATEGIES = ("big-bang", "blue-green", "phased", "parallel-run", "dual-write", "cdc")
 IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green")
 
 

@@ -20,9 +20,6 @@ class Capabilities:
     aliases: bool = False
     namespaces: bool = False
     indexes: tuple[str, ...] = ()
-    max_batch_records: int | None = None
-    max_batch_bytes: int | None = None
-    id_types: tuple[str, ...] = ("int", "text")
     sparse: bool = False
     server_side_count: bool = False
     ordered_scan: bool = True

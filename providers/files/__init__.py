@@ -1,7 +1,9 @@
 """File stores: ``jsonl`` and ``parquet``, each usable as a source and as a target.
 
 Modules are imported lazily by the entry points (``files.jsonl``, ``files.parquet``) so
-that a JSONL-only migration never pays for importing pyarrow; shared machinery (field
-resolution, metadata type inference, the idempotent staging area) lives in
-``files.common``.
+that a JSONL-only migration never pays for importing pyarrow; shared machinery lives
+beside them: ``files.fields`` (field resolution, metadata type inference), ``files.jsonio``,
+``files.staging`` (the idempotent staging area), ``files.base`` (the target skeleton and its
+merge) and ``files.idindex``; ``files.common`` re-exports all of it. The atomic write they
+share with the pointer file is ``vecmig.durable``.
 """

@@ -96,7 +96,6 @@ class JsonlProvider(FileProvider):
         create_collection=True,
         aliases=False,
         namespaces=False,
-        id_types=("int", "text"),
         sparse=True,  # carried through verbatim in Batch.extra["sparse"]
         server_side_count=False,
         ordered_scan=True,
@@ -474,23 +473,7 @@ class JsonlProvider(FileProvider):
                     extra["mixed_id_types"] = True
                 types = sampler.types()
             count = count_nonblank_lines(self.path)
-        if self.staging.exists():
-            entries = self.staging.entries()
-            extra["pending_parts"] = len(entries)
-            extra["pending_bytes"] = sum(p.stat().st_size for _, p in entries)
-        extra["text"] = has_text
-        return Inventory(
-            **base,
-            exists=True,
-            dimension=dim,
-            metric=None,
-            count=count,
-            count_exact=True,
-            id_type=id_type,
-            fields=types,
-            bytes_per_record=(extra["size"] // count) if count else None,
-            extra=extra,
-        )
+        return self._inventory(dim=dim, count=count, id_type=id_type, types=types, has_text=has_text, extra=extra)
 
     def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
         """Even byte ranges sized to hold about ``shard_size`` records each."""

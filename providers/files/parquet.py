@@ -421,7 +421,6 @@ class ParquetProvider(FileProvider):
         create_collection=True,
         aliases=False,
         namespaces=False,
-        id_types=("int", "text"),
         sparse=False,
         server_side_count=False,
         ordered_scan=True,
@@ -631,23 +630,7 @@ class ParquetProvider(FileProvider):
             count = 0
             dim, id_type = manifest.get("dimension"), manifest.get("id_type")
             types, has_text = dict(manifest.get("metadata", {})), bool(manifest.get("text"))
-        if self.staging.exists():
-            entries = self.staging.entries()
-            extra["pending_parts"] = len(entries)
-            extra["pending_bytes"] = sum(p.stat().st_size for _, p in entries)
-        extra["text"] = has_text
-        return Inventory(
-            **base,
-            exists=True,
-            dimension=dim,
-            metric=None,
-            count=count,
-            count_exact=True,
-            id_type=id_type,
-            fields=types,
-            bytes_per_record=(extra["size"] // count) if count else None,
-            extra=extra,
-        )
+        return self._inventory(dim=dim, count=count, id_type=id_type, types=types, has_text=has_text, extra=extra)
 
     def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
         """Whole row groups gathered up to ``shard_size`` rows; a row group of more than four

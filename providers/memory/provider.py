@@ -58,7 +58,6 @@ class MemoryProvider(Provider):
         aliases=True,
         namespaces=False,
         indexes=(),
-        id_types=("int", "text"),
         sparse=True,
         server_side_count=True,
         ordered_scan=True,

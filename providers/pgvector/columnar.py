@@ -106,12 +106,6 @@ def from_python(wire: str, values: Sequence[Any]) -> pa.Array | None:
         return None  # an int beyond 64 bits, ...: the careful encoder says which record
 
 
-def finite_rows(vectors: np.ndarray) -> np.ndarray | None:
-    """Row positions holding NaN or infinity (pgvector refuses them), or None."""
-    ok = np.isfinite(vectors).all(axis=1)
-    return None if ok.all() else np.flatnonzero(~ok)
-
-
 # ---- the byte layout ------------------------------------------------------------------------------
 
 

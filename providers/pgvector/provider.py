@@ -29,7 +29,6 @@ class PgvectorProvider(NativeCopyMixin, DdlMixin):
         aliases=True,  # views
         namespaces=False,
         indexes=("hnsw", "ivfflat"),
-        id_types=("int", "text"),
         server_side_count=True,
         ordered_scan=True,
         metadata="both",

@@ -11,9 +11,6 @@ from typing import Any
 
 from psycopg import sql
 
-# Logical metadata types shared by every provider.
-LOGICAL_TYPES = ("text", "int", "float", "bool", "text[]", "json")
-
 # Column type vecmig creates for each logical type (also the staging "wire" type).
 SQL_TYPE = {
     "text": "text",

@@ -150,9 +150,6 @@ class PineconeProvider(Provider):
         aliases=False,
         namespaces=True,
         indexes=(),
-        max_batch_records=packing.MAX_UPSERT_RECORDS,
-        max_batch_bytes=packing.MAX_REQUEST_BYTES,
-        id_types=("text",),
         sparse=True,
         server_side_count=True,
         ordered_scan=True,
@@ -685,14 +682,6 @@ class PineconeProvider(Provider):
         if self._namespace == ALL_NAMESPACES:
             return sum(counts.values())
         return counts.get(self._namespace, 0)
-
-    def query(self, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
-        """Top-k ids and scores (for query-parity checks); the ``*`` namespace is not searchable."""
-        ns = DEFAULT_NAMESPACE if self._namespace == ALL_NAMESPACES else self._namespace
-        values = packing.compact_float32(np.asarray(vector, dtype=np.float32)).tolist()
-        index = self._data()
-        result = self._call("querying", lambda: index.query(vector=values, top_k=int(k), namespace=ns))
-        return [(m.id, float(m.score)) for m in result.matches]
 
     def estimate_schema(self) -> CollectionSchema | None:
         inv = self.inventory()
