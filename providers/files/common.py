@@ -100,9 +100,7 @@ def resolve_fields(fields: Fields) -> FileFields:
         vector: tuple[str, ...] = ("vector", "embedding")
     else:
         vector = (fields.vector,)
-    meta = fields.metadata
-    if isinstance(meta, list):
-        meta = tuple(meta)
+    meta = fields.metadata  # the spec loader already made a listed metadata a tuple
     return FileFields(
         id=fields.id or "id",
         vector=vector,
@@ -192,8 +190,10 @@ def json_default(value: Any) -> Any:
 
 try:  # an optional accelerator (pinecone's SDK brings it): parsed values are identical
     import orjson as _orjson
+
+    _HAVE_ORJSON = True
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+    _HAVE_ORJSON = False
 
 
 # orjson parses integers outside [-2**63, 2**64) as floats (18446744073709551616 becomes
@@ -227,7 +227,7 @@ def loads(data: bytes | str, skip: frozenset[str] | tuple[str, ...] = ()) -> Any
     ``skip``: top-level keys whose numbers need not be exact (a JSONL record's float32
     vector), left out of the look for integers orjson turned into floats.
     """
-    if _orjson is not None:
+    if _HAVE_ORJSON:
         try:
             doc = _orjson.loads(data)
         except ValueError:
@@ -307,7 +307,7 @@ def tmp_sibling(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{tag}.vecmig-tmp")
 
 
-def atomic_write(dest: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(dest: Path, write: Callable[[Path], object]) -> None:
     """``write(tmp)`` then make it durable under ``dest``: readers see old or new, never half."""
     tmp = tmp_sibling(dest)
     try:
@@ -668,7 +668,7 @@ class IdIndex:
     records and keep those whose id really matches.
     """
 
-    def __init__(self, stamp: tuple[int, int, int], keys: array, positions: array) -> None:
+    def __init__(self, stamp: tuple[int, int, int], keys: array[int], positions: array[int]) -> None:
         self.stamp = stamp
         k = np.frombuffer(keys, dtype=np.int64) if len(keys) else np.zeros(0, np.int64)
         p = np.frombuffer(positions, dtype=np.int64) if len(positions) else np.zeros(0, np.int64)
