@@ -126,4 +126,5 @@ def _checked(line: dict[str, Any]) -> dict[str, Any]:
 
 def _clean(doc: dict[str, Any]) -> dict[str, Any]:
     """Plain JSON values only (SQLite and PostgreSQL drivers return a few other types)."""
-    return json.loads(json.dumps(doc, default=str))
+    clean: dict[str, Any] = json.loads(json.dumps(doc, default=str))  # a dict dumped is a dict loaded
+    return clean

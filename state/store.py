@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Engine,
     bindparam,
     create_engine,
@@ -170,6 +171,14 @@ def _engine_for(path: Path | None, url: str | None) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
 
     return engine
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    """The id of the one row an ``INSERT ... VALUES`` added (SQLAlchemy types the key as optional:
+    it is None only for statements that are not a single-row insert)."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 class StateStore:
@@ -398,14 +407,14 @@ class StateStore:
                 for tb in t.metadata.sorted_tables:
                     if tb is t.locks:
                         continue  # judged below, with a hint force-unlock can act on
-                    for col in tb.columns:
-                        allowed = _SQLITE_TYPES.get(type(col.type).__name__)
+                    for column in tb.columns:
+                        allowed = _SQLITE_TYPES.get(type(column.type).__name__)
                         if allowed is None:
                             continue
-                        bad = c.execute(text(f'SELECT count(*) FROM "{tb.name}" WHERE typeof("{col.name}") '
+                        bad = c.execute(text(f'SELECT count(*) FROM "{tb.name}" WHERE typeof("{column.name}") '
                                              f"NOT IN ({allowed})")).scalar_one()
                         if bad:
-                            raise self.damaged(f"{tb.name}.{col.name} holds {bad} value(s) of the wrong type")
+                            raise self.damaged(f"{tb.name}.{column.name} holds {bad} value(s) of the wrong type")
             lock = c.execute(select(t.locks)).mappings().first()
         if lock is not None and self._check_lock:
             from vecmig.state.identity import parse_time
@@ -494,7 +503,7 @@ class StateStore:
     # -- meta -----------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
         with self.engine.connect() as c:
-            return dict(c.execute(select(t.meta.c.key, t.meta.c.value)).all())  # type: ignore[arg-type]
+            return dict(c.execute(select(t.meta.c.key, t.meta.c.value)).all())
 
     @property
     def lineage(self) -> str:
@@ -568,7 +577,7 @@ class StateStore:
             return [dict(r) for r in c.execute(select(t.rounds).order_by(t.rounds.c.round)).mappings()]
 
     def open_round(self) -> dict[str, Any] | None:
-        for r in reversed(self.rounds()):
+        for r in self.rounds()[::-1]:  # (mypy types reversed() of a list of dicts as Any)
             if r["status"] in ("in_progress", "rolling_back"):
                 return r
         return None
@@ -715,9 +724,9 @@ class StateStore:
         ts = now()
         name = self.redact(name)  # a label, for people: as written, never a resolved ${env:...}
         with self.tx() as c:
-            rid = c.execute(insert(t.resources).values(
+            rid = _inserted_id(c.execute(insert(t.resources).values(
                 round=round_no, action_id=action_id, kind=kind, side=side, name=name, state="intent",
-                before_json=json.dumps(before), created=ts, updated=ts)).inserted_primary_key[0]
+                before_json=json.dumps(before), created=ts, updated=ts)))
             self.audit(c, "intent", {"round": round_no, "action": action_id, "kind": kind, "side": side,
                                      "name": name, "before": before, "resource": int(rid)})
         return int(rid)
@@ -742,7 +751,7 @@ class StateStore:
         over the batch's bytes and one audit append per batch: no re-hashing of older images."""
         if not rows:
             return
-        params = [{"round": round_no, "action_id": action_id, "record_id": rid, "existed": bool(existed),
+        params: list[dict[str, Any]] = [{"round": round_no, "action_id": action_id, "record_id": rid, "existed": bool(existed),
                    "payload": p} for rid, existed, p in rows]
         with self.tx() as c:
             ids = c.execute(insert(t.before_images).returning(t.before_images.c.id, sort_by_parameter_order=True),
@@ -792,10 +801,10 @@ class StateStore:
             if round_no is not None:
                 # The round carries the spec hash, so callers need not pass it (the executor does not).
                 spec_hash = c.execute(select(t.rounds.c.spec_hash).where(t.rounds.c.round == round_no)).scalar()
-            run_id = c.execute(insert(t.runs).values(
+            run_id = _inserted_id(c.execute(insert(t.runs).values(
                 round=round_no, operation=operation, status="running", started=now(), user=who["user"],
                 host=who["host"], pid=who["pid"], tool_version=__version__, plan_hash=plan_hash,
-                approval=approval)).inserted_primary_key[0]
+                approval=approval)))
             self.bump_serial(c)
             self.audit(c, "run_started", {"run": run_id, "round": round_no, "operation": operation,
                                           "plan_hash": plan_hash, "spec_hash": spec_hash, "approval": approval,

@@ -159,24 +159,24 @@ def _check_statuses(store: StateStore, payloads: list[tuple[int, str, dict[str, 
         elif name.startswith("action_") and "action" in p:
             action_status[(p.get("round"), p.get("action"))] = (seq, name[len("action_"):])
     for r in store.rounds():
-        seq, audited = round_status.get(r["round"], (None, None))
-        if audited is not None and audited != r["status"]:
-            out.append(f"round {r['round']}: status {r['status']!r} differs from its audit record {audited!r} "
-                       f"(event {seq})")
+        seen = round_status.get(r["round"])
+        if seen is not None and seen[1] != r["status"]:
+            out.append(f"round {r['round']}: status {r['status']!r} differs from its audit record {seen[1]!r} "
+                       f"(event {seen[0]})")
     for a in store.all_actions():
         where = f"action {a['action_id']} (round {a['round']})"
-        seq, audited = action_status.get((a["round"], a["action_id"]), (None, None))
-        if audited is None:
+        seen = action_status.get((a["round"], a["action_id"]))
+        if seen is None:
             out.append(f"{where}: not in its round's audit record (round_started): it was added outside vecmig")
-        elif audited != a["status"]:
-            out.append(f"{where}: status {a['status']!r} differs from its audit record {audited!r} (event {seq})")
+        elif seen[1] != a["status"]:
+            out.append(f"{where}: status {a['status']!r} differs from its audit record {seen[1]!r} (event {seen[0]})")
     return out
 
 
 def _check_action_params(store: StateStore) -> list[str]:
     """Each stored action equals the action of its round's plan (whose hash the chain holds)."""
     out = []
-    plans: dict[Any, dict[str, Any]] = {}
+    plans: dict[Any, dict[Any, dict[Any, Any]]] = {}  # round -> action id -> planned action (as stored)
     for r in store.rounds():
         body = _loads(r["plan_json"])
         plans[r["round"]] = {a.get("id"): a for a in body.get("actions") or () if isinstance(a, dict)}
@@ -314,10 +314,11 @@ def _check_actions(store: StateStore, payloads: list[tuple[int, str, dict[str, A
         if not a["result_json"]:
             continue
         where = f"action {a['action_id']} (round {a['round']})"
-        seq, audited = done.get((a["round"], a["action_id"]), (None, None))
-        if audited is None:
+        event = done.get((a["round"], a["action_id"]))
+        if event is None:
             out.append(f"{where}: a stored result but no action_done (or action_failed) event in the audit log")
             continue
+        seq, audited = event
         result = _loads(a["result_json"])
         if result != audited.get("result"):
             out.append(f"{where}: stored result differs from its audit record (event {seq})")
