@@ -65,6 +65,7 @@ from vecmig.providers.pgvector import columnar, embedded, pipe
 from vecmig.providers.pgvector.codec import (
     CopyColumn,
     EncodeError,
+    Wire,
     build_copy,
     decode_vectors,
     encode_vector,
@@ -206,7 +207,7 @@ class PgvectorProvider(Provider):
             ) from None
         info.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
         info.setdefault("application_name", "vecmig")
-        return psycopg.conninfo.make_conninfo(**info)
+        return psycopg.conninfo.make_conninfo("", **info)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is not None and not self._conn.closed:
@@ -385,6 +386,7 @@ class PgvectorProvider(Provider):
                 f"(vector columns: {', '.join(vectors)})",
                 hint=f"check {self._role}.fields.vector",
             )
+        text: Column | None
         if f.text is not None:
             text = need(f.text, "text")
         else:
@@ -730,7 +732,7 @@ class PgvectorProvider(Provider):
                 inner = sql.SQL("{} ORDER BY {} LIMIT {}").format(inner, idc, sql.Literal(int(limit)))
             null = cur.execute(sql.SQL("SELECT loc FROM ({}) s WHERE id IS NULL LIMIT 1").format(inner)).fetchone()
             if null is not None:
-                report.invalid = (None, f"{name} ctid {null[0]}" if null[0] else name)  # type: ignore[assignment]
+                report.invalid = (None, f"{name} ctid {null[0]}" if null[0] else name)
                 return report
             rows = cur.execute(sql.SQL(
                 "SELECT id, count(*), (array_agg(loc ORDER BY loc))[1:4], count(*) OVER () FROM ({}) s "
@@ -857,7 +859,7 @@ class PgvectorProvider(Provider):
         )
         return name
 
-    def _batch_columns(self, layout: Layout, batch: Batch, ids: list[RecordId]) -> list[tuple[Column, str, Any]]:
+    def _batch_columns(self, layout: Layout, batch: Batch, ids: list[RecordId]) -> list[tuple[Column, Wire, Any]]:
         n = len(batch)
         vectors = np.asarray(batch.vectors)
         if vectors.ndim != 2 or vectors.shape[0] != n:
@@ -868,7 +870,7 @@ class PgvectorProvider(Provider):
                 f"is vector({layout.dimension})",
                 hint="the target's dimension must match the source (or re-embed)",
             )
-        out: list[tuple[Column, str, Any]] = [
+        out: list[tuple[Column, Wire, Any]] = [
             (layout.id, "int8" if layout.id_type == "int" else "text", ids),
             (layout.vector, "vector", vectors),
         ]
@@ -955,7 +957,7 @@ class PgvectorProvider(Provider):
             # tuple); the numpy/bytes encoder coerces what is safe and pinpoints the rest.
             self._upsert(layout, cols, columns, fast=False)
 
-    def _copy_direct(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, str, Any]]) -> bool:
+    def _copy_direct(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, Wire, Any]]) -> bool:
         """COPY into the table itself; False (nothing written) when the staged upsert must do it."""
         if not self._cast_free(layout, cols):
             return False  # a column needs a cast from its wire type: only the staged path does that
@@ -980,7 +982,7 @@ class PgvectorProvider(Provider):
             self._abort(conn)
             return False
 
-    def _upsert(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, str, Any]], fast: bool) -> None:
+    def _upsert(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, Wire, Any]], fast: bool) -> None:
         n = len(columns[0][2])
         ids = columns[0][2]
         conn = self._connection()
@@ -1030,7 +1032,7 @@ class PgvectorProvider(Provider):
             raise
 
     @staticmethod
-    def _merge_sql(layout: Layout, target_cols: Sequence[Column], stage: str) -> sql.Composable:
+    def _merge_sql(layout: Layout, target_cols: Sequence[Column], stage: str) -> sql.Composed:
         """Staged rows into the table, cast to its column types, idempotent by id."""
         return sql.SQL(
             "INSERT INTO {t} ({cols}) SELECT {exprs} FROM {s} AS s ON CONFLICT ({id}) DO UPDATE SET {sets}"
@@ -1054,7 +1056,7 @@ class PgvectorProvider(Provider):
             return False
         return all(c is layout.id or c.write_expr("s") == sql.Identifier("s", c.name) for c in cols)
 
-    def _copy_rows(self, cur: psycopg.Cursor[Any], stage: str, columns: list[tuple[Column, str, Any]], n: int) -> None:
+    def _copy_rows(self, cur: psycopg.Cursor[Any], stage: str, columns: list[tuple[Column, Wire, Any]], n: int) -> None:
         types: list[int | str] = []
         values: list[Any] = []
         for _col, wire, vals in columns:
@@ -1678,7 +1680,7 @@ class PgvectorProvider(Provider):
         texts = cb.texts
         if layout.text is None and texts is not None and _any_value(texts):
             return None
-        spec: list[tuple[Column, str, Any]] = [(layout.id, "int8" if layout.id_type == "int" else "text", cb.ids)]
+        spec: list[tuple[Column, Wire, Any]] = [(layout.id, "int8" if layout.id_type == "int" else "text", cb.ids)]
         if layout.text is not None:
             spec.append((layout.text, "text", texts if texts is not None else pa.nulls(n)))
         spec += [(c, WIRE_TYPE[c.logical], cb.metadata.get(c.name, pa.nulls(n))) for c in layout.metadata]
@@ -1690,7 +1692,7 @@ class PgvectorProvider(Provider):
                 arr = columnar.from_python(wire, values)
             if arr is None or (wire in ("text", "text[]") and _holds_nul(arr)):
                 return None  # the careful path names the record (PostgreSQL refuses NUL in text)
-            fields.append(columnar.Field(col.name, wire, arr))  # type: ignore[arg-type]
+            fields.append(columnar.Field(col.name, wire, arr))
         if pc.count_distinct(fields[1].values).as_py() != n:
             return None
         return [fields[1], fields[0], *fields[2:]]
@@ -1781,7 +1783,7 @@ def _holds_nul(arr: pa.Array) -> bool:
 
 def _any_value(values: Any) -> bool:
     if isinstance(values, pa.Array | pa.ChunkedArray):
-        return values.null_count < len(values)
+        return bool(values.null_count < len(values))  # pyarrow is untyped
     return any(v is not None for v in values)
 
 
