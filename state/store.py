@@ -751,8 +751,8 @@ class StateStore:
         over the batch's bytes and one audit append per batch: no re-hashing of older images."""
         if not rows:
             return
-        params: list[dict[str, Any]] = [{"round": round_no, "action_id": action_id, "record_id": rid, "existed": bool(existed),
-                   "payload": p} for rid, existed, p in rows]
+        params: list[dict[str, Any]] = [{"round": round_no, "action_id": action_id, "record_id": rid,
+                                         "existed": bool(existed), "payload": p} for rid, existed, p in rows]
         with self.tx() as c:
             ids = c.execute(insert(t.before_images).returning(t.before_images.c.id, sort_by_parameter_order=True),
                             params).scalars().all()
