@@ -80,7 +80,8 @@ class IdReport:
     checked: int = 0
     id_type: str | None = None  # the one type seen (None: no ids)
     mixed: tuple[tuple[RecordId, str], tuple[RecordId, str]] | None = None  # an example of each type, located
-    invalid: tuple[RecordId, str] | None = None  # an id of no valid type, located
+    # An id of no valid type (None, "", a float, a bool, ...), located: not a RecordId.
+    invalid: tuple[object, str] | None = None
     repeated: list[tuple[RecordId, int, list[str]]] = field(default_factory=list)  # first repeats: times, where
     repeated_total: int = 0  # ids that occur more than once
     extra_copies: int = 0  # records beyond the first of each repeated id
@@ -153,7 +154,8 @@ def _places(where: list[str], n: int) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-PairSource = Callable[[], Iterator[tuple[RecordId, int]]]
+# (id, position) as the source holds them: unchecked, so anything (check() is what refuses non-ids).
+PairSource = Callable[[], Iterator[tuple[Any, int]]]
 Locate = Callable[[list[int]], dict[int, str]]
 
 
@@ -209,5 +211,5 @@ def check(pairs: PairSource, locate: Locate, *, limit: int | None = None) -> IdR
     return report
 
 
-def _limited(pairs: Iterator[tuple[RecordId, int]], limit: int | None) -> Iterable[tuple[RecordId, int]]:
+def _limited(pairs: Iterator[tuple[Any, int]], limit: int | None) -> Iterable[tuple[Any, int]]:
     return pairs if limit is None else itertools.islice(pairs, limit)

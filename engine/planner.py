@@ -310,8 +310,8 @@ def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, st
             out[a.id] = (f"re-copying {a.id}: the last validation failed and kept no per-shard findings, "
                          "so every shard is copied again")
     for e in entries:
-        a = shards.get(int(e["shard"]))
-        if a is None:
+        shard = shards.get(int(e["shard"]))
+        if shard is None:
             continue
         parts = [f"{e['missing']} record(s) missing" if e.get("missing") else "",
                  f"{e['different']} record(s) different" if e.get("different") else ""]
@@ -324,7 +324,7 @@ def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, st
         if e.get("failed_again"):
             again = ("; copying it again did not fix it last time, with the source unchanged: something changes "
                      "the target after vecmig writes it, or the target cannot hold these values")
-        out[a.id] = f"re-copying shard {e['shard']}: validation found {why}{detail}{again}"
+        out[shard.id] = f"re-copying shard {e['shard']}: validation found {why}{detail}{again}"
     seal = next((a for a in actions if a.kind == "finalize"), None)
     if seal is not None and any(a.kind == "copy_shard" for a in actions if a.id in out):
         # A store that stages parts (files) holds the re-copied records only once they are merged again.

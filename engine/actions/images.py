@@ -71,5 +71,7 @@ def restore(target: Provider, images: Iterable[BeforeImageRow], batch_size: int 
 
 def _plain_sparse(sparse: Any) -> dict[str, list[Any]]:
     """JSON-able sparse values (the SDK hands back objects with indices/values attributes)."""
-    get = sparse.get if isinstance(sparse, dict) else lambda k: getattr(sparse, k)
+    def get(key: str) -> Any:
+        return sparse.get(key) if isinstance(sparse, dict) else getattr(sparse, key)
+
     return {"indices": [int(i) for i in get("indices")], "values": [float(v) for v in get("values")]}

@@ -15,7 +15,9 @@ from vecmig.strategies.context import PlanContext
 def validate_ids(ctx: PlanContext) -> list[Action]:
     """Before anything is written: every source id once, all of one type (see vecmig.ids)."""
     n = ctx.source.count or 0
-    if not n or ctx.source_provider.ids_unique_by_store(ctx.source) or keeps_namespaces(ctx.spec):
+    # Without a provider instance nothing vouches for the store's ids: check them (the safe side).
+    unique = ctx.source_provider is not None and ctx.source_provider.ids_unique_by_store(ctx.source)
+    if not n or unique or keeps_namespaces(ctx.spec):
         return []
     kinds = {"int": "integers", "text": "strings"}
     id_type = ctx.source.id_type

@@ -20,7 +20,7 @@ import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -220,13 +220,14 @@ class JsonlProvider(FileProvider):
         text = rec.get(f.text)
         if text is not None and not isinstance(text, str):
             raise self._bad(offset, f"record {rid!r}: '{f.text}' must be a string", "store text as a JSON string")
-        return _Record(rid, vector, meta, text, rec.get("sparse"))
+        # cast: check_record_id above refused every value that is not an int or a non-empty str.
+        return _Record(cast(RecordId, rid), vector, meta, text, rec.get("sparse"))
 
     def _line_id(self, line: bytes, offset: int) -> RecordId:
         m = self._id_prefix.match(line)
         if m:
             token = m.group(1)
-            return json.loads(token) if token[:1] == b'"' else int(token)  # type: ignore[no-any-return]
+            return json.loads(token) if token[:1] == b'"' else int(token)
         return self._decode(line, offset, None).id
 
     def _vectors(self, records: list[_Record], offsets: list[int], filled: np.ndarray | None = None) -> np.ndarray:
@@ -441,9 +442,9 @@ class JsonlProvider(FileProvider):
     def inventory(self) -> Inventory:
         manifest = self.staging.read_manifest() if self.staging.exists() else None
         exists = self.path.exists()
-        base = {"provider": self.name, "collection": self.store.collection or self.raw_path}
+        collection = self.store.collection or self.raw_path
         if not exists and manifest is None:
-            return Inventory(**base, exists=False)
+            return Inventory(provider=self.name, collection=collection, exists=False)
         extra: dict[str, Any] = {}
         dim = manifest.get("dimension") if manifest else None
         id_type = manifest.get("id_type") if manifest else None

@@ -82,12 +82,13 @@ def arrow_type(logical: str) -> pa.DataType:
 
 
 def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))  # pyarrow is untyped
 
 
 def _needs_jsonable(t: pa.DataType) -> bool:
     """Column types whose Python values (datetime, Decimal, bytes) JSON cannot hold."""
-    return pa.types.is_temporal(t) or pa.types.is_decimal(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+    return bool(pa.types.is_temporal(t) or pa.types.is_decimal(t) or pa.types.is_binary(t)
+                or pa.types.is_large_binary(t))  # pyarrow is untyped
 
 
 def build_schema(fields: FileFields, dimension: int, id_type: str, metadata: dict[str, str]) -> pa.Schema:
@@ -600,10 +601,10 @@ class ParquetProvider(FileProvider):
 
     def inventory(self) -> Inventory:
         manifest = self.staging.read_manifest() if self.staging.exists() else None
-        base = {"provider": self.name, "collection": self.store.collection or self.raw_path}
+        collection = self.store.collection or self.raw_path
         exists = self.path.exists()
         if not exists and manifest is None:
-            return Inventory(**base, exists=False)
+            return Inventory(provider=self.name, collection=collection, exists=False)
         extra: dict[str, Any] = {}
         if exists:
             pf = self._open()

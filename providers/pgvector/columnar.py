@@ -149,7 +149,8 @@ def _be_i4(values: np.ndarray) -> np.ndarray:
 def _nulls(arr: pa.Array) -> np.ndarray:
     if arr.null_count == 0:
         return np.zeros(len(arr), dtype=bool)
-    return arr.is_null().to_numpy(zero_copy_only=False)
+    mask: np.ndarray = arr.is_null().to_numpy(zero_copy_only=False)  # pyarrow is untyped: a bool array
+    return mask
 
 
 def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,7 +260,8 @@ def encode(fields: Sequence[Field], n: int) -> tuple[list[str], bytes]:
         return order, PGCOPY_HEADER + head.tobytes() + PGCOPY_TRAILER
     rest, rest_lens = interleave([part for _, parts in variable for part in parts], n)
     width = head.dtype.itemsize
-    hv, rv = memoryview(head.view(_U8)), memoryview(rest)
+    # ndarray.data is memoryview(array) (numpy types its buffer protocol only for Python 3.12+).
+    hv, rv = head.view(_U8).data, rest.data
     bounds = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(rest_lens, out=bounds[1:])
     edges = bounds.tolist()

@@ -114,7 +114,7 @@ def shard_where(provider: PgSession, layout: Layout, shard: dict[str, Any] | Non
     return sql.SQL(" AND ").join(conds)
 
 
-def digest_query(provider: PgSession, layout: Layout, shard: dict[str, Any] | None) -> sql.Composable:
+def digest_query(provider: PgSession, layout: Layout, shard: dict[str, Any] | None) -> sql.Composed:
     return sql.SQL(
         "SELECT count(*), coalesce(sum(h.hi), 0), coalesce(sum(h.lo), 0), count(*) FILTER (WHERE h.lo < 0) "
         "FROM (SELECT substring(r.b FROM 1 FOR 64)::bigint AS hi, substring(r.b FROM 65 FOR 64)::bigint AS lo "

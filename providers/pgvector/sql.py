@@ -11,6 +11,8 @@ from typing import Any
 
 from psycopg import sql
 
+from vecmig.providers.pgvector.codec import Wire
+
 # Column type vecmig creates for each logical type (also the staging "wire" type).
 SQL_TYPE = {
     "text": "text",
@@ -20,7 +22,9 @@ SQL_TYPE = {
     "text[]": "text[]",
     "json": "jsonb",
 }
-WIRE_TYPE = {"text": "text", "int": "int8", "float": "float8", "bool": "bool", "text[]": "text[]", "json": "jsonb"}
+WIRE_TYPE: dict[str, Wire] = {
+    "text": "text", "int": "int8", "float": "float8", "bool": "bool", "text[]": "text[]", "json": "jsonb",
+}
 
 # Type oids psycopg loads natively in binary; anything else is cast in the SELECT to the
 # canonical type of its logical type, so a domain, citext or timestamptz never reaches

@@ -175,8 +175,8 @@ def _clean_value(value: Any) -> tuple[Any, str | None]:
         v = int(value)
         return (v, None) if abs(v) <= MAX_SAFE_INT else (None, "PC014")
     if isinstance(value, float | np.floating):
-        v = float(value)
-        return (v, None) if math.isfinite(v) else (None, "PC005")
+        f = float(value)
+        return (f, None) if math.isfinite(f) else (None, "PC005")
     if isinstance(value, Mapping):
         return None, "PC003"
     if isinstance(value, list | tuple | np.ndarray):
@@ -277,8 +277,11 @@ def sparse_findings(
 
 
 def _seq(sparse: Any, key: str) -> Iterable[Any]:
-    seq = sparse[key] if isinstance(sparse, Mapping) else getattr(sparse, key)
-    return seq.tolist() if isinstance(seq, np.ndarray) else seq
+    seq: Iterable[Any] = sparse[key] if isinstance(sparse, Mapping) else getattr(sparse, key)
+    if isinstance(seq, np.ndarray):
+        items: list[Any] = seq.tolist()  # a 1-d array's tolist() is a list
+        return items
+    return seq
 
 
 # ---- whole samples --------------------------------------------------------------------------

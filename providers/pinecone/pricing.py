@@ -48,8 +48,12 @@ class PriceTable:
         unknown = sorted(set(values) - allowed)
         if unknown:
             raise ValueError(f"unknown Pinecone price key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
-        clean = {k: (float(v) if k not in ("as_of", "source") else str(v)) for k, v in values.items()}
-        return replace(self, note="overridden in the spec", **clean)
+        return replace(
+            self, note="overridden in the spec",
+            write_units_per_million=float(values.get("write_units_per_million", self.write_units_per_million)),
+            read_units_per_million=float(values.get("read_units_per_million", self.read_units_per_million)),
+            storage_gb_month=float(values.get("storage_gb_month", self.storage_gb_month)),
+            as_of=str(values.get("as_of", self.as_of)), source=str(values.get("source", self.source)))
 
 
 # Serverless, AWS us-east-1, pay-as-you-go. Standard has a $50/month minimum, Enterprise $500.

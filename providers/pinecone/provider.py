@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -543,7 +544,7 @@ class PineconeProvider(Provider):
         index = self._data()
         for group in packing.fetch_groups(ids, namespace=namespace):
             doing = f"fetching {len(group)} records from namespace {namespace!r}"
-            result = self._call(doing, lambda g=group: index.fetch(ids=g, namespace=namespace))
+            result = self._call(doing, functools.partial(index.fetch, ids=group, namespace=namespace))
             out.update(result.vectors)
         return out
 
