@@ -39,7 +39,7 @@ SHOW = 3  # repeated ids named in one message
 def keeps_namespaces(spec: Any) -> bool:
     """The target writes each record into its source namespace (``namespace: "*"`` on both
     sides): ids need only be unique within a namespace, which the source store guarantees."""
-    return spec.target.namespace == "*" and spec.source.namespace == "*"
+    return bool(spec.target.namespace == "*" and spec.source.namespace == "*")
 
 
 def id_kind(record_id: Any) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from vecmig.errors import VecmigError
 from vecmig.operations.common import existing_state, load, open_state
 from vecmig.operations.ui import Ui
+from vecmig.state.rows import ActionRow, AuditRow, StateCounts
 from vecmig.state.upgrade import UpgradeReport
 
 Row = dict[str, Any]
@@ -42,7 +43,7 @@ class StateRequest:
 @dataclass(frozen=True)
 class StateList:
     name: str
-    actions: tuple[Row, ...] | None  # None: no state, this migration was never applied
+    actions: tuple[ActionRow, ...] | None  # None: no state, this migration was never applied
 
 
 def state_list(request: StateRequest, ui: Ui) -> StateList:
@@ -61,7 +62,7 @@ class StateShow:
     rounds: tuple[Row, ...]
     runs: tuple[Row, ...]
     resources: tuple[Row, ...]  # the journal
-    counts: Row
+    counts: StateCounts
     audit_ok: bool
     audit_detail: str
 
@@ -119,7 +120,7 @@ class HistoryRequest:
 @dataclass(frozen=True)
 class History:
     name: str
-    events: tuple[Row, ...]  # those asked for
+    events: tuple[AuditRow, ...]  # those asked for
     total: int  # events in the log
     chain_ok: bool
     chain: str

@@ -207,8 +207,9 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
     friendly = next((text for marker, text in FRIENDLY_YAML if marker in problem), None)
     details = [problem] if friendly else []
     if exc.context and exc.problem:
-        same_line = exc.context_mark is None or (mark is not None and exc.context_mark.line == mark.line)
-        details.append(exc.context if same_line else f"{exc.context} on line {exc.context_mark.line + 1}")
+        at = exc.context_mark
+        same_line = at is None or (mark is not None and at.line == mark.line)
+        details.append(exc.context if at is None or same_line else f"{exc.context} on line {at.line + 1}")
     message = f"YAML syntax error: {friendly or problem}"
     if details:
         message += f" ({'; '.join(details)})"

@@ -9,7 +9,7 @@ schema violation or an unset environment variable) is the one reported.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -42,8 +42,13 @@ TYPE_HINTS = {
 
 
 @cache
+def _schema_root() -> dict[str, Any]:
+    return load_schema(SCHEMA_NAME)
+
+
+@cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(load_schema(SCHEMA_NAME))
+    return Draft202012Validator(_schema_root())
 
 
 # Among errors at the same place, the most basic one explains the others.
@@ -59,10 +64,10 @@ def _first_problem(ctx: _Context, resolved: dict[str, Any], interp: _Interpolati
         if pointer in missing_at:
             continue  # the value is unknown, so judging it would only add noise
         key = (ctx.position(pointer), PRIORITY.get(str(err.validator), 3), pointer)
-        candidates.append((key, lambda e=err: _translate(ctx, e)))
+        candidates.append((key, partial(_translate, ctx, err)))
     for pointer, name in interp.missing:
         key = (ctx.position(pointer), 3, pointer)
-        candidates.append((key, lambda p=pointer, n=name: _unset_env(ctx, p, n)))
+        candidates.append((key, partial(_unset_env, ctx, pointer, name)))
     for _, make in sorted(candidates, key=lambda c: c[0]):
         problem = make()
         if problem is not None:
@@ -85,7 +90,7 @@ def _annotations(err: ValidationError) -> dict[str, Any]:
     chain. Annotations reset whenever the path descends into a child value: the parent's
     hint is about the parent.
     """
-    root = _validator().schema
+    root = _schema_root()
     path = list(err.absolute_schema_path)[:-1]  # the last step is the failing keyword
     node: Any = root
     found: dict[str, Any] = {}
@@ -114,7 +119,7 @@ def _ref_chain(node: Any) -> list[dict[str, Any]]:
     chain: list[dict[str, Any]] = []
     while isinstance(node, dict):
         chain.append(node)
-        node = _resolve_ref(_validator().schema, node["$ref"]) if "$ref" in node else None
+        node = _resolve_ref(_schema_root(), node["$ref"]) if "$ref" in node else None
     return chain
 
 
@@ -127,6 +132,11 @@ def _resolve_ref(root: dict[str, Any], ref: str) -> Any:
 
 def _allowed_keys(schema: dict[str, Any]) -> list[str]:
     return [key for link in _ref_chain(schema) for key in link.get("properties", {})]
+
+
+def _schema(err: ValidationError) -> dict[str, Any]:
+    """The schema holding the keyword that failed; {} for a boolean schema (it has no keywords)."""
+    return err.schema if isinstance(err.schema, dict) else {}
 
 
 def _translate(ctx: _Context, err: ValidationError) -> SpecError | None:
@@ -155,7 +165,7 @@ MISPLACED = {
 
 
 def _unknown_key(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, Any]) -> SpecError | None:
-    allowed = _allowed_keys(err.schema)
+    allowed = _allowed_keys(_schema(err))
     instance = err.instance if isinstance(err.instance, dict) else {}
     unknown = [k for k in instance if k not in allowed]
     if not unknown:
@@ -165,7 +175,7 @@ def _unknown_key(ctx: _Context, err: ValidationError, pointer: str, notes: dict[
     message = f"unknown key '{key}' {_in(pointer)}"
     if guess:
         message += f" (did you mean '{guess}'?)"
-    listed = _listed_keys(ctx, err.schema, pointer)
+    listed = _listed_keys(ctx, _schema(err), pointer)
     hint = MISPLACED.get((pointer, key)) or f"allowed keys {_in(pointer)}: {', '.join(sorted(listed))}"
     return ctx.error(message, f"{pointer}/{_escape(key)}", hint)
 
@@ -182,10 +192,11 @@ def _listed_keys(ctx: _Context, schema: dict[str, Any], pointer: str) -> list[st
 
 def _missing(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, Any]) -> SpecError:
     present = err.instance if isinstance(err.instance, dict) else {}
+    assert isinstance(err.validator_value, list)  # "required" lists the keys
     missing = [k for k in err.validator_value if k not in present]
     names = _and([f"'{k}'" for k in missing])
     noun = "key" if len(missing) == 1 else "keys"
-    props = _property_schema(err.schema, missing[0])
+    props = _property_schema(_schema(err), missing[0])
     keys = _and([f"`{k}:`" for k in missing])
     hint = props.get("x-hint") or f"add {keys} {'under ' + pointer if pointer else 'at the top level'}"
     return ctx.error(f"missing required {noun} {names} {_in(pointer)}", pointer, hint)
@@ -200,7 +211,8 @@ def _property_schema(schema: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _wrong_type(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, Any]) -> SpecError:
-    types = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+    value = err.validator_value  # "type": one type name or a list of them
+    types: list[str] = value if isinstance(value, list) else [str(value)]
     expected = " or ".join(TYPE_NAMES.get(t, t) for t in types)
     got = ctx.shown(pointer, sensitive=bool(notes.get("x-sensitive")))
     hint = notes.get("x-hint") or TYPE_HINTS.get(types[0], "fix the value's type")
@@ -208,6 +220,7 @@ def _wrong_type(ctx: _Context, err: ValidationError, pointer: str, notes: dict[s
 
 
 def _enum(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, Any]) -> SpecError:
+    assert isinstance(err.validator_value, list)  # "enum" lists the choices
     choices = [str(c) for c in err.validator_value]
     message = f"{pointer} must be one of {', '.join(choices)}, got {ctx.shown(pointer)}"
     guess = _did_you_mean(str(err.instance), choices) if isinstance(err.instance, str) else None
@@ -239,7 +252,7 @@ def _pattern(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str,
 
 def _range(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, Any]) -> SpecError:
     bound = "at least" if err.validator in ("minimum", "exclusiveMinimum") else "at most"
-    low, high = err.schema.get("minimum"), err.schema.get("maximum")
+    low, high = _schema(err).get("minimum"), _schema(err).get("maximum")
     hint = (
         f"use a whole number from {low} to {high}"
         if low is not None and high is not None
@@ -259,6 +272,7 @@ def _size(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, An
 
 def _unique(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, Any]) -> SpecError:
     seen: set[str] = set()
+    assert isinstance(err.instance, list)  # "uniqueItems" fires only on an array
     for i, item in enumerate(err.instance):
         marker = repr(item)
         if marker in seen:

@@ -60,9 +60,7 @@ def resolve_fields(fields: Fields) -> FileFields:
         vector: tuple[str, ...] = ("vector", "embedding")
     else:
         vector = (fields.vector,)
-    meta = fields.metadata
-    if isinstance(meta, list):
-        meta = tuple(meta)
+    meta = fields.metadata  # the spec loader already made a listed metadata a tuple
     return FileFields(
         id=fields.id or "id",
         vector=vector,

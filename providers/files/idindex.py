@@ -27,7 +27,7 @@ class IdIndex:
     records and keep those whose id really matches.
     """
 
-    def __init__(self, stamp: tuple[int, int, int], keys: array, positions: array) -> None:
+    def __init__(self, stamp: tuple[int, int, int], keys: array[int], positions: array[int]) -> None:
         self.stamp = stamp
         k = np.frombuffer(keys, dtype=np.int64) if len(keys) else np.zeros(0, np.int64)
         p = np.frombuffer(positions, dtype=np.int64) if len(positions) else np.zeros(0, np.int64)

@@ -32,8 +32,10 @@ def json_default(value: Any) -> Any:
 
 try:  # an optional accelerator (pinecone's SDK brings it): parsed values are identical
     import orjson as _orjson
+
+    _HAVE_ORJSON = True
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+    _HAVE_ORJSON = False
 
 
 # orjson parses integers outside [-2**63, 2**64) as floats (18446744073709551616 becomes
@@ -165,7 +167,7 @@ def loads_record(data: bytes | str, skip: frozenset[str] | tuple[str, ...] = ())
 
 
 def _loads(data: bytes | str, skip: frozenset[str] | tuple[str, ...] = ()) -> Any:
-    if _orjson is not None:
+    if _HAVE_ORJSON:
         try:
             doc = _orjson.loads(data)
         except ValueError:

@@ -86,6 +86,7 @@ class CatalogMixin(ConnectionMixin):
                 f"(vector columns: {', '.join(vectors)})",
                 hint=f"check {self._role}.fields.vector",
             )
+        text: Column | None
         if f.text is not None:
             text = need(f.text, "text")
         else:

@@ -116,7 +116,7 @@ class ConnectionMixin(Provider):
             ) from None
         info.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
         info.setdefault("application_name", "vecmig")
-        return psycopg.conninfo.make_conninfo(**info)
+        return psycopg.conninfo.make_conninfo("", **info)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is not None and not self._conn.closed:

@@ -32,7 +32,7 @@ from psycopg import sql
 from vecmig.errors import ProviderError, TerminalError, TransientError
 from vecmig.providers.base import Provider
 from vecmig.providers.pgvector import columnar, pipe
-from vecmig.providers.pgvector.codec import CopyColumn, EncodeError, build_copy
+from vecmig.providers.pgvector.codec import CopyColumn, EncodeError, Wire, build_copy
 from vecmig.providers.pgvector.connection import _copy_line
 from vecmig.providers.pgvector.sql import WIRE_TYPE, Column, Layout, Relation
 from vecmig.providers.pgvector.write import WriteMixin
@@ -444,7 +444,7 @@ class NativeCopyMixin(WriteMixin):
         texts = cb.texts
         if layout.text is None and texts is not None and _any_value(texts):
             return None
-        spec: list[tuple[Column, str, Any]] = [(layout.id, "int8" if layout.id_type == "int" else "text", cb.ids)]
+        spec: list[tuple[Column, Wire, Any]] = [(layout.id, "int8" if layout.id_type == "int" else "text", cb.ids)]
         if layout.text is not None:
             spec.append((layout.text, "text", texts if texts is not None else pa.nulls(n)))
         spec += [(c, WIRE_TYPE[c.logical], cb.metadata.get(c.name, pa.nulls(n))) for c in layout.metadata]
@@ -456,7 +456,7 @@ class NativeCopyMixin(WriteMixin):
                 arr = columnar.from_python(wire, values)
             if arr is None or (wire in ("text", "text[]") and _holds_nul(arr)):
                 return None  # the careful path names the record (PostgreSQL refuses NUL in text)
-            fields.append(columnar.Field(col.name, wire, arr))  # type: ignore[arg-type]
+            fields.append(columnar.Field(col.name, wire, arr))
         if pc.count_distinct(fields[1].values).as_py() != n:
             return None
         return [fields[1], fields[0], *fields[2:]]
@@ -510,7 +510,7 @@ def _holds_nul(arr: pa.Array) -> bool:
 
 def _any_value(values: Any) -> bool:
     if isinstance(values, pa.Array | pa.ChunkedArray):
-        return values.null_count < len(values)
+        return bool(values.null_count < len(values))  # pyarrow is untyped
     return any(v is not None for v in values)
 
 

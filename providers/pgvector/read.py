@@ -148,7 +148,7 @@ class ReadMixin(CatalogMixin):
                 inner = sql.SQL("{} ORDER BY {} LIMIT {}").format(inner, idc, sql.Literal(int(limit)))
             null = cur.execute(sql.SQL("SELECT loc FROM ({}) s WHERE id IS NULL LIMIT 1").format(inner)).fetchone()
             if null is not None:
-                report.invalid = (None, f"{name} ctid {null[0]}" if null[0] else name)  # type: ignore[assignment]
+                report.invalid = (None, f"{name} ctid {null[0]}" if null[0] else name)
                 return report
             rows = cur.execute(sql.SQL(
                 "SELECT id, count(*), (array_agg(loc ORDER BY loc))[1:4], count(*) OVER () FROM ({}) s "

@@ -30,7 +30,7 @@ from psycopg import sql
 from vecmig.errors import TerminalError, TransientError
 from vecmig.providers import fidelity
 from vecmig.providers.base import CollectionSchema, LintFinding
-from vecmig.providers.pgvector.codec import CopyColumn, EncodeError, build_copy, vector_dtype
+from vecmig.providers.pgvector.codec import CopyColumn, EncodeError, Wire, build_copy, vector_dtype
 from vecmig.providers.pgvector.connection import _copy_line
 from vecmig.providers.pgvector.read import ReadMixin
 from vecmig.providers.pgvector.sql import WIRE_TYPE, Column, Layout
@@ -69,7 +69,7 @@ class WriteMixin(ReadMixin):
         )
         return name
 
-    def _batch_columns(self, layout: Layout, batch: Batch, ids: list[RecordId]) -> list[tuple[Column, str, Any]]:
+    def _batch_columns(self, layout: Layout, batch: Batch, ids: list[RecordId]) -> list[tuple[Column, Wire, Any]]:
         n = len(batch)
         vectors = np.asarray(batch.vectors)
         if vectors.ndim != 2 or vectors.shape[0] != n:
@@ -80,7 +80,7 @@ class WriteMixin(ReadMixin):
                 f"is vector({layout.dimension})",
                 hint="the target's dimension must match the source (or re-embed)",
             )
-        out: list[tuple[Column, str, Any]] = [
+        out: list[tuple[Column, Wire, Any]] = [
             (layout.id, "int8" if layout.id_type == "int" else "text", ids),
             (layout.vector, "vector", vectors),
         ]
@@ -167,7 +167,7 @@ class WriteMixin(ReadMixin):
             # tuple); the numpy/bytes encoder coerces what is safe and pinpoints the rest.
             self._upsert(layout, cols, columns, fast=False)
 
-    def _copy_direct(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, str, Any]]) -> bool:
+    def _copy_direct(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, Wire, Any]]) -> bool:
         """COPY into the table itself; False (nothing written) when the staged upsert must do it."""
         if not self._cast_free(layout, cols):
             return False  # a column needs a cast from its wire type: only the staged path does that
@@ -192,7 +192,7 @@ class WriteMixin(ReadMixin):
             self._abort(conn)
             return False
 
-    def _upsert(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, str, Any]], fast: bool) -> None:
+    def _upsert(self, layout: Layout, cols: list[Column], columns: list[tuple[Column, Wire, Any]], fast: bool) -> None:
         n = len(columns[0][2])
         ids = columns[0][2]
         conn = self._connection()
@@ -242,7 +242,7 @@ class WriteMixin(ReadMixin):
             raise
 
     @staticmethod
-    def _merge_sql(layout: Layout, target_cols: Sequence[Column], stage: str) -> sql.Composable:
+    def _merge_sql(layout: Layout, target_cols: Sequence[Column], stage: str) -> sql.Composed:
         """Staged rows into the table, cast to its column types, idempotent by id."""
         return sql.SQL(
             "INSERT INTO {t} ({cols}) SELECT {exprs} FROM {s} AS s ON CONFLICT ({id}) DO UPDATE SET {sets}"
@@ -266,7 +266,7 @@ class WriteMixin(ReadMixin):
             return False
         return all(c is layout.id or c.write_expr("s") == sql.Identifier("s", c.name) for c in cols)
 
-    def _copy_rows(self, cur: psycopg.Cursor[Any], stage: str, columns: list[tuple[Column, str, Any]], n: int) -> None:
+    def _copy_rows(self, cur: psycopg.Cursor[Any], stage: str, columns: list[tuple[Column, Wire, Any]], n: int) -> None:
         types: list[int | str] = []
         values: list[Any] = []
         for _col, wire, vals in columns:
