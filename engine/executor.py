@@ -12,7 +12,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
@@ -164,6 +164,20 @@ def run_action(ctx: RunContext, action: Action) -> None:
         audit_data={"result": result},
     )
     ctx.reporter.finish(action, "done", f"{seconds:.2f}s{summary(result)}")
+
+
+def run_actions(ctx: RunContext, actions: Iterable[Action],
+                done: Callable[[RunContext, Action, dict[str, Any]], None]) -> int:
+    """Run ``actions`` one by one, in order, through the same dispatch as ``run_action``;
+    ``done`` records each one that finished (rollback: the original's row goes to
+    "rolled_back"). No status is written here: the caller's ledger is its own. Returns how
+    many ran."""
+    n = 0
+    for action in actions:
+        action = resolved(ctx, action)
+        done(ctx, action, KINDS[action.kind].run(ctx, action))
+        n += 1
+    return n
 
 
 def resolved(ctx: RunContext, action: Action) -> Action:

@@ -1,5 +1,9 @@
 """Rollback: run the recorded inverses in reverse order, newest round first.
 
+Each recorded action's inverse is an action (kind ``undo``, made by its kind's ``inverse``),
+and the list of them runs through the executor's dispatcher like a plan's actions do; the
+callback here records each one as "rolled_back" on the original action's row.
+
 Every inverse is idempotent and each undone action is recorded as it goes, so a rollback
 killed half-way is simply run again.
 
@@ -16,11 +20,14 @@ Two rules hold for every inverse, whatever its kind:
 
 from __future__ import annotations
 
+import json
 import signal
+from itertools import groupby
+from typing import Any
 
 from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
 from vecmig.errors import VecmigError
-from vecmig.executor import resolved
+from vecmig.executor import run_actions
 from vecmig.model import Action
 from vecmig.providers import provider_class
 from vecmig.spec import Spec
@@ -38,10 +45,13 @@ def pending_undo(state: StateStore) -> list[tuple[int, Action, ActionRow]]:
     for round_no in sorted(live, reverse=True):
         for row in reversed(state.actions(round_no)):
             if row["status"] in UNDOABLE:
-                import json
-
                 out.append((round_no, Action.from_json(json.loads(row["params_json"])), row))
     return out
+
+
+def inverses(todo: list[tuple[int, Action, ActionRow]]) -> list[Action]:
+    """The actions that undo ``todo`` (see ``pending_undo``), in the order they run."""
+    return [KINDS[action.kind].inverse(action, round_no) for round_no, action, _row in todo]
 
 
 def unfinished_rounds(state: StateStore) -> list[int]:
@@ -90,17 +100,21 @@ def rollback(spec: Spec, state: StateStore, *, approval: str, reporter: Reporter
     # Rounds with nothing left to undo still close: a rollback killed after its last undo, or a
     # round that never ran an action, must not stay open forever.
     rounds = sorted({r for r, _, _ in todo} | set(unfinished_rounds(state)), reverse=True)
+    steps = inverses(todo)
     run_id = state.start_run(rounds[0] if rounds else None, "rollback", None, approval)
     drops_target = any(a.kind == "create_collection" for _, a, _ in todo)
+
+    def undone(ctx: RunContext, step: Action, _result: dict[str, Any]) -> None:
+        state.set_action(step.params["round"], step.params["action"], "rolled_back")
+        ctx.reporter.finish(step, "rolled back", step.reason)
+
     try:
         for round_no in rounds:
             state.set_round_status(round_no, "rolling_back")
-        for round_no, action, row in todo:
+        for round_no, group in groupby(steps, key=lambda step: int(step.params["round"])):
             ctx = RunContext(spec=spec, state=state, round=round_no, reporter=reporter or SilentReporter(),
                              target_will_be_dropped=drops_target)
-            KINDS[action.kind].undo(ctx, resolved(ctx, action), row)
-            state.set_action(round_no, action.id, "rolled_back")
-            ctx.reporter.finish(action, "rolled back", action.reverse)
+            run_actions(ctx, group, undone)
         if rounds:
             seal_target(spec)
         for round_no in rounds:

@@ -63,6 +63,8 @@ class StateReader(Protocol):
 
     def actions(self, round_no: int) -> list[ActionRow]: ...
 
+    def action(self, round_no: int, action_id: str) -> ActionRow | None: ...
+
     def all_actions(self) -> list[ActionRow]: ...
 
     def cursor(self, round_no: int, action_id: str) -> CursorRow | None: ...
@@ -135,6 +137,12 @@ class StoreReader(StoreBase):
         with self.engine.connect() as c:
             rows = c.execute(select(t.actions).where(t.actions.c.round == round_no).order_by(t.actions.c.seq))
             return [cast(ActionRow, dict(r)) for r in rows.mappings()]
+
+    def action(self, round_no: int, action_id: str) -> ActionRow | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(t.actions).where(t.actions.c.round == round_no,
+                                                    t.actions.c.action_id == action_id)).mappings().first()
+        return cast(ActionRow, dict(row)) if row else None
 
     def all_actions(self) -> list[ActionRow]:
         with self.engine.connect() as c:

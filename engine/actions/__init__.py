@@ -10,13 +10,14 @@ from vecmig.actions.cutover import Cutover
 from vecmig.actions.decommission import Decommission
 from vecmig.actions.delete_extra import DeleteExtra
 from vecmig.actions.finalize import Finalize
+from vecmig.actions.undo import Undo
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.actions.validate_ids import ValidateIds
 
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
-              Cutover, Decommission)
+              Cutover, Decommission, Undo)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

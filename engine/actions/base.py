@@ -2,6 +2,9 @@
 
 Each kind is one class with ``run`` and, right next to it, ``undo`` (its inverse): the
 executor is only a dispatcher over kinds (SQLMesh's evaluator visiting plan stages).
+``inverse`` turns a recorded action into the action that undoes it (kind ``undo``, whose run
+calls this kind's ``undo``), so rollback runs through the same dispatcher as apply
+(Alembic's ``reverse()``: an inverse is an action like any other).
 """
 
 from __future__ import annotations
@@ -69,3 +72,12 @@ class ActionKind:
 
     def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         """Reverse a done or partly done run of this action; must be idempotent."""
+
+    def inverse(self, action: Action, round_no: int) -> Action:
+        """The action that undoes ``action`` of round ``round_no``: kind ``undo``, its params
+        naming the original (run reads it back from state, as checked by the audit chain), its
+        reason how it is undone. Every recorded action has one, even when its ``undo`` has
+        nothing to do, so rollback marks it rolled back."""
+        return Action(id=action.id, kind="undo", reason=action.reverse,
+                      params={"action": action.id, "kind": action.kind, "round": round_no},
+                      reversible=False, reverse="an undo is not undone")

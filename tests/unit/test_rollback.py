@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from tests.support.memory import Harness, records, same
+from vecmig.actions import SilentReporter
 from vecmig.errors import TerminalError
+from vecmig.model import Action
+from vecmig.rollback import inverses, pending_undo, rollback
 
 
 def store_image(h: Harness) -> dict[str, Any]:
@@ -89,3 +92,28 @@ def test_apply_again_after_rollback_starts_a_new_round(h: Harness) -> None:
     assert plan.round == 2 and plan.actions[0].kind == "create_collection"
     h.apply(spec)
     same(h.source, "docs", h.target, "docs_v2")
+
+
+def test_rollback_runs_inverse_actions_through_the_executor(h: Harness) -> None:
+    h.seed(2500)
+    spec = h.spec("blue-green")
+    h.apply(spec)
+    state = h.state(spec, create=False)
+    assert state is not None
+    todo = pending_undo(state)
+    steps = inverses(todo)
+    assert {s.kind for s in steps} == {"undo"}
+    assert [(s.params["round"], s.params["action"], s.params["kind"]) for s in steps] == \
+        [(r, a.id, a.kind) for r, a, _ in todo], "newest round first, reverse plan order"
+    assert [s.reason for s in steps] == [a.reverse for _, a, _ in todo]
+
+    seen: list[tuple[str, str, str, str]] = []
+
+    class Recording(SilentReporter):
+        def finish(self, action: Action, status: str, detail: str = "") -> None:
+            seen.append((action.kind, action.id, status, detail))
+
+    assert rollback(spec, state, approval="auto-approve", reporter=Recording()) == len(steps)
+    assert seen == [("undo", s.id, "rolled back", s.reason) for s in steps]
+    assert {a["status"] for a in state.actions(1)} == {"rolled_back"}, "the original rows are marked"
+    assert state.verify_chain()[0]
