@@ -105,10 +105,11 @@ class Terminal:
         else:
             print_plan(plan, self.console)
 
-    def show_undo(self, steps: tuple[tuple[int, Action], ...]) -> None:
+    def show_undo(self, steps: tuple[Action, ...]) -> None:
         self.console.print("vecmig will undo, in this order:\n")
-        for round_no, action in steps:
-            self.console.print(f"  [bold red]<[/bold red] {action.id} (round {round_no}): {action.reverse}")
+        for step in steps:
+            self.console.print(f"  [bold red]<[/bold red] {step.params['action']} (round {step.params['round']}): "
+                               f"{step.reason}")
 
     def confirm(self, question: str) -> Approval:
         self.console.print(f"\n[bold]{question}[/bold]\n  Only 'yes' will be accepted to approve.\n")
@@ -120,10 +121,10 @@ class Terminal:
             raise VecmigError("cancelled: nothing was changed", hint="answer 'yes', or pass --auto-approve")
         return "interactive"
 
-    def progress(self, plan: Plan) -> AbstractContextManager[Reporter]:
+    def progress(self, actions: tuple[Action, ...]) -> AbstractContextManager[Reporter]:
         from vecmig.progress import RichReporter
 
-        return RichReporter(self.console, plan)
+        return RichReporter(self.console, actions)
 
     def say(self, line: str) -> None:
         self.console.print(line)

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from vecmig.model import Action, Plan
+from vecmig.model import Action
 
 
 class RateColumn(ProgressColumn):
@@ -28,14 +28,14 @@ class RateColumn(ProgressColumn):
 
 
 class RichReporter:
-    def __init__(self, console: Console, plan: Plan) -> None:
+    def __init__(self, console: Console, actions: tuple[Action, ...]) -> None:
         self.console = console
         self._lock = threading.Lock()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
         )
-        copy_total = sum(a.estimate.records for a in plan.actions if a.kind == "copy_shard")
+        copy_total = sum(a.estimate.records for a in actions if a.kind == "copy_shard")
         self.copy_task: TaskID | None = None
         self.copy_total = copy_total
         self._started: set[str] = set()

@@ -95,7 +95,7 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
             "destructive_actions": [a.id for a in the_plan.actions if a.destructive],
             "findings": [{"code": w.code, "severity": w.severity} for w in the_plan.warnings]})
         started = time.monotonic()
-        with ui.progress(the_plan) as reporter:
+        with ui.progress(the_plan.actions) as reporter:
             run = apply_plan(spec, the_plan, state, approval=approval, reporter=reporter)
         return ApplyResult(the_plan, saved, applied=True, approval=approval, seconds=time.monotonic() - started,
                            records=run["records"], copy_seconds=run["copy_seconds"],

@@ -40,9 +40,11 @@ def rollback(request: RollbackRequest, ui: Ui) -> RollbackResult:
         todo = undo.pending_undo(state)
         if not todo and not undo.unfinished_rounds(state):
             return RollbackResult("nothing_left")
-        ui.show_undo(tuple((round_no, action) for round_no, action, _row in todo))
+        steps = tuple(undo.inverses(todo))
+        ui.show_undo(steps)
         approval: Approval = "auto-approve" if request.auto_approve else ui.confirm("Do you want to roll back?")
-        n = undo.rollback(spec, state, approval=approval, checked=True)
+        with ui.progress(steps) as reporter:
+            n = undo.rollback(spec, state, approval=approval, reporter=reporter, checked=True)
         return RollbackResult("rolled_back", undone=n, approval=approval)
     finally:
         lock.release()

@@ -27,14 +27,15 @@ class Ui(Protocol):
     def show_plan(self, plan: Plan, state: StateStore | None) -> None:
         """The plan just made, or about to be applied; ``state`` is what it was made against."""
 
-    def show_undo(self, steps: tuple[tuple[int, Action], ...]) -> None:
-        """What rollback will undo, as (round, action) in the order it will undo them."""
+    def show_undo(self, steps: tuple[Action, ...]) -> None:
+        """What rollback will run: the inverse actions (kind ``undo``, params naming the original
+        action and its round, reason how it is undone), in the order they run."""
 
     def confirm(self, question: str) -> Approval:
         """Ask ``question``; return how the answer approved it, or raise a VecmigError."""
 
-    def progress(self, plan: Plan) -> AbstractContextManager[Reporter]:
-        """A reporter for the executor while it runs ``plan``."""
+    def progress(self, actions: tuple[Action, ...]) -> AbstractContextManager[Reporter]:
+        """A reporter for the executor while it runs ``actions`` (a plan's, or rollback's inverses)."""
 
     def say(self, line: str) -> None:
         """One line for the person running the operation."""

@@ -43,8 +43,8 @@ class RecordingUi:
     def show_plan(self, plan: Plan, state: StateStore | None) -> None:
         self.plans.append(plan)
 
-    def show_undo(self, steps: tuple[tuple[int, Action], ...]) -> None:
-        self.undo.extend((round_no, action.id) for round_no, action in steps)
+    def show_undo(self, steps: tuple[Action, ...]) -> None:
+        self.undo.extend((step.params["round"], step.params["action"]) for step in steps)
 
     def confirm(self, question: str) -> Approval:
         self.questions.append(question)
@@ -53,8 +53,8 @@ class RecordingUi:
         return "interactive"
 
     @contextmanager
-    def progress(self, plan: Plan) -> Iterator[Reporter]:
-        self.progress_for.append(plan.round)
+    def progress(self, actions: tuple[Action, ...]) -> Iterator[Reporter]:
+        self.progress_for.append(len(actions))
         yield SilentReporter()
 
     def say(self, line: str) -> None:
@@ -84,7 +84,7 @@ def test_validate_names_the_stores(spec_path: Path) -> None:
 def test_apply_asks_then_runs_and_reports(h: Harness, spec_path: Path) -> None:
     ui = RecordingUi()
     r = apply_ops.apply(apply_ops.ApplyRequest(spec_path), ui)
-    assert ui.questions == ["Do you want to perform these actions?"] and ui.progress_for == [1]
+    assert ui.questions == ["Do you want to perform these actions?"] and ui.progress_for == [len(r.plan.actions)]
     assert r.applied and r.approval == "interactive" and not r.saved_plan and r.records == 1200
     assert r.plan is ui.plans[0] and r.serial > 0 and r.state_location.endswith("state.db")
     same(h.source, "docs", h.target, "docs_v2")
@@ -118,7 +118,7 @@ def test_rollback_outcomes(h: Harness, spec_path: Path) -> None:
     ui = RecordingUi()
     r = rollback_ops.rollback(request, ui)
     assert (r.outcome, r.approval, r.undone) == ("rolled_back", "auto-approve", len(ui.undo))
-    assert ui.undo[0][1].startswith("cutover") and ui.questions == []
+    assert ui.undo[0][1].startswith("cutover") and ui.questions == [] and ui.progress_for == [len(ui.undo)]
     assert "docs_v2" not in h.target.collections
     assert rollback_ops.rollback(request, RecordingUi()).outcome == "nothing_left"
 
