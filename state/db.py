@@ -126,6 +126,8 @@ class StoreBase:
 
     def _translate_db_error(self, ctx: Any) -> None:
         e = ctx.original_exception
+        if getattr(ctx, "is_exit_exception", False) or not isinstance(e, Exception):
+            return  # SIGINT/SIGTERM raised mid-statement: an interruption to unwind, not damage
         if isinstance(ctx.sqlalchemy_exception, IntegrityError) or isinstance(e, sqlite3.IntegrityError):
             return  # a lost race (the lock) or tampering: tx() decides which
         raise self._db_error(e) from ctx.sqlalchemy_exception
