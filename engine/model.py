@@ -94,10 +94,15 @@ class Action:
     destructive: bool = False
     estimate: Estimate = field(default_factory=Estimate)
     status: str = "planned"  # planned | resume (partly done in an earlier run) | recopy (validation failed)
+    # What the record-level diff says this action moves: {"add", "change", "delete", "unchanged"}
+    # (copy and delete actions only).
+    records: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["depends_on"] = list(self.depends_on)
+        if self.records is None:
+            del d["records"]
         return d
 
     @classmethod
@@ -132,6 +137,10 @@ class Plan:
     actions: tuple[Action, ...]
     warnings: tuple[Warning_, ...] = ()
     notes: tuple[str, ...] = ()
+    # The record-level diff: {"add", "change", "delete", "unchanged"} over the whole plan, and
+    # how it was computed (method, what it read, drift). None: not computed (no source yet).
+    records: dict[str, int] | None = None
+    diff: dict[str, Any] | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -167,6 +176,8 @@ class Plan:
             "summary": self.counts(),
             "warnings": [asdict(w) for w in self.warnings],
             "notes": list(self.notes),
+            **({"records": self.records} if self.records is not None else {}),
+            **({"diff": self.diff} if self.diff is not None else {}),
         }
 
     def to_json_text(self) -> str:
@@ -195,4 +206,6 @@ class Plan:
             actions=tuple(Action.from_json(a) for a in d["actions"]),
             warnings=tuple(Warning_(**w) for w in d.get("warnings", [])),
             notes=tuple(d.get("notes", [])),
+            records=d.get("records"),
+            diff=d.get("diff"),
         )

@@ -57,20 +57,21 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     else:
         last = state.last_round() if state else None
         round_no = (last["round"] + 1) if last else 1
-        if last and last["status"] == "complete" and unchanged(spec, last, seen):
+        if last and last["status"] == "complete" and seen.diff is None and unchanged(spec, last, seen):
             actions = []
             notes.append(f"round {last['round']} completed and nothing changed since")
         else:
-            if last and last["status"] == "complete":
-                notes.append(f"round {last['round']} completed, but {what_changed(spec, last, seen)}: "
-                             "the copy runs again (upserts are idempotent)")
             actions = fresh_actions(spec, state, seen, notes)
+            if last and last["status"] == "complete":
+                notes.append(since_round(spec, last, seen, actions))
     redact = spec.redactor  # parameters, reasons and findings as written: no secret, no resolved ${env:...}
     actions = [replace(a, reason=redact(a.reason), reverse=redact(a.reverse), params=redact.walk(a.params))
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
                 for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_sample(spec, seen)]
     return Plan(
+        records=plan_records(seen, actions),
+        diff=diff_summary(spec, seen),
         format_version=PLAN_FORMAT_VERSION,
         tool_version=__version__,
         migration=spec.name,
@@ -117,7 +118,10 @@ def failed_validation(state: StateReader, round_row: RoundRow) -> dict[str, Any]
 def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str | None:
     if round_row["spec_hash"] != spec.spec_hash:
         return "the spec changed since it started"
-    if round_row["source_fingerprint"] != seen.source.fingerprint:
+    # A round planned against an empty target took no content digest of the source (there was
+    # nothing to diff); its fingerprint is then compared without one.
+    plain = replace(seen.source, extra={k: v for k, v in seen.source.extra.items() if k != "content"})
+    if round_row["source_fingerprint"] not in (seen.source.fingerprint, plain.fingerprint):
         return "the source changed since it started"
     return None
 
@@ -246,6 +250,7 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         source_throughput=source_cls.throughput_for(seen.source, concurrency, spec.source),
         target_throughput=target_cls.throughput_for(seen.source, concurrency, spec.target),
         batch_size=max(spec.strategy.batch_size, preferred),
+        diff=seen.diff,
     )
 
 
@@ -279,7 +284,10 @@ def remaining_actions(state: StateReader, round_row: RoundRow, notes: list[str] 
     for raw in recorded["actions"]:
         action = Action.from_json(raw)
         if action.id in redo:
-            out.append(replace(action, status="recopy", reason=redo[action.id]))
+            # Copied again whole: the validation's findings, not the plan's list, are what is wrong now.
+            params = {k: v for k, v in action.params.items() if k != "ids"} if action.kind == "copy_shard" \
+                else action.params
+            out.append(replace(action, status="recopy", reason=redo[action.id], params=params))
             continue
         if status.get(action.id) == "done":
             continue
@@ -335,6 +343,51 @@ def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, st
             out[prune.id] = (f"deleting again: validation found {found['extra']:,} target record(s) "
                              "that the source does not have")
     return out
+
+
+def plan_records(seen: Refreshed, actions: list[Action]) -> dict[str, int] | None:
+    """The record-level totals: what the planned actions move, and every other source record
+    as unchanged. Extras the plan does not remove (no delete action) are not counted."""
+    diff = seen.diff
+    if diff is None:
+        return None
+    counts = diff.counts
+    deleting = any(a.kind == "delete_extra" for a in actions)
+    return {"add": counts.add, "change": counts.change, "delete": counts.delete if deleting else 0,
+            "unchanged": counts.unchanged}
+
+
+def diff_summary(spec: Spec, seen: Refreshed) -> dict[str, Any] | None:
+    """How the diff was computed and what it read, priced by each side's cost hook (a metered
+    store bills the reads: Pinecone read units). Deterministic: counts, not timings."""
+    diff = seen.diff
+    if diff is None or diff.method == "none":
+        return None
+    out = diff.summary_json()
+    nbytes = seen.source.bytes_per_record or 0
+    cost = estimate.merge_cost(*(
+        provider_class(store.provider)(store).cost("scan", n, n * nbytes, spec.cost.for_provider(store.provider))
+        for store, n in ((spec.source, diff.source_records), (spec.target, diff.target_records))
+        if diff.method == "scan" and n))
+    if cost:
+        out["cost"] = cost
+    if diff.delete_count:
+        out["target_only"] = diff.delete_count
+    return out
+
+
+def since_round(spec: Spec, last: RoundRow, seen: Refreshed, actions: list[Action]) -> str:
+    """The note on a plan made after a completed round: what changed since, in records."""
+    done = f"round {last['round']} completed"
+    counts = seen.diff.counts if seen.diff is not None else None
+    if counts is None:
+        return f"{done}, but {what_changed(spec, last, seen)}: the copy runs again (upserts are idempotent)"
+    if not counts.moves:
+        spec_note = " (the spec changed, but no record differs)" if last["spec_hash"] != spec.spec_hash else ""
+        if not actions:
+            return f"{done} and no record changed since{spec_note}"
+        return f"{done} and no record changed since{spec_note}; other actions are planned"
+    return f"{done}; since then {counts.moves:,} record(s) differ between source and target"
 
 
 def unchanged(spec: Spec, last: RoundRow, seen: Refreshed) -> bool:

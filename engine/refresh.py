@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vecmig.diff import RecordDiff, diff_records, empty_target
 from vecmig.ids import IdReport, keeps_namespaces
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
@@ -28,6 +29,8 @@ class Refreshed:
     sample: Batch | None = None
     # The identity rules on the source's first ids (vecmig.ids); None: not read.
     id_sample: IdReport | None = None
+    # The record-level diff of source against target (vecmig.diff); None: not computed.
+    diff: RecordDiff | None = None
 
 
 def open_provider(store: StoreSpec) -> Provider:
@@ -41,7 +44,11 @@ def wants_sample(spec: Spec) -> bool:
     return target_cls.lint is not Provider.lint or source_cls.capabilities.sparse
 
 
-def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
+def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None = None,
+            records: bool = True) -> Refreshed:
+    """What exists; with ``records`` (and shards), also the record-level diff, its content
+    digests folded into both inventories so that a record edited in place makes a saved plan
+    stale. ``baseline``: what the last validated round left (vecmig.diff.baseline), for drift."""
     sample: Batch | None = None
     id_sample: IdReport | None = None
     with open_provider(spec.source) as src:
@@ -55,8 +62,16 @@ def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
             target = replace(target, aliases={spec.target.alias: tgt.read_alias(spec.target.alias)})
+    diff: RecordDiff | None = None
+    if shards and records and source.exists:
+        if target.exists and (target.count is None or target.count > 0):
+            diff = diff_records(spec, list(cut), baseline)
+            source = replace(source, extra={**source.extra, "content": diff.source_digest})
+            target = replace(target, extra={**target.extra, "content": diff.target_digest})
+        else:
+            diff = empty_target(list(cut))
     return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
-                     shards=cut, sample=sample, id_sample=id_sample)
+                     shards=cut, sample=sample, id_sample=id_sample, diff=diff)
 
 
 def as_written(spec: Spec, inventory: Inventory, prefix: str) -> Inventory:

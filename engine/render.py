@@ -88,6 +88,41 @@ def action_line(a: Action) -> Text:
     return line
 
 
+def records_line(plan: Plan) -> str | None:
+    """``Records: +100 to add, ~10 to change, -5 to delete, 99,985 unchanged`` (the diff's totals)."""
+    r = plan.records
+    if r is None:
+        return None
+    return (f"Records: +{r['add']:,} to add, ~{r['change']:,} to change, -{r['delete']:,} to delete, "
+            f"{r['unchanged']:,} unchanged")
+
+
+def diff_lines(plan: Plan) -> list[str]:
+    """How the diff was made and what it cost, and the drift it found (Terraform's refresh notes)."""
+    d = plan.diff
+    if not d:
+        return []
+    read = d.get("records_read", {})
+    how = ("hashed on both servers" if d.get("method") == "server-hash" else "read and hashed here")
+    cost = d.get("cost") or {}
+    priced = f" · est. ${sum(cost.values()):,.4f} in reads" if cost else ""
+    out = [f"Diff: {read.get('source', 0):,} source and {read.get('target', 0):,} target records {how}{priced}"]
+    drift = d.get("drift") or {}
+    if drift.get("known") and drift.get("records"):
+        shown = ", ".join(str(i) for i in drift.get("examples", [])[:5])
+        out.append(f"Drift: {drift['records']:,} record(s) changed in the target outside vecmig since it last "
+                   f"validated it (e.g. id {shown}); apply overwrites them with the source's")
+    if drift.get("known") and drift.get("both_sides"):
+        out.append(f"Drift: {drift['both_sides']:,} more record(s) sit where both the source and the target "
+                   "changed since the last validation")
+    if drift and not drift.get("known") and d.get("method") != "none":
+        out.append(f"Drift: not known ({drift.get('why_unknown', '')})")
+    if d.get("target_only") and not (plan.records or {}).get("delete"):
+        out.append(f"Kept: {d['target_only']:,} target record(s) not in the source (this strategy does not "
+                   "remove them)")
+    return out
+
+
 def print_plan(plan: Plan, console: Console) -> None:
     console.print(Text(f"vecmig plan · {plan.migration} · {plan.strategy} · round {plan.round}", style="bold"))
     src = plan.spec.get("source", {})
@@ -101,8 +136,14 @@ def print_plan(plan: Plan, console: Console) -> None:
     for w in plan.warnings:
         hint = f" — {w.hint}" if getattr(w, "hint", None) else ""
         console.print(f"  {w.severity} {w.code}: {w.message}{hint}", style="red" if w.severity == "error" else "yellow")
+    for line in diff_lines(plan):
+        console.print(f"  {line}", style="yellow" if line.startswith("Drift: ") and "not known" not in line
+                      else "cyan")
     console.print()
+    records = records_line(plan)
     if not plan.actions:
+        if records:
+            console.print(records, style="bold")
         console.print("No changes. The target matches the spec and the source.", style="bold green")
         return
     console.print("vecmig will perform the following actions, in order:\n")
@@ -115,6 +156,8 @@ def print_plan(plan: Plan, console: Console) -> None:
         f"Plan: {c['add']} to add, {c['change']} to change, {c['destroy']} to destroy · "
         f"{t.records:,} records · {human_bytes(t.bytes)} · est. {span(t.seconds_low, t.seconds_high)}",
         style="bold"))
+    if records:
+        console.print(Text(records, style="bold"))
     irreversible = [a.id for a in plan.actions if not a.reversible]
     if irreversible:
         console.print(Text(f"Cannot be undone by rollback: {', '.join(irreversible)}", style="bold red"))

@@ -19,7 +19,7 @@ import yaml
 
 from vecmig.graph import DEFAULT_MAX_SHARDS, to_mermaid
 from vecmig.model import Action, Estimate, Plan
-from vecmig.render import SYMBOLS, describe_inventory, human_bytes, span
+from vecmig.render import SYMBOLS, describe_inventory, diff_lines, human_bytes, records_line, span
 from vecmig.state.reader import StateReader
 
 GITHUB_LIMIT = 65_536
@@ -107,6 +107,11 @@ def _headline(plan: Plan, previous: Previous | None) -> str:
                 f"**{t.records:,} records** ({human_bytes(t.bytes)}) · est. **{span(t.seconds_low, t.seconds_high)}**"
                 f" · est. cost **{_cost(sum(t.cost.values()), bool(t.cost))}**")
     lines = [title, "", body]
+    records = records_line(plan)
+    if records:
+        lines.append(f"\n**{records}**")
+    for line in diff_lines(plan):
+        lines.append(f"\n{_esc(line)}")
     for note in plan.notes:
         lines.append(f"\n_{_esc(note)}_")
     lines.append("\n" + _change(plan.totals, previous))

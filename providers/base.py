@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from vecmig.ids import IdReport
 from vecmig.ids import check as check_id_positions
@@ -85,6 +85,25 @@ class ServerDigest(Protocol):
         ...
 
 
+@runtime_checkable
+class BucketedDigest(ServerDigest, Protocol):
+    """A server digest that also cuts a shard into buckets by a hash of the id and lists the
+    records of chosen buckets: what the record-level diff pushes down (``vecmig.diff.pushdown``)
+    and what a passing validation records as the drift baseline."""
+
+    def bucket_scheme(self) -> str:
+        """The scheme, plus how records are bucketed: buckets compare only under equal ones."""
+        ...
+
+    def buckets(self, shard: dict[str, Any] | None) -> dict[int, tuple[int, int]]:
+        """bucket -> ``(records, digest)`` of the shard's records in it."""
+        ...
+
+    def records(self, shard: dict[str, Any] | None, buckets: list[int]) -> list[tuple[RecordId, int, int]]:
+        """``(id, bucket, digest)`` of the shard's records in ``buckets``."""
+        ...
+
+
 class Provider(ABC):
     """One store. Instances are cheap and single-threaded: each worker makes its own."""
 
@@ -141,6 +160,11 @@ class Provider(ABC):
         """The target's records for a source ``batch`` (validation): :meth:`fetch` of its ids,
         in the place the batch came from where the store keeps that (a namespace)."""
         return self.fetch(batch.ids)
+
+    def fetch_in(self, shard: dict[str, Any] | None, ids: Sequence[RecordId]) -> Batch:
+        """:meth:`fetch` within one shard (a namespace where the store has them): the
+        record-level diff lists ids per source shard, and the copy fetches them there."""
+        return self.fetch(ids)
 
     @abstractmethod
     def count(self) -> int:
@@ -216,6 +240,10 @@ class Provider(ABC):
 
     def delete(self, ids: Sequence[RecordId]) -> None:
         raise NotImplementedError(f"{self.name} cannot delete records")
+
+    def delete_in(self, shard: dict[str, Any] | None, ids: Sequence[RecordId]) -> None:
+        """:meth:`delete` within one shard (a namespace), for extras the diff found there."""
+        self.delete(ids)
 
     def collection_exists(self) -> bool:
         return self.inventory().exists

@@ -74,6 +74,8 @@ class CopyShard(ActionKind):
         if action.params.get("fresh_target"):
             tgt.expect_new_records()
         moved = 0
+        if action.params.get("ids") is not None:
+            return self._copy_ids(ctx, action, src, tgt, cursor)
         if ctx.spec.mapping.is_identity and not keep_images:
             # Store-to-store transfer (e.g. raw binary COPY between two PostgreSQL tables):
             # each yield comes after the target committed the batch, so it is checkpointed
@@ -123,6 +125,46 @@ class CopyShard(ActionKind):
             if ctx.stop.is_set():
                 return cursor, moved, False
         return cursor, moved, True
+
+    def _copy_ids(self, ctx: RunContext, action: Action, src: Provider, tgt: Provider,
+                  cursor: Any) -> tuple[Any, int, bool]:
+        """The delta: only the ids the plan's diff found missing or different, fetched from the
+        source by id in plan order. The cursor is how many of the listed ids are done, so a
+        resumed run starts at the first batch not acknowledged."""
+        ids: list[Any] = list(action.params["ids"])
+        shard = action.params.get("shard")
+        size = int(action.params["batch_size"])
+        keep_images = bool(action.params.get("before_images"))
+        mapping = ctx.spec.mapping
+        pos = int(cursor.get("pos", 0)) if isinstance(cursor, dict) else 0
+        moved = 0
+        while pos < len(ids):
+            chunk = ids[pos:pos + size]
+            t0 = time.perf_counter()
+            # An id the source no longer holds is not written: the next plan's diff sees it as extra.
+            batch = src.fetch_in(shard, chunk)
+            t1 = time.perf_counter()
+            ctx.spent("read_wait", t1 - t0)
+            if len(batch):
+                mapped = Batch(ids=batch.ids, vectors=batch.vectors,
+                               metadata=[mapping.apply(m) for m in batch.metadata],
+                               texts=batch.texts, extra=batch.extra)
+                if not type(tgt).capabilities.sparse:
+                    _refuse_sparse(mapped, tgt)
+                if keep_images:
+                    ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, mapped.ids))
+                t1 = time.perf_counter()
+                tgt.upsert(mapped)  # returns once acknowledged
+                ctx.spent("write", time.perf_counter() - t1)
+            pos += len(chunk)
+            t2 = time.perf_counter()
+            ctx.state.checkpoint(ctx.round, action.id, {"pos": pos}, len(chunk), batch.nbytes if len(batch) else 0)
+            ctx.spent("checkpoint", time.perf_counter() - t2)
+            moved += len(chunk)
+            ctx.reporter.advance(action, len(chunk))
+            if ctx.stop.is_set():
+                return {"pos": pos}, moved, pos >= len(ids)
+        return {"pos": pos}, moved, True
 
     def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         if ctx.target_will_be_dropped or not action.params.get("before_images"):

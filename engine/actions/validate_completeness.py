@@ -30,10 +30,13 @@ from typing import Any
 import numpy as np
 
 from vecmig.actions.base import ActionKind, RunContext
+from vecmig.diff.keys import SCAN_SCHEME, BucketSums, bucket_of, record_key
 from vecmig.errors import ValidationFailed
+from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
+from vecmig.providers.base import BucketedDigest
 from vecmig.records import (
     Batch,
     Checksum,
@@ -62,6 +65,9 @@ class _Outcome:
     why: list[dict[str, Any]] = field(default_factory=list)
     server: tuple[Checksum, Checksum] | None = None  # the servers' digests, when a records shard has them
     fallback: str | None = None  # why the fast path did not decide the shard
+    # The target's per-bucket digests under the shard's method: the next plan's drift baseline.
+    buckets: BucketSums | None = None
+    bucket_scheme: str | None = None
 
 
 class ValidateCompleteness(ActionKind):
@@ -145,9 +151,12 @@ class ValidateCompleteness(ActionKind):
         finally:
             tgt.close()
         methods = {o.method for o in outcomes}
+        baseline = _baseline(outcomes)
         result = {"source": total_src.to_json(), "target": total_tgt.to_json(), "target_count": target_count,
                   "extra": len(extra), "shards": shards_out, "ok": not problems,
                   "method": methods.pop() if len(methods) == 1 else "mixed"}
+        if baseline is not None and not problems:
+            result["baseline"] = baseline
         if scheme is not None:
             result["digest_scheme"] = scheme
         else:
@@ -166,6 +175,18 @@ class ValidateCompleteness(ActionKind):
                                    hint=f"{first}{' and '.join(redo)}, or `vecmig rollback` to undo",
                                    result=result)
         return result
+
+
+def _baseline(outcomes: list[_Outcome]) -> dict[str, Any] | None:
+    """The target's per-bucket digests, when every shard was hashed the same way (vecmig.diff.drift)."""
+    schemes = {o.bucket_scheme for o in outcomes}
+    if len(schemes) != 1 or None in schemes:
+        return None
+    total = BucketSums()
+    for o in outcomes:
+        assert o.buckets is not None
+        total.merge(o.buckets)
+    return {"scheme": schemes.pop(), "buckets": total.encode()}
 
 
 def _digest_scheme(ctx: RunContext) -> tuple[str | None, str | None]:
@@ -194,7 +215,7 @@ def _digest_scheme(ctx: RunContext) -> tuple[str | None, str | None]:
 
 
 def _server_shard(src: Provider, tgt: Provider, shard: dict[str, Any] | None, scheme: str,
-                  side: ThreadPoolExecutor) -> tuple[tuple[Checksum, Checksum] | None, str | None]:
+                  side: ThreadPoolExecutor) -> tuple[tuple[Checksum, Checksum] | None, str | _Buckets | None]:
     """Both servers' ``(count, digest)`` of one shard, computed at once; None and why on any failure."""
     try:
         ds, dt = src.server_digest(), tgt.server_digest()
@@ -202,6 +223,20 @@ def _server_shard(src: Provider, tgt: Provider, shard: dict[str, Any] | None, sc
         return None, f"server digest unavailable: {_reason(exc)}"
     if ds is None or dt is None or ds.scheme != scheme or dt.scheme != scheme:
         return None, "digest scheme changed since validation started"
+    if isinstance(ds, BucketedDigest) and isinstance(dt, BucketedDigest):
+        # Per bucket, in the same query: the sums are the shard's digest, the buckets the
+        # next plan's drift baseline.
+        by_bucket: Future[dict[int, tuple[int, int]]] = side.submit(ds.buckets, shard)
+        try:
+            t_buckets = dt.buckets(shard)
+        except Exception as exc:
+            wait([by_bucket])  # the source's connection must be idle before the fallback uses it
+            return None, f"target digest failed: {_reason(exc)}"
+        try:
+            s_buckets = by_bucket.result()
+        except Exception as exc:
+            return None, f"source digest failed: {_reason(exc)}"
+        return (_summed(s_buckets), _summed(t_buckets)), _Buckets(dt.bucket_scheme(), t_buckets)
     theirs: Future[tuple[int, int]] = side.submit(ds.shard, shard)
     try:
         t_count, t_sum = dt.shard(shard)
@@ -215,6 +250,25 @@ def _server_shard(src: Provider, tgt: Provider, shard: dict[str, Any] | None, sc
     return (Checksum(s_count, s_sum), Checksum(t_count, t_sum)), None
 
 
+@dataclass(frozen=True)
+class _Buckets:
+    scheme: str
+    by_bucket: dict[int, tuple[int, int]]
+
+    def sums(self) -> BucketSums:
+        out = BucketSums()
+        for b, (_, d) in self.by_bucket.items():
+            out.add(b, d)
+        return out
+
+
+def _summed(by_bucket: dict[int, tuple[int, int]]) -> Checksum:
+    total = Checksum()
+    for n, d in by_bucket.values():
+        total.merge(Checksum(n, d))
+    return total
+
+
 def _reason(exc: BaseException) -> str:
     return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
 
@@ -226,25 +280,31 @@ def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, 
         server: tuple[Checksum, Checksum] | None = None
         fallback: str | None = None
         if scheme is not None:
-            server, fallback = _server_shard(src, tgt, shard, scheme, side)
+            server, said = _server_shard(src, tgt, shard, scheme, side)
+            fallback = said if isinstance(said, str) else None
             if server is not None:
                 s_dig, t_dig = server
                 if (s_dig.count, s_dig.total) == (t_dig.count, t_dig.total):
                     ctx.reporter.advance(action, s_dig.count)
+                    if isinstance(said, _Buckets):
+                        return _Outcome(SERVER, s_dig, t_dig, buckets=said.sums(), bucket_scheme=said.scheme)
                     return _Outcome(SERVER, s_dig, t_dig)
                 fallback = "server digests differ"
-        s_sum, t_sum, missing, differ, why = _check_records(ctx, action, src, tgt, shard, batch_size)
-        return _Outcome(RECORDS, s_sum, t_sum, missing, differ, why, server=server, fallback=fallback)
+        sums = BucketSums()
+        s_sum, t_sum, missing, differ, why = _check_records(ctx, action, src, tgt, shard, batch_size, sums)
+        return _Outcome(RECORDS, s_sum, t_sum, missing, differ, why, server=server, fallback=fallback,
+                        buckets=sums, bucket_scheme=SCAN_SCHEME)
     finally:
         src.close()
         tgt.close()
 
 
 def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider, shard: dict[str, Any] | None,
-                   batch_size: int) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId],
+                   batch_size: int, buckets: BucketSums) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId],
                                              list[dict[str, Any]]]:
     """Record by record: every source record of the shard hashed against the target's by id."""
     mapping = ctx.spec.mapping
+    by_ns = keeps_namespaces(ctx.spec)
     s_sum, t_sum = Checksum(), Checksum()
     missing: list[RecordId] = []
     differ: list[RecordId] = []
@@ -262,6 +322,10 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
         got.ids = as_source_ids(got.ids, batch.ids)
         got_digests = batch_digests(got)
         t_sum.add_digests(got_digests)
+        ns = batch.extra.get("namespace") if by_ns else None
+        space = ns if isinstance(ns, str) else ("" if by_ns else None)
+        for got_id, got_digest in zip(got.ids, got_digests, strict=True):
+            buckets.add(bucket_of(record_key(got_id, space)), got_digest)
         theirs = dict(zip(got.ids, got_digests, strict=True))
         for pos, (rid, d_mine) in enumerate(zip(mapped.ids, mine, strict=True)):
             d = theirs.get(rid)

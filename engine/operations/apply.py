@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vecmig import planfile, policy
+from vecmig.diff.baseline import last_baseline
 from vecmig.executor import apply_plan
 from vecmig.model import Plan
 from vecmig.operations.common import load, open_state
@@ -63,7 +64,9 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
         spec = load(target, ui)
         # Plan once before any state exists: bad input (or a plan policy refuses) must fail
         # without touching state.
-        first = make_plan(spec, open_state(spec), refresh(spec))
+        before = open_state(spec)
+        seen_first = refresh(spec, baseline=last_baseline(before))
+        first = make_plan(spec, before, seen_first)
         policy.check_apply_allowed(policy.apply(first, policy.from_spec(spec)),
                                    allow_destructive=request.allow_destructive)
     state = open_state(spec, create=True)
@@ -71,7 +74,12 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
     lock = Lock(state, "apply")
     lock.acquire(timeout=request.lock_timeout)
     try:
-        seen = refresh(spec)
+        if saved or first.state_serial != state.serial or first.state_lineage not in (None, state.lineage):
+            # A saved plan is checked against the world as it is now; a plan made just above is
+            # reused (its diff read every record once) unless someone applied in between.
+            seen = refresh(spec, baseline=last_baseline(state))
+        else:
+            seen = seen_first
         if saved:
             planfile.check_fresh(the_plan, state, seen)
         else:

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from vecmig import estimate, pointer
+from vecmig.diff import ShardDelta
 from vecmig.errors import PlanError
 from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
@@ -51,32 +52,61 @@ def create_target(ctx: PlanContext, after: tuple[str, ...] = ()) -> list[Action]
 
 
 def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
+    """One action per source shard that has records to write: all of them into an empty
+    target; into one that holds records, only what the diff found missing or different (its
+    ids listed in the action where few enough, else the whole shard, rewritten in place)."""
     spec = ctx.spec
     actions = []
     width = len(str(max(len(ctx.shards) - 1, 0)))
     for i, shard in enumerate(ctx.shards):
-        n = int(shard.get("records", 0))
+        delta = ctx.delta(i)
+        total = int(shard.get("records", 0))
+        if delta is not None and ctx.diffed:
+            total = delta.counts.add + delta.counts.change + delta.counts.unchanged
+            if not delta.counts.add and not delta.counts.change:
+                continue
+        listed = delta.ids if (delta is not None and ctx.diffed) else None
+        n = len(listed) if listed is not None else total
         est = estimate.copy_estimate(n, n * ctx.bytes_per_record, ctx.read_model, ctx.write_model,
                                      spec.strategy.concurrency)
         # Metered stores: reading the shard, writing it, and holding it through the transition.
-        est = estimate.with_cost(est, ctx.cost("source", "scan", n), ctx.cost("target", "write", n),
+        est = estimate.with_cost(est, ctx.cost("source", "fetch" if listed is not None else "scan", n),
+                                 ctx.cost("target", "write", n),
                                  ctx.cost("target", "storage", n, months=ctx.transition_months))
         reverse = ("restore the before-images of overwritten records and delete the rest"
                    if ctx.foreign_target else "nothing to undo record by record: the collection is dropped")
+        params: dict[str, Any] = {"shard": shard, "index": i, "before_images": ctx.foreign_target,
+                                  "fresh_target": not ctx.target.exists, "batch_size": ctx.copy_batch}
+        if listed is not None:
+            params["ids"] = [rid if isinstance(rid, int | str) else str(rid) for rid in listed]
+        records = None
+        if delta is not None:
+            records = {**delta.counts.to_json(), "delete": 0}
         actions.append(Action(
             id=f"copy.shard[{i:0{width}d}]",
             kind="copy_shard",
-            reason=(f"{n:,} source records in {describe_shard(shard)} are not in the target yet"
-                    if not (ctx.target.count or 0) else
-                    f"{n:,} source records in {describe_shard(shard)} are written (upserts: the "
-                    f"{ctx.target.count:,} records the target holds are rewritten in place where ids match)"),
+            reason=copy_reason(ctx, shard, total, delta, listed is not None),
             depends_on=after,
-            params={"shard": shard, "index": i, "before_images": ctx.foreign_target,
-                    "fresh_target": not ctx.target.exists, "batch_size": ctx.copy_batch},
+            params=params,
             reverse=reverse,
             estimate=est,
+            records=records,
         ))
     return actions
+
+
+def copy_reason(ctx: PlanContext, shard: dict[str, Any], total: int, delta: ShardDelta | None,
+                listed: bool) -> str:
+    where = describe_shard(shard)
+    if delta is None or not ctx.diffed:
+        return f"{total:,} source records in {where}: all to add (the target holds none yet)"
+    c = delta.counts
+    parts = [f"{c.add:,} to add" if c.add else "", f"{c.change:,} to change" if c.change else ""]
+    what = ", ".join(p for p in parts if p)
+    how = ("only those are written, by id" if listed else
+           f"the whole shard is copied, which is faster for so many (the {c.unchanged:,} unchanged are "
+           "rewritten as they are)" if c.unchanged else "the whole shard is copied")
+    return f"{total:,} source records in {where}: {what}, {c.unchanged:,} unchanged; {how}"
 
 
 def describe_shard(shard: dict[str, object]) -> str:
@@ -113,28 +143,45 @@ def delete_extra(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
 
     Destructive only where records this migration did not write may go; in a collection it
     created (or records it wrote itself) it removes its own copies of records the source no
-    longer has, which rollback undoes by dropping the collection or from before-images."""
+    longer has, which rollback undoes by dropping the collection or from before-images.
+    With the record-level diff the extras are known: the action lists them (or, when too many
+    to list, finds them again by reading both sides) and is planned only when there are some."""
     if not (ctx.target.exists and (ctx.target.count or 0) > 0):
         return []
+    diff = ctx.diff if ctx.diffed else None
+    if diff is not None and diff.delete_count == 0:
+        return []
     foreign = ctx.foreign_count > 0
-    reason = (f"the target already holds up to {ctx.target.count:,} records; those not in the source are removed"
-              if foreign else
-              f"the target holds {ctx.target.count:,} records, none of them there before this migration; "
-              "those not in the source are removed")
+    if diff is not None:
+        n = diff.delete_count
+        reason = (f"{n:,} target record(s) are not in the source and are removed"
+                  + ("" if foreign else " (none of them there before this migration)"))
+    else:
+        n = ctx.target.count or 0
+        reason = (f"the target already holds up to {n:,} records; those not in the source are removed"
+                  if foreign else
+                  f"the target holds {n:,} records, none of them there before this migration; "
+                  "those not in the source are removed")
+    params: dict[str, Any] = {"before_images": ctx.foreign_target}
+    if diff is not None and diff.delete_ids is not None:
+        params["ids"] = [list(rid) if isinstance(rid, tuple) else rid for rid in diff.delete_ids]
+    scan = (estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.write_model) if "ids" in params else
+            estimate.scan_estimate(ctx.target.count or 0, (ctx.target.count or 0) * ctx.bytes_per_record,
+                                   ctx.write_model, passes=2))
+    cost = ((ctx.cost("target", "fetch", n),) if "ids" in params else
+            (ctx.cost("source", "scan", ctx.total_records), ctx.cost("target", "scan", ctx.target.count or 0)))
     return [Action(
         id="delete_extra.target",
         kind="delete_extra",
         reason=reason,
         depends_on=after,
-        params={"before_images": ctx.foreign_target},
+        params=params,
         reverse=("re-insert the deleted records from their before-images" if ctx.foreign_target
                  else "nothing to undo record by record: the collection is dropped"),
         destructive=foreign,
         reversible=True,
-        estimate=estimate.with_cost(
-            estimate.scan_estimate(ctx.target.count or 0, (ctx.target.count or 0) * ctx.bytes_per_record,
-                                   ctx.write_model, passes=2),
-            ctx.cost("source", "scan", ctx.total_records), ctx.cost("target", "scan", ctx.target.count or 0)),
+        estimate=estimate.with_cost(scan, *cost),
+        records={"add": 0, "change": 0, "delete": n, "unchanged": 0} if diff is not None else None,
     )]
 
 
@@ -291,7 +338,20 @@ def pipeline(ctx: PlanContext, *, prune: bool) -> list[Action]:
         if step is None:
             continue
         made = step(ctx, after)
+        if step is seal_target and not writes(out):
+            made = []  # nothing staged: the diff found no record to write
+        if step is validate_completeness and not writes(out):
+            made = []  # the diff that planned no write already compared every record
         if made:
             out.extend(made)
             after = ids(made)
+    if not writes(out):
+        out = [a for a in out if a.kind != "validate_ids"]
     return out
+
+
+WRITING = frozenset({"create_collection", "copy_shard", "delete_extra"})
+
+
+def writes(actions: list[Action]) -> bool:
+    return any(a.kind in WRITING for a in actions)

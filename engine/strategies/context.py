@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from vecmig.diff import RecordDiff, ShardDelta
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema, Provider, Throughput
 from vecmig.spec import Spec
@@ -36,6 +37,19 @@ class PlanContext:
     target_throughput: Throughput | None = None
     # Records per copy batch: the spec's batch_size, raised to the target's preferred size.
     batch_size: int = 0
+    # The record-level diff (None: not computed, so every shard is copied whole).
+    diff: RecordDiff | None = None
+
+    def delta(self, index: int) -> ShardDelta | None:
+        """What the diff found in shard ``index``; None: not known (copy it whole)."""
+        if self.diff is None or index >= len(self.diff.shards):
+            return None
+        return self.diff.shards[index]
+
+    @property
+    def diffed(self) -> bool:
+        """The target was compared record by record (it held records), so only the delta moves."""
+        return self.diff is not None and self.diff.method != "none"
 
     @property
     def bytes_per_record(self) -> int:

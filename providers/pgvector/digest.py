@@ -51,6 +51,8 @@ from vecmig.providers.pgvector.connection import PgSession
 from vecmig.providers.pgvector.sql import WIRE_TYPE, Column, Layout
 
 ALGORITHM = "pgvector-md5-record/1"
+# Pieces a shard is cut into by a hash of the id (vecmig.diff.keys.BUCKETS).
+BUCKETS = 1024
 
 # Type oids of the wire types: a value already of that type is not cast again.
 _WIRE_OID = {"int8": 20, "text": 25, "float8": 701, "bool": 16, "text[]": 1009, "jsonb": 3802}
@@ -160,3 +162,47 @@ class PgDigest:
         assert row is not None
         count, hi, lo, negative_lo = row
         return int(count), combine(hi, lo, negative_lo)
+
+    # -- the record-level diff's pushdown (vecmig.diff.pushdown) ---------------------------
+    def buckets(self, shard: dict[str, Any] | None) -> dict[int, tuple[int, int]]:
+        """Per bucket of the shard's rows, ``(rows, digest)``: the shard's digest cut into
+        ``BUCKETS`` pieces by a hash of the id, in one read-only query."""
+        query = sql.SQL(
+            "SELECT h.bucket, count(*), coalesce(sum(h.hi), 0), coalesce(sum(h.lo), 0), "
+            "count(*) FILTER (WHERE h.lo < 0) "
+            "FROM (SELECT r.bucket, substring(r.b FROM 1 FOR 64)::bigint AS hi, "
+            "substring(r.b FROM 65 FOR 64)::bigint AS lo "
+            "FROM (SELECT {bucket} AS bucket, ('x' || md5({row}))::bit(128) AS b FROM {table} AS t "
+            "WHERE {where} OFFSET 0) AS r OFFSET 0) AS h GROUP BY h.bucket"
+        ).format(bucket=self._bucket(), row=row_bytes(self.layout), table=sql.Identifier(self.layout.relation.name),
+                 where=shard_where(self.provider, self.layout, shard))
+        with self.provider.transaction() as cur:
+            cur.execute("SET TRANSACTION READ ONLY")
+            cur.execute("SET LOCAL jit = off")
+            rows = cur.execute(query).fetchall()
+        return {int(b): (int(n), combine(hi, lo, neg)) for b, n, hi, lo, neg in rows}
+
+    def records(self, shard: dict[str, Any] | None, buckets: list[int]) -> list[tuple[Any, int, int]]:
+        """``(id, bucket, digest)`` of the shard's rows in ``buckets``: the rows are filtered
+        by the id's hash before any row is hashed, so few buckets cost little more than an
+        index-only pass."""
+        id_expr = _value(self.layout.id, _wire(self.layout.id, is_id=True))
+        query = sql.SQL(
+            "SELECT {id}, {bucket}, md5({row}) FROM {table} AS t WHERE {where} AND {bucket} = ANY(%s)"
+        ).format(id=id_expr, bucket=self._bucket(), row=row_bytes(self.layout),
+                 table=sql.Identifier(self.layout.relation.name),
+                 where=shard_where(self.provider, self.layout, shard))
+        with self.provider.transaction() as cur:
+            cur.execute("SET TRANSACTION READ ONLY")
+            cur.execute("SET LOCAL jit = off")
+            rows = cur.execute(query, (list(buckets),)).fetchall()
+        return [(rid, int(b), int(h, 16)) for rid, b, h in rows]
+
+    def bucket_scheme(self) -> str:
+        return f"{self.scheme} buckets={BUCKETS}"
+
+    def _bucket(self) -> sql.Composable:
+        # The id's text, hashed by the server's own 64-bit hash: stable across servers of one
+        # major version, which the scheme (and so every comparison) already pins.
+        id_expr = _value(self.layout.id, _wire(self.layout.id, is_id=True))
+        return sql.SQL("(hashtextextended(CAST({} AS text), 0) & {})").format(id_expr, sql.Literal(BUCKETS - 1))

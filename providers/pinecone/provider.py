@@ -678,6 +678,20 @@ class PineconeProvider(Provider):
         out.extra["namespace"] = batch.extra.get("namespace")
         return out
 
+    def fetch_in(self, shard: dict[str, Any] | None, ids: Sequence[RecordId]) -> Batch:
+        ns = shard.get("namespace") if shard else None
+        return self.fetch(ids, namespace=ns if isinstance(ns, str) and self._namespace == ALL_NAMESPACES else None)
+
+    def delete_in(self, shard: dict[str, Any] | None, ids: Sequence[RecordId]) -> None:
+        ns = shard.get("namespace") if shard else None
+        if not (isinstance(ns, str) and self._namespace == ALL_NAMESPACES):
+            self.delete(ids)
+            return
+        keys = list(dict.fromkeys(lint.wire_id(rid) for rid in ids))
+        step = packing.MAX_DELETE_IDS
+        for i in range(0, len(keys), step):
+            self._delete_chunk(canonical_namespace(ns), keys[i:i + step])
+
     def count(self) -> int:
         counts = self._namespace_counts()
         if self._namespace == ALL_NAMESPACES:

@@ -1,0 +1,153 @@
+"""The record-level diff: which source records the target lacks, which differ, which target
+records the source lacks, and which changed in the target outside vecmig.
+
+Pushed down to the stores where both hash their own records under one scheme
+(``pushdown.py``), else both sides are read in pages and hashed here (``scan.py``). The
+planner puts the counts into the plan and the ids into the actions, so apply moves only the
+delta. Read-only: it runs inside ``plan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from vecmig.diff import drift, pushdown, scan
+from vecmig.diff.keys import SCAN_SCHEME, bucket_of, record_key
+from vecmig.diff.model import Drift, RecordCounts, RecordDiff, ShardDelta
+from vecmig.ids import keeps_namespaces
+from vecmig.providers import Provider, provider_class
+from vecmig.providers.base import BucketedDigest
+from vecmig.records import RecordId
+from vecmig.spec import Spec, StoreSpec
+
+__all__ = ["Drift", "RecordCounts", "RecordDiff", "ShardDelta", "diff_records"]
+
+# Ids a shard's copy action lists (added + changed); past this the shard is copied whole,
+# which a range scan (or the store-to-store path) does faster than fetching by id.
+LIST_LIMIT = 50_000
+# Target ids the delete action lists; past this it finds the extras again by reading both sides.
+DELETE_LIST_LIMIT = 100_000
+
+Progress = Callable[[int], None]
+
+
+def _open(store: StoreSpec) -> Provider:
+    p = provider_class(store.provider)(store)
+    p.connect()
+    return p
+
+
+def _range_shards(shards: list[dict[str, Any] | None]) -> bool:
+    return all(s is None or set(s) <= {"lo", "hi", "records"} for s in shards)
+
+
+def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict[str, Any] | None = None,
+                 progress: Progress | None = None) -> RecordDiff:
+    step = progress or (lambda n: None)
+    shards = shards or [None]
+    src, tgt = _open(spec.source), _open(spec.target)
+    try:
+        pair = None
+        if spec.mapping.is_identity and _range_shards(shards) and not keeps_namespaces(spec):
+            try:
+                pair = pushdown.supports(src, tgt)
+            except Exception:  # an optimisation: the scan decides
+                pair = None
+        if pair is not None:
+            return _pushdown(spec, shards, pair, baseline, step)
+        return _scan(spec, src, tgt, shards, baseline, step)
+    finally:
+        src.close()
+        tgt.close()
+
+
+def _scan(spec: Spec, src: Provider, tgt: Provider, shards: list[dict[str, Any] | None],
+          baseline: dict[str, Any] | None, step: Progress) -> RecordDiff:
+    by_ns = keeps_namespaces(spec)
+    batch = spec.strategy.batch_size
+    side = scan.read_source(spec, src, shards, batch, by_ns, step)
+    out = scan.compare_target(tgt, side, batch, by_ns, step)
+    deltas = scan.shard_deltas(side, out, len(shards), LIST_LIMIT)
+    differing: list[tuple[RecordId, int]] = [
+        (side.ids[p], side.keys[p] & 1023) for p in (out.state != 1).nonzero()[0].tolist()]
+    differing += [(rid, b) for (rid, _), b in zip(out.extra_ids, out.extra_buckets, strict=True)]
+    found = drift.classify(baseline, SCAN_SCHEME, side.buckets, out.target_buckets, differing)
+    extra = len(out.extra_ids)
+    # Where records are kept per namespace, an extra is (namespace, id): deleting the id alone
+    # would remove its namesakes in every namespace.
+    listed = [(ns, rid) if by_ns else rid for rid, ns in out.extra_ids]
+    ids = tuple(listed) if extra <= DELETE_LIST_LIMIT else None
+    return RecordDiff(
+        method="scan", shards=tuple(deltas), delete_ids=ids, delete_count=extra,
+        source_records=len(side.ids), target_records=out.target_records, drift=found,
+        reads={"source_records": len(side.ids), "target_records": out.target_records},
+        source_digest=f"{len(side.ids)}:{side.total:032x}",
+        target_digest=f"{out.target_records}:{out.target_total:032x}",
+        buckets=out.target_buckets.encode(), bucket_scheme=SCAN_SCHEME)
+
+
+def _pushdown(spec: Spec, shards: list[dict[str, Any] | None], pair: tuple[BucketedDigest, BucketedDigest],
+              baseline: dict[str, Any] | None, step: Progress) -> RecordDiff:
+    scheme = pair[0].bucket_scheme()
+    workers = max(1, min(spec.strategy.concurrency, len(shards), 4))
+    chunks = [list(range(i, len(shards), workers)) for i in range(workers)]
+    results: dict[int, pushdown.ShardResult] = {}
+
+    def work(indexes: list[int]) -> None:
+        s, t = _open(spec.source), _open(spec.target)
+        try:
+            pair_here = pushdown.supports(s, t)
+            if pair_here is None:
+                raise RuntimeError("a store stopped offering its bucketed digest during the diff")
+            ds, dt = pair_here
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecmig-diff-source") as side:
+                for i in indexes:
+                    results[i] = pushdown.diff_shard(ds, dt, shards[i], side)
+                    step(results[i].source_rows)
+        finally:
+            s.close()
+            t.close()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-diff") as pool:
+        for f in [pool.submit(work, c) for c in chunks]:
+            f.result()
+    ordered = [results[i] for i in range(len(shards))]
+    deltas = []
+    extras: list[RecordId] = []
+    for i, r in enumerate(ordered):
+        c = r.counts
+        total = c.add + c.change + c.unchanged
+        listed = tuple(r.write_ids) if scan.listable(len(r.write_ids), total, LIST_LIMIT) else None
+        deltas.append(ShardDelta(index=i, counts=RecordCounts(add=c.add, change=c.change, unchanged=c.unchanged),
+                                 ids=listed))
+        extras.extend(r.extra_ids)
+    source_sums = pushdown.bucket_totals(ordered, "source_buckets")
+    target_sums = pushdown.bucket_totals(ordered, "target_buckets")
+    differing = [(rid, r.bucket_of[record_key(rid)]) for r in ordered for rid in (*r.write_ids, *r.extra_ids)]
+    found = drift.classify(baseline, scheme, source_sums, target_sums, differing)
+    src_rows = sum(r.source_rows for r in ordered)
+    tgt_rows = sum(r.target_rows for r in ordered)
+    total_s = sum(sum(d for _, d in r.source_buckets.values()) for r in ordered) % (1 << 128)
+    total_t = sum(sum(d for _, d in r.target_buckets.values()) for r in ordered) % (1 << 128)
+    return RecordDiff(
+        method="server-hash", shards=tuple(deltas),
+        delete_ids=tuple(extras) if len(extras) <= DELETE_LIST_LIMIT else None, delete_count=len(extras),
+        source_records=src_rows, target_records=tgt_rows, drift=found,
+        reads={"source_rows_hashed": src_rows, "target_rows_hashed": tgt_rows,
+               "rows_listed": sum(r.listed for r in ordered)},
+        source_digest=f"{src_rows}:{total_s:032x}", target_digest=f"{tgt_rows}:{total_t:032x}",
+        buckets=target_sums.encode(), bucket_scheme=scheme)
+
+
+def empty_target(shards: list[dict[str, Any] | None]) -> RecordDiff:
+    """A target that does not exist or holds nothing: every source record is to add (counts
+    from the shards, which are exact where the store counts exactly)."""
+    deltas = tuple(ShardDelta(index=i, counts=RecordCounts(add=int((s or {}).get("records", 0))))
+                   for i, s in enumerate(shards))
+    return RecordDiff(method="none", shards=deltas, delete_ids=(), delete_count=0, source_records=0,
+                      target_records=0, drift=Drift(known=True))
+
+
+__all__ += ["bucket_of", "empty_target"]

@@ -1,0 +1,33 @@
+"""The baseline drift is measured against: what the target held when vecmig last left it equal
+to the source (the per-bucket digests a passing completeness validation recorded)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vecmig.state.reader import StateReader
+
+# Kinds that leave the target's records as they were: a round of only these keeps the baseline.
+READ_ONLY = frozenset({"validate_ids", "validate_completeness", "build_index", "cutover"})
+
+
+def last_baseline(state: StateReader | None) -> dict[str, Any] | None:
+    """The baseline of the latest round still on record, if it completed with a passing
+    validation; None otherwise (a later write by vecmig would look like drift)."""
+    if state is None:
+        return None
+    live = [r for r in state.rounds() if r["status"] != "rolled_back"]
+    if not live:
+        return None
+    for past in sorted(live, key=lambda r: r["round"], reverse=True):
+        if past["status"] != "complete":
+            return None
+        rows = state.actions(past["round"])
+        for row in rows:
+            if row["kind"] == "validate_completeness" and row["status"] == "done" and row["result_json"]:
+                found = json.loads(row["result_json"]).get("baseline")
+                return found if isinstance(found, dict) else None
+        if any(row["kind"] not in READ_ONLY for row in rows):
+            return None  # it wrote without validating: what it left is not known
+    return None

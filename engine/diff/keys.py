@@ -1,0 +1,56 @@
+"""Record identity and buckets as the diff sees them, shared by the diff and validation.
+
+A record is known by ``same_record_key`` (int 5 and "5" are one record: Pinecone keeps only
+strings), prefixed by its namespace where records are kept per namespace. Its bucket (one of
+``BUCKETS``) is a hash of that key: the per-bucket digests recorded after a passing
+validation are the baseline against which the next plan tells drift from source changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from vecmig.records import RecordId, same_record_key
+
+BUCKETS = 1024
+MASK = BUCKETS - 1
+SCAN_SCHEME = "records-blake2b/1 buckets=1024"
+
+
+def record_key(rid: RecordId, namespace: str | None = None) -> str:
+    key = same_record_key(rid)
+    return key if namespace is None else f"{namespace}\x00{key}"
+
+
+def key_hash(key: str) -> int:
+    """64 bits of the key: what records are matched and bucketed by."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
+def bucket_of(key: str) -> int:
+    return key_hash(key) & MASK
+
+
+class BucketSums:
+    """Order-independent per-bucket sums of 128-bit record digests (mod 2**128)."""
+
+    __slots__ = ("sums",)
+
+    def __init__(self) -> None:
+        self.sums = [0] * BUCKETS
+
+    def add(self, bucket: int, digest: int) -> None:
+        self.sums[bucket] = (self.sums[bucket] + digest) % (1 << 128)
+
+    def merge(self, other: BucketSums) -> None:
+        for b, v in enumerate(other.sums):
+            if v:
+                self.add(b, v)
+
+    def encode(self) -> str:
+        """64 bits per bucket, hex: compact enough for a state row, ample to see a change."""
+        return "".join(f"{(v >> 64) ^ (v & 0xFFFFFFFFFFFFFFFF):016x}" for v in self.sums)
+
+    @staticmethod
+    def decode(text: str) -> list[str]:
+        return [text[i:i + 16] for i in range(0, len(text), 16)]
