@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vecmig.calibrate import ReadProbe, read_probe
 from vecmig.ids import IdReport, keeps_namespaces
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
@@ -28,6 +29,8 @@ class Refreshed:
     sample: Batch | None = None
     # The identity rules on the source's first ids (vecmig.ids); None: not read.
     id_sample: IdReport | None = None
+    # How fast the source's first shard reads (vecmig.calibrate); None: not measured.
+    read_probe: ReadProbe | None = None
 
 
 def open_provider(store: StoreSpec) -> Provider:
@@ -44,6 +47,7 @@ def wants_sample(spec: Spec) -> bool:
 def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
     sample: Batch | None = None
     id_sample: IdReport | None = None
+    probe: ReadProbe | None = None
     with open_provider(spec.source) as src:
         source = src.inventory()
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
@@ -51,12 +55,14 @@ def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
             sample = first_batch(src, cut[0] if cut else None)
         if shards and source.exists and source.count and not keeps_namespaces(spec):
             id_sample = src.check_ids(limit=ID_SAMPLE)
+        if shards and source.exists and source.count:
+            probe = read_probe(src, cut[0] if cut else None)
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
             target = replace(target, aliases={spec.target.alias: tgt.read_alias(spec.target.alias)})
     return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
-                     shards=cut, sample=sample, id_sample=id_sample)
+                     shards=cut, sample=sample, id_sample=id_sample, read_probe=probe)
 
 
 def as_written(spec: Spec, inventory: Inventory, prefix: str) -> Inventory:

@@ -91,6 +91,10 @@ class Provider(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     throughput: ClassVar[Throughput]
+    # Whether timings of this store mean anything: plans calibrate estimates from past rounds
+    # and probe its reads (vecmig.calibrate). False for a store whose work takes microseconds,
+    # where timings are noise and would make plans differ run to run.
+    measured_estimates: ClassVar[bool] = True
     # Targets that stage writes (files) need one `finalize` after every shard is in.
     needs_finalize: ClassVar[bool] = False
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from vecmig.calibrate import Fit
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema, Provider, Throughput
 from vecmig.spec import Spec
@@ -36,6 +37,10 @@ class PlanContext:
     target_throughput: Throughput | None = None
     # Records per copy batch: the spec's batch_size, raised to the target's preferred size.
     batch_size: int = 0
+    # What earlier rounds measured, per action kind (vecmig.calibrate): replaces the models' times.
+    fits: dict[str, Fit] = field(default_factory=dict)
+    # The source's read model comes from a plan-time probe (it reads slower than its model).
+    probe_used: bool = False
 
     @property
     def bytes_per_record(self) -> int:
