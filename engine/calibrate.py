@@ -104,8 +104,7 @@ class Fit:
                else f"rounds {', '.join(str(r) for r in rounds[:-1])} and {rounds[-1]}'s")
         if self.per_unit <= 0:
             return f"{who} measured {self.overhead:.2g} s"
-        unit = "records" if self.kind in ("copy_shard", "validate_ids", "validate_completeness", "finalize",
-                                          "build_index", "delete_extra") else "units"
+        unit = "records" if self.kind.split("/")[0] in SIZE else "units"
         return f"{who} measured {si(1 / self.per_unit)} {unit}/s"
 
 
@@ -155,13 +154,21 @@ def round_samples(rnd: RoundRow, rows: list[ActionRow], source_provider: str,
         moved = sum(int(r["records"] or 0) for r in copies)
         est = [(planned.get(r["action_id"]) or {}).get("estimate") or {} for r in copies]
         n, b = sum(int(e.get("records") or 0) for e in est), sum(int(e.get("bytes") or 0) for e in est)
+        fresh = all(bool((json.loads(r["params_json"] or "{}").get("params") or {}).get("fresh_target"))
+                    for r in copies)
         if moved > 0 and wall > 0:
-            yield "copy_shard", Sample(rnd["round"], moved, wall, b / n if n else 0.0)
+            yield copy_key(fresh), Sample(rnd["round"], moved, wall, b / n if n else 0.0)
     for r in rows:
         if r["kind"] == "copy_shard" or r["kind"] not in SIZE or r["status"] != "done" or r["actual_seconds"] is None:
             continue
         size = SIZE[r["kind"]](src, tgt, 0)
         yield r["kind"], Sample(rnd["round"], size, float(r["actual_seconds"]), 0.0)
+
+
+def copy_key(fresh: bool) -> str:
+    """Copies into a new collection and into one holding records are fitted apart: bulk
+    inserts and upserts run at different rates."""
+    return "copy_shard" if fresh else "copy_shard/upsert"
 
 
 def _t(value: str | None) -> datetime:
@@ -262,21 +269,36 @@ def probed(model: Throughput, probe: ReadProbe | None) -> Throughput:
 
 
 # -- applying it to a plan's actions ----------------------------------------------------------
+def copy_fit(fits: dict[str, Fit], fresh: bool, upsert_slowdown: float) -> tuple[Fit | None, float, str]:
+    """The fit for a copy into a new collection or an existing one, with the factor to apply
+    when only the other kind was measured (the target's declared ``upsert_slowdown``)."""
+    same = fits.get(copy_key(fresh))
+    if same is not None:
+        return same, 1.0, same.phrase()
+    other = fits.get(copy_key(not fresh))
+    if other is None:
+        return None, 1.0, ""
+    factor = upsert_slowdown if not fresh else 1.0 / upsert_slowdown
+    return other, factor, other.phrase() + (", as upserts" if not fresh else ", as inserts")
+
+
 def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: int, target_records: int,
-               probe_used: bool = False) -> list[Action]:
+               probe_used: bool = False, upsert_slowdown: float = 1.0) -> list[Action]:
     """The actions with estimates from history where a fit exists for their kind, from the
     providers' models (bounded to 2×) elsewhere; each says which in ``estimate.basis``."""
     copies = [a for a in actions if a.kind == "copy_shard"]
     moved = sum(a.estimate.records for a in copies)
+    fresh = all(bool(a.params.get("fresh_target")) for a in copies)
+    cf, factor, phrase = copy_fit(fits, fresh, upsert_slowdown)
     out = []
     for a in actions:
         f = fits.get(a.kind)
-        if f is not None and a.kind == "copy_shard":
+        if cf is not None and a.kind == "copy_shard":
             nbytes = sum(c.estimate.bytes for c in copies)
-            wave = f.seconds(moved, nbytes / moved if moved else 0.0)
+            wave = cf.overhead + (cf.seconds(moved, nbytes / moved if moved else 0.0) - cf.overhead) * factor
             share = a.estimate.records / moved if moved else 1.0 / len(copies)
-            est = estimate.around(wave * share, basis=f.phrase())
-        elif f is not None and a.kind in SIZE:
+            est = estimate.around(wave * share, basis=phrase)
+        elif f is not None and a.kind in SIZE and a.kind != "copy_shard":
             est = estimate.around(f.seconds(SIZE[a.kind](source_records, target_records, moved), 0.0),
                                   basis=f.phrase())
         else:

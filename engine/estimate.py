@@ -17,7 +17,6 @@ from dataclasses import replace
 from vecmig.model import Estimate
 from vecmig.providers.base import Throughput
 
-
 # An estimate's upper bound over its lower: the widest range still worth planning by.
 MAX_SPREAD = 2.0
 

@@ -78,7 +78,8 @@ class Estimate:
             round(self.seconds_low + other.seconds_low, 3),
             round(self.seconds_high + other.seconds_high, 3),
             cost,
-            self.basis if self.basis == other.basis or not other.basis else (other.basis if not self.basis else "mixed"),
+            # A sum keeps the one basis its parts share ("mixed" otherwise).
+            other.basis if not self.basis else (self.basis if other.basis in ("", self.basis) else "mixed"),
         )
 
 

@@ -91,7 +91,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
 def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes: list[str]) -> list[Action]:
     ctx = context(spec, state, seen)
     actions = calibrate.calibrated(BUILDERS[spec.strategy.type](ctx), ctx.fits, source_records=ctx.source.count or 0,
-                                   target_records=ctx.target.count or 0, probe_used=ctx.probe_used)
+                                   target_records=ctx.target.count or 0, probe_used=ctx.probe_used,
+                                   upsert_slowdown=ctx.write_model.upsert_slowdown)
     if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
         notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
                      f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "

@@ -47,6 +47,10 @@ class Throughput:
     write_mb_per_s: float
     max_parallel: int = 8
     spread: float = 2.0  # high = low * spread: honest about how rough the model is
+    # Time to write into a collection that already holds records (upserts) over the time to
+    # fill a new one (plain inserts, bulk paths): turns a first round's measured copy into the
+    # next round's estimate.
+    upsert_slowdown: float = 1.0
 
 
 @dataclass(frozen=True)
