@@ -282,6 +282,14 @@ def copy_fit(fits: dict[str, Fit], fresh: bool, upsert_slowdown: float) -> tuple
     return other, factor, other.phrase() + (", as upserts" if not fresh else ", as inserts")
 
 
+def upsert_factor(read: Throughput, write: Throughput) -> float:
+    """How much slower a copy runs as upserts than as inserts: the target's ``upsert_slowdown``
+    where writing bounds the copy, less where reading does (a JSONL source parses more slowly
+    than PostgreSQL upserts, so slower writes hide behind the reads), by the models' ratio."""
+    write_over_read = read.read_records_per_s / write.write_records_per_s
+    return max(1.0, write.upsert_slowdown * min(1.0, write_over_read))
+
+
 def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: int, target_records: int,
                probe_used: bool = False, upsert_slowdown: float = 1.0) -> list[Action]:
     """The actions with estimates from history where a fit exists for their kind, from the

@@ -92,7 +92,7 @@ def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes:
     ctx = context(spec, state, seen)
     actions = calibrate.calibrated(BUILDERS[spec.strategy.type](ctx), ctx.fits, source_records=ctx.source.count or 0,
                                    target_records=ctx.target.count or 0, probe_used=ctx.probe_used,
-                                   upsert_slowdown=ctx.write_model.upsert_slowdown)
+                                   upsert_slowdown=calibrate.upsert_factor(ctx.read_model, ctx.write_model))
     if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
         notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
                      f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
