@@ -66,6 +66,7 @@ class Estimate:
     seconds_low: float = 0.0
     seconds_high: float = 0.0
     cost: dict[str, float] = field(default_factory=dict)  # line item -> USD
+    basis: str = ""  # what the time is from (vecmig.calibrate): a past round's measured rate, or the models
 
     def __add__(self, other: Estimate) -> Estimate:
         cost = dict(self.cost)
@@ -77,6 +78,8 @@ class Estimate:
             round(self.seconds_low + other.seconds_low, 3),
             round(self.seconds_high + other.seconds_high, 3),
             cost,
+            # A sum keeps the one basis its parts share ("mixed" otherwise).
+            other.basis if not self.basis else (self.basis if other.basis in ("", self.basis) else "mixed"),
         )
 
 

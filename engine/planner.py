@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, estimate, pointer
+from vecmig import __version__, calibrate, estimate, pointer
 from vecmig.errors import PlanError, SpecError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Inventory, Plan, Warning_
 from vecmig.providers import provider_class
@@ -91,7 +91,9 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
 
 def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes: list[str]) -> list[Action]:
     ctx = context(spec, state, seen)
-    actions = BUILDERS[spec.strategy.type](ctx)
+    actions = calibrate.calibrated(BUILDERS[spec.strategy.type](ctx), ctx.fits, source_records=ctx.source.count or 0,
+                                   target_records=ctx.target.count or 0, probe_used=ctx.probe_used,
+                                   upsert_slowdown=calibrate.upsert_factor(ctx.read_model, ctx.write_model))
     if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
         notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
                      f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
@@ -232,6 +234,9 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
     target_cls = provider_class(spec.target.provider)
     concurrency = spec.strategy.concurrency
     preferred = target_cls.capabilities.preferred_batch_records or 0
+    source_model = source_cls.throughput_for(seen.source, concurrency, spec.source)
+    read_model = calibrate.probed(source_model, seen.read_probe)
+    measured = source_cls.measured_estimates and target_cls.measured_estimates
     return PlanContext(
         spec=spec,
         source=seen.source,
@@ -247,10 +252,12 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         source_provider=source_cls(spec.source),
         target_provider=target_cls(spec.target),
         # Both sides move records of the source's shape.
-        source_throughput=source_cls.throughput_for(seen.source, concurrency, spec.source),
+        source_throughput=read_model,
         target_throughput=target_cls.throughput_for(seen.source, concurrency, spec.target),
         batch_size=max(spec.strategy.batch_size, preferred),
         diff=seen.diff,
+        fits=calibrate.history(state, spec.source.provider, spec.target.provider) if measured else {},
+        probe_used=read_model is not source_model,
     )
 
 

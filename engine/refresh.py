@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vecmig.calibrate import ReadProbe, read_probe
 from vecmig.diff import RecordDiff, diff_records, empty_target
 from vecmig.ids import IdReport, keeps_namespaces
 from vecmig.model import Inventory
@@ -31,6 +32,8 @@ class Refreshed:
     id_sample: IdReport | None = None
     # The record-level diff of source against target (vecmig.diff); None: not computed.
     diff: RecordDiff | None = None
+    # How fast the source's first shard reads (vecmig.calibrate); None: not measured.
+    read_probe: ReadProbe | None = None
 
 
 def open_provider(store: StoreSpec) -> Provider:
@@ -51,6 +54,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
     stale. ``baseline``: what the last validated round left (vecmig.diff.baseline), for drift."""
     sample: Batch | None = None
     id_sample: IdReport | None = None
+    probe: ReadProbe | None = None
     with open_provider(spec.source) as src:
         source = src.inventory()
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
@@ -58,6 +62,8 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
             sample = first_batch(src, cut[0] if cut else None)
         if shards and source.exists and source.count and not keeps_namespaces(spec):
             id_sample = src.check_ids(limit=ID_SAMPLE)
+        if shards and source.exists and source.count:
+            probe = read_probe(src, cut[0] if cut else None)
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
@@ -71,7 +77,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
         else:
             diff = empty_target(list(cut))
     return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
-                     shards=cut, sample=sample, id_sample=id_sample, diff=diff)
+                     shards=cut, sample=sample, id_sample=id_sample, diff=diff, read_probe=probe)
 
 
 def as_written(spec: Spec, inventory: Inventory, prefix: str) -> Inventory:

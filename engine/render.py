@@ -48,6 +48,14 @@ def span(low: float, high: float) -> str:
     return f"{human_seconds(low)}–{human_seconds(high)}"
 
 
+def estimate_basis(actions: Sequence[Action]) -> str:
+    """", from round 1's measured 48k records/s": what the plan's time estimate rests on."""
+    from vecmig.calibrate import basis_phrase
+
+    phrase = basis_phrase(actions)
+    return f", {phrase}" if phrase else ""
+
+
 def describe_inventory(inv: Inventory) -> str:
     if not inv.exists:
         return "(does not exist)"
@@ -154,7 +162,8 @@ def print_plan(plan: Plan, console: Console) -> None:
     console.print()
     console.print(Text(
         f"Plan: {c['add']} to add, {c['change']} to change, {c['destroy']} to destroy · "
-        f"{t.records:,} records · {human_bytes(t.bytes)} · est. {span(t.seconds_low, t.seconds_high)}",
+        f"{t.records:,} records · {human_bytes(t.bytes)} · est. {span(t.seconds_low, t.seconds_high)}"
+        + estimate_basis(plan.actions),
         style="bold"))
     if records:
         console.print(Text(records, style="bold"))

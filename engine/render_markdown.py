@@ -19,7 +19,7 @@ import yaml
 
 from vecmig.graph import DEFAULT_MAX_SHARDS, to_mermaid
 from vecmig.model import Action, Estimate, Plan
-from vecmig.render import SYMBOLS, describe_inventory, diff_lines, human_bytes, records_line, span
+from vecmig.render import SYMBOLS, describe_inventory, diff_lines, estimate_basis, human_bytes, records_line, span
 from vecmig.state.reader import StateReader
 
 GITHUB_LIMIT = 65_536
@@ -105,7 +105,7 @@ def _headline(plan: Plan, previous: Previous | None) -> str:
     else:
         body = (f"**Plan: {c['add']} to add, {c['change']} to change, {c['destroy']} to destroy** · "
                 f"**{t.records:,} records** ({human_bytes(t.bytes)}) · est. **{span(t.seconds_low, t.seconds_high)}**"
-                f" · est. cost **{_cost(sum(t.cost.values()), bool(t.cost))}**")
+                f"{estimate_basis(plan.actions)} · est. cost **{_cost(sum(t.cost.values()), bool(t.cost))}**")
     lines = [title, "", body]
     records = records_line(plan)
     if records:

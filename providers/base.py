@@ -47,6 +47,10 @@ class Throughput:
     write_mb_per_s: float
     max_parallel: int = 8
     spread: float = 2.0  # high = low * spread: honest about how rough the model is
+    # Time to write into a collection that already holds records (upserts) over the time to
+    # fill a new one (plain inserts, bulk paths): turns a first round's measured copy into the
+    # next round's estimate.
+    upsert_slowdown: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,10 @@ class Provider(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     throughput: ClassVar[Throughput]
+    # Whether timings of this store mean anything: plans calibrate estimates from past rounds
+    # and probe its reads (vecmig.calibrate). False for a store whose work takes microseconds,
+    # where timings are noise and would make plans differ run to run.
+    measured_estimates: ClassVar[bool] = True
     # Targets that stage writes (files) need one `finalize` after every shard is in.
     needs_finalize: ClassVar[bool] = False
 

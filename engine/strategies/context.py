@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from vecmig.calibrate import Fit
 from vecmig.diff import RecordDiff, ShardDelta
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema, Provider, Throughput
@@ -50,6 +51,10 @@ class PlanContext:
     def diffed(self) -> bool:
         """The target was compared record by record (it held records), so only the delta moves."""
         return self.diff is not None and self.diff.method != "none"
+    # What earlier rounds measured, per action kind (vecmig.calibrate): replaces the models' times.
+    fits: dict[str, Fit] = field(default_factory=dict)
+    # The source's read model comes from a plan-time probe (it reads slower than its model).
+    probe_used: bool = False
 
     @property
     def bytes_per_record(self) -> int:

@@ -67,6 +67,7 @@ class MemoryProvider(Provider):
     # Nothing is measured: round figures that keep plan estimates small and deterministic.
     throughput = Throughput(read_records_per_s=1_000_000, write_records_per_s=1_000_000, read_mb_per_s=1_000,
                             write_mb_per_s=1_000, max_parallel=8, spread=2.0)
+    measured_estimates = False
 
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
