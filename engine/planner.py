@@ -120,12 +120,18 @@ def failed_validation(state: StateReader, round_row: RoundRow) -> dict[str, Any]
 def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str | None:
     if round_row["spec_hash"] != spec.spec_hash:
         return "the spec changed since it started"
-    # A round planned against an empty target took no content digest of the source (there was
-    # nothing to diff); its fingerprint is then compared without one.
-    plain = replace(seen.source, extra={k: v for k, v in seen.source.extra.items() if k != "content"})
-    if round_row["source_fingerprint"] not in (seen.source.fingerprint, plain.fingerprint):
-        return "the source changed since it started"
-    return None
+    # Content digests exist only where a diff ran (a target holding records, no round open):
+    # compared when both sides have one, else the inventories are compared without them.
+    recorded = Inventory.from_json(json.loads(round_row["plan_json"])["source"])
+    if "content" in recorded.extra and "content" in seen.source.extra:
+        same = recorded.fingerprint == seen.source.fingerprint
+    else:
+        same = without_content(recorded).fingerprint == without_content(seen.source).fingerprint
+    return None if same else "the source changed since it started"
+
+
+def without_content(inventory: Inventory) -> Inventory:
+    return replace(inventory, extra={k: v for k, v in inventory.extra.items() if k != "content"})
 
 
 def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:

@@ -31,3 +31,10 @@ def last_baseline(state: StateReader | None) -> dict[str, Any] | None:
         if any(row["kind"] not in READ_ONLY for row in rows):
             return None  # it wrote without validating: what it left is not known
     return None
+
+
+def diff_wanted(state: StateReader | None) -> bool:
+    """Whether a plan should diff the records: not while a round is open (it resumes with the
+    actions it started with, and its validation reads the source afresh), so a resume after a
+    kill does not read every record of both sides first."""
+    return state is None or state.open_round() is None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vecmig import planfile, policy
-from vecmig.diff.baseline import last_baseline
+from vecmig.diff.baseline import diff_wanted, last_baseline
 from vecmig.executor import apply_plan
 from vecmig.model import Plan
 from vecmig.operations.common import load, open_state
@@ -65,7 +65,7 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
         # Plan once before any state exists: bad input (or a plan policy refuses) must fail
         # without touching state.
         before = open_state(spec)
-        seen_first = refresh(spec, baseline=last_baseline(before))
+        seen_first = refresh(spec, baseline=last_baseline(before), records=diff_wanted(before))
         first = make_plan(spec, before, seen_first)
         policy.check_apply_allowed(policy.apply(first, policy.from_spec(spec)),
                                    allow_destructive=request.allow_destructive)
@@ -77,7 +77,7 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
         if saved or first.state_serial != state.serial or first.state_lineage not in (None, state.lineage):
             # A saved plan is checked against the world as it is now; a plan made just above is
             # reused (its diff read every record once) unless someone applied in between.
-            seen = refresh(spec, baseline=last_baseline(state))
+            seen = refresh(spec, baseline=last_baseline(state), records=diff_wanted(state))
         else:
             seen = seen_first
         if saved:
