@@ -22,7 +22,7 @@ from vecmig.refresh import Refreshed
 from vecmig.spec import Spec
 from vecmig.state.reader import StateReader
 from vecmig.state.rows import RoundRow
-from vecmig.strategies import BUILDERS
+from vecmig.strategies import BUILDERS, cdc
 from vecmig.strategies.context import PlanContext
 
 
@@ -69,7 +69,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     actions = [replace(a, reason=redact(a.reason), reverse=redact(a.reverse), params=redact.walk(a.params))
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
-                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_sample(spec, seen)]
+                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_sample(spec, seen)
+                + cdc.findings(spec, seen, state)]
     return Plan(
         format_version=PLAN_FORMAT_VERSION,
         tool_version=__version__,
@@ -246,6 +247,7 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         source_throughput=source_cls.throughput_for(seen.source, concurrency, spec.source),
         target_throughput=target_cls.throughput_for(seen.source, concurrency, spec.target),
         batch_size=max(spec.strategy.batch_size, preferred),
+        feed=seen.feed,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from vecmig.ids import IdReport, keeps_namespaces
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
+from vecmig.providers.base import FeedReport
 from vecmig.records import Batch
 from vecmig.spec import Spec, StoreSpec
 
@@ -28,6 +29,9 @@ class Refreshed:
     sample: Batch | None = None
     # The identity rules on the source's first ids (vecmig.ids); None: not read.
     id_sample: IdReport | None = None
+    # The source's change feed (CDC): whether it can run, and the feeds already there (a
+    # killed cdc run's slot keeps WAL). None: the store has no change feed.
+    feed: FeedReport | None = None
 
 
 def open_provider(store: StoreSpec) -> Provider:
@@ -51,12 +55,23 @@ def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
             sample = first_batch(src, cut[0] if cut else None)
         if shards and source.exists and source.count and not keeps_namespaces(spec):
             id_sample = src.check_ids(limit=ID_SAMPLE)
+        feed_report = feed_of(spec, src) if shards and source.exists else None
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
             target = replace(target, aliases={spec.target.alias: tgt.read_alias(spec.target.alias)})
     return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
-                     shards=cut, sample=sample, id_sample=id_sample)
+                     shards=cut, sample=sample, id_sample=id_sample, feed=feed_report)
+
+
+def feed_of(spec: Spec, src: Provider) -> FeedReport | None:
+    feed = src.change_feed(spec.name)
+    if feed is None:
+        return None
+    try:
+        return feed.report()
+    finally:
+        feed.close()
 
 
 def as_written(spec: Spec, inventory: Inventory, prefix: str) -> Inventory:

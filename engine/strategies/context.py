@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vecmig.model import Inventory
-from vecmig.providers.base import CollectionSchema, Provider, Throughput
+from vecmig.providers.base import CollectionSchema, FeedReport, Provider, Throughput
 from vecmig.spec import Spec
 
 DAYS_PER_MONTH = 30.0  # storage is billed per GB-month; a month of 30 days keeps the arithmetic plain
@@ -36,6 +36,8 @@ class PlanContext:
     target_throughput: Throughput | None = None
     # Records per copy batch: the spec's batch_size, raised to the target's preferred size.
     batch_size: int = 0
+    # The source's change feed as refresh found it (strategy cdc); None: the store has none.
+    feed: FeedReport | None = None
 
     @property
     def bytes_per_record(self) -> int:
