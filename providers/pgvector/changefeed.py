@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 PREFIX = "vecmig_"
 MAX_NAME = 63  # NAMEDATALEN - 1
 LOCK_TIMEOUT = "60s"  # how long freeze waits for the writers in flight before it gives up
+BUSY_WAIT_S = 30.0  # how long a slot another session still uses is waited for
 
 _OPTIONS = "'proto_version', '1', 'publication_names', "
 _SLOTS_SQL = (
@@ -72,14 +73,22 @@ class PgChangeFeed(ChangeFeed):
         return self._conn
 
     def _run(self, query: Any, params: Any = None) -> list[tuple[Any, ...]]:
-        conn = self._session()
-        try:
-            cur = conn.execute(query, params)
-            return list(cur.fetchall()) if cur.description else []
-        except psycopg.Error as exc:
-            if conn.broken:
-                self._conn = None
-            raise self._p._classify(exc) from None
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            conn = self._session()
+            try:
+                cur = conn.execute(query, params)
+                return list(cur.fetchall()) if cur.description else []
+            except (psycopg.errors.ObjectInUse, psycopg.errors.DuplicateObject) as exc:
+                # A killed run's server session can outlive it for a moment, still decoding from
+                # the slot or still creating it: wait for it rather than fail the resumed run.
+                if time.monotonic() > deadline:
+                    raise self._p._classify(exc) from None
+                time.sleep(0.2)
+            except psycopg.Error as exc:
+                if conn.broken:
+                    self._conn = None
+                raise self._p._classify(exc) from None
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -156,9 +165,19 @@ class PgChangeFeed(ChangeFeed):
         # The publication first: pgoutput looks it up as of every change it decodes.
         if not self._run("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)):
             self._run(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(name), self._table()))
-        found = self._run("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", (name,))
-        if found:
-            return str(found[0][0])
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            found = self._run("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+                              (name,))
+            if not found:
+                break
+            if found[0][0] is not None:
+                return str(found[0][0])
+            # Still being created by a killed run's session: it either finishes or goes away.
+            if time.monotonic() > deadline:
+                raise TerminalError(f"replication slot {name} on {self._p._where} stays half-created",
+                                    hint=f"SELECT pg_drop_replication_slot('{name}'); then apply again")
+            time.sleep(0.2)
         # Waits for the transactions in flight to end: from its consistent point on, the slot
         # holds every commit, and the snapshot copy starts after that.
         row = self._run("SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (name,))
@@ -166,16 +185,8 @@ class PgChangeFeed(ChangeFeed):
 
     def drop(self) -> None:
         name = self.name
-        for attempt in range(20):
-            try:
-                self._run("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                          "WHERE slot_name = %s", (name,))
-                break
-            except Exception as exc:
-                # A killed run's server session may still be decoding for a moment.
-                if "is active" not in str(exc) or attempt == 19:
-                    raise
-                time.sleep(0.25)
+        self._run("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+                  (name,))
         self._run(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(name)))
 
     def close(self) -> None:
