@@ -55,7 +55,8 @@ def publications(dsn: str) -> list[str]:
 
 def result_of(db: Path, action_id: str) -> dict[str, Any]:
     with sqlite3.connect(db) as c:
-        row = c.execute("SELECT result_json FROM actions WHERE action_id = ? ORDER BY round DESC", (action_id,)).fetchone()
+        row = c.execute("SELECT result_json FROM actions WHERE action_id = ? ORDER BY round DESC",
+                        (action_id,)).fetchone()
     return dict(json.loads(row[0])) if row and row[0] else {}
 
 
@@ -97,14 +98,20 @@ def test_catch_up_converges_once_writes_stop(pg_db: str, tmp_path: Path) -> None
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "validate.completeness" not in plan.stdout  # a moving source cannot be validated
     proc = spawn("apply", str(spec), "--auto-approve", env=env)
+    deadline = time.monotonic() + 60
+    while not slots(pg_db) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # From here on every write lands in the feed, whether the copy has read its row yet or not.
     writer = Writer(pg_db, "docs", list(data.ids), 8, pause=0.0)
     writer.start()
-    time.sleep(1.0)
-    writer.stop()
+    time.sleep(1.5)
+    ops = writer.stop()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + err
     assert table_rows(pg_db, "docs") == table_rows(pg_db, "docs_v2")
     assert slots(pg_db) == []
+    caught = result_of(tmp_path / "state.db", "catch_up.source")
+    assert caught["changes"] >= ops["insert"] + ops["update"] + ops["delete"] > 0, (caught, ops)
 
 
 def test_plan_reports_a_killed_runs_slot_and_rollback_drops_it(pg_db: str, tmp_path: Path) -> None:
