@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vecmig.errors import VecmigError
 from vecmig.ids import IdReport, keeps_namespaces
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
@@ -65,11 +66,16 @@ def refresh(spec: Spec, *, shards: bool = True) -> Refreshed:
 
 
 def feed_of(spec: Spec, src: Provider) -> FeedReport | None:
+    """What the source's change feed looks like (cdc needs it; every plan reports stray feeds)."""
     feed = src.change_feed(spec.name)
     if feed is None:
         return None
     try:
         return feed.report()
+    except VecmigError:
+        if spec.strategy.type == "cdc":
+            raise
+        return None  # only a report for other strategies: it must never stop their plans
     finally:
         feed.close()
 

@@ -82,10 +82,15 @@ def test_freeze_makes_the_switch_exact_under_a_live_writer(pg_db: str, tmp_path:
     assert "lag" in r.stdout and "changes/s" in r.stdout and "MB of WAL" in r.stdout
     assert ops["transactions"] > 20, ops
     assert slots(pg_db) == [] and not [p for p in publications(pg_db) if p.startswith("vecmig_")]
-    # Writes went on after the release: the source has moved on and the target keeps what was switched.
     with psycopg.connect(pg_db) as conn:
         assert conn.execute("SELECT count(*) FROM docs_live").fetchone()[0] == conn.execute(
             "SELECT count(*) FROM docs_v2").fetchone()[0]
+    # Rolling the finished round back: the alias and the collection go; nothing is left on the source.
+    back = vecmig("rollback", str(spec), "--auto-approve", env=env)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert slots(pg_db) == [] and not [p for p in publications(pg_db) if p.startswith("vecmig_")]
+    with psycopg.connect(pg_db) as conn:
+        assert conn.execute("SELECT to_regclass('docs_v2'), to_regclass('docs_live')").fetchone() == (None, None)
 
 
 def test_catch_up_converges_once_writes_stop(pg_db: str, tmp_path: Path) -> None:

@@ -138,6 +138,9 @@ class PgChangeFeed(ChangeFeed):
         without one would also refuse every UPDATE and DELETE once it is published."""
         layout = self._p._require_layout()
         rel = layout.relation
+        if not rel.is_table:
+            return (f"source {rel.name} is a {rel.kind_name}: logical decoding publishes tables only",
+                    "name the table behind it as source.collection")
         rows = self._run(
             "SELECT c.relreplident, (SELECT array_agg(a.attname::text) FROM pg_index i "
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
