@@ -54,6 +54,7 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
     received: list[int] = []
     try:
         with stop_on_signals(ctx.stop, received):
+            resume_holds(ctx, plan)
             for wave in _waves(plan.actions):
                 t0 = time.monotonic()
                 _run_wave(ctx, wave)
@@ -81,6 +82,8 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
     except BaseException as e:
         state.finish_run(run_id, "failed", f"{type(e).__name__}: {e}")
         raise
+    finally:
+        ctx.release_holds()  # a write freeze never outlives the run that took it
     elapsed = time.monotonic() - started
     records = sum(a.estimate.records for a in plan.actions if a.kind == "copy_shard")
     timings = {k: round(v, 3) for k, v in sorted(ctx.timings.items())}
@@ -88,6 +91,13 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
                      timings=timings)
     return {"run": run_id, "round": plan.round, "seconds": elapsed, "records": records,
             "copy_seconds": copy_seconds, "timings": timings}
+
+
+def resume_holds(ctx: RunContext, plan: Plan) -> None:
+    """A resumed round: done actions that held something for the rest (a freeze) take it again."""
+    for row in ctx.state.actions(plan.round):
+        if row["status"] == "done":
+            KINDS[row["kind"]].resume(ctx, resolved(ctx, Action.from_json(json.loads(row["params_json"]))))
 
 
 def _waves(actions: tuple[Action, ...]) -> Iterator[list[Action]]:
@@ -188,6 +198,9 @@ def resolved(ctx: RunContext, action: Action) -> Action:
 
 def summary(result: dict[str, Any]) -> str:
     """One reviewer-friendly phrase about what an action found or made."""
+    if "changes_per_s" in result:
+        return (f" · {result['changes']:,} changes at {result['changes_per_s']:,.0f}/s · lag {result['lag_records']:,}"
+                f"{' · source frozen' if result.get('frozen') else ''}")
     if "target_count" in result:
         return (f" · {result['source']['count']:,} records match · checksum {result['source']['sum'][:16]}"
                 f" · {len(result['shards'])} shard(s)")

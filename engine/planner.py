@@ -22,7 +22,7 @@ from vecmig.refresh import Refreshed
 from vecmig.spec import Spec
 from vecmig.state.reader import StateReader
 from vecmig.state.rows import RoundRow
-from vecmig.strategies import BUILDERS
+from vecmig.strategies import BUILDERS, cdc
 from vecmig.strategies.context import PlanContext
 
 
@@ -68,7 +68,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     actions = [replace(a, reason=redact(a.reason), reverse=redact(a.reverse), params=redact.walk(a.params))
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
-                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_sample(spec, seen)]
+                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_sample(spec, seen)
+                + cdc.findings(spec, seen, state)]
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),
@@ -264,6 +265,7 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         diff=seen.diff,
         fits=calibrate.history(state, spec.source.provider, spec.target.provider) if measured else {},
         probe_used=read_model is not source_model,
+        feed=seen.feed,
     )
 
 

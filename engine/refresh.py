@@ -7,9 +7,11 @@ from typing import Any
 
 from vecmig.calibrate import ReadProbe, read_probe
 from vecmig.diff import RecordDiff, diff_records, empty_target
+from vecmig.errors import VecmigError
 from vecmig.ids import IdReport, keeps_namespaces
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
+from vecmig.providers.base import FeedReport
 from vecmig.records import Batch
 from vecmig.spec import Spec, StoreSpec
 
@@ -34,6 +36,9 @@ class Refreshed:
     diff: RecordDiff | None = None
     # How fast the source's first shard reads (vecmig.calibrate); None: not measured.
     read_probe: ReadProbe | None = None
+    # The source's change feed (CDC): whether it can run, and the feeds already there (a
+    # killed cdc run's slot keeps WAL). None: the store has no change feed.
+    feed: FeedReport | None = None
 
 
 def open_provider(store: StoreSpec) -> Provider:
@@ -64,6 +69,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
             id_sample = src.check_ids(limit=ID_SAMPLE)
         if shards and source.exists and source.count:
             probe = read_probe(src, cut[0] if cut else None)
+        feed_report = feed_of(spec, src) if shards and source.exists else None
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
@@ -77,7 +83,23 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
         else:
             diff = empty_target(list(cut))
     return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
-                     shards=cut, sample=sample, id_sample=id_sample, diff=diff, read_probe=probe)
+                     shards=cut, sample=sample, id_sample=id_sample, diff=diff, read_probe=probe,
+                     feed=feed_report)
+
+
+def feed_of(spec: Spec, src: Provider) -> FeedReport | None:
+    """What the source's change feed looks like (cdc needs it; every plan reports stray feeds)."""
+    feed = src.change_feed(spec.name)
+    if feed is None:
+        return None
+    try:
+        return feed.report()
+    except VecmigError:
+        if spec.strategy.type == "cdc":
+            raise
+        return None  # only a report for other strategies: it must never stop their plans
+    finally:
+        feed.close()
 
 
 def as_written(spec: Spec, inventory: Inventory, prefix: str) -> Inventory:

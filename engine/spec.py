@@ -22,7 +22,7 @@ from vecmig.state.redact import Redactor
 _PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Metric = Literal["cosine", "euclidean", "dotproduct"]
-IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green")
+IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green", "cdc")
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,11 @@ class StrategySpec:
     concurrency: int = 4
     shard_size: int = 50_000
     decommission: bool = False
+    # cdc: cutover waits until the target trails the source by at most this many records, or
+    # (max_lag_seconds set) by at most this many seconds.
+    max_lag: int = 100
+    max_lag_seconds: float | None = None
+    freeze_writes: bool = False
 
 
 @dataclass(frozen=True)

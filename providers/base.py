@@ -106,6 +106,106 @@ class BucketedDigest(ServerDigest, Protocol):
     def records(self, shard: dict[str, Any] | None, buckets: list[int]) -> list[tuple[RecordId, int, int]]:
         """``(id, bucket, digest)`` of the shard's records in ``buckets``."""
         ...
+@dataclass(frozen=True)
+class FeedSlot:
+    """One change feed found on a source (a PostgreSQL replication slot named ``vecmig_*``)."""
+
+    name: str
+    retained_bytes: int  # what the source keeps (WAL) until the feed is read or dropped
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class FeedReport:
+    """What plan learns about a source's change feed, read-only (``ChangeFeed.report``)."""
+
+    name: str  # the feed this migration uses (deterministic: the migration name and the source)
+    problem: str | None = None  # why the feed cannot run here, one line; None: it can
+    hint: str = ""  # how to fix ``problem``
+    feeds: tuple[FeedSlot, ...] = ()  # every vecmig feed on the source, this migration's included
+
+
+@dataclass
+class ChangeBatch:
+    """Whole committed source transactions, in commit order, reduced to the ids they touched.
+
+    Ids only, on purpose: the catch-up re-reads the current records (``fetch``) so that
+    decoding never has to reproduce the store's value types, and replaying a batch is harmless.
+    """
+
+    ids: list[RecordId] = field(default_factory=list)  # each once, first-touched order
+    changes: int = 0  # row changes (insert, update, delete) read
+    transactions: int = 0
+    end: str | None = None  # position after the last transaction read; None: nothing read
+    everything: bool = False  # the source was emptied (TRUNCATE): every target id must be checked
+    oldest_age_s: float = 0.0  # how long ago the first transaction of the batch committed
+    # Nothing read, yet the source wrote elsewhere (other tables, the target on the same server):
+    # the feed may be confirmed up to here so the source stops retaining that for it.
+    skip_to: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedLag:
+    records: int  # row changes not applied yet (at least this many when ``exact`` is False)
+    exact: bool
+    seconds: float  # age of the oldest change not applied yet (0: none)
+    retained_bytes: int
+
+
+class ChangeFeed(ABC):
+    """A source's stream of committed changes since the feed was created (CDC).
+
+    Positions are opaque strings, ordered by the store; ``read`` never consumes anything: the
+    feed moves on only at ``confirm``, which the caller makes after the target acknowledged
+    what it read and the position was checkpointed, so a killed run reads it again."""
+
+    name: str
+
+    @abstractmethod
+    def report(self) -> FeedReport:
+        """Read-only: whether the feed can run on this source, and the feeds already there."""
+
+    @abstractmethod
+    def exists(self) -> bool: ...
+
+    @abstractmethod
+    def create(self) -> str:
+        """Start recording changes (idempotent); returns the position recording starts at."""
+
+    @abstractmethod
+    def read(self, after: str | None, max_changes: int, upto: str | None = None) -> ChangeBatch:
+        """Whole transactions committed after ``after`` (and before ``upto``), about ``max_changes``."""
+
+    @abstractmethod
+    def confirm(self, position: str) -> None:
+        """Everything up to ``position`` is applied: the source may forget it."""
+
+    @abstractmethod
+    def lag(self, limit: int) -> FeedLag:
+        """How far behind the feed is, counting at most about ``limit`` changes."""
+
+    @abstractmethod
+    def freeze(self) -> str:
+        """Block writes to the source collection (reads go on) until :meth:`unfreeze`; returns a
+        position every write committed before the block lies before."""
+
+    @abstractmethod
+    def unfreeze(self) -> None: ...
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Stop recording and release what the source retains for the feed (idempotent)."""
+
+    def flushed(self, position: str) -> bool:
+        """Whether everything up to ``position`` is readable from the feed (durably written)."""
+        return True
+
+    def retained_bytes(self) -> int:
+        """What the source keeps for this feed until it is confirmed or dropped (0: unknown)."""
+        return 0
+
+    def close(self) -> None:  # noqa: B027 - feeds without sessions have nothing to close
+        """Release the feed's sessions (a freeze ends with them)."""
 
 
 class Provider(ABC):
@@ -281,6 +381,11 @@ class Provider(ABC):
 
     def estimate_schema(self) -> CollectionSchema | None:
         """Schema of an existing collection, for targets that already exist."""
+        return None
+
+    def change_feed(self, migration: str) -> ChangeFeed | None:
+        """The source's change feed for ``migration`` (strategy cdc), or None for a store
+        without one. No I/O until a method of the feed is called."""
         return None
 
     # -- planning hooks (no I/O: the planner calls them on unconnected instances) -----------

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from vecmig.actions.base import ActionKind, Reporter, RunContext, SilentReporter
 from vecmig.actions.build_index import BuildIndex
+from vecmig.actions.catch_up import CatchUp
+from vecmig.actions.close_feed import CloseFeed
 from vecmig.actions.copy_shard import CopyShard
 from vecmig.actions.create_collection import CreateCollection
 from vecmig.actions.cutover import Cutover
 from vecmig.actions.decommission import Decommission
 from vecmig.actions.delete_extra import DeleteExtra
 from vecmig.actions.finalize import Finalize
+from vecmig.actions.open_feed import OpenFeed
 from vecmig.actions.undo import Undo
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.actions.validate_ids import ValidateIds
@@ -17,7 +20,7 @@ from vecmig.actions.validate_ids import ValidateIds
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
-              Cutover, Decommission, Undo)
+              Cutover, Decommission, Undo, OpenFeed, CatchUp, CloseFeed)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

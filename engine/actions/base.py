@@ -9,6 +9,7 @@ calls this kind's ``undo``), so rollback runs through the same dispatcher as app
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -34,6 +35,10 @@ class SilentReporter:
     def note(self, message: str) -> None: ...
 
 
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
 @dataclass
 class RunContext:
     spec: Spec
@@ -47,6 +52,31 @@ class RunContext:
     # Seconds spent per phase of the copy loop, summed over shards (profiling and benchmarks).
     timings: dict[str, float] = field(default_factory=dict)
     _timings_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # What an action leaves open for the actions after it (cdc: the session holding the source's
+    # write freeze until the feed is closed). In-process only: a killed run's sessions end with
+    # it (the server releases their locks), and a resumed run takes them again (``resume``).
+    holds: dict[str, Closeable] = field(default_factory=dict)
+
+    def hold(self, key: str, thing: Closeable) -> None:
+        old = self.holds.pop(key, None)
+        if old is not None and old is not thing:
+            old.close()
+        self.holds[key] = thing
+
+    def release_hold(self, key: str) -> bool:
+        """Close what ``key`` holds; whether anything was held."""
+        thing = self.holds.pop(key, None)
+        if thing is None:
+            return False
+        thing.close()
+        return True
+
+    def release_holds(self) -> None:
+        """At the end of a run, whatever happened: every session held is closed."""
+        while self.holds:
+            _, thing = self.holds.popitem()
+            with contextlib.suppress(Exception):  # closing the rest matters more than one failure
+                thing.close()
 
     def spent(self, phase: str, seconds: float) -> None:
         with self._timings_lock:
@@ -72,6 +102,11 @@ class ActionKind:
 
     def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
         """Reverse a done or partly done run of this action; must be idempotent."""
+
+    def resume(self, ctx: RunContext, action: Action) -> None:
+        """Called when a run resumes a round in which this action is already done, before any
+        remaining action runs: an action whose effect lives in a session (a held lock) takes
+        it again here. Default: nothing to take."""
 
     def inverse(self, action: Action, round_no: int) -> Action:
         """The action that undoes ``action`` of round ``round_no``: kind ``undo``, its params

@@ -110,12 +110,16 @@ def _create(data: dict[str, Any]) -> CreateSpec:
 
 
 def _strategy(data: dict[str, Any]) -> StrategySpec:
+    lag = data.get("max_lag")  # the schema allows an integer (records) or "<n>s" (seconds)
     return StrategySpec(
         type=data.get("type", StrategySpec.type),
         batch_size=int(data.get("batch_size", StrategySpec.batch_size)),
         concurrency=int(data.get("concurrency", StrategySpec.concurrency)),
         shard_size=int(data.get("shard_size", StrategySpec.shard_size)),
         decommission=bool(data.get("decommission", StrategySpec.decommission)),
+        max_lag=int(lag) if isinstance(lag, int) else StrategySpec.max_lag,
+        max_lag_seconds=float(lag[:-1]) if isinstance(lag, str) else None,
+        freeze_writes=bool(data.get("freeze_writes", StrategySpec.freeze_writes)),
     )
 
 

@@ -99,6 +99,13 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any]) -> None:
             "add `alias: <live name>` under target: cutover swaps that alias to the new collection "
             "(stores without aliases: `pointer: {file: ...}`)",
         )
+    for key in ("max_lag", "freeze_writes"):
+        if key in strategy and kind != "cdc":
+            raise ctx.error(
+                f"strategy.{key} applies only to cdc, not {kind}",
+                f"/strategy/{key}",
+                f"remove {key}, or use `type: cdc`",
+            )
     if strategy.get("decommission") and kind != "blue-green":
         raise ctx.error(
             f"strategy.decommission applies only to blue-green, not {kind}",

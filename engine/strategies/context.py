@@ -8,7 +8,7 @@ from typing import Any
 from vecmig.calibrate import Fit
 from vecmig.diff import RecordDiff, ShardDelta
 from vecmig.model import Inventory
-from vecmig.providers.base import CollectionSchema, Provider, Throughput
+from vecmig.providers.base import CollectionSchema, FeedReport, Provider, Throughput
 from vecmig.spec import Spec
 
 DAYS_PER_MONTH = 30.0  # storage is billed per GB-month; a month of 30 days keeps the arithmetic plain
@@ -55,6 +55,8 @@ class PlanContext:
     fits: dict[str, Fit] = field(default_factory=dict)
     # The source's read model comes from a plan-time probe (it reads slower than its model).
     probe_used: bool = False
+    # The source's change feed as refresh found it (strategy cdc); None: the store has none.
+    feed: FeedReport | None = None
 
     @property
     def bytes_per_record(self) -> int:

@@ -11,6 +11,7 @@ of dead processes so that a SIGKILLed run cannot keep a server alive forever).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import threading
 import warnings
@@ -81,6 +82,7 @@ def acquire(path: Path | str) -> str:
                 with server._lock:
                     server.ensure_postgres_running()
                 uri = server.get_uri()
+                _ensure_logical(server, uri)
             except TerminalError:
                 raise
             except Exception as exc:  # initdb/pg_ctl failures, permissions, bad path
@@ -92,6 +94,32 @@ def acquire(path: Path | str) -> str:
             handle = _servers[key] = _Handle(server=server, uri=uri)
         handle.refs += 1
         return handle.uri
+
+
+def _ensure_logical(server: Any, uri: str) -> None:
+    """Change-data capture (strategy cdc) reads the WAL through logical decoding, which needs
+    ``wal_level = logical``; PostgreSQL's default is ``replica`` and the level only changes
+    with a restart. initdb gives pgserver no way to pass it, so a server still at another level
+    is switched once (ALTER SYSTEM, then a restart) -- but only while this process is its sole
+    user: restarting under another process's sessions would break them. A shared server left
+    at ``replica`` is reported by ``plan`` with strategy cdc (``changefeed.py``), never here."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute("SHOW wal_level").fetchone()
+        if row is None or row[0] == "logical":
+            return
+        with server._lock:
+            pids = server.global_process_id_list.get()
+        if pids != [os.getpid()]:
+            return
+        conn.execute("ALTER SYSTEM SET wal_level = logical")
+    pg_ctl = importlib.import_module("pgserver._commands").pg_ctl  # untyped: pgserver exports it without stubs
+    with server._lock:
+        pg_ctl(["-w", "-l", str(server.log), "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+        # The postmaster's pid changed: pgserver stops the server at cleanup only if it knows it.
+        server._postmaster_info = None
+        server.ensure_postgres_running()
 
 
 def release(path: Path | str) -> None:

@@ -50,6 +50,12 @@ class PgvectorProvider(NativeCopyMixin, DdlMixin):
         upsert_slowdown=1.9,
     )
 
+    def change_feed(self, migration: str) -> Any:
+        """Logical decoding of the source table (``changefeed.py``): a ``ChangeFeed``."""
+        from vecmig.providers.pgvector.changefeed import PgChangeFeed
+
+        return PgChangeFeed(self, migration)
+
     def server_digest(self) -> Any:
         """Validation's fast path: per-shard ``(rows, digest)`` computed by this server
         (a :class:`vecmig.providers.base.ServerDigest`; see ``digest.py``)."""
