@@ -53,7 +53,11 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
         else:
             actions = remaining_actions(state, open_round, notes)
             done = len(state.actions(round_no)) - len(actions)
-            notes.insert(0, f"resuming round {round_no}: {done} action(s) already done, {len(actions)} to go")
+            if actions:
+                notes.insert(0, f"resuming round {round_no}: {done} action(s) already done, {len(actions)} to go")
+            else:
+                notes.insert(0, f"round {round_no}: all {done} action(s) are done, but the run stopped before it "
+                                "closed the round; `vecmig apply` closes it")
     else:
         last = state.last_round() if state else None
         round_no = (last["round"] + 1) if last else 1

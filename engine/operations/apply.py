@@ -18,7 +18,9 @@ from vecmig.operations.common import load, open_state
 from vecmig.operations.ui import Approval, Ui
 from vecmig.planner import make_plan
 from vecmig.refresh import refresh
+from vecmig.spec import Spec
 from vecmig.state.lock import Lock
+from vecmig.state.store import StateStore
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
             policy.check_apply_allowed(the_plan, allow_destructive=request.allow_destructive)
         ui.show_plan(the_plan, state)
         if not the_plan.has_changes:
+            close_finished_round(spec, state, the_plan.round)
             return ApplyResult(the_plan, saved, applied=False)
         approval: Approval
         if saved:
@@ -110,3 +113,16 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
                            state_location=state.location, serial=state.serial)
     finally:
         lock.release()
+
+
+def close_finished_round(spec: Spec, state: StateStore, round_no: int) -> None:
+    """A run killed after its last action but before it closed the round leaves the round open
+    with nothing to do: closed here (under the lock), as the run would have closed it."""
+    open_round = state.open_round()
+    if open_round is None or open_round["round"] != round_no or open_round["status"] != "in_progress":
+        return
+    if any(a["status"] != "done" for a in state.actions(round_no)):
+        return
+    seen = refresh(spec, shards=False)
+    state.set_round_status(round_no, "complete", source_fingerprint=seen.source.fingerprint,
+                           target_fingerprint=seen.target.fingerprint)
