@@ -5,6 +5,7 @@ from __future__ import annotations
 from vecmig.actions.base import ActionKind, Reporter, RunContext, SilentReporter
 from vecmig.actions.build_index import BuildIndex
 from vecmig.actions.catch_up import CatchUp
+from vecmig.actions.catch_up_diff import CatchUpByDiff
 from vecmig.actions.close_feed import CloseFeed
 from vecmig.actions.copy_shard import CopyShard
 from vecmig.actions.create_collection import CreateCollection
@@ -20,7 +21,7 @@ from vecmig.actions.validate_ids import ValidateIds
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
-              Cutover, Decommission, Undo, OpenFeed, CatchUp, CloseFeed)
+              Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

@@ -92,6 +92,8 @@ class CatchUp(ActionKind):
                 ctx.hold(HOLD, _Frozen(src, feed))
                 keep = True
                 lag_records, lag_seconds = 0, 0.0
+            if type(tgt).needs_finalize:
+                tgt.finalize()  # a store that stages writes (files) holds them only once merged
             retained = feed.retained_bytes()
         finally:
             tgt.close()

@@ -33,13 +33,11 @@ def build(ctx: PlanContext) -> list[Action]:
     spec = ctx.spec
     feed = ctx.feed
     if feed is None or ctx.source_provider is None or ctx.source_provider.change_feed(spec.name) is None:
-        raise PlanError(
-            f"strategy cdc needs a change feed, and source provider {spec.source.provider} has none",
-            where=spec.where("/strategy/type"),
-            hint="use strategy big-bang or blue-green for this source (run it again to pick up changes)",
-        )
+        return by_diffs(ctx)
     if feed.problem:
         raise PlanError(feed.problem, where=spec.where("/source/connection"), hint=feed.hint)
+    if ctx.diffed and not common.writes(common.pipeline(ctx, prune=True)):
+        return nothing_to_catch_up(ctx, common.pipeline(ctx, prune=True))
     s = spec.strategy
     opened = [Action(
         id="open_feed.source",
@@ -90,6 +88,59 @@ def build(ctx: PlanContext) -> list[Action]:
         reverse="nothing to undo (the feed is not needed once the round is over)",
         estimate=estimate.fixed(0.05, 2.0),
     ))
+    return actions
+
+
+def nothing_to_catch_up(ctx: PlanContext, pipeline: list[Action]) -> list[Action]:
+    """The target already equals the source record for record (the plan's diff found nothing to
+    move): no feed to open and nothing to catch up; only what else the pipeline wants (an index)
+    and a cutover not made yet."""
+    actions = list(pipeline)
+    if common.needs_cutover(ctx):
+        actions += common.cutover(ctx, common.ids(actions[-1:]))
+    return actions
+
+
+def by_diffs(ctx: PlanContext) -> list[Action]:
+    """A source without a change feed (files, Pinecone): snapshot copy, then repeated
+    record-level diffs until one finds at most ``max_lag`` records to move."""
+    spec = ctx.spec
+    s = spec.strategy
+    if s.max_lag_seconds is not None:
+        raise PlanError(
+            f"source provider {spec.source.provider} has no change feed, so vecmig cannot tell how old a change is: "
+            "strategy.max_lag must be a number of records here",
+            where=spec.where("/strategy/max_lag"), hint="write e.g. `max_lag: 100` (records that may still differ)")
+    if s.freeze_writes:
+        raise PlanError(
+            f"strategy.freeze_writes needs a change feed, and source provider {spec.source.provider} has none",
+            where=spec.where("/strategy/freeze_writes"),
+            hint="remove freeze_writes (stop the source's writers yourself, then set max_lag: 0)")
+    pipeline = common.pipeline(ctx, prune=True)
+    if ctx.diffed and not common.writes(pipeline):
+        return nothing_to_catch_up(ctx, pipeline)
+    copy = [a for a in pipeline if a.kind != "validate_completeness"]
+    n = ctx.total_records
+    catch_up = Action(
+        id="catch_up.source",
+        kind="catch_up_diff",
+        reason=(f"{spec.source.provider} has no change feed: the source is diffed against the target again and "
+                f"what differs is written, pass after pass, until a pass finds at most {s.max_lag:,} record(s) "
+                "to move" + ("; then completeness is validated" if s.max_lag == 0 else
+                             "; completeness is not validated (max_lag above 0 lets records differ)")),
+        depends_on=common.ids(copy[-1:]),
+        params={"shards": list(ctx.shards), "batch_size": ctx.copy_batch, "max_lag": s.max_lag,
+                "before_images": ctx.foreign_target},
+        reverse=("restore the before-images of overwritten records and delete the rest" if ctx.foreign_target
+                 else "nothing to undo record by record: the collection is dropped"),
+        # At least one diff pass: both sides read once more.
+        estimate=estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.read_model, passes=2),
+    )
+    actions = [*copy, catch_up]
+    if s.max_lag == 0:
+        actions += [replace(a, depends_on=(catch_up.id,)) for a in pipeline if a.kind == "validate_completeness"]
+    if common.needs_cutover(ctx):
+        actions += common.cutover(ctx, common.ids(actions[-1:]))
     return actions
 
 

@@ -1,0 +1,132 @@
+"""catch_up_diff: catch up a source that has no change feed by repeated record-level diffs.
+
+Each pass diffs the source against the target (``vecmig.diff``, the plan's own diff), writes
+what it found missing or different (re-read from the source by id, or the whole shard where
+most of it changed) and deletes what the source no longer has; the pass number is then
+checkpointed. A pass is idempotent (it writes the source's current records and removes
+extras), so a SIGKILL replays at most the pass in flight. The loop ends when a diff finds at
+most ``max_lag`` records to move: that is the lag, in records (a store without a change feed
+cannot say how old a change is, so the plan refuses a lag in seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from vecmig.actions import images
+from vecmig.actions.base import ActionKind, RunContext
+from vecmig.diff import RecordDiff, diff_records
+from vecmig.errors import Interrupted
+from vecmig.ids import keeps_namespaces
+from vecmig.model import Action
+from vecmig.providers import Provider
+from vecmig.records import Batch, RecordId
+from vecmig.state.rows import ActionRow
+
+IDLE_SLEEP_S = 0.5  # between passes that found too much to move, so a busy source is not hammered
+MAX_PASSES = 1000  # a source that changes faster than a pass can copy never converges: say so
+
+
+class CatchUpByDiff(ActionKind):
+    kind = "catch_up_diff"
+
+    def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
+        saved = ctx.state.cursor(ctx.round, action.id)
+        done_passes = int(json.loads(saved["cursor_json"]).get("pass", 0)) if saved and saved["cursor_json"] else 0
+        moved = saved["records_done"] if saved else 0
+        ctx.reporter.start(action, 0, moved)
+        max_lag = int(action.params.get("max_lag", 0))
+        shards: list[dict[str, Any] | None] = list(action.params.get("shards") or [None])
+        started = time.monotonic()
+        passes = 0
+        while True:
+            if ctx.stop.is_set():
+                raise Interrupted(f"interrupted: {action.id} stopped after pass {done_passes + passes}",
+                                  hint="run `vecmig apply` again to resume")
+            diff = diff_records(ctx.spec, shards)
+            lag = diff.counts.moves
+            ctx.reporter.note(f"{action.id}: pass {done_passes + passes + 1}: {lag:,} record(s) differ "
+                              f"({diff.counts.add:,} to add, {diff.counts.change:,} to change, "
+                              f"{diff.counts.delete:,} to delete)")
+            if lag <= max_lag:
+                break
+            if passes >= MAX_PASSES:
+                raise Interrupted(f"{action.id}: {MAX_PASSES} passes and still {lag:,} records differ: the source "
+                                  "changes faster than it can be caught up by diffs",
+                                  hint="raise strategy.max_lag, or pause the source's writers and apply again")
+            n = self._apply(ctx, action, shards, diff)
+            passes += 1
+            moved += n
+            ctx.state.checkpoint(ctx.round, action.id, {"pass": done_passes + passes}, n, 0)
+            ctx.reporter.advance(action, n)
+            if lag and n < lag:
+                time.sleep(IDLE_SLEEP_S)
+        return {"passes": done_passes + passes, "records_moved": moved, "lag_records": lag,
+                "seconds": round(time.monotonic() - started, 3), "method": diff.method}
+
+    def _apply(self, ctx: RunContext, action: Action, shards: list[dict[str, Any] | None],
+               diff: RecordDiff) -> int:
+        size = int(action.params["batch_size"])
+        keep = bool(action.params.get("before_images"))
+        src, tgt = ctx.source(), ctx.target()
+        n = 0
+        try:
+            for delta in diff.shards:
+                if not (delta.counts.add or delta.counts.change):
+                    continue
+                shard = shards[delta.index]
+                if delta.ids is not None:
+                    ids = list(delta.ids)
+                    batches = (src.fetch_in(shard, ids[i:i + size]) for i in range(0, len(ids), size))
+                else:
+                    batches = src.scan(shard, None, size)
+                for batch in batches:
+                    n += self._write(ctx, action, tgt, batch, keep)
+            n += self._delete(ctx, action, tgt, diff, size, keep)
+            if type(tgt).needs_finalize:
+                tgt.finalize()  # the next pass's diff must see this one's writes (files stage them)
+        finally:
+            src.close()
+            tgt.close()
+        return n
+
+    def _write(self, ctx: RunContext, action: Action, tgt: Provider, batch: Batch, keep: bool) -> int:
+        if not len(batch):
+            return 0
+        mapping = ctx.spec.mapping
+        mapped = Batch(ids=batch.ids, vectors=batch.vectors, metadata=[mapping.apply(m) for m in batch.metadata],
+                       texts=batch.texts, extra=batch.extra)
+        if keep:
+            ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, mapped.ids))
+        tgt.upsert(mapped)  # returns once acknowledged
+        return len(mapped)
+
+    def _delete(self, ctx: RunContext, action: Action, tgt: Provider, diff: RecordDiff, size: int,
+                keep: bool) -> int:
+        extras: list[Any] = list(diff.delete_ids or [])
+        by_shard: dict[str | None, list[RecordId]] = {}
+        for item in extras:
+            if keeps_namespaces(ctx.spec):
+                ns, rid = item
+                by_shard.setdefault(str(ns), []).append(rid)
+            else:
+                by_shard.setdefault(None, []).append(item)
+        for ns, ids in sorted(by_shard.items(), key=lambda kv: kv[0] or ""):
+            shard = {"namespace": ns} if ns is not None else None
+            for i in range(0, len(ids), size):
+                chunk = ids[i:i + size]
+                if keep:
+                    ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, chunk))
+                tgt.delete_in(shard, chunk)
+        return len(extras)
+
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
+        if ctx.target_will_be_dropped or not action.params.get("before_images"):
+            return
+        tgt = ctx.target()
+        try:
+            images.restore(tgt, ctx.state.before_images(ctx.round, action.id))
+        finally:
+            tgt.close()
