@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from vecmig.actions import images
@@ -77,6 +78,7 @@ class CatchUpByDiff(ActionKind):
                 if not (delta.counts.add or delta.counts.change):
                     continue
                 shard = shards[delta.index]
+                batches: Iterator[Batch]
                 if delta.ids is not None:
                     ids = list(delta.ids)
                     batches = (src.fetch_in(shard, ids[i:i + size]) for i in range(0, len(ids), size))
