@@ -177,7 +177,8 @@ def test_a_server_without_logical_decoding_is_one_line_at_plan(server_tmpdir: Pa
         server.cleanup()
 
 
-def test_a_source_without_a_change_feed_is_one_line_at_plan(tmp_path: Path) -> None:
+def test_a_source_without_a_change_feed_is_caught_up_by_diffs(tmp_path: Path) -> None:
+    """No feed (files): the plan says so and catches up by record-level diffs instead."""
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": i, "vector": [0.5, 0.25]}) + "\n" for i in range(5)))
     spec = write_spec(tmp_path, f"""
@@ -186,12 +187,14 @@ def test_a_source_without_a_change_feed_is_one_line_at_plan(tmp_path: Path) -> N
         state: {{path: {tmp_path}/state.db}}
         source: {{provider: jsonl, connection: {{path: {src}}}}}
         target: {{provider: jsonl, connection: {{path: {tmp_path}/out.jsonl}}}}
-        strategy: {{type: cdc}}
+        strategy: {{type: cdc, max_lag: 0}}
         """)
     r = vecmig("plan", str(spec))
-    assert r.returncode == 1
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "source provider jsonl has none" in lines[0], r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "catch_up.source" in r.stdout and "jsonl has no change feed" in r.stdout, r.stdout
+    r = vecmig("apply", str(spec), "--auto-approve")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert vecmig("plan", str(spec), "--detailed-exitcode").returncode == 0
 
 
 def test_rollback_restores_a_foreign_target_that_catch_up_overwrote(pg_db: str, tmp_path: Path) -> None:
