@@ -39,6 +39,11 @@ HOLD = "cdc.freeze"
 NOTE_EVERY_S = 2.0  # progress notes (lag, rate, retained WAL) at most this often
 IDLE_SLEEP_S = 0.2  # between reads when the feed is empty but the lag condition is not met
 DRAIN_WAIT_S = 30.0  # how long the last drain waits for the source to flush its WAL
+# Changes read from the feed at a time (written to the target in batch_size pieces, checkpointed
+# and confirmed once): each read decodes the WAL from the slot's restart point, so small reads
+# cost ~0.1 s each whatever they hold (measured: 1,000 changes per read 2,900 changes/s, 5,000
+# per read 10,900/s, on 384-dim rows).
+READ_CHANGES = 20_000
 
 
 class _Frozen:
@@ -154,12 +159,12 @@ class CatchUp(ActionKind):
             if ctx.stop.is_set():
                 raise Interrupted(f"interrupted: {action.id} stopped after {stats.done:,} changes, "
                                   "last batch checkpointed", hint="run `vecmig apply` again to resume")
-            batch = feed.read(position, size)
+            batch = feed.read(position, max(size, READ_CHANGES))
             if batch.end is not None:
                 position = self._apply(ctx, action, src, tgt, feed, batch, stats)
             elif batch.skip_to is not None:
                 feed.confirm(batch.skip_to)  # not checkpointed: nothing of ours lies before it
-            if batch.end is not None and batch.changes >= size:
+            if batch.end is not None and batch.changes >= max(size, READ_CHANGES):
                 continue  # more is waiting: no need to measure
             lag = feed.lag(max_records)
             self._note(ctx, action, feed, stats, lag.records, lag.seconds, lag.retained_bytes, force=False)
@@ -180,7 +185,7 @@ class CatchUp(ActionKind):
             # Decoding reads only flushed WAL: a commit made with synchronous_commit=off may
             # still be in memory, and must not be mistaken for the end of the stream.
             flushed = feed.flushed(at)
-            batch = feed.read(position, int(action.params["batch_size"]), upto=at)
+            batch = feed.read(position, max(int(action.params["batch_size"]), READ_CHANGES), upto=at)
             if batch.end is not None:
                 position = self._apply(ctx, action, src, tgt, feed, batch, stats)
                 continue

@@ -42,12 +42,17 @@ class CatchUpByDiff(ActionKind):
         shards: list[dict[str, Any] | None] = list(action.params.get("shards") or [None])
         started = time.monotonic()
         passes = 0
-        while True:
+        # A fixed number of passes (cdc's resync after its feed opens: one, whatever it finds;
+        # the feed catches up the rest). None: until the lag is small enough.
+        limit = action.params.get("passes")
+        lag = 0
+        method = "none"
+        while limit is None or done_passes + passes < int(limit):
             if ctx.stop.is_set():
                 raise Interrupted(f"interrupted: {action.id} stopped after pass {done_passes + passes}",
                                   hint="run `vecmig apply` again to resume")
             diff = diff_records(ctx.spec, shards)
-            lag = diff.counts.moves
+            lag, method = diff.counts.moves, diff.method
             ctx.reporter.note(f"{action.id}: pass {done_passes + passes + 1}: {lag:,} record(s) differ "
                               f"({diff.counts.add:,} to add, {diff.counts.change:,} to change, "
                               f"{diff.counts.delete:,} to delete)")
@@ -62,10 +67,10 @@ class CatchUpByDiff(ActionKind):
             moved += n
             ctx.state.checkpoint(ctx.round, action.id, {"pass": done_passes + passes}, n, 0)
             ctx.reporter.advance(action, n)
-            if lag and n < lag:
+            if limit is None and lag and n < lag:
                 time.sleep(IDLE_SLEEP_S)
         return {"passes": done_passes + passes, "records_moved": moved, "lag_records": lag,
-                "seconds": round(time.monotonic() - started, 3), "method": diff.method}
+                "seconds": round(time.monotonic() - started, 3), "method": method}
 
     def _apply(self, ctx: RunContext, action: Action, shards: list[dict[str, Any] | None],
                diff: RecordDiff) -> int:

@@ -49,6 +49,8 @@ def build(ctx: PlanContext) -> list[Action]:
         estimate=estimate.fixed(0.1, 5.0),
     )]
     pipeline = common.pipeline(ctx, prune=True)
+    if ctx.diffed:
+        pipeline = resync_after_open(ctx, pipeline, opened[0])
     after = common.ids(opened)
     copy = [replace(a, depends_on=after) if not a.depends_on else a for a in pipeline
             if a.kind != "validate_completeness"]
@@ -89,6 +91,37 @@ def build(ctx: PlanContext) -> list[Action]:
         estimate=estimate.fixed(0.05, 2.0),
     ))
     return actions
+
+
+def resync_after_open(ctx: PlanContext, pipeline: list[Action], opened: Action) -> list[Action]:
+    """A target that already holds records: the plan's diff is older than the feed, so a change
+    made between the two would be in neither. The delta is found again by one diff pass right
+    after the feed opens (every later change is in the feed), instead of the plan's id lists."""
+    dropped = {a.id for a in pipeline if a.kind in ("copy_shard", "delete_extra")}
+    n = sum(int(a.estimate.records) for a in pipeline if a.kind == "copy_shard")
+    sync = Action(
+        id="sync.target",
+        kind="catch_up_diff",
+        reason=(f"the target already holds records: once the feed is open, source and target are diffed again "
+                f"and what differs is written (the plan found {n:,} record(s) to write"
+                + (f" and {ctx.diff.delete_count:,} to delete" if ctx.diff and ctx.diff.delete_count else "")
+                + "); changes after the feed opened come from the feed"),
+        depends_on=(opened.id,),
+        params={"shards": list(ctx.shards), "batch_size": ctx.copy_batch, "max_lag": 0, "passes": 1,
+                "before_images": ctx.foreign_target},
+        reverse=("restore the before-images of overwritten records and delete the rest" if ctx.foreign_target
+                 else "nothing to undo record by record: the collection is dropped"),
+        estimate=estimate.scan_estimate(ctx.total_records, ctx.total_records * ctx.bytes_per_record,
+                                        ctx.read_model, passes=2),
+        records=ctx.diff.counts.to_json() if ctx.diff else None,
+    )
+    out = [sync]
+    for a in pipeline:
+        if a.id in dropped:
+            continue
+        deps = tuple(dict.fromkeys(sync.id if d in dropped else d for d in a.depends_on)) or (sync.id,)
+        out.append(replace(a, depends_on=deps))
+    return out
 
 
 def nothing_to_catch_up(ctx: PlanContext, pipeline: list[Action]) -> list[Action]:
