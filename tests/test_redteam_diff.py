@@ -50,7 +50,6 @@ def ok(r: Any) -> None:
 
 # ---- a source shrinking to zero --------------------------------------------------------------
 
-
 @pytest.mark.xfail(strict=True, reason="red team: an emptied file source cannot be planned against its target")
 def test_emptied_file_source_plans_the_deletes_without_create_dimension(tmp_path: Path) -> None:
     """Diagnosis: ``planner.context`` always calls ``target_schema``, which takes the dimension
@@ -192,3 +191,27 @@ def test_fixing_the_refused_record_does_not_leave_the_round_stuck(tmp_path: Path
             break
     assert r.returncode == 0, outputs[-1]
     assert read_jsonl(tmp_path / "out.jsonl") == recs
+
+
+# ---- in-place edits the diff does not see -----------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="red team: a metadata type change 1 -> 1.0 is 'unchanged' between exact stores")
+def test_metadata_int_to_float_edit_reaches_a_jsonl_target(tmp_path: Path) -> None:
+    """Diagnosis: the diff hashes ``records.canonical_metadata``, which turns every integral
+    float into an int (so a float8 column and JSON ``1`` compare equal across stores). Between
+    two stores that both keep the type exactly (JSONL -> JSONL), a source edit of ``n: 1`` to
+    ``n: 1.0`` (and ``-0.0`` vs ``0.0`` likewise) is therefore "unchanged": plan says no
+    changes (exit 0) and the target keeps an int where the source now has a float, although
+    the README promises values are stored exactly. (True vs 1 is seen.)"""
+    recs = records(20)
+    write_jsonl(tmp_path / "src.jsonl", recs)
+    spec = files_spec(tmp_path)
+    ok(vecmig("apply", str(spec), "--auto-approve"))
+    recs[1] = {**recs[1], "metadata": {"n": 1.0, "lang": "en"}}
+    write_jsonl(tmp_path / "src.jsonl", recs)
+    r = vecmig("plan", str(spec), "--detailed-exitcode")
+    assert r.returncode == 2, r.stdout + r.stderr
+    ok(vecmig("apply", str(spec), "--auto-approve"))
+    got = {x["id"]: x for x in read_jsonl(tmp_path / "out.jsonl")}
+    assert type(got[1]["metadata"]["n"]) is float
