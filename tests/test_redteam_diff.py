@@ -50,7 +50,6 @@ def ok(r: Any) -> None:
 
 # ---- a source shrinking to zero --------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="red team: an emptied file source cannot be planned against its target")
 def test_emptied_file_source_plans_the_deletes_without_create_dimension(tmp_path: Path) -> None:
     """Diagnosis: ``planner.context`` always calls ``target_schema``, which takes the dimension
     from ``target.create`` or the source inventory only. An empty JSONL file has no dimension,
