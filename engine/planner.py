@@ -188,9 +188,13 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
         )
 
 
-def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None) -> CollectionSchema:
+def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None,
+                  target: Inventory | None = None) -> CollectionSchema:
     create = spec.target.create
-    dimension = (create.dimension if create else None) or source.dimension
+    # An existing target already has a dimension: an empty source (a file holding no record)
+    # has none to offer, and nothing is to be created.
+    existing = target.dimension if target is not None and target.exists else None
+    dimension = (create.dimension if create else None) or source.dimension or existing
     if not dimension:
         raise PlanError("the source's vector dimension is unknown and target.create.dimension is not set",
                         where=spec.where("/target"), hint="set target.create.dimension")
@@ -255,7 +259,7 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         source_cls=source_cls,
         target_cls=target_cls,
         shards=seen.shards,
-        schema=target_schema(spec, seen.source, seen.sample),
+        schema=target_schema(spec, seen.source, seen.sample, seen.target),
         foreign_target=seen.target.exists and not owned,
         target_owned=owned and seen.target.exists,
         foreign_count=foreign_records(state, seen)[0],
@@ -483,7 +487,7 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
                    texts=sample.texts, extra=sample.extra)
     target_cls = provider_class(spec.target.provider)
     try:
-        schema = target_schema(spec, seen.source, sample)
+        schema = target_schema(spec, seen.source, sample, seen.target)
     except PlanError:
         return []  # the same problem fails the plan where the actions are laid out
     out: list[Warning_] = []
