@@ -43,11 +43,17 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
                 a["kind"] == "delete_extra" for a in state.actions(round_no)):
             changed = (f"the target holds {failed['extra']:,} record(s) the source does not have, which no action "
                        "of that round removes")
+        if not changed and provider_class(spec.source.provider).positional_shards:
+            moved = changed_since_round(spec, open_round, seen)
+            if moved:
+                changed = (f"{moved}, and the round's shards are positions in it (byte ranges, row groups) "
+                           "that no longer cut it")
         if changed:
             # What was copied no longer answers the spec or the source: plan afresh. The old
             # round stays on record (superseded when this plan is applied) so rollback undoes it too.
             round_no += 1
-            notes.append(f"round {open_round['round']} failed validation and {changed}: "
+            why = f"failed validation and {changed}" if failed is not None else f"did not finish and {changed}"
+            notes.append(f"round {open_round['round']} {why}: "
                          f"re-planned as round {round_no} (round {open_round['round']} is kept for rollback)")
             actions = fresh_actions(spec, state, seen, notes)
         else:
@@ -384,7 +390,7 @@ def diff_summary(spec: Spec, seen: Refreshed) -> dict[str, Any] | None:
     """How the diff was computed and what it read, priced by each side's cost hook (a metered
     store bills the reads: Pinecone read units). Deterministic: counts, not timings."""
     diff = seen.diff
-    if diff is None or diff.method == "none":
+    if diff is None or diff.method in ("none", "empty"):
         return None
     out = diff.summary_json()
     nbytes = seen.source.bytes_per_record or 0
@@ -440,7 +446,8 @@ def lint(spec: Spec, seen: Refreshed, state: StateReader | None = None) -> list[
         out.append(Warning_("VM102", f"{held}: overwritten and removed "
                                      "records are saved as before-images in state so rollback can restore them"))
     if seen.source.exists and not seen.source.count:
-        out.append(Warning_("VM103", "source is empty: the target will be created empty"))
+        out.append(Warning_("VM103", "source is empty: the target " + (
+            "ends up empty" if seen.target.exists else "will be created empty")))
     live = spec.target.live_pointer
     if live is not None and live.file:
         path = spec.target.path(live.file)

@@ -111,7 +111,7 @@ def _integral(value: float) -> int:
     return int(decimal.Decimal(repr(value)))
 
 
-def canonical_value(value: Any) -> Any:
+def canonical_value(value: Any, strict: bool = False) -> Any:
     """Normalise a metadata value so equal data hashes equal whatever store it came from.
 
     Integral floats become ints (a float8 column and a JSON ``1`` must agree; so must ``6.02e23``
@@ -124,27 +124,31 @@ def canonical_value(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
+        if not strict and math.isfinite(value) and value.is_integer():
             return _integral(value)
         return value
     if isinstance(value, int):
         return value
     if isinstance(value, Mapping):
-        return {str(k): canonical_value(v) for k, v in value.items() if v is not None}
+        return {str(k): canonical_value(v, strict) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple | np.ndarray):
-        return [canonical_value(v) for v in value]
+        return [canonical_value(v, strict) for v in value]
     return str(value)
 
 
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
-def canonical_metadata(metadata: Mapping[str, Any]) -> bytes:
+def canonical_metadata(metadata: Mapping[str, Any], strict: bool = False) -> bytes:
     """Absent and null are the same thing: stores differ in whether they can keep a null.
 
     The common value types take a fast path (this runs for every record on both sides of a
     validation); anything else goes through :func:`canonical_value`, with the same result.
+    ``strict``: between two stores that both keep a number's type (``Capabilities.exact_numbers``),
+    ``1`` and ``1.0`` (and ``0.0`` and ``-0.0``) are different values, not the same one.
     """
+    if strict:
+        return _encode({str(k): canonical_value(v, True) for k, v in metadata.items() if v is not None}).encode()
     clean: dict[str, Any] = {}
     for k, v in metadata.items():
         if v is None:
@@ -194,9 +198,9 @@ def canonical_sparse(sparse: Any) -> bytes | None:
 
 
 def record_digest(record_id: RecordId, vector: np.ndarray | bytes, metadata: Mapping[str, Any], text: str | None,
-                  sparse: Any = None) -> int:
+                  sparse: Any = None, strict: bool = False) -> int:
     vec = vector if isinstance(vector, bytes) else np.ascontiguousarray(vector, dtype="<f4").tobytes()
-    parts = [canonical_id(record_id), vec, canonical_metadata(metadata), (text or "").encode()]
+    parts = [canonical_id(record_id), vec, canonical_metadata(metadata, strict), (text or "").encode()]
     packed = canonical_sparse(sparse) if sparse is not None else None
     if packed is not None:
         # Only records that carry sparse values hash differently: every checksum taken
@@ -213,7 +217,7 @@ def sparse_of(batch: Batch) -> list[Any]:
     return [None] * len(batch)
 
 
-def batch_digests(batch: Batch) -> list[int]:
+def batch_digests(batch: Batch, strict: bool = False) -> list[int]:
     """record_digest of every record, sparse values included, in batch order.
 
     The vectors are converted to little-endian float32 bytes once for the whole batch and
@@ -225,7 +229,7 @@ def batch_digests(batch: Batch) -> list[int]:
     raw = np.ascontiguousarray(batch.vectors, dtype="<f4").tobytes()
     step = len(raw) // n
     texts = batch.texts if batch.texts is not None else [None] * n
-    return [record_digest(rid, raw[i * step:(i + 1) * step], meta, text, sp)
+    return [record_digest(rid, raw[i * step:(i + 1) * step], meta, text, sp, strict)
             for i, (rid, meta, text, sp) in enumerate(zip(batch.ids, batch.metadata, texts, sparse_of(batch),
                                                           strict=True))]
 

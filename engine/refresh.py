@@ -76,12 +76,16 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
             target = replace(target, aliases={spec.target.alias: tgt.read_alias(spec.target.alias)})
     diff: RecordDiff | None = None
     if shards and records and source.exists:
-        if target.exists and (target.count is None or target.count > 0):
+        # An empty target is diffed only when the source looks empty too (cheap either way): then
+        # the plan settles instead of copying nothing forever; otherwise everything is to add.
+        if target.exists and (target.count is None or target.count > 0 or not source.count):
             diff = diff_records(spec, list(cut), baseline)
             source = replace(source, extra={**source.extra, "content": diff.source_digest})
             target = replace(target, extra={**target.extra, "content": diff.target_digest})
         else:
-            diff = empty_target(list(cut))
+            # An existing empty target is diffed trivially (every source record to add): the plan
+            # then moves nothing once the source is empty too, instead of copying nothing forever.
+            diff = empty_target(list(cut), exists=target.exists)
     return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
                      shards=cut, sample=sample, id_sample=id_sample, diff=diff, read_probe=probe,
                      feed=feed_report)

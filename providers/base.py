@@ -32,6 +32,10 @@ class Capabilities:
     # bytes under 1000 records / 2 MB, so small calls leave requests half empty); the
     # planner raises the copy batch to this. None: the spec's batch_size is fine.
     preferred_batch_records: int | None = None
+    # The store gives back a number as the type it was written (int 1 stays 1, float 1.0 stays
+    # 1.0, -0.0 stays -0.0): between two such stores these are different values, and the diff and
+    # the validation compare them so. Others (typed columns, Pinecone's doubles) normalise them.
+    exact_numbers: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,9 @@ class Provider(ABC):
     measured_estimates: ClassVar[bool] = True
     # Targets that stage writes (files) need one `finalize` after every shard is in.
     needs_finalize: ClassVar[bool] = False
+    # Shard bounds are positions in the store (byte offsets, row groups), not ranges of ids: once
+    # the collection changes they no longer cut it, so work that reads it again cuts it again.
+    positional_shards: ClassVar[bool] = False
 
     def __init__(self, store: StoreSpec) -> None:
         self.store = store

@@ -1,8 +1,7 @@
 """Red-team findings against the record-level plan, the delta apply and strategy cdc.
 
-Each test asserts what a demanding user expects and fails on the code it was written against
-(``xfail(strict=True)``: the suite stays green, and a fix makes it XPASS, which fails until the
-mark is removed). One defect per test; the diagnosis is in each test's docstring.
+Each test asserts what a demanding user expects and failed on the code it was written against;
+one defect per test, the diagnosis of what was wrong in its docstring.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.support.cli import vecmig
 from tests.support.specs import write_spec
@@ -65,7 +62,6 @@ def test_emptied_file_source_plans_the_deletes_without_create_dimension(tmp_path
     assert json.loads(r.stdout)["records"] == {"add": 0, "change": 0, "delete": 20, "unchanged": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="red team: an empty source never settles (copy of 0 records planned forever)")
 def test_empty_source_and_empty_target_plan_no_changes(tmp_path: Path) -> None:
     """Diagnosis: ``refresh`` runs the diff only when the target holds records; an existing but
     empty target gets ``diff.empty_target`` (method "none"), so ``PlanContext.diffed`` is False
@@ -110,7 +106,6 @@ def _fixed_and_grown(recs: list[dict[str, Any]], at: int, edit: bool = True) -> 
     return out + records(10, start=len(recs))
 
 
-@pytest.mark.xfail(strict=True, reason="red team: a resumed round copies/validates byte ranges of the old file")
 def test_resumed_round_after_the_source_file_changed_loses_no_record(tmp_path: Path) -> None:
     """Diagnosis: JSONL shards are byte ranges whose last one ends at the file's size at plan
     time (``JsonlProvider.shards``; pgvector's first and last shards are open, these are not).
@@ -132,13 +127,13 @@ def test_resumed_round_after_the_source_file_changed_loses_no_record(tmp_path: P
     # Either it refuses/re-plans, or it completes with every record: never complete and short.
     if r.returncode == 0:
         got = {x["id"] for x in read_jsonl(tmp_path / "out.jsonl")}
-        assert got == {x["id"] for x in now}, f"missing after a passing validation: {sorted({x['id'] for x in now} - got)[:12]}"
+        missing = sorted({x["id"] for x in now} - got)[:12]
+        assert not missing, f"missing after a passing validation: {missing}"
     ok(vecmig("apply", str(spec), "--auto-approve"))
     got = {x["id"] for x in read_jsonl(tmp_path / "out.jsonl")}
     assert got == {x["id"] for x in now}
 
 
-@pytest.mark.xfail(strict=True, reason="red team: cdc catch-up by diffs diffs the plan's byte ranges, not the file")
 def test_cdc_by_diffs_catches_up_records_past_the_planned_ranges(tmp_path: Path) -> None:
     """Diagnosis: ``cdc.by_diffs`` freezes ``ctx.shards`` into ``catch_up.source``'s params and
     ``CatchUpByDiff.run`` diffs exactly those every pass (``diff_records(ctx.spec, shards)``).
@@ -158,10 +153,10 @@ def test_cdc_by_diffs_catches_up_records_past_the_planned_ranges(tmp_path: Path)
     r = vecmig("apply", str(spec), "--auto-approve")
     ok(r)
     got = {x["id"] for x in read_jsonl(tmp_path / "out.jsonl")}
-    assert got == {x["id"] for x in now}, f"caught up, validated, yet missing {sorted({x['id'] for x in now} - got)[:12]}"
+    missing = sorted({x["id"] for x in now} - got)[:12]
+    assert got == {x["id"] for x in now}, f"caught up, validated, yet missing {missing}"
 
 
-@pytest.mark.xfail(strict=True, reason="red team: fixing the record FD001 names leaves the round stuck for good")
 def test_fixing_the_refused_record_does_not_leave_the_round_stuck(tmp_path: Path) -> None:
     """Diagnosis: the copy of the shard holding the NaN checkpointed a byte offset before it
     stopped. The user fixes the source as FD001's hint says; any earlier in-place edit that
@@ -195,7 +190,6 @@ def test_fixing_the_refused_record_does_not_leave_the_round_stuck(tmp_path: Path
 # ---- in-place edits the diff does not see -----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="red team: a metadata type change 1 -> 1.0 is 'unchanged' between exact stores")
 def test_metadata_int_to_float_edit_reaches_a_jsonl_target(tmp_path: Path) -> None:
     """Diagnosis: the diff hashes ``records.canonical_metadata``, which turns every integral
     float into an int (so a float8 column and JSON ``1`` compare equal across stores). Between

@@ -18,7 +18,7 @@ from typing import Any
 
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
-from vecmig.diff import RecordDiff, diff_records
+from vecmig.diff import RecordDiff, current_shards, diff_records
 from vecmig.errors import Interrupted
 from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
@@ -51,6 +51,8 @@ class CatchUpByDiff(ActionKind):
             if ctx.stop.is_set():
                 raise Interrupted(f"interrupted: {action.id} stopped after pass {done_passes + passes}",
                                   hint="run `vecmig apply` again to resume")
+            # Cut again each pass: a file that grew has records past the planned byte ranges.
+            shards = current_shards(ctx.spec, shards)
             diff = diff_records(ctx.spec, shards)
             lag, method = diff.counts.moves, diff.method
             ctx.reporter.note(f"{action.id}: pass {done_passes + passes + 1}: {lag:,} record(s) differ "

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from vecmig.actions.base import ActionKind, RunContext
-from vecmig.diff.keys import SCAN_SCHEME, BucketSums, bucket_of, record_key
+from vecmig.diff import current_shards
+from vecmig.diff.keys import BucketSums, bucket_of, record_key, scan_scheme, strict_pair
 from vecmig.errors import ValidationFailed
 from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
@@ -75,7 +76,9 @@ class ValidateCompleteness(ActionKind):
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         batch_size = ctx.spec.strategy.batch_size
-        shards = action.params["shards"] or [None]
+        # A file source is cut again: records past the planned byte ranges must be checked too
+        # (the same cut when the file did not change, so per-shard findings still match the copies).
+        shards = current_shards(ctx.spec, action.params["shards"] or [None]) or [None]
         shards_out: list[dict[str, Any]] = []
         problems: list[str] = []
         source_count = 0
@@ -293,7 +296,7 @@ def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, 
         sums = BucketSums()
         s_sum, t_sum, missing, differ, why = _check_records(ctx, action, src, tgt, shard, batch_size, sums)
         return _Outcome(RECORDS, s_sum, t_sum, missing, differ, why, server=server, fallback=fallback,
-                        buckets=sums, bucket_scheme=SCAN_SCHEME)
+                        buckets=sums, bucket_scheme=scan_scheme(strict_pair(ctx.spec)))
     finally:
         src.close()
         tgt.close()
@@ -305,6 +308,7 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
     """Record by record: every source record of the shard hashed against the target's by id."""
     mapping = ctx.spec.mapping
     by_ns = keeps_namespaces(ctx.spec)
+    strict = strict_pair(ctx.spec)
     s_sum, t_sum = Checksum(), Checksum()
     missing: list[RecordId] = []
     differ: list[RecordId] = []
@@ -314,13 +318,16 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
         mapped = Batch(ids=batch.ids, vectors=batch.vectors,
                        metadata=[mapping.apply(m) for m in batch.metadata], texts=batch.texts,
                        extra=batch.extra)
-        mine = batch_digests(mapped)
+        mine = batch_digests(mapped, strict)
         s_sum.add_digests(mine)
         got = tgt.fetch_matching(batch)
         # The target answers with its own id type (a text column holds int 5 as "5"): the
         # same record, by vecmig.ids; hashed and matched under the source's id.
+        own_ids = list(got.ids)
         got.ids = as_source_ids(got.ids, batch.ids)
-        got_digests = batch_digests(got)
+        # Between two stores that keep types exactly, the target's own id is hashed: 5 vs "5" differs.
+        got_digests = batch_digests(Batch(ids=own_ids, vectors=got.vectors, metadata=got.metadata, texts=got.texts,
+                                          extra=got.extra), True) if strict else batch_digests(got)
         t_sum.add_digests(got_digests)
         ns = batch.extra.get("namespace") if by_ns else None
         space = ns if isinstance(ns, str) else ("" if by_ns else None)
@@ -334,7 +341,7 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
             elif d != d_mine:
                 differ.append(rid)
                 if len(why) < SHOW_IDS:
-                    why.append(_difference(mapped, pos, got, list(got.ids).index(rid)))
+                    why.append(_difference(mapped, pos, got, list(got.ids).index(rid), strict))
         ctx.reporter.advance(action, len(batch))
     return s_sum, t_sum, missing, differ, why
 
@@ -363,7 +370,7 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _difference(mine: Batch, i: int, theirs: Batch, j: int) -> dict[str, Any]:
+def _difference(mine: Batch, i: int, theirs: Batch, j: int, strict: bool = False) -> dict[str, Any]:
     """The first part of one record that differs between source (mapped) and target, named."""
     rid = mine.ids[i]
     a = np.ascontiguousarray(mine.vectors[i], dtype="<f4")
@@ -374,10 +381,10 @@ def _difference(mine: Batch, i: int, theirs: Batch, j: int) -> dict[str, Any]:
             return {"id": rid, "field": "vector", "source": f"{a.size} dims", "target": f"{b.size} dims"}
         return {"id": rid, "field": f"vector[{at}]", "source": _shown(float(a[at])), "target": _shown(float(b[at]))}
     ma, mb = mine.metadata[i], theirs.metadata[j]
-    if canonical_metadata(ma) != canonical_metadata(mb):
+    if canonical_metadata(ma, strict) != canonical_metadata(mb, strict):
         for key in sorted(set(ma) | set(mb), key=str):
-            va, vb = canonical_value(ma.get(key)), canonical_value(mb.get(key))
-            if canonical_metadata({"k": va}) != canonical_metadata({"k": vb}):
+            va, vb = canonical_value(ma.get(key), strict), canonical_value(mb.get(key), strict)
+            if canonical_metadata({"k": va}, strict) != canonical_metadata({"k": vb}, strict):
                 return {"id": rid, "field": f"metadata.{key}", "source": _shown(ma.get(key)),
                         "target": _shown(mb.get(key))}
     ta = mine.texts[i] if mine.texts is not None else None

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from vecmig.diff import drift, pushdown, scan
-from vecmig.diff.keys import SCAN_SCHEME, bucket_of, record_key
+from vecmig.diff.keys import bucket_of, record_key, scan_scheme, strict_pair
 from vecmig.diff.model import Drift, RecordCounts, RecordDiff, ShardDelta
 from vecmig.ids import keeps_namespaces
 from vecmig.providers import Provider, provider_class
@@ -67,13 +67,14 @@ def _scan(spec: Spec, src: Provider, tgt: Provider, shards: list[dict[str, Any] 
           baseline: dict[str, Any] | None, step: Progress) -> RecordDiff:
     by_ns = keeps_namespaces(spec)
     batch = spec.strategy.batch_size
-    side = scan.read_source(spec, src, shards, batch, by_ns, step)
-    out = scan.compare_target(tgt, side, batch, by_ns, step)
+    strict = strict_pair(spec)
+    side = scan.read_source(spec, src, shards, batch, by_ns, step, strict)
+    out = scan.compare_target(tgt, side, batch, by_ns, step, strict)
     deltas = scan.shard_deltas(side, out, len(shards), LIST_LIMIT)
     differing: list[tuple[RecordId, int]] = [
         (side.ids[p], side.keys[p] & 1023) for p in (out.state != 1).nonzero()[0].tolist()]
     differing += [(rid, b) for (rid, _), b in zip(out.extra_ids, out.extra_buckets, strict=True)]
-    found = drift.classify(baseline, SCAN_SCHEME, side.buckets, out.target_buckets, differing)
+    found = drift.classify(baseline, scan_scheme(strict), side.buckets, out.target_buckets, differing)
     extra = len(out.extra_ids)
     # Where records are kept per namespace, an extra is (namespace, id): deleting the id alone
     # would remove its namesakes in every namespace.
@@ -85,7 +86,7 @@ def _scan(spec: Spec, src: Provider, tgt: Provider, shards: list[dict[str, Any] 
         reads={"source_records": len(side.ids), "target_records": out.target_records},
         source_digest=f"{len(side.ids)}:{side.total:032x}",
         target_digest=f"{out.target_records}:{out.target_total:032x}",
-        buckets=out.target_buckets.encode(), bucket_scheme=SCAN_SCHEME)
+        buckets=out.target_buckets.encode(), bucket_scheme=scan_scheme(strict))
 
 
 def _pushdown(spec: Spec, shards: list[dict[str, Any] | None], pair: tuple[BucketedDigest, BucketedDigest],
@@ -141,13 +142,28 @@ def _pushdown(spec: Spec, shards: list[dict[str, Any] | None], pair: tuple[Bucke
         buckets=target_sums.encode(), bucket_scheme=scheme)
 
 
-def empty_target(shards: list[dict[str, Any] | None]) -> RecordDiff:
-    """A target that does not exist or holds nothing: every source record is to add (counts
-    from the shards, which are exact where the store counts exactly)."""
+def current_shards(spec: Spec, planned: list[dict[str, Any] | None]) -> list[dict[str, Any] | None]:
+    """The shards to read the source by now: the planned ones, unless they are positions in a
+    source that may have changed since (files), which are cut again (the same cut when not)."""
+    cls = provider_class(spec.source.provider)
+    if not cls.positional_shards:
+        return planned
+    src = _open(spec.source)
+    try:
+        inventory = src.inventory()
+        return list(src.shards(inventory, spec.strategy.shard_size)) if inventory.exists else [None]
+    finally:
+        src.close()
+
+
+def empty_target(shards: list[dict[str, Any] | None], exists: bool = False) -> RecordDiff:
+    """A target that does not exist (method ``none``) or exists and holds nothing (``empty``):
+    every source record is to add (counts from the shards, which are exact where the store
+    counts exactly)."""
     deltas = tuple(ShardDelta(index=i, counts=RecordCounts(add=int((s or {}).get("records", 0))))
                    for i, s in enumerate(shards))
-    return RecordDiff(method="none", shards=deltas, delete_ids=(), delete_count=0, source_records=0,
-                      target_records=0, drift=Drift(known=True))
+    return RecordDiff(method="empty" if exists else "none", shards=deltas, delete_ids=(), delete_count=0,
+                      source_records=0, target_records=0, drift=Drift(known=True))
 
 
-__all__ += ["bucket_of", "empty_target"]
+__all__ += ["bucket_of", "current_shards", "empty_target"]

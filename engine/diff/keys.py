@@ -9,12 +9,27 @@ validation are the baseline against which the next plan tells drift from source 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from vecmig.records import RecordId, same_record_key
 
 BUCKETS = 1024
 MASK = BUCKETS - 1
 SCAN_SCHEME = "records-blake2b/1 buckets=1024"
+STRICT_SCHEME = "records-blake2b/1 strict-numbers buckets=1024"
+
+
+def strict_pair(spec: Any) -> bool:
+    """Both stores keep a number's type (``Capabilities.exact_numbers``): 1 and 1.0 differ, and
+    so do ids 5 and "5"."""
+    from vecmig.providers import provider_class
+
+    return bool(provider_class(spec.source.provider).capabilities.exact_numbers
+                and provider_class(spec.target.provider).capabilities.exact_numbers)
+
+
+def scan_scheme(strict: bool) -> str:
+    return STRICT_SCHEME if strict else SCAN_SCHEME
 
 
 def record_key(rid: RecordId, namespace: str | None = None) -> str:

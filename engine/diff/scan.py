@@ -48,7 +48,7 @@ def _namespace(batch: Batch, by_namespace: bool) -> str | None:
 
 
 def read_source(spec: Spec, src: Provider, shards: list[dict[str, Any] | None], batch_size: int,
-                by_namespace: bool, progress: Progress) -> SourceSide:
+                by_namespace: bool, progress: Progress, strict: bool = False) -> SourceSide:
     side = SourceSide()
     mapping = spec.mapping
     for index, shard in enumerate(shards):
@@ -58,7 +58,7 @@ def read_source(spec: Spec, src: Provider, shards: list[dict[str, Any] | None], 
             mapped = Batch(ids=batch.ids, vectors=batch.vectors, metadata=[mapping.apply(m) for m in batch.metadata],
                            texts=batch.texts, extra=batch.extra)
             ns = _namespace(batch, by_namespace)
-            for rid, digest in zip(batch.ids, batch_digests(mapped), strict=True):
+            for rid, digest in zip(batch.ids, batch_digests(mapped, strict), strict=True):
                 k = key_hash(record_key(rid, ns))
                 side.ids.append(rid)
                 side.namespaces.append(ns)
@@ -85,7 +85,7 @@ class Outcome:
 
 
 def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespace: bool,
-                   progress: Progress) -> Outcome:
+                   progress: Progress, strict: bool = False) -> Outcome:
     keys_sorted, order = side.finish()
     n = len(side.ids)
     out = Outcome(n)
@@ -99,10 +99,12 @@ def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespac
         found = np.zeros(len(batch), dtype=bool)
         found[inside] = keys_sorted[pos[inside]] == tkeys[inside]
         src_pos = np.where(found, order[np.minimum(pos, max(n - 1, 0))] if n else 0, -1)
-        # Hashed under the source's id: the same record in another id type is not a change.
-        as_source = Batch(ids=[side.ids[int(p)] if p >= 0 else rid for rid, p in zip(batch.ids, src_pos, strict=True)],
-                          vectors=batch.vectors, metadata=batch.metadata, texts=batch.texts, extra=batch.extra)
-        digests = batch_digests(as_source)
+        # Hashed under the source's id: the same record in another id type is not a change (unless
+        # both stores keep types exactly: then 5 and "5" differ, like 1 and 1.0).
+        as_source = batch if strict else Batch(
+            ids=[side.ids[int(p)] if p >= 0 else rid for rid, p in zip(batch.ids, src_pos, strict=True)],
+            vectors=batch.vectors, metadata=batch.metadata, texts=batch.texts, extra=batch.extra)
+        digests = batch_digests(as_source, strict)
         for j, (p, digest) in enumerate(zip(src_pos.tolist(), digests, strict=True)):
             k = int(tkeys[j])
             out.target_buckets.add(k & 1023, digest)

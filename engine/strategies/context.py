@@ -50,7 +50,7 @@ class PlanContext:
     @property
     def diffed(self) -> bool:
         """The target was compared record by record (it held records), so only the delta moves."""
-        return self.diff is not None and self.diff.method != "none"
+        return self.diff is not None and self.diff.method not in ("none", "empty")
     # What earlier rounds measured, per action kind (vecmig.calibrate): replaces the models' times.
     fits: dict[str, Fit] = field(default_factory=dict)
     # The source's read model comes from a plan-time probe (it reads slower than its model).

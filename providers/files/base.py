@@ -53,6 +53,7 @@ class FileProvider(Provider):
 
     part_suffix: ClassVar[str]
     needs_finalize: ClassVar[bool] = True
+    positional_shards: ClassVar[bool] = True
 
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
