@@ -72,7 +72,7 @@ def pg_spec(tmp: Path) -> Path:
           collection: docs_v2
           fields: {id: id, vector: embedding, text: body}
           create: {index: {type: none}}
-        strategy: {type: big-bang, batch_size: 2000, concurrency: 2, shard_size: 10000}
+        strategy: {type: big-bang, batch_size: 2000, concurrency: 2, shard_size: 3000}
         """)
 
 
@@ -88,7 +88,7 @@ def jsonl_spec(tmp: Path) -> Path:
           connection: {dsn: "${env:TARGET_DSN}"}
           collection: docs_v2
           create: {index: {type: none}}
-        strategy: {type: big-bang, batch_size: 2000, concurrency: 2, shard_size: 10000}
+        strategy: {type: big-bang, batch_size: 2000, concurrency: 2, shard_size: 3000}
         """)
 
 
@@ -154,7 +154,7 @@ def check_total(now: ApplyResult) -> None:
 
 def test_pgvector_later_rounds_estimate_from_history(pg_db: str, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    make_docs_table(pg_db, "docs", 50_000, DIM)
+    make_docs_table(pg_db, "docs", 12_000, DIM)
     env = env_for(pg_db)
     spec_path = pg_spec(tmp_path)
     first_plan = plan_of(spec_path, env)
@@ -163,7 +163,7 @@ def test_pgvector_later_rounds_estimate_from_history(pg_db: str, tmp_path: Path,
     with psycopg.connect(pg_db, autocommit=True) as conn:
         # The source grows by a third and a tenth of it changes.
         conn.execute("INSERT INTO docs SELECT id + 50000, embedding, title, lang, year, score, published, tags, body "
-                     "FROM docs WHERE id <= 15000")
+                     "FROM docs WHERE id <= 4000")
         conn.execute("UPDATE docs SET score = score + 1 WHERE id % 10 = 0")
     a, b = plan_of(spec_path, env), plan_of(spec_path, env)
     assert a.to_json_text() == b.to_json_text(), "two plans from the same state must be byte-identical"
@@ -174,7 +174,7 @@ def test_pgvector_later_rounds_estimate_from_history(pg_db: str, tmp_path: Path,
     check_copy(second)
     with psycopg.connect(pg_db, autocommit=True) as conn:
         conn.execute("INSERT INTO docs SELECT id + 100000, embedding, title, lang, year, score, published, tags, body "
-                     "FROM docs WHERE id <= 10000")
+                     "FROM docs WHERE id <= 3000")
         conn.execute("DELETE FROM docs WHERE id % 50 = 1")
     third = run_apply(spec_path, env, monkeypatch)
     report("pgvector -> pgvector", second, third)
@@ -185,18 +185,18 @@ def test_pgvector_later_rounds_estimate_from_history(pg_db: str, tmp_path: Path,
 
 def test_jsonl_later_rounds_estimate_from_history(pg_db: str, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    write_jsonl(tmp_path / "docs.jsonl", 20_000)
+    write_jsonl(tmp_path / "docs.jsonl", 6_000)
     env = env_for(pg_db)
     spec_path = jsonl_spec(tmp_path)
     first = run_apply(spec_path, env, monkeypatch)
-    write_jsonl(tmp_path / "docs.jsonl", 6_000, start=20_001, seed=1, mode="a")
+    write_jsonl(tmp_path / "docs.jsonl", 2_000, start=20_001, seed=1, mode="a")
     a, b = plan_of(spec_path, env), plan_of(spec_path, env)
     assert a.to_json_text() == b.to_json_text(), "two plans from the same state must be byte-identical"
     second = run_apply(spec_path, env, monkeypatch)
     report("jsonl -> pgvector", first, second)
     assert second.plan.round == 2
     check_copy(second)
-    write_jsonl(tmp_path / "docs.jsonl", 4_000, start=40_001, seed=2, mode="a")
+    write_jsonl(tmp_path / "docs.jsonl", 1_500, start=40_001, seed=2, mode="a")
     third = run_apply(spec_path, env, monkeypatch)
     report("jsonl -> pgvector", second, third)
     check_copy(third)
