@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
 import sqlite3
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,17 +111,38 @@ def test_rollback_of_two_rounds_restores_the_state_before_the_first(
     assert staging_left(target) == []
 
 
-def test_rollback_after_a_failed_partial_apply(file_target: tuple[Path, Path, dict[Any, Any]]) -> None:
+def test_a_record_refused_at_read_stops_the_plan_before_anything_is_staged(
+        file_target: tuple[Path, Path, dict[Any, Any]]) -> None:
+    """The record-level diff reads every source record at plan time (the target holds records):
+    a record the source cannot give (wrong dimension) stops the plan, so nothing is staged."""
     spec, target, before = file_target
-    # A record with the wrong dimension near the end stops the apply after many batches (of
-    # three shards) were staged, overwriting ids 10..19.
     recs = records(range(10, 3010), seed=2)
     recs[2900]["vector"] = [0.5]
     write_jsonl(spec.parent / "src.jsonl", recs)
     spec = write_spec(spec.parent, provider_of(target), target.name, batch=100)
     r = vecmig("apply", str(spec), "--auto-approve", "--allow-destructive")
-    assert r.returncode == 1
-    assert staging_left(target), "the failed apply left staged parts"
+    assert r.returncode == 1 and "src.jsonl" in r.stderr, r.stdout + r.stderr
+    assert staging_left(target) == []
+    assert read_store(provider_of(target), target) == before
+
+
+def test_rollback_after_a_killed_partial_apply(file_target: tuple[Path, Path, dict[Any, Any]]) -> None:
+    """SIGKILLed after many batches (of three shards) were staged, overwriting ids 10..19."""
+    from tests.support.cli import spawn
+    from tests.test_kill_resume import progress
+
+    spec, target, before = file_target
+    write_jsonl(spec.parent / "src.jsonl", records(range(10, 3010), seed=2))
+    spec = write_spec(spec.parent, provider_of(target), target.name, batch=50)
+    db = spec.parent / ".vecmig" / "rb.db"
+    proc = spawn("apply", str(spec), "--auto-approve", "--allow-destructive")
+    while proc.poll() is None and progress(db)[0] < 1000:
+        time.sleep(0.005)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the apply finished before the kill: make the source larger"
+    assert staging_left(target), "the killed apply left staged parts"
     r = vecmig("rollback", str(spec), "--auto-approve")
     assert r.returncode == 0, r.stdout + r.stderr
     assert read_store(provider_of(target), target) == before
