@@ -17,7 +17,8 @@ Cases (source → target): ``pg_pg`` (the native binary COPY path), ``pg_jsonl``
 ``jsonl_pg``, ``parquet_pg`` (the files pg_jsonl/pg_parquet wrote), ``pg_pinecone`` and
 ``pinecone_pg`` (the local test server, tests/pinecone_local, in its own process), and
 ``replan`` (pg_pg again after 2 % of the source changed and 1 % was deleted: the plan's
-record-level diff, upsert copy by id and delete_extra). ``--json`` appends every row
+record-level diff, upsert copy by id and delete_extra), ``pg_hnsw`` and ``pg_ivfflat`` (pg_pg
+with the index built after the load). ``--json`` appends every row
 (JSON lines) as it is measured; ``--summary FILE`` prints the table of such a file.
 """
 
@@ -42,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import run as suite
 
-CASES = ("pg_pg", "pg_jsonl", "pg_parquet", "jsonl_pg", "parquet_pg", "replan", "pg_pinecone", "pinecone_pg")
+CASES = ("pg_pg", "pg_jsonl", "pg_parquet", "jsonl_pg", "parquet_pg", "replan", "pg_pinecone", "pinecone_pg",
+         "pg_hnsw", "pg_ivfflat")
 PINECONE_KEY = "pcsk_bench-estimate-models"
 
 PG = '{{provider: pgvector, connection: {{dsn: "${{env:BENCH_DSN}}"}}, collection: {table}, ' \
@@ -56,8 +58,8 @@ strategy: {{type: big-bang, batch_size: {batch}, concurrency: {concurrency}{shar
 """
 
 
-def pg_block(table: str, create: bool = False) -> str:
-    return PG.format(table=table, create=", create: {index: {type: none}}" if create else "")
+def pg_block(table: str, create: bool = False, index: str = "none") -> str:
+    return PG.format(table=table, create=f", create: {{index: {{type: {index}}}}}" if create else "")
 
 
 def pinecone_block(url: str, index: str) -> str:
@@ -167,6 +169,10 @@ def run_case(case: str, n: int, dim: int, dsn: str, workdir: Path, args: argpars
     if case == "pg_pg":
         fresh(workdir, dsn, "dst")
         spec = write_spec(workdir, "pg_pg", pg_block(src), pg_block("dst", create=True), args)
+        return measure_round(case, spec, env, n, dim)
+    if case in ("pg_hnsw", "pg_ivfflat"):
+        fresh(workdir, dsn, "dst")
+        spec = write_spec(workdir, case, pg_block(src), pg_block("dst", create=True, index=case[3:]), args)
         return measure_round(case, spec, env, n, dim)
     if case in ("pg_jsonl", "pg_parquet"):
         path = jsonl if case == "pg_jsonl" else parquet
