@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from vecmig import estimate, pointer
@@ -91,6 +91,11 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
             estimate=est,
             records=records,
         ))
+    if 0 < len(actions) < spec.strategy.concurrency:
+        # The executor runs min(concurrency, shards) workers: fewer shards, fewer in parallel.
+        actions = [replace(a, estimate=replace(estimate.copy_estimate(
+            a.estimate.records, a.estimate.bytes, *ctx.copy_models, len(actions)), cost=a.estimate.cost))
+            for a in actions]
     return actions
 
 
