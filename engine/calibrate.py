@@ -161,10 +161,11 @@ def round_samples(rnd: RoundRow, rows: list[ActionRow], source_provider: str,
         moved = sum(int(r["records"] or 0) for r in copies)
         est = [(planned.get(r["action_id"]) or {}).get("estimate") or {} for r in copies]
         n, b = sum(int(e.get("records") or 0) for e in est), sum(int(e.get("bytes") or 0) for e in est)
-        fresh = all(bool((json.loads(r["params_json"] or "{}").get("params") or {}).get("fresh_target"))
-                    for r in copies)
+        params = [(json.loads(r["params_json"] or "{}").get("params") or {}) for r in copies]
+        fresh = all(bool(p.get("fresh_target")) for p in params)
+        listed = any("ids" in p for p in params)
         if moved > 0 and wall > 0:
-            yield copy_key(fresh), Sample(rnd["round"], moved, wall, b / n if n else 0.0)
+            yield copy_key(fresh, listed), Sample(rnd["round"], moved, wall, b / n if n else 0.0)
     for r in rows:
         if r["kind"] == "copy_shard" or r["kind"] not in SIZE or r["status"] != "done" or r["actual_seconds"] is None:
             continue
@@ -172,10 +173,19 @@ def round_samples(rnd: RoundRow, rows: list[ActionRow], source_provider: str,
         yield r["kind"], Sample(rnd["round"], size, float(r["actual_seconds"]), 0.0)
 
 
-def copy_key(fresh: bool) -> str:
+def copy_key(fresh: bool, listed: bool = False) -> str:
     """Copies into a new collection and into one holding records are fitted apart: bulk
-    inserts and upserts run at different rates."""
+    inserts and upserts run at different rates; and copies of the ids a diff listed apart
+    again: each shard fetches its records by id, a start-up that a bulk rate does not show."""
+    if listed:
+        return "copy_shard/ids"
     return "copy_shard" if fresh else "copy_shard/upsert"
+
+
+# Per shard, what a copy of listed ids spends before its first record beyond a bulk copy's:
+# both sides' sessions, the fetch by id, the upsert's staging table (bench/estimate_models.py,
+# replan round 2: 0.18 s for 2 shards and 0.57 s for 10 at concurrency 2, few records each).
+LISTED_SHARD_S = 0.1
 
 
 def _t(value: str | None) -> datetime:
@@ -377,13 +387,18 @@ def upsert_factor(read: Throughput, write: Throughput, concurrency: int = 1) -> 
 
 
 def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: int, target_records: int,
-               probe_used: bool = False, upsert_slowdown: float = 1.0) -> list[Action]:
+               probe_used: bool = False, upsert_slowdown: float = 1.0, concurrency: int = 1) -> list[Action]:
     """The actions with estimates from history where a fit exists for their kind, from the
     providers' models (bounded to 2×) elsewhere; each says which in ``estimate.basis``."""
     copies = [a for a in actions if a.kind == "copy_shard"]
     moved = sum(a.estimate.records for a in copies)
     fresh = all(bool(a.params.get("fresh_target")) for a in copies)
-    cf, factor, phrase = copy_fit(fits, fresh, upsert_slowdown)
+    listed = any("ids" in a.params for a in copies)
+    ids_fit = fits.get(copy_key(fresh, listed=True)) if listed else None
+    cf, factor, phrase = (ids_fit, 1.0, ids_fit.phrase()) if ids_fit else copy_fit(fits, fresh, upsert_slowdown)
+    # A bulk rate (or the models) for listed ids: each shard's start-up on top, the shards
+    # running min(concurrency, shards) at a time.
+    per_shard = LISTED_SHARD_S / max(1, min(concurrency, len(copies))) if listed and ids_fit is None else 0.0
     out = []
     for a in actions:
         f = fits.get(a.kind)
@@ -391,7 +406,10 @@ def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: i
             nbytes = sum(c.estimate.bytes for c in copies)
             wave = cf.overhead + (cf.seconds(moved, nbytes / moved if moved else 0.0) - cf.overhead) * factor
             share = a.estimate.records / moved if moved else 1.0 / len(copies)
-            est = estimate.around(wave * share, basis=phrase)
+            est = estimate.around(wave * share + (per_shard if "ids" in a.params else 0.0), basis=phrase)
+        elif a.kind == "copy_shard" and per_shard and "ids" in a.params:
+            centre = math.sqrt(a.estimate.seconds_low * a.estimate.seconds_high) + per_shard
+            est = estimate.around(centre, basis=PROBE_BASIS if probe_used else MODEL_BASIS)
         elif f is not None and a.kind in SIZE and a.kind != "copy_shard":
             est = estimate.around(f.seconds(SIZE[a.kind](source_records, target_records, moved), 0.0),
                                   basis=f.phrase())

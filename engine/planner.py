@@ -100,7 +100,8 @@ def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes:
     actions = calibrate.calibrated(BUILDERS[spec.strategy.type](ctx), ctx.fits, source_records=ctx.source.count or 0,
                                    target_records=ctx.target.count or 0, probe_used=ctx.probe_used,
                                    upsert_slowdown=calibrate.upsert_factor(ctx.read_model, ctx.write_model,
-                                                                           spec.strategy.concurrency))
+                                                                           spec.strategy.concurrency),
+                                   concurrency=spec.strategy.concurrency)
     if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
         notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
                      f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
