@@ -342,7 +342,7 @@ REFRESHES = 3
 
 
 def start_up(read: Throughput, write: Throughput, *, source_records: int, diff_method: str,
-             diff_source: int, diff_target: int, measured: bool) -> Estimate | None:
+             diff_source: int, diff_target: int, measured: bool, factor: float = 1.0) -> Estimate | None:
     """What `vecmig apply SPEC` spends outside its actions: start-up, the plan's reads (the
     probe, the id sample) and its record-level diff, whose reads are those of a validation
     (both servers hashing at once, or both sides read and matched in Python).
@@ -352,7 +352,8 @@ def start_up(read: Throughput, write: Throughput, *, source_records: int, diff_m
         return None
     probe_records = min(source_records, PROBE_BATCH * (PROBE_BATCHES + 1))
     probe = min(PROBE_BUDGET_S, probe_records / read.read_records_per_s) if read.read_records_per_s > 0 else 0.0
-    seconds = CLI_START_S + REFRESHES * (read.startup_s + write.startup_s) + probe
+    # ``factor``: the machine factor the models were scaled by; the interpreter slows down with them.
+    seconds = CLI_START_S / factor + REFRESHES * (read.startup_s + write.startup_s) + probe
     if diff_method == "server-hash" and read.digest_records_per_s > 0 and write.digest_records_per_s > 0:
         seconds += max(diff_source, diff_target) / min(read.digest_records_per_s, write.digest_records_per_s)
     elif diff_method not in ("none", "server-hash"):
@@ -387,7 +388,8 @@ def upsert_factor(read: Throughput, write: Throughput, concurrency: int = 1) -> 
 
 
 def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: int, target_records: int,
-               probe_used: bool = False, upsert_slowdown: float = 1.0, concurrency: int = 1) -> list[Action]:
+               probe_used: bool = False, upsert_slowdown: float = 1.0, concurrency: int = 1,
+               measured: bool = True) -> list[Action]:
     """The actions with estimates from history where a fit exists for their kind, from the
     providers' models (bounded to 2×) elsewhere; each says which in ``estimate.basis``."""
     copies = [a for a in actions if a.kind == "copy_shard"]
@@ -398,7 +400,8 @@ def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: i
     cf, factor, phrase = (ids_fit, 1.0, ids_fit.phrase()) if ids_fit else copy_fit(fits, fresh, upsert_slowdown)
     # A bulk rate (or the models) for listed ids: each shard's start-up on top, the shards
     # running min(concurrency, shards) at a time.
-    per_shard = LISTED_SHARD_S / max(1, min(concurrency, len(copies))) if listed and ids_fit is None else 0.0
+    per_shard = (LISTED_SHARD_S / max(1, min(concurrency, len(copies)))
+                 if measured and listed and ids_fit is None else 0.0)
     out = []
     for a in actions:
         f = fits.get(a.kind)

@@ -101,7 +101,8 @@ def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes:
                                    target_records=ctx.target.count or 0, probe_used=ctx.probe_used,
                                    upsert_slowdown=calibrate.upsert_factor(ctx.read_model, ctx.write_model,
                                                                            spec.strategy.concurrency),
-                                   concurrency=spec.strategy.concurrency)
+                                   concurrency=spec.strategy.concurrency,
+                                   measured=ctx.source_cls.measured_estimates and ctx.target_cls.measured_estimates)
     if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
         notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
                      f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
@@ -128,14 +129,14 @@ def models(spec: Spec, state: StateReader | None,
 def start_up(spec: Spec, state: StateReader | None, seen: Refreshed) -> Estimate | None:
     """The plan's reads and the command's start-up (vecmig.calibrate.start_up)."""
     source_cls, target_cls = provider_class(spec.source.provider), provider_class(spec.target.provider)
-    read, write, _, _ = models(spec, state, seen)
+    read, write, factor, _ = models(spec, state, seen)
     diff = seen.diff
     return calibrate.start_up(
         read, write, source_records=seen.source.count or 0,
         diff_method=diff.method if diff is not None else "none",
         diff_source=diff.source_records if diff is not None else 0,
         diff_target=diff.target_records if diff is not None else 0,
-        measured=source_cls.measured_estimates and target_cls.measured_estimates)
+        measured=source_cls.measured_estimates and target_cls.measured_estimates, factor=factor)
 
 
 def failed_validation(state: StateReader, round_row: RoundRow) -> dict[str, Any] | None:
