@@ -140,13 +140,24 @@ def create_estimate(target: Throughput) -> Estimate:
     return modelled(2 * target.startup_s, target.spread)
 
 
+# µs per record = fixed + per dimension for pgvector's index builds after the load, measured
+# with bench/estimate_models.py (20k records, 64 and 384 dims, the loaded 2-core machine):
+# HNSW 5.7-6.4 s, nearly flat in the dimension (graph search dominates), growing with log n;
+# IVFFlat (k-means, one pass) 0.2-0.6 s.
+HNSW_US = (250.0, 0.15)
+IVFFLAT_US = (4.0, 0.065)
+INDEX_MEASURED_AT = 20_000
+
+
 def index_estimate(records: int, dimension: int, kind: str) -> Estimate:
     """HNSW builds cost roughly n·log n distance computations; IVFFlat is a k-means plus one pass."""
     if records <= 0:
         return fixed(0.05, 0.5)
-    per_record = (dimension / 384) * (60e-6 if kind == "hnsw" else 8e-6)
-    low = records * per_record
-    return fixed(low, low * 3)
+    us, per_dim = HNSW_US if kind == "hnsw" else IVFFLAT_US
+    per_record = (us + per_dim * dimension) / 1e6
+    if kind == "hnsw":
+        per_record *= math.log2(max(records, 2)) / math.log2(INDEX_MEASURED_AT)
+    return around(records * per_record)
 
 
 def merge_cost(*items: Mapping[str, float]) -> dict[str, float]:
