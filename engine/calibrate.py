@@ -21,13 +21,20 @@ estimates add up to the wave's wall time, which is what apply reports as ``copy_
 Every estimate printed is a range ``[c/√2, c·√2]`` around its centre ``c``: the upper bound is
 exactly twice the lower (``estimate.around``).
 
+Without history, the providers' models give the times: rates per record and per dimension
+measured on the development machine (bench/estimate_models.py), each store's start-up per
+action, and the pair's own copy path (``Provider.copy_models``). Where a model says its store
+runs on the planning machine (``Throughput.machine_bound``), a plan-time read probe scales both
+sides by a machine factor (``machine_factor``): the probe's rate over the rate the source's
+model expects of it, 1 within a factor of 4 either way, else quantised to half-octave steps
+and kept within [1/8, 2].
+
 Determinism: a plan must be byte-identical for identical inputs. History-based estimates are
-a pure function of the state, so they are. A probe is a measurement, so it is used only
-where no history exists, only to slow the model's read side down when the source reads at
-less than half the model's rate (a fast source leaves the model, and the plan, unchanged),
-and then quantised down onto the 1-2-5 series: two plans differ only when the measured rate
-straddles a step of that coarse series. A source much faster than its model (every local
-test store) never changes the plan. Saved plans' staleness checks compare spec, state and
+a pure function of the state, so they are; with history the probe is not used at all. A
+first plan depends on its probe only through the quantised factor, and the wide dead band
+keeps that at 1 unless the machine is more than 4x as slow or fast as the models': two
+plans differ only when the measured rate straddles a step. The command's start-up
+(``start_up``) is the models' too. Saved plans' staleness checks compare spec, state and
 fingerprints, never estimates, so none of this can make a plan stale or fresh.
 
 Stores whose class says ``measured_estimates = False`` (the in-memory test store, whose
@@ -45,13 +52,13 @@ from datetime import datetime
 from typing import Any
 
 from vecmig import estimate
-from vecmig.model import Action
+from vecmig.model import Action, Estimate
 from vecmig.providers.base import Provider, Throughput
 from vecmig.state.reader import StateReader
 from vecmig.state.rows import ActionRow, RoundRow
 
 MODEL_BASIS = "the providers' models (no history)"
-PROBE_BASIS = "the providers' models, source reads from a plan-time probe"
+PROBE_BASIS = "the providers' models, scaled to this machine by a plan-time read probe"
 # Most recent rounds a fit uses: older ones may predate a server upgrade or a new index.
 MAX_ROUNDS = 5
 # Start-up every action pays before its first record (connections, a first query), allowed
@@ -154,10 +161,11 @@ def round_samples(rnd: RoundRow, rows: list[ActionRow], source_provider: str,
         moved = sum(int(r["records"] or 0) for r in copies)
         est = [(planned.get(r["action_id"]) or {}).get("estimate") or {} for r in copies]
         n, b = sum(int(e.get("records") or 0) for e in est), sum(int(e.get("bytes") or 0) for e in est)
-        fresh = all(bool((json.loads(r["params_json"] or "{}").get("params") or {}).get("fresh_target"))
-                    for r in copies)
+        params = [(json.loads(r["params_json"] or "{}").get("params") or {}) for r in copies]
+        fresh = all(bool(p.get("fresh_target")) for p in params)
+        listed = any("ids" in p for p in params)
         if moved > 0 and wall > 0:
-            yield copy_key(fresh), Sample(rnd["round"], moved, wall, b / n if n else 0.0)
+            yield copy_key(fresh, listed), Sample(rnd["round"], moved, wall, b / n if n else 0.0)
     for r in rows:
         if r["kind"] == "copy_shard" or r["kind"] not in SIZE or r["status"] != "done" or r["actual_seconds"] is None:
             continue
@@ -165,10 +173,19 @@ def round_samples(rnd: RoundRow, rows: list[ActionRow], source_provider: str,
         yield r["kind"], Sample(rnd["round"], size, float(r["actual_seconds"]), 0.0)
 
 
-def copy_key(fresh: bool) -> str:
+def copy_key(fresh: bool, listed: bool = False) -> str:
     """Copies into a new collection and into one holding records are fitted apart: bulk
-    inserts and upserts run at different rates."""
+    inserts and upserts run at different rates; and copies of the ids a diff listed apart
+    again: each shard fetches its records by id, a start-up that a bulk rate does not show."""
+    if listed:
+        return "copy_shard/ids"
     return "copy_shard" if fresh else "copy_shard/upsert"
+
+
+# Per shard, what a copy of listed ids spends before its first record beyond a bulk copy's:
+# both sides' sessions, the fetch by id, the upsert's staging table (bench/estimate_models.py,
+# replan round 2: 0.18 s for 2 shards and 0.57 s for 10 at concurrency 2, few records each).
+LISTED_SHARD_S = 0.1
 
 
 def _t(value: str | None) -> datetime:
@@ -209,7 +226,8 @@ def median(xs: list[float]) -> float:
 # -- the read probe ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReadProbe:
-    """Records read from the source at plan time in steady state (after the first batch)."""
+    """Records read from the source at plan time in steady state: the fastest full batch after
+    the first."""
 
     records: int
     seconds: float
@@ -237,9 +255,11 @@ def read_probe(src: Provider, shard: dict[str, Any] | None) -> ReadProbe | None:
     try:
         for i, batch in enumerate(scan):
             now = time.perf_counter()
-            if i:
-                records += len(batch)
-                seconds += now - last
+            # The fastest batch: on a shared machine a batch that lost the CPU for a while says
+            # more about the other jobs than about this store (the total of the same probe,
+            # repeated, ranged over 4x; its fastest batch over well under 2x).
+            if i and len(batch) >= PROBE_BATCH and (not records or (now - last) / len(batch) < seconds / records):
+                records, seconds = len(batch), now - last
             last = now
             if i >= PROBE_BATCHES or now - start > PROBE_BUDGET_S:
                 break
@@ -258,14 +278,88 @@ def one_two_five(x: float) -> float:
     return max(step * decade for step in (1, 2, 5) if step * decade <= x * (1 + 1e-9))
 
 
-def probed(model: Throughput, probe: ReadProbe | None) -> Throughput:
-    """The read side of ``model`` from the probe, where the probe shows the model is optimistic
-    beyond its own spread (see the module docstring on determinism)."""
-    if probe is None or probe.rate <= 0 or probe.rate * 2 >= model.read_records_per_s:
+# The machine factor moves in steps of 2^(1/2): coarse enough that a probe's jitter seldom
+# crosses a step (two plans in a row agree), fine enough that a step costs at most 2^(1/4)
+# (19 %) of the ±41 % a range allows either side of its centre.
+FACTOR_STEPS_PER_DOUBLING = 2
+# Beyond these the probe is more likely wrong (a cold cache, a hiccup) than the machine.
+FACTOR_RANGE = (1 / 8, 2.0)
+# A probe within this of the model leaves the plan as the model says: three probes of the same
+# table a minute apart on the loaded 2-core machine read at 29k, 50k and 115k records/s, so a
+# smaller band would follow noise, not the machine: only a machine (or store) more than 4x
+# slower or faster than the one measured moves the plan.
+FACTOR_DEADBAND = 4.0
+
+
+def machine_factor(model: Throughput, probe: ReadProbe | None) -> float:
+    """How fast this machine runs the models right now: the probe's rate over the source model's
+    read rate (what the probe reads is the model's scan), quantised to half-octave steps.
+
+    Why: local stores run on the planning machine, whose speed the models cannot know; on a
+    2-core machine shared with other jobs the same copy took 1x-3x as long from one hour to the
+    next (bench/estimate_models.py), and the probe, 0.2 s before the plan, sees that load.
+    1.0 where there is no probe or it agrees with the model within ``FACTOR_DEADBAND``."""
+    reference = model.probe_records_per_s or model.read_records_per_s
+    if probe is None or probe.rate <= 0 or reference <= 0 or not model.machine_bound:
+        return 1.0
+    ratio = probe.rate / reference
+    if 1 / FACTOR_DEADBAND <= ratio <= FACTOR_DEADBAND:
+        return 1.0
+    step: float = round(math.log2(ratio) * FACTOR_STEPS_PER_DOUBLING) / FACTOR_STEPS_PER_DOUBLING
+    factor: float = math.pow(2.0, step)
+    return min(max(factor, FACTOR_RANGE[0]), FACTOR_RANGE[1])
+
+
+def scaled_model(model: Throughput, factor: float) -> Throughput:
+    """``model`` on a machine ``factor`` times as fast: every rate scaled, start-ups too."""
+    if factor == 1.0 or not model.machine_bound:
         return model
-    rate = one_two_five(probe.rate)
-    return replace(model, read_records_per_s=rate,
-                   read_mb_per_s=model.read_mb_per_s * rate / model.read_records_per_s)
+    return replace(model, read_records_per_s=model.read_records_per_s * factor,
+                   write_records_per_s=model.write_records_per_s * factor,
+                   read_mb_per_s=model.read_mb_per_s * factor, write_mb_per_s=model.write_mb_per_s * factor,
+                   fetch_records_per_s=model.fetch_records_per_s * factor,
+                   digest_records_per_s=model.digest_records_per_s * factor,
+                   ids_records_per_s=model.ids_records_per_s * factor,
+                   probe_records_per_s=model.probe_records_per_s * factor,
+                   finalize_records_per_s=model.finalize_records_per_s * factor,
+                   startup_s=model.startup_s / factor)
+
+
+def probed(model: Throughput, probe: ReadProbe | None) -> Throughput:
+    """The source's read model scaled by the machine factor (see ``machine_factor``)."""
+    return scaled_model(model, machine_factor(model, probe))
+
+
+# -- what `vecmig apply` spends besides its actions ------------------------------------------
+# The interpreter, vecmig's imports, the state store's creation, the lock and the plan's own
+# work (inventories, shards, id sample) beyond the stores' start-ups and the probe: `vecmig
+# --help` alone took 0.4-0.7 s, and `vecmig apply` spent 1.7-3 s outside its run at 20k
+# records on the loaded 2-core machine (bench/estimate_models.py: cli_apply - run).
+CLI_START_S = 2.0
+# Times the stores are opened and read around the actions: refresh at plan, again under the
+# lock when state changed in between, and the run's closing refresh of both inventories.
+REFRESHES = 3
+
+
+def start_up(read: Throughput, write: Throughput, *, source_records: int, diff_method: str,
+             diff_source: int, diff_target: int, measured: bool, factor: float = 1.0) -> Estimate | None:
+    """What `vecmig apply SPEC` spends outside its actions: start-up, the plan's reads (the
+    probe, the id sample) and its record-level diff, whose reads are those of a validation
+    (both servers hashing at once, or both sides read and matched in Python).
+
+    A function of the inventories and the diff's counts alone, so plans stay byte-identical."""
+    if not measured:
+        return None
+    probe_records = min(source_records, PROBE_BATCH * (PROBE_BATCHES + 1))
+    probe = min(PROBE_BUDGET_S, probe_records / read.read_records_per_s) if read.read_records_per_s > 0 else 0.0
+    # ``factor``: the machine factor the models were scaled by; the interpreter slows down with them.
+    seconds = CLI_START_S / factor + REFRESHES * (read.startup_s + write.startup_s) + probe
+    if diff_method == "server-hash" and read.digest_records_per_s > 0 and write.digest_records_per_s > 0:
+        seconds += max(diff_source, diff_target) / min(read.digest_records_per_s, write.digest_records_per_s)
+    elif diff_method not in ("none", "server-hash"):
+        fetch = write.fetch_records_per_s or write.read_records_per_s
+        seconds += diff_source / read.read_records_per_s + diff_target / max(fetch, write.read_records_per_s)
+    return estimate.modelled(seconds, max(read.spread, write.spread))
 
 
 # -- applying it to a plan's actions ----------------------------------------------------------
@@ -282,22 +376,32 @@ def copy_fit(fits: dict[str, Fit], fresh: bool, upsert_slowdown: float) -> tuple
     return other, factor, other.phrase() + (", as upserts" if not fresh else ", as inserts")
 
 
-def upsert_factor(read: Throughput, write: Throughput) -> float:
+def upsert_factor(read: Throughput, write: Throughput, concurrency: int = 1) -> float:
     """How much slower a copy runs as upserts than as inserts: the target's ``upsert_slowdown``
     where writing bounds the copy, less where reading does (a JSONL source parses more slowly
-    than PostgreSQL upserts, so slower writes hide behind the reads), by the models' ratio."""
-    write_over_read = read.read_records_per_s / write.write_records_per_s
+    than PostgreSQL upserts, so slower writes hide behind the reads), by the models' ratio,
+    each side with the workers it can use (``vecmig.estimate.copy_estimate``)."""
+    p_read = max(1, min(concurrency, read.max_parallel))
+    p_write = max(1, min(concurrency, write.max_parallel))
+    write_over_read = (read.read_records_per_s * p_read) / (write.write_records_per_s * p_write)
     return max(1.0, write.upsert_slowdown * min(1.0, write_over_read))
 
 
 def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: int, target_records: int,
-               probe_used: bool = False, upsert_slowdown: float = 1.0) -> list[Action]:
+               probe_used: bool = False, upsert_slowdown: float = 1.0, concurrency: int = 1,
+               measured: bool = True) -> list[Action]:
     """The actions with estimates from history where a fit exists for their kind, from the
     providers' models (bounded to 2×) elsewhere; each says which in ``estimate.basis``."""
     copies = [a for a in actions if a.kind == "copy_shard"]
     moved = sum(a.estimate.records for a in copies)
     fresh = all(bool(a.params.get("fresh_target")) for a in copies)
-    cf, factor, phrase = copy_fit(fits, fresh, upsert_slowdown)
+    listed = any("ids" in a.params for a in copies)
+    ids_fit = fits.get(copy_key(fresh, listed=True)) if listed else None
+    cf, factor, phrase = (ids_fit, 1.0, ids_fit.phrase()) if ids_fit else copy_fit(fits, fresh, upsert_slowdown)
+    # A bulk rate (or the models) for listed ids: each shard's start-up on top, the shards
+    # running min(concurrency, shards) at a time.
+    per_shard = (LISTED_SHARD_S / max(1, min(concurrency, len(copies)))
+                 if measured and listed and ids_fit is None else 0.0)
     out = []
     for a in actions:
         f = fits.get(a.kind)
@@ -305,13 +409,15 @@ def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: i
             nbytes = sum(c.estimate.bytes for c in copies)
             wave = cf.overhead + (cf.seconds(moved, nbytes / moved if moved else 0.0) - cf.overhead) * factor
             share = a.estimate.records / moved if moved else 1.0 / len(copies)
-            est = estimate.around(wave * share, basis=phrase)
+            est = estimate.around(wave * share + (per_shard if "ids" in a.params else 0.0), basis=phrase)
+        elif a.kind == "copy_shard" and per_shard and "ids" in a.params:
+            centre = math.sqrt(a.estimate.seconds_low * a.estimate.seconds_high) + per_shard
+            est = estimate.around(centre, basis=PROBE_BASIS if probe_used else MODEL_BASIS)
         elif f is not None and a.kind in SIZE and a.kind != "copy_shard":
             est = estimate.around(f.seconds(SIZE[a.kind](source_records, target_records, moved), 0.0),
                                   basis=f.phrase())
         else:
-            reads_source = a.kind in ("copy_shard", "validate_ids", "validate_completeness")
-            est = estimate.within_two(a.estimate, basis=PROBE_BASIS if probe_used and reads_source else MODEL_BASIS)
+            est = estimate.within_two(a.estimate, basis=PROBE_BASIS if probe_used else MODEL_BASIS)
         out.append(replace(a, estimate=replace(est, records=a.estimate.records, bytes=a.estimate.bytes,
                                                cost=a.estimate.cost)))
     return out

@@ -144,6 +144,10 @@ class Plan:
     # how it was computed (method, what it read, drift). None: not computed (no source yet).
     records: dict[str, int] | None = None
     diff: dict[str, Any] | None = None
+    # What `vecmig apply SPEC` spends besides running the actions (interpreter start-up, the
+    # plan's reads of both stores, its record-level diff): totals + start_up is the command's
+    # wall time. None for stores whose timings mean nothing (the in-memory test store).
+    start_up: Estimate | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -181,6 +185,7 @@ class Plan:
             "notes": list(self.notes),
             **({"records": self.records} if self.records is not None else {}),
             **({"diff": self.diff} if self.diff is not None else {}),
+            **({"start_up": asdict(self.start_up)} if self.start_up is not None else {}),
         }
 
     def to_json_text(self) -> str:
@@ -211,4 +216,5 @@ class Plan:
             notes=tuple(d.get("notes", [])),
             records=d.get("records"),
             diff=d.get("diff"),
+            start_up=Estimate(**d["start_up"]) if d.get("start_up") else None,
         )

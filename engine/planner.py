@@ -14,9 +14,9 @@ import numpy as np
 
 from vecmig import __version__, calibrate, estimate, pointer
 from vecmig.errors import PlanError, SpecError
-from vecmig.model import PLAN_FORMAT_VERSION, Action, Inventory, Plan, Warning_
+from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
 from vecmig.providers import provider_class
-from vecmig.providers.base import CollectionSchema, Provider
+from vecmig.providers.base import CollectionSchema, Provider, Throughput
 from vecmig.records import Batch, sparse_of
 from vecmig.refresh import Refreshed
 from vecmig.spec import Spec
@@ -83,6 +83,7 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),
+        start_up=start_up(spec, state, seen),
         format_version=PLAN_FORMAT_VERSION,
         tool_version=__version__,
         migration=spec.name,
@@ -104,12 +105,44 @@ def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes:
     ctx = context(spec, state, seen)
     actions = calibrate.calibrated(BUILDERS[spec.strategy.type](ctx), ctx.fits, source_records=ctx.source.count or 0,
                                    target_records=ctx.target.count or 0, probe_used=ctx.probe_used,
-                                   upsert_slowdown=calibrate.upsert_factor(ctx.read_model, ctx.write_model))
+                                   upsert_slowdown=calibrate.upsert_factor(ctx.read_model, ctx.write_model,
+                                                                           spec.strategy.concurrency),
+                                   concurrency=spec.strategy.concurrency,
+                                   measured=ctx.source_cls.measured_estimates and ctx.target_cls.measured_estimates)
     if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
         notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
                      f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
                      "by size and fills them only from large batches (a checkpoint follows each batch)")
     return actions
+
+
+def models(spec: Spec, state: StateReader | None,
+           seen: Refreshed) -> tuple[Throughput, Throughput, float, dict[str, calibrate.Fit]]:
+    """Both sides' speed models for records of the source's shape, the machine factor they are
+    scaled by, and what earlier rounds measured. The probe counts only without history: with
+    it, plans are a function of the state alone (vecmig.calibrate)."""
+    source_cls, target_cls = provider_class(spec.source.provider), provider_class(spec.target.provider)
+    c = spec.strategy.concurrency
+    read = source_cls.throughput_for(seen.source, c, spec.source)
+    write = target_cls.throughput_for(seen.source, c, spec.target)
+    if not (source_cls.measured_estimates and target_cls.measured_estimates):
+        return read, write, 1.0, {}
+    fits = calibrate.history(state, spec.source.provider, spec.target.provider)
+    factor = 1.0 if fits else calibrate.machine_factor(read, seen.read_probe)
+    return calibrate.scaled_model(read, factor), calibrate.scaled_model(write, factor), factor, fits
+
+
+def start_up(spec: Spec, state: StateReader | None, seen: Refreshed) -> Estimate | None:
+    """The plan's reads and the command's start-up (vecmig.calibrate.start_up)."""
+    source_cls, target_cls = provider_class(spec.source.provider), provider_class(spec.target.provider)
+    read, write, factor, _ = models(spec, state, seen)
+    diff = seen.diff
+    return calibrate.start_up(
+        read, write, source_records=seen.source.count or 0,
+        diff_method=diff.method if diff is not None else "none",
+        diff_source=diff.source_records if diff is not None else 0,
+        diff_target=diff.target_records if diff is not None else 0,
+        measured=source_cls.measured_estimates and target_cls.measured_estimates, factor=factor)
 
 
 def failed_validation(state: StateReader, round_row: RoundRow) -> dict[str, Any] | None:
@@ -253,11 +286,8 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
     owned = target_created_by_vecmig(state)
     source_cls = provider_class(spec.source.provider)
     target_cls = provider_class(spec.target.provider)
-    concurrency = spec.strategy.concurrency
     preferred = target_cls.capabilities.preferred_batch_records or 0
-    source_model = source_cls.throughput_for(seen.source, concurrency, spec.source)
-    read_model = calibrate.probed(source_model, seen.read_probe)
-    measured = source_cls.measured_estimates and target_cls.measured_estimates
+    read_model, write_model, factor, fits = models(spec, state, seen)
     return PlanContext(
         spec=spec,
         source=seen.source,
@@ -274,11 +304,11 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         target_provider=target_cls(spec.target),
         # Both sides move records of the source's shape.
         source_throughput=read_model,
-        target_throughput=target_cls.throughput_for(seen.source, concurrency, spec.target),
+        target_throughput=write_model,
         batch_size=max(spec.strategy.batch_size, preferred),
         diff=seen.diff,
-        fits=calibrate.history(state, spec.source.provider, spec.target.provider) if measured else {},
-        probe_used=read_model is not source_model,
+        fits=fits,
+        probe_used=factor != 1.0,
         feed=seen.feed,
     )
 

@@ -55,6 +55,32 @@ class Throughput:
     # fill a new one (plain inserts, bulk paths): turns a first round's measured copy into the
     # next round's estimate.
     upsert_slowdown: float = 1.0
+    # Seconds an action touching this store spends before its first record (connections, a
+    # first query, a file's index): what makes a 20k-record step slower than 1/5 of a 100k one.
+    startup_s: float = 0.0
+    # Records/s read by id (validation's target side, a delete by id list); 0: the read rate.
+    fetch_records_per_s: float = 0.0
+    # Records/s the server hashes itself (validation's and the diff's server-digest path, when
+    # both sides have one); 0: the store has no server-side digest.
+    digest_records_per_s: float = 0.0
+    # Ids/s the source lists for validate_ids (ids alone, no vectors parsed); 0: the read rate.
+    ids_records_per_s: float = 0.0
+    # Records/s ``scan`` delivers in the plan-time read probe's batches on the machine the
+    # figures were measured on (vecmig.calibrate.machine_factor); 0: the read rate.
+    probe_records_per_s: float = 0.0
+    # The figures were measured on a reference machine and move with the planning machine's
+    # speed (a store served or parsed locally); False: bound by a remote service's latency.
+    # Machine-bound models are scaled by the plan-time read probe (vecmig.calibrate).
+    machine_bound: bool = False
+    # Records/s a staging target merges its parts at (finalize: bytes copied, nothing parsed);
+    # 0: the read rate.
+    finalize_records_per_s: float = 0.0
+
+
+def per_record_rate(us: float, us_per_dim: float, dimension: int) -> float:
+    """Records/s from a cost of ``us`` µs per record plus ``us_per_dim`` µs per vector dimension:
+    how the local stores' measured rates fall with the dimension (bench/estimate_models.py)."""
+    return round(1e6 / (us + us_per_dim * dimension), 1)
 
 
 @dataclass(frozen=True)
@@ -405,6 +431,14 @@ class Provider(ABC):
         The default is the class's fixed model.
         """
         return cls.throughput
+
+    @classmethod
+    def copy_models(cls, source_cls: type[Provider], read: Throughput, write: Throughput,
+                    inventory: Inventory) -> tuple[Throughput, Throughput]:
+        """Both sides of a copy into this store from a ``source_cls`` store (models ``read`` and
+        ``write``), where :meth:`native_copy` moves records its own way (raw COPY bytes,
+        columns) at other rates than ``scan`` → ``upsert``; the default is the models as given."""
+        return read, write
 
     def cost(self, operation: str, records: int, nbytes: int, prices: Mapping[str, Any]) -> dict[str, float]:
         """USD line items for ``operation`` on ``records`` records of ``nbytes`` in total.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from vecmig import estimate, pointer
@@ -31,7 +31,7 @@ def validate_ids(ctx: PlanContext) -> list[Action]:
         params={"id_type": id_type},
         reversible=True,
         reverse="nothing to undo (read-only)",
-        estimate=estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.read_model),
+        estimate=estimate.ids_estimate(n, n * ctx.bytes_per_record, ctx.read_model),
     )]
 
 
@@ -47,7 +47,7 @@ def create_target(ctx: PlanContext, after: tuple[str, ...] = ()) -> list[Action]
         depends_on=after,
         params={"side": "target", "collection": t.collection, "schema": asdict(s)},
         reverse="drop the collection",
-        estimate=estimate.fixed(0.05, 1.0),
+        estimate=estimate.create_estimate(ctx.write_model),
     )]
 
 
@@ -67,8 +67,7 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
                 continue
         listed = delta.ids if (delta is not None and ctx.diffed) else None
         n = len(listed) if listed is not None else total
-        est = estimate.copy_estimate(n, n * ctx.bytes_per_record, ctx.read_model, ctx.write_model,
-                                     spec.strategy.concurrency)
+        est = estimate.copy_estimate(n, n * ctx.bytes_per_record, *ctx.copy_models, spec.strategy.concurrency)
         # Metered stores: reading the shard, writing it, and holding it through the transition.
         est = estimate.with_cost(est, ctx.cost("source", "fetch" if listed is not None else "scan", n),
                                  ctx.cost("target", "write", n),
@@ -92,6 +91,11 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
             estimate=est,
             records=records,
         ))
+    if 0 < len(actions) < spec.strategy.concurrency:
+        # The executor runs min(concurrency, shards) workers: fewer shards, fewer in parallel.
+        actions = [replace(a, estimate=replace(estimate.copy_estimate(
+            a.estimate.records, a.estimate.bytes, *ctx.copy_models, len(actions)), cost=a.estimate.cost))
+            for a in actions]
     return actions
 
 
@@ -133,8 +137,8 @@ def seal_target(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         depends_on=after,
         params={},
         reverse="remove the written file",
-        estimate=estimate.scan_estimate(ctx.total_records, ctx.total_records * ctx.bytes_per_record,
-                                        ctx.write_model),
+        estimate=estimate.finalize_estimate(ctx.total_records, ctx.total_records * ctx.bytes_per_record,
+                                            ctx.write_model),
     )]
 
 
@@ -209,8 +213,8 @@ def validate_completeness(ctx: PlanContext, after: tuple[str, ...]) -> list[Acti
     if not v.completeness:
         return []
     n = ctx.total_records
-    est = (estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.read_model)
-           + estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.write_model))
+    est = estimate.validate_estimate(n, n * ctx.bytes_per_record, ctx.read_model, ctx.write_model,
+                                     server_digest=ctx.spec.mapping.is_identity)
     # The source is scanned again; the target is read by id (fetch), not scanned.
     est = estimate.with_cost(est, ctx.cost("source", "scan", n), ctx.cost("target", "fetch", n))
     return [Action(

@@ -53,7 +53,7 @@ class PlanContext:
         return self.diff is not None and self.diff.method not in ("none", "empty")
     # What earlier rounds measured, per action kind (vecmig.calibrate): replaces the models' times.
     fits: dict[str, Fit] = field(default_factory=dict)
-    # The source's read model comes from a plan-time probe (it reads slower than its model).
+    # Both models were scaled by the plan-time probe's machine factor (vecmig.calibrate).
     probe_used: bool = False
     # The source's change feed as refresh found it (strategy cdc); None: the store has none.
     feed: FeedReport | None = None
@@ -71,6 +71,14 @@ class PlanContext:
     @property
     def read_model(self) -> Throughput:
         return self.source_throughput or self.source_cls.throughput
+
+    @property
+    def copy_models(self) -> tuple[Throughput, Throughput]:
+        """Both sides as a copy runs them: the target's own path where it has one (native_copy
+        runs only for the identity mapping without before-images)."""
+        if not self.spec.mapping.is_identity or self.foreign_target:
+            return self.read_model, self.write_model
+        return self.target_cls.copy_models(self.source_cls, self.read_model, self.write_model, self.source)
 
     @property
     def write_model(self) -> Throughput:

@@ -27,7 +27,7 @@ import numpy as np
 from vecmig import safe_paths
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
-from vecmig.providers.base import Capabilities, CollectionSchema, Throughput
+from vecmig.providers.base import Capabilities, CollectionSchema, Throughput, per_record_rate
 from vecmig.providers.fidelity import Refusal, check_id, record_problem, refuse
 from vecmig.providers.files.common import (
     TYPE_SAMPLE,
@@ -90,6 +90,35 @@ class _Record:
         self.sparse = sparse
 
 
+
+# µs per record = fixed + per dimension, measured with bench/estimate_models.py on the 2-core
+# development machine under its usual load (load average 4-7), local disk, batches of 2000,
+# docs-shaped records: float formatting (json.dumps) and parsing dominate, both per float.
+READ_US = (30.0, 0.2)  # parsed into a batch (a copy's columns, a validation's hashed records)
+WRITE_US = (30.0, 1.2)  # formatted and appended to a staged part, fsync per batch
+FETCH_US = (50.0, 0.35)  # read by id through the id index, parsed and hashed
+FINALIZE_US = (8.0, 0.02)  # parts concatenated into the file: bytes copied, nothing parsed
+PROBE_US = (15.0, 0.15)  # the probe's fastest 1000-record scan batch
+IDS_PER_S = 300_000.0  # validate_ids: ids cut from each line's start, the rest not parsed
+
+
+def model(dimension: int) -> Throughput:
+    return Throughput(
+        read_records_per_s=per_record_rate(*READ_US, dimension),
+        write_records_per_s=per_record_rate(*WRITE_US, dimension),
+        read_mb_per_s=0.0,
+        write_mb_per_s=0.0,
+        max_parallel=1,
+        spread=1.0,  # this machine's typical figures: the range is the ±√2 band around them
+        startup_s=0.01,
+        fetch_records_per_s=per_record_rate(*FETCH_US, dimension),
+        finalize_records_per_s=per_record_rate(*FINALIZE_US, dimension),
+        ids_records_per_s=IDS_PER_S,
+        probe_records_per_s=per_record_rate(*PROBE_US, dimension),
+        machine_bound=True,
+    )
+
+
 class JsonlProvider(FileProvider):
     name = "jsonl"
     capabilities = Capabilities(
@@ -103,18 +132,13 @@ class JsonlProvider(FileProvider):
         metadata_default="json",
         exact_numbers=True,  # JSON keeps 1 and 1.0 apart, and vecmig writes what it read
     )
-    # Measured here (2 vCPU, local disk), 100k records x 384 dims, batches of 1000: read
-    # ~10k records/s with stdlib json (~35k/s when orjson is importable), write ~5k/s
-    # (float formatting in json.dumps dominates; fsync per batch and the merge are ~10%).
-    # ~4.3 KB per record. Parsing holds the GIL, so threads do not add throughput.
-    throughput = Throughput(
-        read_records_per_s=10_000,
-        write_records_per_s=5_000,
-        read_mb_per_s=45,
-        write_mb_per_s=23,
-        max_parallel=1,
-        spread=2.0,
-    )
+    # Parsing and formatting hold the GIL, so threads do not add throughput (max_parallel 1).
+    throughput = model(384)
+
+    @classmethod
+    def throughput_for(cls, inventory: Inventory, concurrency: int, store: StoreSpec | None = None) -> Throughput:
+        return model(int(inventory.dimension or 384))
+
     part_suffix = ".jsonl"
 
     def __init__(self, store: StoreSpec) -> None:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
-from vecmig.providers.base import Capabilities, CollectionSchema, Throughput
+from vecmig.providers.base import Capabilities, CollectionSchema, Throughput, per_record_rate
 from vecmig.providers.fidelity import Refusal, check_id, record_problem, refuse
 from vecmig.providers.files.common import (
     TYPE_SAMPLE,
@@ -416,6 +416,35 @@ class _RowGroupWriter:
         self.buffer, self.buffered = [], 0
 
 
+
+# µs per record = fixed + per dimension, per worker, measured with bench/estimate_models.py on
+# the 2-core development machine under its usual load (load average 4-7), local disk, JSON
+# metadata, batches of 2000, copy waves at concurrency 2.
+READ_US = (37.0, 0.01)  # read into a batch and hashed (a validation's source side)
+WRITE_US = (52.0, 0.18)  # a staged part written (one worker's share)
+FETCH_US = (52.0, 0.072)  # read by id through the id index and hashed
+FINALIZE_US = (4.0, 0.1)  # parts merged into the file
+PROBE_US = (8.0, 0.05)  # the probe's fastest 1000-record scan batch
+IDS_PER_S = 1_000_000.0  # validate_ids: the id column alone
+
+
+def model(dimension: int) -> Throughput:
+    return Throughput(
+        read_records_per_s=per_record_rate(*READ_US, dimension),
+        write_records_per_s=per_record_rate(*WRITE_US, dimension),
+        read_mb_per_s=0.0,
+        write_mb_per_s=0.0,
+        max_parallel=2,
+        spread=1.0,  # this machine's typical figures: the range is the ±√2 band around them
+        startup_s=0.01,
+        fetch_records_per_s=per_record_rate(*FETCH_US, dimension),
+        finalize_records_per_s=per_record_rate(*FINALIZE_US, dimension),
+        ids_records_per_s=IDS_PER_S,
+        probe_records_per_s=per_record_rate(*PROBE_US, dimension),
+        machine_bound=True,
+    )
+
+
 class ParquetProvider(FileProvider):
     name = "parquet"
     capabilities = Capabilities(
@@ -428,17 +457,12 @@ class ParquetProvider(FileProvider):
         metadata="both",
         metadata_default="json",
     )
-    # Measured here (2 vCPU, local disk), 100k records x 384 dims, JSON metadata, batches
-    # of 1000: read ~280k records/s (~440 MB/s), write ~64k/s including the final merge
-    # (~130k/s for the staged parts alone); ~1.6 KB per record.
-    throughput = Throughput(
-        read_records_per_s=250_000,
-        write_records_per_s=60_000,
-        read_mb_per_s=400,
-        write_mb_per_s=95,
-        max_parallel=2,
-        spread=2.0,
-    )
+    throughput = model(384)
+
+    @classmethod
+    def throughput_for(cls, inventory: Inventory, concurrency: int, store: StoreSpec | None = None) -> Throughput:
+        return model(int(inventory.dimension or 384))
+
     part_suffix = ".parquet"
 
     def __init__(self, store: StoreSpec) -> None:

@@ -65,7 +65,7 @@ from pinecone.models.indexes.schema import DenseVectorField, SparseVectorField
 from vecmig.errors import TerminalError, TransientError
 from vecmig.ids import IdReport
 from vecmig.model import Inventory
-from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
+from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput, per_record_rate
 from vecmig.providers.pinecone import lint, packing, pricing
 from vecmig.providers.pinecone.errors import classify, is_oversize, status_of
 from vecmig.records import Batch, RecordId
@@ -126,6 +126,39 @@ def model_throughput(dimension: int = 1536, metadata_bytes: int = 1024, *, concu
         # Workers share one namespace's limits: past ~4 writers the namespace caps bind.
         max_parallel=4,
         spread=round(high / low, 2),
+    )
+
+
+# A Pinecone-protocol server on this machine (Pinecone Local, tests/pinecone_local) is bound
+# by this machine's CPU, JSON at both ends, not by a region's latency: µs per record = fixed +
+# per dimension, measured with bench/estimate_models.py (20k records, 64 and 384 dims, the
+# loaded 2-core machine, concurrency 2, the whole copy wave: one namespace is one shard).
+LOCAL_WRITE_US = (90.0, 0.57)  # upserts, the copy wave at concurrency 2
+LOCAL_READ_US = (165.0, 1.0)  # list pages and fetches, one chain per namespace
+LOCAL_FETCH_US = (92.0, 1.6)  # fetched by id and hashed (validation's target side)
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
+
+
+def is_local(host: object) -> bool:
+    """Whether ``host`` (the spec's connection host, a URL) is served by this machine."""
+    if not isinstance(host, str) or "://" not in host:
+        return False
+    netloc = host.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    name = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+    return name in LOOPBACK
+
+
+def local_throughput(dimension: int) -> Throughput:
+    return Throughput(
+        read_records_per_s=per_record_rate(*LOCAL_READ_US, dimension),
+        write_records_per_s=per_record_rate(*LOCAL_WRITE_US, dimension),
+        read_mb_per_s=0.0,
+        write_mb_per_s=0.0,
+        max_parallel=1,  # the figures are already the wave's at the measured concurrency
+        spread=1.0,
+        startup_s=0.05,
+        fetch_records_per_s=per_record_rate(*LOCAL_FETCH_US, dimension),
+        machine_bound=True,
     )
 
 
@@ -715,6 +748,8 @@ class PineconeProvider(Provider):
         share them (a worker already at the cap: 1), so more shards do not shorten the estimate.
         """
         dimension = int(inventory.dimension or 1536)
+        if store is not None and is_local(store.connection.get("host")):
+            return local_throughput(dimension)
         per_record = int(inventory.bytes_per_record or 0)
         metadata_bytes = max(0, per_record - 4 * dimension - 16) if per_record else 1024
         in_flight = DEFAULT_CONCURRENCY
