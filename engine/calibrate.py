@@ -1,4 +1,4 @@
-"""Time estimates from what this migration measured: past rounds in state, and a read probe.
+"""Time estimates from what this migration measured: past rounds in state.
 
 Why: the providers' fixed models are guesses about servers vecmig has never seen (a
 300k-record apply planned at 70 s–3 min took 15 s). Once a round has run, the state holds
@@ -23,42 +23,34 @@ exactly twice the lower (``estimate.around``).
 
 Without history, the providers' models give the times: rates per record and per dimension
 measured on the development machine (bench/estimate_models.py), each store's start-up per
-action, and the pair's own copy path (``Provider.copy_models``). Where a model says its store
-runs on the planning machine (``Throughput.machine_bound``), a plan-time read probe scales both
-sides by a machine factor (``machine_factor``): the probe's rate over the rate the source's
-model expects of it, 1 within a factor of 4 either way, else quantised to half-octave steps
-and kept within [1/8, 2].
+action, and the pair's own copy path (``Provider.copy_models``).
 
 Determinism: a plan must be byte-identical for identical inputs. History-based estimates are
-a pure function of the state, so they are; with history the probe is not used at all. A
-first plan depends on its probe only through the quantised factor, and the wide dead band
-keeps that at 1 unless the machine is more than 4x as slow or fast as the models': two
-plans differ only when the measured rate straddles a step. The command's start-up
-(``start_up``) is the models' too. Saved plans' staleness checks compare spec, state and
-fingerprints, never estimates, so none of this can make a plan stale or fresh.
+a pure function of the state, and the models are constants. (A plan-time read probe that
+scaled first plans to the machine's speed was tried and removed: on a loaded machine two
+plans of the same inputs came out different.) The command's start-up (``start_up``) is the
+models' too. Saved plans' staleness checks compare spec, state and fingerprints, never
+estimates, so none of this can make a plan stale or fresh.
 
 Stores whose class says ``measured_estimates = False`` (the in-memory test store, whose
-"timings" are noise at the microsecond scale) are never calibrated nor probed.
+"timings" are noise at the microsecond scale) are never calibrated.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from vecmig import estimate
 from vecmig.model import Action, Estimate
-from vecmig.providers.base import Provider, Throughput
+from vecmig.providers.base import Throughput
 from vecmig.state.reader import StateReader
 from vecmig.state.rows import ActionRow, RoundRow
 
 MODEL_BASIS = "the providers' models (no history)"
-PROBE_BASIS = "the providers' models, scaled to this machine by a plan-time read probe"
 # Most recent rounds a fit uses: older ones may predate a server upgrade or a new index.
 MAX_ROUNDS = 5
 # Start-up every action pays before its first record (connections, a first query), allowed
@@ -223,113 +215,6 @@ def median(xs: list[float]) -> float:
     return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
 
-# -- the read probe ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ReadProbe:
-    """Records read from the source at plan time in steady state: the fastest full batch after
-    the first."""
-
-    records: int
-    seconds: float
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.seconds if self.seconds > 0 else 0.0
-
-
-PROBE_BATCH = 1000
-PROBE_BATCHES = 4
-PROBE_BUDGET_S = 0.2
-
-
-def read_probe(src: Provider, shard: dict[str, Any] | None) -> ReadProbe | None:
-    """Time a few batches of the source's first shard, read-only, within ``PROBE_BUDGET_S``.
-
-    The first batch is not counted: it carries the query's start-up, which the overhead of
-    each action already stands for."""
-    if not type(src).measured_estimates:
-        return None
-    scan = src.scan(shard, None, PROBE_BATCH)
-    records, seconds = 0, 0.0
-    start = last = time.perf_counter()
-    try:
-        for i, batch in enumerate(scan):
-            now = time.perf_counter()
-            # The fastest batch: on a shared machine a batch that lost the CPU for a while says
-            # more about the other jobs than about this store (the total of the same probe,
-            # repeated, ranged over 4x; its fastest batch over well under 2x).
-            if i and len(batch) >= PROBE_BATCH and (not records or (now - last) / len(batch) < seconds / records):
-                records, seconds = len(batch), now - last
-            last = now
-            if i >= PROBE_BATCHES or now - start > PROBE_BUDGET_S:
-                break
-    finally:
-        close = getattr(scan, "close", None)
-        if close is not None:
-            close()
-    return ReadProbe(records, seconds) if records >= PROBE_BATCH and seconds > 0 else None
-
-
-def one_two_five(x: float) -> float:
-    """The largest value of the 1-2-5 series not above ``x`` (coarse, so plans repeat)."""
-    if x <= 0:
-        return 0.0
-    decade = 10.0 ** math.floor(math.log10(x))
-    return max(step * decade for step in (1, 2, 5) if step * decade <= x * (1 + 1e-9))
-
-
-# The machine factor moves in steps of 2^(1/2): coarse enough that a probe's jitter seldom
-# crosses a step (two plans in a row agree), fine enough that a step costs at most 2^(1/4)
-# (19 %) of the ±41 % a range allows either side of its centre.
-FACTOR_STEPS_PER_DOUBLING = 2
-# Beyond these the probe is more likely wrong (a cold cache, a hiccup) than the machine.
-FACTOR_RANGE = (1 / 8, 2.0)
-# A probe within this of the model leaves the plan as the model says: three probes of the same
-# table a minute apart on the loaded 2-core machine read at 29k, 50k and 115k records/s, so a
-# smaller band would follow noise, not the machine: only a machine (or store) more than 4x
-# slower or faster than the one measured moves the plan.
-FACTOR_DEADBAND = 4.0
-
-
-def machine_factor(model: Throughput, probe: ReadProbe | None) -> float:
-    """How fast this machine runs the models right now: the probe's rate over the source model's
-    read rate (what the probe reads is the model's scan), quantised to half-octave steps.
-
-    Why: local stores run on the planning machine, whose speed the models cannot know; on a
-    2-core machine shared with other jobs the same copy took 1x-3x as long from one hour to the
-    next (bench/estimate_models.py), and the probe, 0.2 s before the plan, sees that load.
-    1.0 where there is no probe or it agrees with the model within ``FACTOR_DEADBAND``."""
-    reference = model.probe_records_per_s or model.read_records_per_s
-    if probe is None or probe.rate <= 0 or reference <= 0 or not model.machine_bound:
-        return 1.0
-    ratio = probe.rate / reference
-    if 1 / FACTOR_DEADBAND <= ratio <= FACTOR_DEADBAND:
-        return 1.0
-    step: float = round(math.log2(ratio) * FACTOR_STEPS_PER_DOUBLING) / FACTOR_STEPS_PER_DOUBLING
-    factor: float = math.pow(2.0, step)
-    return min(max(factor, FACTOR_RANGE[0]), FACTOR_RANGE[1])
-
-
-def scaled_model(model: Throughput, factor: float) -> Throughput:
-    """``model`` on a machine ``factor`` times as fast: every rate scaled, start-ups too."""
-    if factor == 1.0 or not model.machine_bound:
-        return model
-    return replace(model, read_records_per_s=model.read_records_per_s * factor,
-                   write_records_per_s=model.write_records_per_s * factor,
-                   read_mb_per_s=model.read_mb_per_s * factor, write_mb_per_s=model.write_mb_per_s * factor,
-                   fetch_records_per_s=model.fetch_records_per_s * factor,
-                   digest_records_per_s=model.digest_records_per_s * factor,
-                   ids_records_per_s=model.ids_records_per_s * factor,
-                   probe_records_per_s=model.probe_records_per_s * factor,
-                   finalize_records_per_s=model.finalize_records_per_s * factor,
-                   startup_s=model.startup_s / factor)
-
-
-def probed(model: Throughput, probe: ReadProbe | None) -> Throughput:
-    """The source's read model scaled by the machine factor (see ``machine_factor``)."""
-    return scaled_model(model, machine_factor(model, probe))
-
-
 # -- what `vecmig apply` spends besides its actions ------------------------------------------
 # The interpreter, vecmig's imports, the state store's creation, the lock and the plan's own
 # work (inventories, shards, id sample) beyond the stores' start-ups and the probe: `vecmig
@@ -343,17 +228,15 @@ REFRESHES = 3
 
 def start_up(read: Throughput, write: Throughput, *, source_records: int, diff_method: str,
              diff_source: int, diff_target: int, measured: bool, factor: float = 1.0) -> Estimate | None:
-    """What `vecmig apply SPEC` spends outside its actions: start-up, the plan's reads (the
-    probe, the id sample) and its record-level diff, whose reads are those of a validation
-    (both servers hashing at once, or both sides read and matched in Python).
+    """What `vecmig apply SPEC` spends outside its actions: start-up, the plan's reads (the id
+    sample) and its record-level diff, whose reads are those of a validation (both servers
+    hashing at once, or both sides read and matched in Python).
 
     A function of the inventories and the diff's counts alone, so plans stay byte-identical."""
     if not measured:
         return None
-    probe_records = min(source_records, PROBE_BATCH * (PROBE_BATCHES + 1))
-    probe = min(PROBE_BUDGET_S, probe_records / read.read_records_per_s) if read.read_records_per_s > 0 else 0.0
     # ``factor``: the machine factor the models were scaled by; the interpreter slows down with them.
-    seconds = CLI_START_S / factor + REFRESHES * (read.startup_s + write.startup_s) + probe
+    seconds = CLI_START_S / factor + REFRESHES * (read.startup_s + write.startup_s)
     if diff_method == "server-hash" and read.digest_records_per_s > 0 and write.digest_records_per_s > 0:
         seconds += max(diff_source, diff_target) / min(read.digest_records_per_s, write.digest_records_per_s)
     elif diff_method not in ("none", "server-hash"):
@@ -388,7 +271,7 @@ def upsert_factor(read: Throughput, write: Throughput, concurrency: int = 1) -> 
 
 
 def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: int, target_records: int,
-               probe_used: bool = False, upsert_slowdown: float = 1.0, concurrency: int = 1,
+               upsert_slowdown: float = 1.0, concurrency: int = 1,
                measured: bool = True) -> list[Action]:
     """The actions with estimates from history where a fit exists for their kind, from the
     providers' models (bounded to 2×) elsewhere; each says which in ``estimate.basis``."""
@@ -412,12 +295,12 @@ def calibrated(actions: list[Action], fits: dict[str, Fit], *, source_records: i
             est = estimate.around(wave * share + (per_shard if "ids" in a.params else 0.0), basis=phrase)
         elif a.kind == "copy_shard" and per_shard and "ids" in a.params:
             centre = math.sqrt(a.estimate.seconds_low * a.estimate.seconds_high) + per_shard
-            est = estimate.around(centre, basis=PROBE_BASIS if probe_used else MODEL_BASIS)
+            est = estimate.around(centre, basis=MODEL_BASIS)
         elif f is not None and a.kind in SIZE and a.kind != "copy_shard":
             est = estimate.around(f.seconds(SIZE[a.kind](source_records, target_records, moved), 0.0),
                                   basis=f.phrase())
         else:
-            est = estimate.within_two(a.estimate, basis=PROBE_BASIS if probe_used else MODEL_BASIS)
+            est = estimate.within_two(a.estimate, basis=MODEL_BASIS)
         out.append(replace(a, estimate=replace(est, records=a.estimate.records, bytes=a.estimate.bytes,
                                                cost=a.estimate.cost)))
     return out

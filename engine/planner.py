@@ -104,7 +104,7 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
 def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes: list[str]) -> list[Action]:
     ctx = context(spec, state, seen)
     actions = calibrate.calibrated(BUILDERS[spec.strategy.type](ctx), ctx.fits, source_records=ctx.source.count or 0,
-                                   target_records=ctx.target.count or 0, probe_used=ctx.probe_used,
+                                   target_records=ctx.target.count or 0,
                                    upsert_slowdown=calibrate.upsert_factor(ctx.read_model, ctx.write_model,
                                                                            spec.strategy.concurrency),
                                    concurrency=spec.strategy.concurrency,
@@ -119,8 +119,8 @@ def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes:
 def models(spec: Spec, state: StateReader | None,
            seen: Refreshed) -> tuple[Throughput, Throughput, float, dict[str, calibrate.Fit]]:
     """Both sides' speed models for records of the source's shape, the machine factor they are
-    scaled by, and what earlier rounds measured. The probe counts only without history: with
-    it, plans are a function of the state alone (vecmig.calibrate)."""
+    scaled by (1: plans are a function of their inputs alone, vecmig.calibrate), and what
+    earlier rounds measured."""
     source_cls, target_cls = provider_class(spec.source.provider), provider_class(spec.target.provider)
     c = spec.strategy.concurrency
     read = source_cls.throughput_for(seen.source, c, spec.source)
@@ -128,8 +128,7 @@ def models(spec: Spec, state: StateReader | None,
     if not (source_cls.measured_estimates and target_cls.measured_estimates):
         return read, write, 1.0, {}
     fits = calibrate.history(state, spec.source.provider, spec.target.provider)
-    factor = 1.0 if fits else calibrate.machine_factor(read, seen.read_probe)
-    return calibrate.scaled_model(read, factor), calibrate.scaled_model(write, factor), factor, fits
+    return read, write, 1.0, fits
 
 
 def start_up(spec: Spec, state: StateReader | None, seen: Refreshed) -> Estimate | None:
@@ -287,7 +286,7 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
     source_cls = provider_class(spec.source.provider)
     target_cls = provider_class(spec.target.provider)
     preferred = target_cls.capabilities.preferred_batch_records or 0
-    read_model, write_model, factor, fits = models(spec, state, seen)
+    read_model, write_model, _, fits = models(spec, state, seen)
     return PlanContext(
         spec=spec,
         source=seen.source,
@@ -308,7 +307,6 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         batch_size=max(spec.strategy.batch_size, preferred),
         diff=seen.diff,
         fits=fits,
-        probe_used=factor != 1.0,
         feed=seen.feed,
     )
 

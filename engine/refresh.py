@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vecmig.calibrate import ReadProbe
 from vecmig.diff import RecordDiff, diff_records, empty_target
 from vecmig.errors import VecmigError
 from vecmig.ids import IdReport, keeps_namespaces
@@ -34,8 +33,6 @@ class Refreshed:
     id_sample: IdReport | None = None
     # The record-level diff of source against target (vecmig.diff); None: not computed.
     diff: RecordDiff | None = None
-    # How fast the source's first shard reads (vecmig.calibrate); None: not measured.
-    read_probe: ReadProbe | None = None
     # The source's change feed (CDC): whether it can run, and the feeds already there (a
     # killed cdc run's slot keeps WAL). None: the store has no change feed.
     feed: FeedReport | None = None
@@ -59,7 +56,6 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
     stale. ``baseline``: what the last validated round left (vecmig.diff.baseline), for drift."""
     sample: Batch | None = None
     id_sample: IdReport | None = None
-    probe: ReadProbe | None = None
     with open_provider(spec.source) as src:
         source = src.inventory()
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
@@ -67,8 +63,6 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
             sample = first_batch(src, cut[0] if cut else None)
         if shards and source.exists and source.count and not keeps_namespaces(spec):
             id_sample = src.check_ids(limit=ID_SAMPLE)
-        # No read probe: a timing measured at plan time made two plans of the same inputs differ
-        # (seen on a loaded machine), and a plan must be byte-identical for identical inputs.
         feed_report = feed_of(spec, src) if shards and source.exists else None
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()
@@ -87,7 +81,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
             # then moves nothing once the source is empty too, instead of copying nothing forever.
             diff = empty_target(list(cut), exists=target.exists)
     return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
-                     shards=cut, sample=sample, id_sample=id_sample, diff=diff, read_probe=probe,
+                     shards=cut, sample=sample, id_sample=id_sample, diff=diff,
                      feed=feed_report)
 
 

@@ -53,8 +53,6 @@ class PlanContext:
         return self.diff is not None and self.diff.method not in ("none", "empty")
     # What earlier rounds measured, per action kind (vecmig.calibrate): replaces the models' times.
     fits: dict[str, Fit] = field(default_factory=dict)
-    # Both models were scaled by the plan-time probe's machine factor (vecmig.calibrate).
-    probe_used: bool = False
     # The source's change feed as refresh found it (strategy cdc); None: the store has none.
     feed: FeedReport | None = None
 

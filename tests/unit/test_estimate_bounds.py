@@ -4,7 +4,6 @@ plan says what its times are from; history-based estimates are a function of the
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,26 +99,6 @@ def test_history_drives_the_next_plan_deterministically(h: Harness, monkeypatch:
     console = Console(record=True, width=200)
     print_plan(a, console)
     assert "round 1's measured" in console.export_text()
-
-
-def test_machine_factor_has_a_dead_band_and_half_octave_steps() -> None:
-    from vecmig.calibrate import ReadProbe, machine_factor, scaled_model
-    from vecmig.providers.base import Throughput
-
-    local = Throughput(read_records_per_s=50_000, write_records_per_s=20_000, read_mb_per_s=0.0, write_mb_per_s=0.0,
-                       spread=1.0, startup_s=0.02, probe_records_per_s=100_000, machine_bound=True)
-    # Within 4x of what the model expects of the probe: the plan is the model's.
-    assert machine_factor(local, ReadProbe(1000, 1000 / 30_000)) == 1.0
-    assert machine_factor(local, ReadProbe(1000, 1000 / 390_000)) == 1.0
-    # Far slower: quantised to 2^(k/2), so nearby probes give the same plan.
-    assert machine_factor(local, ReadProbe(1000, 1000 / 20_000)) == pytest.approx(2 ** -2.5)
-    assert machine_factor(local, ReadProbe(1000, 1000 / 19_000)) == pytest.approx(2 ** -2.5)
-    assert machine_factor(local, ReadProbe(1000, 1000 / 100)) == 1 / 8
-    assert machine_factor(local, ReadProbe(1000, 1e-6)) == 2.0
-    # A remote service's model does not move with the planning machine.
-    assert machine_factor(replace(local, machine_bound=False), ReadProbe(1000, 1.0)) == 1.0
-    slow = scaled_model(local, 0.25)
-    assert slow.write_records_per_s == 5_000 and slow.startup_s == pytest.approx(0.08)
 
 
 def test_validation_estimate_knows_the_server_digest_path() -> None:
