@@ -158,16 +158,25 @@ class Shortcut:
 
 
 @contextmanager
-def _pair(sides: Sides) -> Iterator[tuple[VersionedDigest, VersionedDigest]]:
-    src, tgt = sides()
+def _pairs(sides: Sides, workers: int) -> Iterator[list[tuple[VersionedDigest, VersionedDigest]]]:
+    """``workers`` connected pairs, opened at once and kept for every phase of one pass
+    (connecting and reading the catalog costs about as much as a shard's versions)."""
+    opened: list[tuple[Provider, Provider]] = []
     try:
-        pair = pair_of(src, tgt)
-        if pair is None:
-            raise RuntimeError("a store stopped offering its row versions during the diff")
-        yield pair
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-diff-open") as pool:
+            for f in [pool.submit(sides) for _ in range(workers)]:
+                opened.append(f.result())
+        pairs = []
+        for src, tgt in opened:
+            pair = pair_of(src, tgt)
+            if pair is None:
+                raise RuntimeError("a store stopped offering its row versions during the diff")
+            pairs.append(pair)
+        yield pairs
     finally:
-        src.close()
-        tgt.close()
+        for src, tgt in opened:
+            src.close()
+            tgt.close()
 
 
 def _both(side: ThreadPoolExecutor, on_source: Callable[[], Any], on_target: Callable[[], Any]) -> tuple[Any, Any]:
@@ -179,18 +188,20 @@ def _both(side: ThreadPoolExecutor, on_source: Callable[[], Any], on_target: Cal
     return got, mine
 
 
-def _per_shard(sides: Sides, count: int, workers: int,
+def _per_shard(pairs: list[tuple[VersionedDigest, VersionedDigest]], count: int,
                fn: Callable[[VersionedDigest, VersionedDigest, int, ThreadPoolExecutor], Any]) -> list[Any]:
-    chunks = [list(range(i, count, workers)) for i in range(workers)]
+    """``fn`` for every shard, the shards dealt round-robin to the pairs, each pair's source
+    side on a thread of its own so both servers work at once."""
+    chunks = [list(range(i, count, len(pairs))) for i in range(len(pairs))]
     out: dict[int, Any] = {}
 
-    def work(indexes: list[int]) -> None:
-        with _pair(sides) as (ds, dt), ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecmig-diff-source") as s:
+    def work(pair: tuple[VersionedDigest, VersionedDigest], indexes: list[int]) -> None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecmig-diff-source") as s:
             for i in indexes:
-                out[i] = fn(ds, dt, i, s)
+                out[i] = fn(pair[0], pair[1], i, s)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-diff") as pool:
-        for f in [pool.submit(work, c) for c in chunks if c]:
+    with ThreadPoolExecutor(max_workers=len(pairs), thread_name_prefix="vecmig-diff") as pool:
+        for f in [pool.submit(work, pair, c) for pair, c in zip(pairs, chunks, strict=True) if c]:
             f.result()
     return [out[i] for i in range(count)]
 
@@ -207,10 +218,15 @@ def _dense(by_bucket: dict[int, tuple[int, int]], n: int) -> tuple[npt.NDArray[n
 def run(sides: Sides, shards: list[dict[str, Any] | None], base: VersionBaseline, workers: int,
         progress: Callable[[int], None] | None = None) -> Shortcut:
     """Versions of every shard on both sides, then the moved buckets listed and compared."""
+    with _pairs(sides, max(1, min(workers, len(shards)))) as pairs:
+        return _run(pairs, shards, base, progress or (lambda k: None))
+
+
+def _run(pairs: list[tuple[VersionedDigest, VersionedDigest]], shards: list[dict[str, Any] | None],
+         base: VersionBaseline, step: Callable[[int], None]) -> Shortcut:
     n = base.buckets
-    step = progress or (lambda k: None)
     versions: list[tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]] = _per_shard(
-        sides, len(shards), workers,
+        pairs, len(shards),
         lambda ds, dt, i, s: _both(s, lambda: ds.versions(shards[i], n), lambda: dt.versions(shards[i], n)))
     ver_s = np.zeros(n, dtype=np.uint64)
     ver_t = np.zeros(n, dtype=np.uint64)
@@ -242,7 +258,11 @@ def run(sides: Sides, shards: list[dict[str, Any] | None], base: VersionBaseline
         step(result.source_rows)
         return result
 
-    results: list[pushdown.ShardResult] = _per_shard(sides, len(shards), workers, listed)
+    if chosen:
+        results: list[pushdown.ShardResult] = _per_shard(pairs, len(shards), listed)
+    else:  # nothing written since the baseline on either side: no record to list
+        with ThreadPoolExecutor(max_workers=1) as idle:  # given no work: starts no thread
+            results = [listed(pairs[0][0], pairs[0][1], i, idle) for i in range(len(shards))]
     dig_s = base.digests.copy()
     dig_t = base.digests.copy()
     dig_s[moved] = 0
@@ -263,5 +283,6 @@ def recorded(n: int, source_scheme: str, target_scheme: str, source: U64, target
 def full(sides: Sides, shards: list[dict[str, Any] | None], n: int, workers: int) -> list[
         tuple[dict[int, tuple[int, int, int]], dict[int, tuple[int, int, int]]]]:
     """Per shard, both sides' ``(rows, digest, versions)`` per fine bucket, from one scan each."""
-    return _per_shard(sides, len(shards), workers, lambda ds, dt, i, s: _both(
-        s, lambda: ds.digests_and_versions(shards[i], n), lambda: dt.digests_and_versions(shards[i], n)))
+    with _pairs(sides, max(1, min(workers, len(shards)))) as pairs:
+        return _per_shard(pairs, len(shards), lambda ds, dt, i, s: _both(
+            s, lambda: ds.digests_and_versions(shards[i], n), lambda: dt.digests_and_versions(shards[i], n)))
