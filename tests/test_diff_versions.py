@@ -203,7 +203,7 @@ def test_delta_round_validation_hashes_only_written_buckets(applied: Applied) ->
             "FROM docs WHERE id = 1")
     r = vecmig("apply", str(applied.spec), "--auto-approve", env=applied.env)
     assert r.returncode == 0, r.stdout + r.stderr
-    first, second = results(applied.db)
+    _, second = results(applied.db)
     acc = second["versions"]
     assert second["ok"] and acc["baseline"] is True
     # Five records written on each side: at most five buckets moved, a few dozen rows hashed.
@@ -241,3 +241,51 @@ def test_delta_validation_catches_a_target_write_between_copy_and_validate(
     assert sum(s["missing"] for s in found["shards"]) == 1 and sum(s["different"] for s in found["shards"]) == 1
     named = [i for s in found["shards"] for i in (*s.get("missing_ids", []), *s.get("different_ids", []))]
     assert sorted(named) == [321, 1234]
+
+
+def _validate_now(a: Applied) -> dict[str, Any]:
+    """The round's validate action run again in-process (round 2: the baseline of round 1 is the one before it)."""
+    from vecmig.actions import KINDS, RunContext
+    from vecmig.model import Plan
+
+    spec = load_spec(a.spec, env=a.env)
+    state = StateStore.open(spec.name, a.db, None, create=False)
+    assert state is not None
+    plan = Plan.from_json(json.loads(state.rounds()[-1]["plan_json"]))
+    check = next(x for x in plan.actions if x.kind == "validate_completeness")
+    return KINDS["validate_completeness"].run(RunContext(spec=spec, state=state, round=2), check)
+
+
+def test_a_bucket_only_the_servers_see_differ_stays_hashed(applied: Applied) -> None:
+    """NULL and '' text are one record to the record check, not to the servers: validation
+    passes, and the baseline marks the bucket unequal, so the shortcut keeps hashing it and
+    reports the record as the full diff does."""
+    sql_run(applied.dsn, "UPDATE docs SET body = NULL WHERE id = 77", "UPDATE docs_v2 SET body = '' WHERE id = 77")
+    first = _validate_now(applied)
+    assert first["ok"] and first["versions"]["baseline"] is True
+    base = VersionBaseline.from_json(first["baseline"]["versions"])
+    assert base is not None and len(base.unequal) == 1
+    spec = load_spec(applied.spec, env=applied.env)
+    shards = list(refresh(spec, records=False).shards)
+    fast = diff_records(spec, shards, first["baseline"], versions_baseline=first["baseline"])
+    full = diff_records(spec, shards, None)
+    assert shortcut_used(fast) and fast.reads["buckets_hashed"] == 1
+    same_result(fast, full)
+    assert fast.counts.change == 1
+
+
+def test_text_ids(pg_db: str, tmp_path: Path) -> None:
+    make_docs_table(pg_db, "docs", N, 16, id_type="text")
+    spec = big_bang_spec(tmp_path, batch=200, shard=1000)
+    env = env_for(pg_db)
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    a = Applied(spec, env, pg_db, tmp_path / ".vecmig" / "e2e.db")
+    sql_run(pg_db, "UPDATE docs SET title = 'x' WHERE id IN ('doc-5', 'doc-1500')",
+            "DELETE FROM docs WHERE id = 'doc-2000'",
+            f"INSERT INTO docs ({COLS}) SELECT 'new-' || id, embedding, title, lang, year, score, published, tags, "
+            "body FROM docs WHERE id IN ('doc-1', 'doc-2')")
+    fast, full = both_diffs(a)
+    assert shortcut_used(fast)
+    same_result(fast, full)
+    assert (fast.counts.add, fast.counts.change, fast.counts.delete) == (2, 2, 1)

@@ -309,15 +309,18 @@ class PgDigest:
     def bucket_records(self, shard: dict[str, Any] | None, buckets: int,
                        chosen: list[int]) -> list[tuple[Any, int, int]]:
         """``(id, bucket, digest)`` of the shard's rows in the ``chosen`` of ``buckets`` buckets.
-        The choice travels as a bitmap: a lookup per row, whatever the number chosen."""
+        The choice travels as a bitmap (a lookup per row, whatever the number chosen), and the
+        ids are picked from the primary key's index alone before any row is read: at 6 % of a
+        shard, the rows read and hashed are the 6 %."""
         bitmap = bytearray((buckets + 7) // 8)
         for b in chosen:
             bitmap[b >> 3] |= 1 << (b & 7)
         id_expr = _value(self.layout.id, _wire(self.layout.id, is_id=True))
         query = sql.SQL(
-            "SELECT {id}, {bucket}, md5({row}) FROM {table} AS t "
-            "WHERE {where} AND get_bit(%s::bytea, {bucket}::int) = 1"
-        ).format(id=id_expr, bucket=self._bucket(buckets), row=row_bytes(self.layout),
+            "SELECT {id}, {bucket}, md5({row}) FROM {table} AS t WHERE {idc} = ANY(ARRAY("
+            "SELECT {idc} FROM {table} AS t WHERE {where} AND get_bit(%s::bytea, {bucket}::int) = 1))"
+        ).format(id=id_expr, idc=sql.Identifier("t", self.layout.id.name), bucket=self._bucket(buckets),
+                 row=row_bytes(self.layout),
                  table=sql.Identifier(self.layout.relation.name),
                  where=shard_where(self.provider, self.layout, shard))
         with self.provider.transaction() as cur:
