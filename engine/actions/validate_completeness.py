@@ -19,6 +19,17 @@ which decides and names the ids. The result records how each shard was decided:
   ``digest_scheme`` names the compared scheme when the fast path was tried, else
   ``server_digest_skipped`` says why; ``source``/``target`` are the sums of the per-shard
   ``{count, sum}`` (mod 2**128), each shard hashed by its own method.
+
+Where both stores also keep row versions (``VersionedDigest``), validation is the record-level
+diff (``vecmig.diff.versions``): without an earlier baseline every bucket is hashed, in one scan
+per shard that also reads the versions (the shards' checksums are as above); against the last
+baseline only the buckets whose versions moved on either side are hashed and listed, so after
+a delta apply only what vecmig (or anyone) wrote is read. A shard where the diff finds records
+to add, change or delete goes through the record-by-record check, which decides and names
+them. ``versions`` accounts for it (``buckets``, ``baseline``, ``hashed_buckets``,
+``rows_hashed``); against a baseline a shard's ``source``/``target`` are ``{count, versions}``
+and the top-level sums are the buckets' content digests, low 64 bits (``"bits": 64``). The
+passing result's ``baseline`` then holds the versions the next diff starts from.
 """
 
 from __future__ import annotations
