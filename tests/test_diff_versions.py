@@ -289,3 +289,13 @@ def test_text_ids(pg_db: str, tmp_path: Path) -> None:
     assert shortcut_used(fast)
     same_result(fast, full)
     assert (fast.counts.add, fast.counts.change, fast.counts.delete) == (2, 2, 1)
+
+
+def test_source_without_an_index_on_the_id(applied: Applied) -> None:
+    """Listing picks ids from the primary key where there is one; without, one filtered pass."""
+    sql_run(applied.dsn, "ALTER TABLE docs DROP CONSTRAINT docs_pkey",
+            "UPDATE docs SET title = 'no index' WHERE id IN (15, 1515, 2515)", "DELETE FROM docs WHERE id = 16")
+    fast, full = both_diffs(applied)
+    assert shortcut_used(fast)
+    same_result(fast, full)
+    assert (fast.counts.change, fast.counts.delete) == (3, 1)

@@ -79,7 +79,7 @@ from typing import Any
 from psycopg import sql
 
 from vecmig.providers.pgvector.connection import PgSession
-from vecmig.providers.pgvector.sql import WIRE_TYPE, Column, Layout
+from vecmig.providers.pgvector.sql import ID_UNIQUE_SQL, WIRE_TYPE, Column, Layout
 
 ALGORITHM = "pgvector-md5-record/1"
 # Pieces a shard is cut into by a hash of the id (vecmig.diff.keys.BUCKETS).
@@ -173,6 +173,7 @@ class PgDigest:
     provider: PgSession
     layout: Layout
     scheme: str
+    id_indexed: bool | None = None  # a unique index on the id alone (asked once, when listing)
 
     @classmethod
     def of(cls, provider: PgSession) -> PgDigest:
@@ -316,18 +317,28 @@ class PgDigest:
         for b in chosen:
             bitmap[b >> 3] |= 1 << (b & 7)
         id_expr = _value(self.layout.id, _wire(self.layout.id, is_id=True))
-        query = sql.SQL(
-            "SELECT {id}, {bucket}, md5({row}) FROM {table} AS t WHERE {idc} = ANY(ARRAY("
-            "SELECT {idc} FROM {table} AS t WHERE {where} AND get_bit(%s::bytea, {bucket}::int) = 1))"
-        ).format(id=id_expr, idc=sql.Identifier("t", self.layout.id.name), bucket=self._bucket(buckets),
-                 row=row_bytes(self.layout),
-                 table=sql.Identifier(self.layout.relation.name),
-                 where=shard_where(self.provider, self.layout, shard))
+        picked = ("SELECT {id}, {bucket}, md5({row}) FROM {table} AS t WHERE {idc} = ANY(ARRAY("
+                  "SELECT {idc} FROM {table} AS t WHERE {where} AND get_bit(%s::bytea, {bucket}::int) = 1))")
+        # Without an index on the id, = ANY of an array from a subquery is a linear search per
+        # row: one pass, filtered by the bucket before anything is hashed, instead.
+        scanned = ("SELECT {id}, {bucket}, md5({row}) FROM {table} AS t "
+                   "WHERE {where} AND get_bit(%s::bytea, {bucket}::int) = 1")
+        query = sql.SQL(picked if self._id_indexed() else scanned).format(
+            id=id_expr, idc=sql.Identifier("t", self.layout.id.name), bucket=self._bucket(buckets),
+            row=row_bytes(self.layout), table=sql.Identifier(self.layout.relation.name),
+            where=shard_where(self.provider, self.layout, shard))
         with self.provider.transaction() as cur:
             cur.execute("SET TRANSACTION READ ONLY")
             cur.execute("SET LOCAL jit = off")
             rows = cur.execute(query, (bytes(bitmap),)).fetchall()
         return [(rid, int(b), int(h, 16)) for rid, b, h in rows]
+
+    def _id_indexed(self) -> bool:
+        if self.id_indexed is None:
+            with self.provider.transaction() as cur:
+                row = cur.execute(ID_UNIQUE_SQL, (self.layout.relation.oid, self.layout.id.attnum)).fetchone()
+            self.id_indexed = bool(row and row[0])
+        return self.id_indexed
 
     def _version(self) -> sql.Composable:
         # (xmin, ctid) names one row version of this relfilenode: a version is never changed
