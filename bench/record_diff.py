@@ -131,6 +131,8 @@ def main() -> None:
 | reading every record of both (binary COPY out) | {out['read_both_s']:.2f} | plan is {r['plan_vs_read_all']:.2f}× |
 | catch-up after changing {out['changed']:,} records (0.1 %): plan + apply | {catchup:.2f} | \
 {r['catchup_vs_full_apply']:.1%} of the full apply |
+| … of which `plan` | {out['catchup_plan_s']:.2f} | — |
+| … of which `apply` (diff again, copy, delete, validation) | {out['catchup_apply_s']:.2f} | — |
 """)
 
 

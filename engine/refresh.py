@@ -50,10 +50,11 @@ def wants_sample(spec: Spec) -> bool:
 
 
 def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None = None,
-            records: bool = True) -> Refreshed:
+            records: bool = True, versions: dict[str, Any] | None = None) -> Refreshed:
     """What exists; with ``records`` (and shards), also the record-level diff, its content
     digests folded into both inventories so that a record edited in place makes a saved plan
-    stale. ``baseline``: what the last validated round left (vecmig.diff.baseline), for drift."""
+    stale. ``baseline``: what the last validated round left (vecmig.diff.baseline), for drift;
+    ``versions``: the newest baseline with row versions, for the diff's shortcut."""
     sample: Batch | None = None
     id_sample: IdReport | None = None
     with open_provider(spec.source) as src:
@@ -73,7 +74,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
         # An empty target is diffed only when the source looks empty too (cheap either way): then
         # the plan settles instead of copying nothing forever; otherwise everything is to add.
         if target.exists and (target.count is None or target.count > 0 or not source.count):
-            diff = diff_records(spec, list(cut), baseline)
+            diff = diff_records(spec, list(cut), baseline, versions_baseline=versions)
             source = replace(source, extra={**source.extra, "content": diff.source_digest})
             target = replace(target, extra={**target.extra, "content": diff.target_digest})
         else:

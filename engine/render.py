@@ -122,6 +122,12 @@ def diff_lines(plan: Plan) -> list[str]:
     how = ("hashed on both servers" if d.get("method") == "server-hash" else "read and hashed here")
     cost = d.get("cost") or {}
     priced = f" · est. ${sum(cost.values()):,.4f} in reads" if cost else ""
+    reads = d.get("reads") or {}
+    if "buckets_hashed" in reads:
+        # The versions shortcut: say what was really hashed, not the whole table.
+        how = (f"compared by row versions; {reads['buckets_hashed']:,} of {reads.get('buckets', 0):,} buckets "
+               f"written since the last validation hashed ({reads.get('source_rows_hashed', 0):,} source and "
+               f"{reads.get('target_rows_hashed', 0):,} target records)")
     out = [f"Diff: {read.get('source', 0):,} source and {read.get('target', 0):,} target records {how}{priced}"]
     drift = d.get("drift") or {}
     if drift.get("known") and drift.get("records"):

@@ -136,6 +136,35 @@ class BucketedDigest(ServerDigest, Protocol):
     def records(self, shard: dict[str, Any] | None, buckets: list[int]) -> list[tuple[RecordId, int, int]]:
         """``(id, bucket, digest)`` of the shard's records in ``buckets``."""
         ...
+
+
+@runtime_checkable
+class VersionedDigest(BucketedDigest, Protocol):
+    """A bucketed digest whose store also tells, per bucket, whether any record in it was
+    written since a recorded moment, without hashing a record (PostgreSQL: row versions).
+    The diff and validation hash only the buckets whose versions moved (``vecmig.diff.versions``).
+
+    ``buckets`` is a power of two of at least 1024 that refines the digest's buckets (bucket
+    ``b`` of 1024 holds every finer bucket ``b'`` with ``b' & 1023 == b``).
+    """
+
+    def version_scheme(self, buckets: int) -> str | None:
+        """What two version sums must share to be compared; it must change whenever a record's
+        value could change without its version sum moving. None: versions cannot vouch here."""
+        ...
+
+    def versions(self, shard: dict[str, Any] | None, buckets: int) -> dict[int, tuple[int, int]]:
+        """bucket -> ``(records, version sum mod 2**64)`` of the shard's records in it."""
+        ...
+
+    def digests_and_versions(self, shard: dict[str, Any] | None, buckets: int) -> dict[int, tuple[int, int, int]]:
+        """bucket -> ``(records, digest, version sum)`` in one consistent read."""
+        ...
+
+    def bucket_records(self, shard: dict[str, Any] | None, buckets: int,
+                       chosen: list[int]) -> list[tuple[RecordId, int, int]]:
+        """``(id, bucket, digest)`` of the shard's records in the ``chosen`` of ``buckets``."""
+        ...
 @dataclass(frozen=True)
 class FeedSlot:
     """One change feed found on a source (a PostgreSQL replication slot named ``vecmig_*``)."""

@@ -275,7 +275,8 @@ def test_different_column_types_are_not_compared(applied: Applied, tmp_path: Pat
 def test_an_error_in_the_fast_path_falls_back(applied: Applied, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A function the server lacks: a real PostgreSQL error, and every shard takes the slow path."""
-    monkeypatch.setattr(digest, "digest_query", lambda *a: sql.SQL("SELECT vecmig_no_such_function()"))
+    # Every hashing query (shard, buckets, versions with digests, listing) hashes row_bytes.
+    monkeypatch.setattr(digest, "row_bytes", lambda *a: sql.SQL("vecmig_no_such_function()"))
     _copy_target(applied.dsn, "t_error", "UPDATE {t} SET title = 'tampered' WHERE id = 1640")
     result, message, outcomes = _validate(applied, tmp_path, "t_error", monkeypatch)
     assert message is not None and "1 different (ids 1640)" in message

@@ -19,6 +19,17 @@ which decides and names the ids. The result records how each shard was decided:
   ``digest_scheme`` names the compared scheme when the fast path was tried, else
   ``server_digest_skipped`` says why; ``source``/``target`` are the sums of the per-shard
   ``{count, sum}`` (mod 2**128), each shard hashed by its own method.
+
+Where both stores also keep row versions (``VersionedDigest``), validation is the record-level
+diff (``vecmig.diff.versions``): without an earlier baseline every bucket is hashed, in one scan
+per shard that also reads the versions (the shards' checksums are as above); against the last
+baseline only the buckets whose versions moved on either side are hashed and listed, so after
+a delta apply only what vecmig (or anyone) wrote is read. A shard where the diff finds records
+to add, change or delete goes through the record-by-record check, which decides and names
+them. ``versions`` accounts for it (``buckets``, ``baseline``, ``hashed_buckets``,
+``rows_hashed``); against a baseline a shard's ``source``/``target`` are ``{count, versions}``
+and the top-level sums are the buckets' content digests, low 64 bits (``"bits": 64``). The
+passing result's ``baseline`` then holds the versions the next diff starts from.
 """
 
 from __future__ import annotations
@@ -30,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from vecmig.actions.base import ActionKind, RunContext
-from vecmig.diff import current_shards
-from vecmig.diff.keys import BucketSums, bucket_of, record_key, scan_scheme, strict_pair
+from vecmig.diff import current_shards, versions
+from vecmig.diff.baseline import last_versions
+from vecmig.diff.keys import LO64, BucketSums, bucket_of, record_key, scan_scheme, strict_pair
 from vecmig.errors import ValidationFailed
 from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
@@ -69,6 +81,31 @@ class _Outcome:
     # The target's per-bucket digests under the shard's method: the next plan's drift baseline.
     buckets: BucketSums | None = None
     bucket_scheme: str | None = None
+    shown: tuple[dict[str, Any], dict[str, Any]] | None = None  # the entry's source/target, when not checksums
+
+
+@dataclass
+class _Shard:
+    """A shard as the versions pass saw it: its servers' view, and whether it found nothing to
+    add, change or delete there."""
+
+    counted: tuple[Checksum, Checksum]  # rows, and the digests where the shard was hashed whole
+    equal: bool
+    shown: tuple[dict[str, Any], dict[str, Any]] | None = None
+    server: tuple[Checksum, Checksum] | None = None  # both servers' shard digests, where computed
+
+
+@dataclass
+class _ByVersions:
+    """The diff run as validation (vecmig.diff.versions): per shard, and what it records."""
+
+    shards: list[_Shard]
+    baseline: dict[str, Any]
+    # Content totals (count, low 64 bits) where shards were decided by buckets, not hashed whole:
+    # rows, sum over all buckets, and that sum with the buckets the record check decides as the target's.
+    source: tuple[int, int, int] | None
+    target: tuple[int, int] | None
+    accounting: dict[str, Any]
 
 
 class ValidateCompleteness(ActionKind):
@@ -94,16 +131,22 @@ class ValidateCompleteness(ActionKind):
         previous = _previous_failure(ctx, action)
         # The source side of each shard's server digests runs on this second pool while the
         # shard's own worker waits for the target's.
+        # Where both stores keep row versions, the diff runs first (only buckets written since
+        # the last baseline are hashed); each shard it finds different goes to the record check.
+        by_versions, versions_skipped = _by_versions(ctx, shards, workers) if scheme is not None else (None, None)
+        pre: list[_Shard | None] = list(by_versions.shards) if by_versions else [None] * len(shards)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-validate") as pool, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-validate-digest") as side:
-            outcomes = list(pool.map(lambda s: _check_shard(ctx, action, s, batch_size, scheme, side), shards))
+            outcomes = list(pool.map(lambda i: _check_shard(ctx, action, shards[i], batch_size, scheme, side, pre[i]),
+                                     range(len(shards))))
         for i, o in enumerate(outcomes):
             source_count += o.source.count
             missing_total += len(o.missing)
             total_src.merge(o.source)
             total_tgt.merge(o.target)
-            entry: dict[str, Any] = {"shard": i, "method": o.method, "source": o.source.to_json(),
-                                     "target": o.target.to_json(), "missing": len(o.missing),
+            shown = o.shown or (o.source.to_json(), o.target.to_json())
+            entry: dict[str, Any] = {"shard": i, "method": o.method, "source": shown[0],
+                                     "target": shown[1], "missing": len(o.missing),
                                      "different": len(o.differ)}
             if o.missing:
                 entry["missing_ids"] = _json_ids(o.missing)
@@ -154,12 +197,23 @@ class ValidateCompleteness(ActionKind):
         finally:
             tgt.close()
         methods = {o.method for o in outcomes}
-        baseline = _baseline(outcomes)
-        result = {"source": total_src.to_json(), "target": total_tgt.to_json(), "target_count": target_count,
+        baseline = by_versions.baseline if by_versions else _baseline(outcomes)
+        src_json, tgt_json = total_src.to_json(), total_tgt.to_json()
+        if by_versions is not None and by_versions.source is not None and by_versions.target is not None:
+            # Shards were decided by buckets, not all hashed: the totals are the buckets' content
+            # digests (low 64 bits), those the record check passed counted as the target's.
+            rows, plain, decided = by_versions.source
+            src_json = {"count": rows, "sum": f"{decided if not problems else plain:032x}", "bits": 64}
+            tgt_json = {"count": by_versions.target[0], "sum": f"{by_versions.target[1]:032x}", "bits": 64}
+        result = {"source": src_json, "target": tgt_json, "target_count": target_count,
                   "extra": len(extra), "shards": shards_out, "ok": not problems,
                   "method": methods.pop() if len(methods) == 1 else "mixed"}
         if baseline is not None and not problems:
             result["baseline"] = baseline
+        if by_versions is not None:
+            result["versions"] = by_versions.accounting
+        elif versions_skipped:
+            result["versions_skipped"] = versions_skipped
         if scheme is not None:
             result["digest_scheme"] = scheme
         else:
@@ -190,6 +244,105 @@ def _baseline(outcomes: list[_Outcome]) -> dict[str, Any] | None:
         assert o.buckets is not None
         total.merge(o.buckets)
     return {"scheme": schemes.pop(), "buckets": total.encode()}
+
+
+def _by_versions(ctx: RunContext, shards: list[dict[str, Any] | None],
+                 workers: int) -> tuple[_ByVersions | None, str | None]:
+    """The record-level diff as validation, where both stores keep row versions
+    (vecmig.diff.versions): against the last baseline only the buckets written since are hashed;
+    without one every bucket is, in one scan per shard that also reads the versions. None and
+    why when the stores cannot, or anything failed (the per-shard path then decides)."""
+    def sides() -> tuple[Provider, Provider]:
+        return ctx.source(), ctx.target()
+
+    try:
+        src, tgt = sides()
+        try:
+            pair = versions.pair_of(src, tgt)
+            if pair is None:
+                return None, "a store keeps no row versions"
+            ds, dt = pair
+            scheme = dt.bucket_scheme()
+            prev = versions.usable(last_versions(ctx.state, ctx.round), scheme, ds, dt)
+            rows = sum(int((s or {}).get("records") or 0) for s in shards) or src.count()
+            n = prev.buckets if prev is not None else versions.bucket_count(rows)
+            # Read before any version: a rewrite after this shows as moved, never as unchanged.
+            s_scheme, t_scheme = ds.version_scheme(n), dt.version_scheme(n)
+        finally:
+            src.close()
+            tgt.close()
+        if s_scheme is None or t_scheme is None:
+            return None, "a store cannot vouch for its records by row versions here (see its version scheme)"
+        if prev is not None:
+            return _shortcut(sides, shards, workers, prev, scheme, s_scheme, t_scheme), None
+        return _full(sides, shards, workers, n, scheme, s_scheme, t_scheme), None
+    except Exception as exc:  # an optimisation: the per-shard path decides
+        return None, f"row versions unavailable: {_reason(exc)}"
+
+
+def _shortcut(sides: versions.Sides, shards: list[dict[str, Any] | None], workers: int,
+              prev: versions.VersionBaseline, scheme: str, s_scheme: str, t_scheme: str) -> _ByVersions:
+    sc = versions.run(sides, shards, prev, workers)
+    per: list[_Shard] = []
+    for r in sc.shards:
+        equal = not r.write_ids and not r.extra_ids
+        # Per shard: rows and version sums (a content digest of the unlisted buckets is not
+        # known per shard); "source changed since the last validation" compares these.
+        s_ver = sum(d for _, d in r.source_versions.values()) & LO64
+        t_ver = sum(d for _, d in r.target_versions.values()) & LO64
+        shown = ({"count": r.source_rows, "versions": f"{s_ver:016x}"},
+                 {"count": r.target_rows, "versions": f"{t_ver:016x}"})
+        per.append(_Shard((Checksum(r.source_rows, 0), Checksum(r.target_rows, 0)), equal, shown))
+    unequal = sc.unequal()
+    decided = np.where(unequal, sc.target_digests, sc.source_digests)
+    coarse = sc.coarse("target")
+    s_hashed, t_hashed = sc.rows_hashed
+    return _ByVersions(
+        shards=per,
+        baseline={"scheme": scheme, "buckets": coarse.encode(),
+                  "versions": versions.recorded(sc.buckets, s_scheme, t_scheme, sc.source_versions,
+                                                sc.target_versions, sc.target_digests, unequal)},
+        source=(sum(r.source_rows for r in sc.shards), _lo64(sc.source_digests), _lo64(decided)),
+        target=(sum(r.target_rows for r in sc.shards), _lo64(sc.target_digests)),
+        accounting={"buckets": sc.buckets, "baseline": True, "hashed_buckets": sc.hashed_buckets,
+                    "rows_hashed": {"source": s_hashed, "target": t_hashed}})
+
+
+def _full(sides: versions.Sides, shards: list[dict[str, Any] | None], workers: int, n: int, scheme: str,
+          s_scheme: str, t_scheme: str) -> _ByVersions:
+    got = versions.full(sides, shards, n, workers)
+    ver = {"source": np.zeros(n, dtype=np.uint64), "target": np.zeros(n, dtype=np.uint64)}
+    dig = {"source": np.zeros(n, dtype=np.uint64), "target": np.zeros(n, dtype=np.uint64)}
+    cnt = {"source": np.zeros(n, dtype=np.int64), "target": np.zeros(n, dtype=np.int64)}
+    per: list[_Shard] = []
+    coarse = BucketSums()
+    for s_b, t_b in got:
+        sums: dict[str, Checksum] = {}
+        for name, by_bucket in (("source", s_b), ("target", t_b)):
+            total = Checksum()
+            for b, (rows, d, v) in by_bucket.items():
+                total.merge(Checksum(rows, d))
+                cnt[name][b] += rows
+                dig[name][b] = np.uint64((int(dig[name][b]) + d) & LO64)
+                ver[name][b] = np.uint64((int(ver[name][b]) + v) & LO64)
+                if name == "target":
+                    coarse.add(b & 1023, d)
+            sums[name] = total
+        s, t = sums["source"], sums["target"]
+        per.append(_Shard((s, t), (s.count, s.total) == (t.count, t.total), server=(s, t)))
+    unequal = (dig["source"] != dig["target"]) | (cnt["source"] != cnt["target"])
+    return _ByVersions(
+        shards=per,
+        baseline={"scheme": scheme, "buckets": coarse.encode(),
+                  "versions": versions.recorded(n, s_scheme, t_scheme, ver["source"], ver["target"], dig["target"],
+                                                unequal)},
+        source=None, target=None,  # every shard hashed whole: its checksums add up as before
+        accounting={"buckets": n, "baseline": False, "hashed_buckets": n,
+                    "rows_hashed": {"source": int(cnt["source"].sum()), "target": int(cnt["target"].sum())}})
+
+
+def _lo64(values: Any) -> int:
+    return int(np.sum(values, dtype=np.uint64))
 
 
 def _digest_scheme(ctx: RunContext) -> tuple[str | None, str | None]:
@@ -277,12 +430,18 @@ def _reason(exc: BaseException) -> str:
 
 
 def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, batch_size: int,
-                 scheme: str | None, side: ThreadPoolExecutor) -> _Outcome:
+                 scheme: str | None, side: ThreadPoolExecutor, pre: _Shard | None = None) -> _Outcome:
+    if pre is not None and pre.equal:
+        ctx.reporter.advance(action, pre.counted[0].count)
+        return _Outcome(SERVER, pre.counted[0], pre.counted[1], shown=pre.shown)
     src, tgt = ctx.source(), ctx.target()
     try:
         server: tuple[Checksum, Checksum] | None = None
         fallback: str | None = None
-        if scheme is not None:
+        if pre is not None:
+            server = pre.server
+            fallback = "server digests differ" if server else "the diff found records to add, change or delete"
+        elif scheme is not None:
             server, said = _server_shard(src, tgt, shard, scheme, side)
             fallback = said if isinstance(said, str) else None
             if server is not None:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from vecmig.diff import drift, pushdown, scan
-from vecmig.diff.keys import bucket_of, record_key, scan_scheme, strict_pair
+from vecmig.diff import drift, pushdown, scan, versions
+from vecmig.diff.keys import BUCKETS, LO64, bucket_of, record_key, scan_scheme, strict_pair
 from vecmig.diff.model import Drift, RecordCounts, RecordDiff, ShardDelta
 from vecmig.ids import keeps_namespaces
 from vecmig.providers import Provider, provider_class
@@ -44,7 +44,10 @@ def _range_shards(shards: list[dict[str, Any] | None]) -> bool:
 
 
 def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict[str, Any] | None = None,
-                 progress: Progress | None = None) -> RecordDiff:
+                 progress: Progress | None = None, versions_baseline: dict[str, Any] | None = None) -> RecordDiff:
+    """``baseline``: what drift is told against (vecmig.diff.baseline.last_baseline);
+    ``versions_baseline``: the newest baseline with row versions (``last_versions``), which
+    lets the pushdown hash only the buckets written since (vecmig.diff.versions)."""
     step = progress or (lambda n: None)
     shards = shards or [None]
     src, tgt = _open(spec.source), _open(spec.target)
@@ -56,6 +59,15 @@ def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict
             except Exception:  # an optimisation: the scan decides
                 pair = None
         if pair is not None:
+            recorded = versions_baseline or baseline
+            found = _shortcut_base(src, tgt, recorded)
+            if found is not None and recorded is not None:
+                try:
+                    same = baseline is not None and baseline.get("versions") == recorded["versions"]
+                    return _versioned(spec, shards, pair[0].bucket_scheme(), found, baseline if same else None,
+                                      baseline, step)
+                except Exception:  # an optimisation: the full hash decides
+                    pass
             return _pushdown(spec, shards, pair, baseline, step)
         return _scan(spec, src, tgt, shards, baseline, step)
     finally:
@@ -130,15 +142,16 @@ def _pushdown(spec: Spec, shards: list[dict[str, Any] | None], pair: tuple[Bucke
     found = drift.classify(baseline, scheme, source_sums, target_sums, differing)
     src_rows = sum(r.source_rows for r in ordered)
     tgt_rows = sum(r.target_rows for r in ordered)
-    total_s = sum(sum(d for _, d in r.source_buckets.values()) for r in ordered) % (1 << 128)
-    total_t = sum(sum(d for _, d in r.target_buckets.values()) for r in ordered) % (1 << 128)
+    # Low 64 bits: what the versions shortcut can add up from its buckets, so both give one value.
+    total_s = sum(sum(d for _, d in r.source_buckets.values()) for r in ordered) & LO64
+    total_t = sum(sum(d for _, d in r.target_buckets.values()) for r in ordered) & LO64
     return RecordDiff(
         method="server-hash", shards=tuple(deltas),
         delete_ids=tuple(extras) if len(extras) <= DELETE_LIST_LIMIT else None, delete_count=len(extras),
         source_records=src_rows, target_records=tgt_rows, drift=found,
         reads={"source_rows_hashed": src_rows, "target_rows_hashed": tgt_rows,
                "rows_listed": sum(r.listed for r in ordered)},
-        source_digest=f"{src_rows}:{total_s:032x}", target_digest=f"{tgt_rows}:{total_t:032x}",
+        source_digest=f"{src_rows}:{total_s:016x}", target_digest=f"{tgt_rows}:{total_t:016x}",
         buckets=target_sums.encode(), bucket_scheme=scheme)
 
 
@@ -154,6 +167,67 @@ def current_shards(spec: Spec, planned: list[dict[str, Any] | None]) -> list[dic
         return list(src.shards(inventory, spec.strategy.shard_size)) if inventory.exists else [None]
     finally:
         src.close()
+
+
+def _shortcut_base(src: Provider, tgt: Provider, recorded: dict[str, Any] | None) -> versions.VersionBaseline | None:
+    try:
+        pair = versions.pair_of(src, tgt)
+        if pair is None:
+            return None
+        return versions.usable(recorded, pair[1].bucket_scheme(), *pair)
+    except Exception:  # an optimisation: the full hash decides
+        return None
+
+
+def _versioned(spec: Spec, shards: list[dict[str, Any] | None], scheme: str, base: versions.VersionBaseline,
+               exact: dict[str, Any] | None, baseline: dict[str, Any] | None, step: Progress) -> RecordDiff:
+    """The pushdown against recorded row versions; ``exact``: the drift baseline, when it is
+    the one whose versions are used (drift is then told bucket by bucket from the versions)."""
+    workers = max(1, min(spec.strategy.concurrency, len(shards), 4))
+    sc = versions.run(lambda: (_open(spec.source), _open(spec.target)), shards, base, workers, step)
+    deltas = []
+    extras: list[RecordId] = []
+    for i, r in enumerate(sc.shards):
+        c = r.counts
+        total = c.add + c.change + c.unchanged
+        listed = tuple(r.write_ids) if scan.listable(len(r.write_ids), total, LIST_LIMIT) else None
+        deltas.append(ShardDelta(index=i, counts=RecordCounts(add=c.add, change=c.change, unchanged=c.unchanged),
+                                 ids=listed))
+        extras.extend(r.extra_ids)
+    differing = [(rid, r.bucket_of[record_key(rid)]) for r in sc.shards for rid in (*r.write_ids, *r.extra_ids)]
+    if exact is not None:
+        found = _exact_drift(sc, differing)
+    else:
+        found = drift.classify(baseline, scheme, sc.coarse("source"), sc.coarse("target"),
+                               [(rid, b & (BUCKETS - 1)) for rid, b in differing])
+    src_rows = sum(r.source_rows for r in sc.shards)
+    tgt_rows = sum(r.target_rows for r in sc.shards)
+    s_hashed, t_hashed = sc.rows_hashed
+    return RecordDiff(
+        method="server-hash", shards=tuple(deltas),
+        delete_ids=tuple(extras) if len(extras) <= DELETE_LIST_LIMIT else None, delete_count=len(extras),
+        source_records=src_rows, target_records=tgt_rows, drift=found,
+        reads={"source_rows_hashed": s_hashed, "target_rows_hashed": t_hashed,
+               "rows_listed": sum(r.listed for r in sc.shards), "buckets": sc.buckets,
+               "buckets_hashed": sc.hashed_buckets},
+        source_digest=f"{src_rows}:{int(sc.source_digests.sum(dtype='uint64')):016x}",
+        target_digest=f"{tgt_rows}:{int(sc.target_digests.sum(dtype='uint64')):016x}",
+        buckets=sc.coarse("target").encode(), bucket_scheme=scheme)
+
+
+def _exact_drift(sc: versions.Shortcut, differing: list[tuple[RecordId, int]]) -> Drift:
+    """Against the baseline drift is told from: a differing record whose bucket the target
+    wrote and the source did not changed in the target outside vecmig."""
+    records = both = 0
+    examples: list[RecordId] = []
+    for rid, b in differing:
+        if sc.target_moved[b] and not sc.source_moved[b]:
+            records += 1
+            if len(examples) < drift.EXAMPLES:
+                examples.append(rid)
+        elif sc.target_moved[b] and sc.source_moved[b]:
+            both += 1
+    return Drift(records=records, both=both, known=True, examples=tuple(examples))
 
 
 def empty_target(shards: list[dict[str, Any] | None], exists: bool = False) -> RecordDiff:

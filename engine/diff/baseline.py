@@ -33,6 +33,26 @@ def last_baseline(state: StateReader | None) -> dict[str, Any] | None:
     return None
 
 
+def last_versions(state: StateReader | None, before_round: int | None = None) -> dict[str, Any] | None:
+    """The newest baseline that recorded row versions, from any round (before ``before_round``).
+
+    Unlike drift, the versions shortcut needs no "nothing written since": whatever vecmig or
+    anyone else wrote since moved the versions of the buckets it touched, and those are hashed.
+    A baseline only has to be true of the moment it was recorded, which a passing validation
+    made it; its version schemes say whether the stores can still be compared with it."""
+    if state is None:
+        return None
+    for past in sorted(state.rounds(), key=lambda r: r["round"], reverse=True):
+        if before_round is not None and past["round"] >= before_round:
+            continue
+        for row in state.actions(past["round"]):
+            if row["kind"] == "validate_completeness" and row["status"] == "done" and row["result_json"]:
+                found = json.loads(row["result_json"]).get("baseline")
+                if isinstance(found, dict) and isinstance(found.get("versions"), dict):
+                    return found
+    return None
+
+
 def diff_wanted(state: StateReader | None) -> bool:
     """Whether a plan should diff the records: not while a round is open (it resumes with the
     actions it started with, and its validation reads the source afresh), so a resume after a

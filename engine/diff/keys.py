@@ -15,8 +15,11 @@ from vecmig.records import RecordId, same_record_key
 
 BUCKETS = 1024
 MASK = BUCKETS - 1
-SCAN_SCHEME = "records-blake2b/1 buckets=1024"
-STRICT_SCHEME = "records-blake2b/1 strict-numbers buckets=1024"
+# "/lo64": buckets are compared by the low 64 bits of their sums (an earlier xor fold of both
+# halves is another scheme), which finer buckets add up to exactly (vecmig.diff.versions).
+SCAN_SCHEME = "records-blake2b/1 buckets=1024/lo64"
+STRICT_SCHEME = "records-blake2b/1 strict-numbers buckets=1024/lo64"
+LO64 = (1 << 64) - 1
 
 
 def strict_pair(spec: Any) -> bool:
@@ -63,8 +66,10 @@ class BucketSums:
                 self.add(b, v)
 
     def encode(self) -> str:
-        """64 bits per bucket, hex: compact enough for a state row, ample to see a change."""
-        return "".join(f"{(v >> 64) ^ (v & 0xFFFFFFFFFFFFFFFF):016x}" for v in self.sums)
+        """64 bits per bucket, hex: compact enough for a state row, ample to see a change. The
+        low half of a sum mod 2**128 is the sum of the low halves mod 2**64, so a baseline kept
+        per finer bucket at 64 bits folds into these exactly."""
+        return "".join(f"{v & LO64:016x}" for v in self.sums)
 
     @staticmethod
     def decode(text: str) -> list[str]:

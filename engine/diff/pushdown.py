@@ -36,6 +36,9 @@ class ShardResult:
     listed: int = 0  # rows listed (both sides)
     source_buckets: dict[int, tuple[int, int]] = field(default_factory=dict)
     target_buckets: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Per fine bucket (rows, version sum) of both sides, where the diff read row versions.
+    source_versions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    target_versions: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def supports(src: Provider, tgt: Provider) -> tuple[BucketedDigest, BucketedDigest] | None:
@@ -66,6 +69,14 @@ def diff_shard(ds: BucketedDigest, dt: BucketedDigest, shard: dict[str, Any] | N
         trows = dt.records(shard, differ)
     finally:
         srows = listed.result()
+    compare_rows(result, srows, trows, same)
+    return result
+
+
+def compare_rows(result: ShardResult, srows: list[tuple[Any, int, int]], trows: list[tuple[Any, int, int]],
+                 unchanged_elsewhere: int) -> None:
+    """Match the listed ``(id, bucket, digest)`` rows of both sides by key into ``result``:
+    added, changed, extras; ``unchanged_elsewhere`` source records were not listed (equal)."""
     target = {same_record_key(rid): (rid, b, h) for rid, b, h in trows}
     add: list[RecordId] = []
     change: list[RecordId] = []
@@ -87,11 +98,10 @@ def diff_shard(ds: BucketedDigest, dt: BucketedDigest, shard: dict[str, Any] | N
     for rid, b in extras:
         result.bucket_of[same_record_key(rid)] = b
     result.counts = RecordCounts(add=len(add), change=len(change), delete=len(extras),
-                                 unchanged=same + unchanged)
+                                 unchanged=unchanged_elsewhere + unchanged)
     result.write_ids = add + change
     result.extra_ids = [rid for rid, _ in extras]
     result.listed = len(srows) + len(trows)
-    return result
 
 
 def bucket_totals(results: list[ShardResult], which: str) -> BucketSums:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vecmig import planfile, policy
-from vecmig.diff.baseline import diff_wanted, last_baseline
+from vecmig.diff.baseline import diff_wanted, last_baseline, last_versions
 from vecmig.executor import apply_plan
 from vecmig.model import Plan
 from vecmig.operations.common import load, open_state
@@ -67,7 +67,8 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
         # Plan once before any state exists: bad input (or a plan policy refuses) must fail
         # without touching state.
         before = open_state(spec)
-        seen_first = refresh(spec, baseline=last_baseline(before), records=diff_wanted(before))
+        seen_first = refresh(spec, baseline=last_baseline(before), records=diff_wanted(before),
+                versions=last_versions(before))
         first = make_plan(spec, before, seen_first)
         policy.check_apply_allowed(policy.apply(first, policy.from_spec(spec)),
                                    allow_destructive=request.allow_destructive)
@@ -79,7 +80,8 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
         if saved or first.state_serial != state.serial or first.state_lineage not in (None, state.lineage):
             # A saved plan is checked against the world as it is now; a plan made just above is
             # reused (its diff read every record once) unless someone applied in between.
-            seen = refresh(spec, baseline=last_baseline(state), records=diff_wanted(state))
+            seen = refresh(spec, baseline=last_baseline(state), records=diff_wanted(state),
+                versions=last_versions(state))
         else:
             seen = seen_first
         if saved:

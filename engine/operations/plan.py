@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vecmig import planfile, policy
-from vecmig.diff.baseline import diff_wanted, last_baseline
+from vecmig.diff.baseline import diff_wanted, last_baseline, last_versions
 from vecmig.errors import VecmigError
 from vecmig.model import Plan
 from vecmig.operations.common import load, open_state
@@ -64,7 +64,8 @@ def init(request: SpecRequest, ui: Ui) -> InitResult:
 def plan_now(spec: Spec) -> tuple[Plan, StateStore | None]:
     """Plan against the stores and the state as they are now, read-only."""
     state = open_state(spec)
-    return make_plan(spec, state, refresh(spec, baseline=last_baseline(state), records=diff_wanted(state))), state
+    return make_plan(spec, state, refresh(spec, baseline=last_baseline(state), records=diff_wanted(state),
+                versions=last_versions(state))), state
 
 
 @dataclass(frozen=True)
