@@ -165,9 +165,11 @@ def test_blue_green_example_markdown_through_the_cli(pg_db: str, tmp_path: Path)
                      "WHERE id <= 500")
     r = vecmig("plan", str(spec), "--format", "markdown", env=env)
     assert r.returncode == 0, r.stderr
-    m = re.search(r"Against the last applied run \(round 1, completed [^)]+\): records 2,000 → 2,500 \(\+500, \+25%\)",
+    # Round 2 writes only the 500 new records (the record-level diff), against round 1's 2,000.
+    m = re.search(r"Against the last applied run \(round 1, completed [^)]+\): records 2,000 → 500 \(-1,500, -75%\)",
                   r.stdout)
     assert m, r.stdout[:3000]
+    assert "**Records: +500 to add, ~0 to change, -0 to delete, 2,000 unchanged**" in r.stdout
     assert "that run actually copied 2,000 records" in r.stdout
     # --json stays an alias of --format json.
     a = vecmig("plan", str(spec), "--json", env=env).stdout
