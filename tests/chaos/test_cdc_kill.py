@@ -19,7 +19,7 @@ from tests.support.data import make_docs_table
 from tests.support.specs import env_for, write_spec
 from tests.support.writer import Writer
 
-KILLS = int(os.environ.get("VECMIG_CDC_KILLS", "8"))
+KILLS = int(os.environ.get("VECMIG_CDC_KILLS", "5"))
 SEED = int(os.environ.get("VECMIG_CHAOS_SEED", "7"))
 
 
