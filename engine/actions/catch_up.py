@@ -251,10 +251,4 @@ class CatchUp(ActionKind):
                           f"{stats.done:,} applied · source retains {retained / 1e6:.1f} MB of WAL")
 
     def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
-        if ctx.target_will_be_dropped or not action.params.get("before_images"):
-            return
-        tgt = ctx.target()
-        try:
-            images.restore(tgt, ctx.state.before_images(ctx.round, action.id))
-        finally:
-            tgt.close()
+        images.undo_writes(ctx, action)

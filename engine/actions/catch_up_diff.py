@@ -21,10 +21,9 @@ from vecmig.actions.base import ActionKind, RunContext
 from vecmig.diff import RecordDiff, current_shards, diff_records
 from vecmig.diff.baseline import last_versions
 from vecmig.errors import Interrupted
-from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
 from vecmig.providers import Provider
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch
 from vecmig.state.rows import ActionRow
 
 IDLE_SLEEP_S = 0.5  # between passes that found too much to move, so a busy source is not hammered
@@ -96,7 +95,7 @@ class CatchUpByDiff(ActionKind):
                     batches = src.scan(shard, None, size)
                 for batch in batches:
                     n += self._write(ctx, action, tgt, batch, keep)
-            n += self._delete(ctx, action, tgt, diff, size, keep)
+            n += images.delete_listed(ctx, action, tgt, list(diff.delete_ids or []), size, advance=False)
             if type(tgt).needs_finalize:
                 tgt.finalize()  # the next pass's diff must see this one's writes (files stage them)
         finally:
@@ -115,30 +114,5 @@ class CatchUpByDiff(ActionKind):
         tgt.upsert(mapped)  # returns once acknowledged
         return len(mapped)
 
-    def _delete(self, ctx: RunContext, action: Action, tgt: Provider, diff: RecordDiff, size: int,
-                keep: bool) -> int:
-        extras: list[Any] = list(diff.delete_ids or [])
-        by_shard: dict[str | None, list[RecordId]] = {}
-        for item in extras:
-            if keeps_namespaces(ctx.spec):
-                ns, rid = item
-                by_shard.setdefault(str(ns), []).append(rid)
-            else:
-                by_shard.setdefault(None, []).append(item)
-        for ns, ids in sorted(by_shard.items(), key=lambda kv: kv[0] or ""):
-            shard = {"namespace": ns} if ns is not None else None
-            for i in range(0, len(ids), size):
-                chunk = ids[i:i + size]
-                if keep:
-                    ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, chunk))
-                tgt.delete_in(shard, chunk)
-        return len(extras)
-
     def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
-        if ctx.target_will_be_dropped or not action.params.get("before_images"):
-            return
-        tgt = ctx.target()
-        try:
-            images.restore(tgt, ctx.state.before_images(ctx.round, action.id))
-        finally:
-            tgt.close()
+        images.undo_writes(ctx, action)

@@ -167,13 +167,7 @@ class CopyShard(ActionKind):
         return {"pos": pos}, moved, True
 
     def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
-        if ctx.target_will_be_dropped or not action.params.get("before_images"):
-            return
-        tgt = ctx.target()
-        try:
-            images.restore(tgt, ctx.state.before_images(ctx.round, action.id))
-        finally:
-            tgt.close()
+        images.undo_writes(ctx, action)
 
 
 def _refuse_sparse(batch: Batch, tgt: Provider) -> None:

@@ -6,7 +6,6 @@ from typing import Any
 
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
-from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
 from vecmig.records import RecordId, same_record_key
 from vecmig.state.rows import ActionRow
@@ -40,34 +39,12 @@ class DeleteExtra(ActionKind):
         """The extras the plan's diff listed (``[namespace, id]`` pairs where records are kept
         per namespace). Deleting is idempotent, so a killed run simply deletes them again; their
         before-images are saved first each time (rollback restores the earliest per id)."""
-        batch_size = ctx.spec.strategy.batch_size
-        listed: list[Any] = list(action.params["ids"])
-        by_shard: dict[str | None, list[RecordId]] = {}
-        for item in listed:
-            if keeps_namespaces(ctx.spec):
-                ns, rid = item
-                by_shard.setdefault(str(ns), []).append(rid)
-            else:
-                by_shard.setdefault(None, []).append(item)
         tgt = ctx.target()
         try:
-            for ns, ids in sorted(by_shard.items(), key=lambda kv: kv[0] or ""):
-                shard = {"namespace": ns} if ns is not None else None
-                for i in range(0, len(ids), batch_size):
-                    chunk = ids[i:i + batch_size]
-                    if action.params.get("before_images"):
-                        ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, chunk))
-                    tgt.delete_in(shard, chunk)
-                    ctx.reporter.advance(action, len(chunk))
+            deleted = images.delete_listed(ctx, action, tgt, list(action.params["ids"]), ctx.spec.strategy.batch_size)
         finally:
             tgt.close()
-        return {"deleted": len(listed)}
+        return {"deleted": deleted}
 
     def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
-        if ctx.target_will_be_dropped or not action.params.get("before_images"):
-            return
-        tgt = ctx.target()
-        try:
-            images.restore(tgt, ctx.state.before_images(ctx.round, action.id))
-        finally:
-            tgt.close()
+        images.undo_writes(ctx, action)

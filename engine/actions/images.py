@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from vecmig.ids import keeps_namespaces
 from vecmig.providers import Provider
 from vecmig.records import Batch, RecordId, as_vectors, sparse_of
 from vecmig.state.rows import BeforeImageRow
+
+if TYPE_CHECKING:
+    from vecmig.actions.base import RunContext
+    from vecmig.model import Action
 
 
 def id_key(record_id: RecordId) -> str:
@@ -75,3 +80,40 @@ def _plain_sparse(sparse: Any) -> dict[str, list[Any]]:
         return sparse.get(key) if isinstance(sparse, dict) else getattr(sparse, key)
 
     return {"indices": [int(i) for i in get("indices")], "values": [float(v) for v in get("values")]}
+
+
+def undo_writes(ctx: RunContext, action: Action) -> None:
+    """The inverse of every kind that overwrites or deletes target records: put their
+    before-images back (nothing to do when the collection itself is dropped, or none were kept)."""
+    if ctx.target_will_be_dropped or not action.params.get("before_images"):
+        return
+    tgt = ctx.target()
+    try:
+        restore(tgt, ctx.state.before_images(ctx.round, action.id))
+    finally:
+        tgt.close()
+
+
+def delete_listed(ctx: RunContext, action: Action, tgt: Provider, listed: Sequence[Any], batch_size: int,
+                  *, advance: bool = True) -> int:
+    """Delete the extras a diff listed (``[namespace, id]`` pairs where records are kept per
+    namespace, so a namesake elsewhere stays), saving their before-images first when the action
+    keeps them. Idempotent: a killed run deletes them again (rollback restores the earliest image)."""
+    keep = bool(action.params.get("before_images"))
+    by_shard: dict[str | None, list[RecordId]] = {}
+    for item in listed:
+        if keeps_namespaces(ctx.spec):
+            ns, rid = item
+            by_shard.setdefault(str(ns), []).append(rid)
+        else:
+            by_shard.setdefault(None, []).append(item)
+    for ns, ids in sorted(by_shard.items(), key=lambda kv: kv[0] or ""):
+        shard = {"namespace": ns} if ns is not None else None
+        for i in range(0, len(ids), batch_size):
+            chunk = ids[i:i + batch_size]
+            if keep:
+                ctx.state.save_before_images(ctx.round, action.id, capture(tgt, chunk))
+            tgt.delete_in(shard, chunk)
+            if advance:
+                ctx.reporter.advance(action, len(chunk))
+    return len(listed)
