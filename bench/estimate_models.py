@@ -142,9 +142,10 @@ def measure_round(case: str, spec: Path, env: dict[str, str], n: int, dim: int,
 
 
 def probe_rate(spec: Path, env: dict[str, str]) -> float:
-    """The plan-time read probe (vecmig.calibrate.read_probe) on the source, median of three:
-    how fast this machine reads the source right now, which the models scale by."""
-    from vecmig.calibrate import read_probe
+    """How fast this machine reads the source right now (records/s over the first shard's
+    first few 1000-record batches, median of three): the load each measurement ran under."""
+    import time
+
     from vecmig.providers import provider_class
     from vecmig.spec_loader import load_spec
 
@@ -154,8 +155,13 @@ def probe_rate(spec: Path, env: dict[str, str]) -> float:
         with provider_class(loaded.source.provider)(loaded.source) as src:
             inv = src.inventory()
             shards = list(src.shards(inv, loaded.strategy.shard_size)) if inv.exists else []
-            got = read_probe(src, shards[0] if shards else None)
-            rates.append(got.rate if got is not None else 0.0)
+            records, started = 0, time.perf_counter()
+            for i, batch in enumerate(src.scan(shards[0] if shards else None, None, 1000)):
+                records += len(batch)
+                if i >= 4:
+                    break
+            seconds = time.perf_counter() - started
+            rates.append(records / seconds if seconds > 0 else 0.0)
     return round(statistics.median(rates))
 
 

@@ -65,13 +65,6 @@ class Throughput:
     digest_records_per_s: float = 0.0
     # Ids/s the source lists for validate_ids (ids alone, no vectors parsed); 0: the read rate.
     ids_records_per_s: float = 0.0
-    # Records/s ``scan`` delivers in the plan-time read probe's batches on the machine the
-    # figures were measured on (vecmig.calibrate.machine_factor); 0: the read rate.
-    probe_records_per_s: float = 0.0
-    # The figures were measured on a reference machine and move with the planning machine's
-    # speed (a store served or parsed locally); False: bound by a remote service's latency.
-    # Machine-bound models are scaled by the plan-time read probe (vecmig.calibrate).
-    machine_bound: bool = False
     # Records/s a staging target merges its parts at (finalize: bytes copied, nothing parsed);
     # 0: the read rate.
     finalize_records_per_s: float = 0.0

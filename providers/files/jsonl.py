@@ -98,7 +98,6 @@ READ_US = (30.0, 0.2)  # parsed into a batch (a copy's columns, a validation's h
 WRITE_US = (30.0, 1.2)  # formatted and appended to a staged part, fsync per batch
 FETCH_US = (50.0, 0.35)  # read by id through the id index, parsed and hashed
 FINALIZE_US = (8.0, 0.02)  # parts concatenated into the file: bytes copied, nothing parsed
-PROBE_US = (15.0, 0.15)  # the probe's fastest 1000-record scan batch
 IDS_PER_S = 300_000.0  # validate_ids: ids cut from each line's start, the rest not parsed
 
 
@@ -114,8 +113,6 @@ def model(dimension: int) -> Throughput:
         fetch_records_per_s=per_record_rate(*FETCH_US, dimension),
         finalize_records_per_s=per_record_rate(*FINALIZE_US, dimension),
         ids_records_per_s=IDS_PER_S,
-        probe_records_per_s=per_record_rate(*PROBE_US, dimension),
-        machine_bound=True,
     )
 
 

@@ -424,7 +424,6 @@ READ_US = (37.0, 0.01)  # read into a batch and hashed (a validation's source si
 WRITE_US = (52.0, 0.18)  # a staged part written (one worker's share)
 FETCH_US = (52.0, 0.072)  # read by id through the id index and hashed
 FINALIZE_US = (4.0, 0.1)  # parts merged into the file
-PROBE_US = (8.0, 0.05)  # the probe's fastest 1000-record scan batch
 IDS_PER_S = 1_000_000.0  # validate_ids: the id column alone
 
 
@@ -440,8 +439,6 @@ def model(dimension: int) -> Throughput:
         fetch_records_per_s=per_record_rate(*FETCH_US, dimension),
         finalize_records_per_s=per_record_rate(*FINALIZE_US, dimension),
         ids_records_per_s=IDS_PER_S,
-        probe_records_per_s=per_record_rate(*PROBE_US, dimension),
-        machine_bound=True,
     )
 
 

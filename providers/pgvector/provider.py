@@ -32,7 +32,6 @@ WRITE_US = (56.0, 0.16)  # binary COPY of encoded columns or batches (one worker
 PIPE_US = (18.0, 0.12)  # pgvector → pgvector: raw COPY bytes, nothing decoded
 FETCH_US = (17.0, 0.09)  # read by id and hashed (validation's target side)
 DIGEST_US = (8.0, 0.045)  # both servers hashing their shard at once (validation's fast path)
-PROBE_US = (22.0, 0.018)  # the probe's fastest 1000-record scan batch
 
 
 def model(dimension: int) -> Throughput:
@@ -51,8 +50,6 @@ def model(dimension: int) -> Throughput:
         startup_s=0.03,  # a connection and the relation's catalog lookup
         fetch_records_per_s=per_record_rate(*FETCH_US, dimension),
         digest_records_per_s=per_record_rate(*DIGEST_US, dimension),
-        probe_records_per_s=per_record_rate(*PROBE_US, dimension),
-        machine_bound=True,
     )
 
 

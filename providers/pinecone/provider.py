@@ -158,7 +158,6 @@ def local_throughput(dimension: int) -> Throughput:
         spread=1.0,
         startup_s=0.05,
         fetch_records_per_s=per_record_rate(*LOCAL_FETCH_US, dimension),
-        machine_bound=True,
     )
 
 
