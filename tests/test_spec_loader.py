@@ -288,6 +288,13 @@ BAD = [
         "close the bracket opened on line 4",
     ),
     case(
+        "yaml-key-over-1024-characters",
+        "version: 1\nmapping: {metadata: {rename: {" + "k" * 1100 + ": y}}}\n",
+        "YAML syntax error: expected ',' or '}', but got ':'",
+        "s.yaml:2:1131",
+        "a key longer than 1024 characters must be written as an explicit key",
+    ),
+    case(
         "yaml-bad-indentation",
         BASE.replace("  collection: docs", "   collection: docs"),
         "YAML syntax error: this line's indentation does not match the lines above it",

@@ -216,8 +216,26 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
     return SpecError(message, where=f"{file}:{line}:{col}", hint=_yaml_hint(exc))
 
 
+# YAML reads `key: value` only when the key is at most this long; longer keys need `? key`.
+IMPLICIT_KEY_LIMIT = 1024
+
+
+def _long_key_before(mark: yaml.Mark | None) -> bool:
+    """Whether the ':' at ``mark`` ends a key longer than YAML lets a plain `key:` be."""
+    if mark is None or not isinstance(mark.buffer, str):
+        return False
+    line = mark.buffer[: mark.pointer].rsplit("\n", 1)[-1]
+    key = line.rsplit("{", 1)[-1].rsplit(",", 1)[-1].strip().lstrip("- ")
+    return len(key) > IMPLICIT_KEY_LIMIT
+
+
 def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
     problem = f"{exc.context or ''} {exc.problem or ''}"
+    if _long_key_before(exc.problem_mark):
+        return (
+            f"a key longer than {IMPLICIT_KEY_LIMIT} characters must be written as an explicit key: "
+            "'? <key>' on one line, ': <value>' on the next"
+        )
     if "'\\t'" in problem or "tab" in problem:
         return "indent with spaces, not tabs"
     if "flow sequence" in problem or "flow mapping" in problem:
