@@ -34,8 +34,15 @@ from vecmig.errors import TerminalError
 from vecmig.spec import PointerSpec
 
 ENV_PREFIX = "VECMIG_"
-# Variables that hold a Pinecone key by convention, removed even when the spec wrote the key literally.
-KEY_VARIABLES = ("PINECONE_API_KEY",)
+
+
+def key_variables() -> set[str]:
+    """Variables that hold a store's key by convention (each store's kit names its own),
+    removed even when the spec wrote the key literally."""
+    from vecmig.providers import kits
+
+    return {name for rules in kits().values() for name in rules.secret_env}
+
 MAX_SHOWN = 300  # characters of a failed command's output in the error
 
 
@@ -186,8 +193,9 @@ def _fsync_dir(directory: Path) -> None:
 def command_env(live: Live, previous: str | None, operation: str, secrets: Iterable[str]) -> dict[str, str]:
     """The parent's environment without secrets, plus the VECMIG_* variables."""
     hidden = {s for s in secrets if s}
+    conventional = key_variables()
     env = {k: v for k, v in os.environ.items()
-           if v not in hidden and k not in KEY_VARIABLES and not k.startswith(ENV_PREFIX)}
+           if v not in hidden and k not in conventional and not k.startswith(ENV_PREFIX)}
     env.update({
         "VECMIG_INDEX": live.index or "",
         "VECMIG_HOST": live.host or "",

@@ -28,7 +28,15 @@ if TYPE_CHECKING:
 
 # policy key -> the severity it gives a finding (None: the finding is dropped)
 LEVELS: dict[str, str | None] = {"error": "error", "warn": "warning", "ignore": None}
-CODE_PREFIXES = ("VM", "PC", "FD")  # engine findings, Pinecone pre-flight rules, value fidelity
+# Engine findings, and value fidelity findings any file or table store raises; each store adds
+# its own prefix in its kit (Pinecone: PC).
+ENGINE_PREFIXES = ("VM", "FD")
+
+
+def code_prefixes() -> tuple[str, ...]:
+    from vecmig.providers import kits  # the entry points, read once policies are read
+
+    return ENGINE_PREFIXES + tuple(sorted({r.lint_prefix for r in kits().values() if r.lint_prefix}))
 # Findings no policy may lower: they stand for data vecmig would destroy that is not its own
 # (VM130: cutover would replace a file that is not a vecmig pointer file), or stand for an
 # apply that can never succeed (VM142: the target is a view; VM143: no unique id to upsert by).
@@ -79,7 +87,7 @@ def read_file(path: Path) -> dict[str, list[str]]:
 
 
 def _is_code(value: Any) -> bool:
-    return isinstance(value, str) and value[:2] in CODE_PREFIXES and value[2:].isdigit() and len(value) == 5
+    return isinstance(value, str) and value[:2] in code_prefixes() and value[2:].isdigit() and len(value) == 5
 
 
 def from_spec(spec: Spec) -> Policy:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from vecmig.specload import load_public, load_spec, load_spec_text, public_hash, public_of_file
 from vecmig.specload.interpolation import NOT_SECRET_CONNECTION_KEYS
-from vecmig.specload.store_rules import PROVIDER_RULES
 
 __all__ = [
     "NOT_SECRET_CONNECTION_KEYS",
-    "PROVIDER_RULES",
     "load_public",
     "load_spec",
     "load_spec_text",

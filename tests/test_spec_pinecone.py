@@ -137,10 +137,11 @@ BAD = [
          'connection: {dsn: "${env:PG_DSN}"}'),
     case("jsonl-hint-lists-no-pinecone-options", PC_TO_JSONL.replace("{path: out.jsonl}", "{pth: out.jsonl}"),
          "unknown key 'pth' in /target/connection (did you mean 'path'?)", "s.yaml:9:16: /target/connection/pth",
-         "allowed keys in /target/connection: api_key, dsn, embedded, host, path"),
+         "allowed keys in /target/connection: path"),
     case("pinecone-hint-lists-its-options", TARGET.replace("{api_key:", "{concurency: 2, api_key:"),
          "unknown key 'concurency' in /target/connection (did you mean 'concurrency'?)",
-         "s.yaml:9:16: /target/connection/concurency", "concurrency, dsn, embedded, host, nested_metadata"),
+         "s.yaml:9:16: /target/connection/concurency",
+         "allowed keys in /target/connection: api_key, concurrency, host, nested_metadata, ready_timeout, timeout"),
     case("concurrency-range", TARGET.replace("{api_key:", "{concurrency: 0, api_key:"),
          "/target/connection/concurrency must be at least 1", "s.yaml:9:16: /target/connection/concurrency",
          "from 1 to 64"),
@@ -161,7 +162,7 @@ BAD = [
          PC_TO_JSONL.replace("provider: jsonl\n  connection: {path: out.jsonl}",
                              'provider: pgvector\n  connection: {dsn: "${env:SOURCE_DSN}"}\n  collection: docs_v2\n'
                              "  create: {region: us-east-1}"),
-         "/target/create/region applies to managed stores (pinecone), not pgvector",
+         "/target/create/region applies to pinecone, not pgvector",
          "s.yaml:11:12: /target/create/region", "remove region"),
     case("sparse-needs-dotproduct", TARGET + "  create: {metric: cosine, sparse: true}\n",
          "/target/create/sparse needs metric dotproduct, not cosine", "s.yaml:11:28: /target/create/sparse",
@@ -235,8 +236,9 @@ def test_pinecone_source_dimension_is_not_limited_by_the_spec() -> None:
 
 
 def test_the_loader_and_the_providers_agree_on_dimension_limits() -> None:
-    from vecmig.providers import provider_class
-    from vecmig.spec_loader import PROVIDER_RULES
+    from vecmig.providers import kits, provider_class
 
-    for name in ("pgvector", "pinecone"):
-        assert provider_class(name).capabilities.max_dimension == PROVIDER_RULES[name].max_dimension
+    for name, rules in kits().items():
+        limit = provider_class(name).capabilities.max_dimension
+        if limit is not None:
+            assert limit == rules.max_dimension, name

@@ -14,7 +14,7 @@ from typing import Any
 from vecmig import safe_paths
 from vecmig.spec import IMPLEMENTED_STRATEGIES, StrategySpec
 from vecmig.specload.context import _Context, _unescape
-from vecmig.specload.store_rules import PROVIDER_RULES, _check_honoured, _check_store
+from vecmig.specload.store_rules import _check_honoured, _check_store, _rules
 
 
 def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
@@ -40,11 +40,10 @@ def _check_paths(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     files: list[tuple[str, str, str, bool]] = []  # (pointer, what, kind, must exist)
     for role in ("source", "target"):
         conn = spec[role].get("connection") or {}
-        rule = PROVIDER_RULES.get(spec[role]["provider"])
-        if rule is not None and "path" in rule.connection_keys and isinstance(conn.get("path"), str):
-            files.append((f"/{role}/connection/path", f"{role} file", "file", False))
-        if isinstance(conn.get("embedded"), str):
-            files.append((f"/{role}/connection/embedded", "embedded PostgreSQL directory", "dir", False))
+        rule = _rules(spec[role]["provider"])
+        for key, (kind, what) in (rule.paths if rule is not None else {}).items():
+            if isinstance(conn.get(key), str):
+                files.append((f"/{role}/connection/{key}", what.format(role=role), kind, False))
     pointer = spec["target"].get("pointer") or {}
     if isinstance(pointer.get("file"), str):
         files.append(("/target/pointer/file", "pointer file", "file", False))
@@ -86,9 +85,11 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any]) -> None:
             f"use {' or '.join(IMPLEMENTED_STRATEGIES)}",
         )
     if kind == "blue-green" and "alias" not in spec["target"] and "pointer" not in spec["target"]:
-        if spec["target"]["provider"] == "pinecone":
+        provider = spec["target"]["provider"]
+        rule = _rules(provider)
+        if rule is not None and rule.pointer_only:
             raise ctx.error(
-                "blue-green on pinecone needs target.pointer, what readers follow (Pinecone has no aliases)",
+                f"blue-green on {provider} needs target.pointer, what readers follow ({provider} has no aliases)",
                 "/strategy/type",
                 "add `pointer: {file: live-index.json}` and/or `pointer: {command: ./repoint.sh}` under target: "
                 "cutover repoints it to the new index, rollback back",
@@ -188,9 +189,10 @@ def _check_policy(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
 def _check_pointer(ctx: _Context, spec: dict[str, Any]) -> None:
     """Aliases where the store has them, a pointer (file and/or command) where it does not."""
     target = spec["target"]
-    if target["provider"] == "pinecone" and "alias" in target:
+    rule = _rules(target["provider"])
+    if rule is not None and rule.pointer_only and "alias" in target:
         raise ctx.error(
-            "pinecone has no aliases, so target.alias cannot be switched",
+            f"{target['provider']} has no aliases, so target.alias cannot be switched",
             "/target/alias",
             "replace it with `pointer: {file: live-index.json}` and/or `pointer: {command: ./repoint.sh}`",
         )

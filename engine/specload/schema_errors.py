@@ -16,12 +16,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from vecmig.errors import SpecError
-from vecmig.schemas import load as load_schema
 from vecmig.specload.context import _and, _Context, _did_you_mean, _display, _escape, _in, _pointer, _unescape
 from vecmig.specload.interpolation import _Interpolation
-
-SCHEMA_NAME = "spec.v1"
-
+from vecmig.specload.provider_schema import spec_schema
 
 TYPE_NAMES = {
     "object": "a mapping",
@@ -41,9 +38,8 @@ TYPE_HINTS = {
 }
 
 
-@cache
 def _schema_root() -> dict[str, Any]:
-    return load_schema(SCHEMA_NAME)
+    return spec_schema()
 
 
 @cache

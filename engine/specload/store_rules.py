@@ -1,18 +1,20 @@
-"""Stage 4, stores: what each built-in store needs that the provider-independent schema cannot say.
+"""Stage 4, stores: what each store needs that the provider-independent schema cannot say.
 
-:data:`PROVIDER_RULES` names every built-in provider's connection keys, naming rules and
-limits; the checks here apply them to one store (connection, collection, plain names,
-distinct columns, dimension and create keys) and refuse keys that would be accepted and
-then ignored for this provider, role or index type.
+Each store declares its connection keys, naming rules and limits in its kit
+(``providers/<store>/kit.py``, :class:`~vecmig.providers.kit.SpecRules`); the checks here
+apply them to one store (connection, collection, plain names, distinct columns, dimension
+and create keys) and refuse keys that would be accepted and then ignored for this provider,
+role or index type.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-from vecmig.providers import available
+from vecmig.providers import available, kits, rules_of
+from vecmig.providers.kit import SpecRules
 from vecmig.spec import Fields, IndexSpec
 from vecmig.specload.context import _Context, _did_you_mean
 
@@ -20,72 +22,8 @@ PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 PLAIN_NAME_RULE = "use letters, digits and _, starting with a letter or _, at most 63 characters"
 
 
-@dataclass(frozen=True)
-class _ProviderRule:
-    """What a built-in provider needs that the provider-independent schema cannot say."""
-
-    connection_keys: tuple[str, ...]  # exactly one of these, and nothing else
-    connection_example: str
-    needs_collection: bool = False
-    plain_names: bool = False  # table and column names are SQL identifiers
-    # Options accepted beside the one required connection key (pinecone: host, concurrency, ...).
-    optional_keys: tuple[str, ...] = ()
-    collection_hint: str = "the table name: add `collection: <table>`"
-    # Largest target.create.dimension the store takes. File formats have no limit of their
-    # own; they keep the cap the schema had before limits became per provider.
-    max_dimension: int = 16_000
-    managed_create: bool = False  # target.create takes cloud, region, deletion_protection, tags, sparse
-    namespaces: bool = False  # the store has namespaces (source/target.namespace means something)
-    indexes: bool = False  # vecmig builds a vector index in it (target.create.index)
-    keeps_metric: bool = True  # a created collection records its metric (files do not)
-    # Connection options that only a target uses (a source would accept and ignore them).
-    target_only_keys: tuple[str, ...] = ()
-    shards_by_size: bool = True  # strategy.shard_size cuts this store as a source
-    fixed_fields: tuple[str, ...] = ()  # fields.* keys the store's record shape fixes (Pinecone: id, values)
-    metadata_columns: bool = True  # fields.metadata may name one column holding all metadata
-    id_types: tuple[str, ...] = ("int", "text")  # what target.create.id_type can choose
-    metered: bool = False  # cost lines (and so cost.transition_days) apply to it
-
-
-PROVIDER_RULES: dict[str, _ProviderRule] = {
-    "pgvector": _ProviderRule(
-        ("dsn", "embedded"),
-        'connection: {dsn: "${env:PG_DSN}"} or connection: {embedded: .vecmig/pg}',
-        needs_collection=True,
-        plain_names=True,
-        indexes=True,
-    ),
-    "jsonl": _ProviderRule(("path",), "connection: {path: data.jsonl}", keeps_metric=False),
-    "parquet": _ProviderRule(("path",), "connection: {path: data.parquet}", keeps_metric=False),
-    "pinecone": _ProviderRule(
-        ("api_key",),
-        'connection: {api_key: "${env:PINECONE_API_KEY}"} (optionally host, concurrency, timeout, '
-        "ready_timeout, nested_metadata)",
-        needs_collection=True,
-        optional_keys=("host", "concurrency", "timeout", "ready_timeout", "nested_metadata"),
-        collection_hint="the index name: add `collection: <index>`",
-        max_dimension=20_000,
-        managed_create=True,
-        namespaces=True,
-        target_only_keys=("nested_metadata", "ready_timeout"),
-        shards_by_size=False,
-        fixed_fields=("id", "vector"),
-        metadata_columns=False,
-        id_types=(),
-        metered=True,
-    ),
-    # The in-memory test double (providers/memory): faults act on writes, so they are target keys.
-    "memory": _ProviderRule(
-        ("name",),
-        "connection: {name: src} (optionally fail_after_batches, transient_every, terminal_on_id, retry_after)",
-        needs_collection=True,
-        optional_keys=("fail_after_batches", "transient_every", "terminal_on_id", "retry_after"),
-        collection_hint="the collection name: add `collection: <name>`",
-        target_only_keys=("fail_after_batches", "transient_every", "terminal_on_id", "retry_after"),
-    ),
-}
-MANAGED_CREATE_KEYS = ("cloud", "region", "deletion_protection", "tags", "sparse")
-PINECONE_INDEX_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$")
+def _rules(provider: str) -> SpecRules | None:
+    return rules_of(provider) if provider in available() else None
 
 
 def _check_store(ctx: _Context, store: dict[str, Any], pointer: str) -> None:
@@ -97,9 +35,9 @@ def _check_store(ctx: _Context, store: dict[str, Any], pointer: str) -> None:
         message += f" (did you mean '{guess}'?)" if guess else ""
         hint = f"registered providers: {', '.join(names)}" if names else "no providers are registered: reinstall vecmig"
         raise ctx.error(message, f"{pointer}/provider", hint)
-    rule = PROVIDER_RULES.get(provider)
+    rule = _rules(provider)
     if rule is None:
-        return  # a third-party provider: only the schema's structure applies
+        return  # a plugin without rules: only the schema's structure applies
     _check_connection(ctx, store, pointer, provider, rule)
     if rule.needs_collection and "collection" not in store:
         raise ctx.error(
@@ -113,7 +51,7 @@ def _check_store(ctx: _Context, store: dict[str, Any], pointer: str) -> None:
     _check_provider_limits(ctx, store, pointer, provider, rule)
 
 
-def _check_connection(ctx: _Context, store: dict[str, Any], pointer: str, provider: str, rule: _ProviderRule) -> None:
+def _check_connection(ctx: _Context, store: dict[str, Any], pointer: str, provider: str, rule: SpecRules) -> None:
     conn, where = store["connection"], f"{pointer}/connection"
     for key in conn:
         if key not in rule.connection_keys + rule.optional_keys:
@@ -129,7 +67,7 @@ def _check_connection(ctx: _Context, store: dict[str, Any], pointer: str, provid
         raise ctx.error(
             f"{provider} connection in {pointer} takes exactly one of {options}, not both",
             f"{where}/{given[1]}",
-            "dsn connects to a running server; embedded starts a local one: keep one",
+            rule.connection_exclusive_hint,
         )
 
 
@@ -185,15 +123,12 @@ def _check_distinct_fields(ctx: _Context, store: dict[str, Any], pointer: str) -
 
 
 def _check_provider_limits(ctx: _Context, store: dict[str, Any], pointer: str, provider: str,
-                           rule: _ProviderRule) -> None:
-    """Limits that differ by provider: index names, dimensions, create keys of managed stores."""
-    if provider == "pinecone" and "collection" in store and not PINECONE_INDEX_NAME.match(store["collection"]):
+                           rule: SpecRules) -> None:
+    """Limits that differ by store: collection names, dimensions, create keys of other stores."""
+    if rule.collection_pattern is not None and "collection" in store \
+            and not rule.collection_pattern.match(store["collection"]):
         at = f"{pointer}/collection"
-        raise ctx.error(
-            f"{ctx.quoted(at)} is not a valid Pinecone index name",
-            at,
-            "use 1-45 lowercase letters, digits and '-', starting and ending with a letter or digit",
-        )
+        raise ctx.error(f"{ctx.quoted(at)} is not a valid {rule.collection_noun}", at, rule.collection_rule)
     create = store.get("create") or {}
     dimension = create.get("dimension")
     if isinstance(dimension, int | float) and dimension > rule.max_dimension:
@@ -204,21 +139,24 @@ def _check_provider_limits(ctx: _Context, store: dict[str, Any], pointer: str, p
             at,
             f"use a whole number from 1 to {rule.max_dimension} ({provider}'s limit)",
         )
-    if not rule.managed_create:
-        for key in MANAGED_CREATE_KEYS:
-            if key in create:
-                raise ctx.error(
-                    f"{pointer}/create/{key} applies to managed stores (pinecone), not {provider}",
-                    f"{pointer}/create/{key}",
-                    f"remove {key}: {provider} has no such setting",
-                )
-    if create.get("sparse") and create.get("metric", "dotproduct") != "dotproduct":
-        raise ctx.error(
-            f"{pointer}/create/sparse needs metric dotproduct, not {create['metric']}",
-            f"{pointer}/create/sparse",
-            "set `metric: dotproduct` (Pinecone scores sparse-dense records by dot product), or drop sparse",
-        )
+    for key in create:
+        if key in rule.create_schema or key in GENERIC_CREATE_KEYS:
+            continue
+        owners = [name for name, other in kits().items() if key in other.create_schema]
+        if owners:
+            raise ctx.error(
+                f"{pointer}/create/{key} applies to {' and '.join(owners)}, not {provider}",
+                f"{pointer}/create/{key}",
+                f"remove {key}: {provider} has no such setting",
+            )
+    for check in rule.checks:
+        found = check(store, pointer)
+        if found is not None:
+            raise ctx.error(*found)
 
+
+# target.create keys every store reads (the rest come from the stores' kits).
+GENERIC_CREATE_KEYS = ("dimension", "metric", "id_type", "index")
 
 # Index options and the index types that read them.
 INDEX_OPTIONS = {"m": ("hnsw",), "ef_construction": ("hnsw",), "lists": ("ivfflat",)}
@@ -229,7 +167,7 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
     ignored (for this provider, role or index type) is refused, saying why."""
     for role in ("source", "target"):
         store, at = spec[role], f"/{role}"
-        rule = PROVIDER_RULES.get(store["provider"])
+        rule = _rules(store["provider"])
         if rule is None:
             continue
         provider = store["provider"]
@@ -256,11 +194,12 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
                                 'remove shard_size (`namespace: "*"` reads every namespace as its own shard)')
     target = spec["target"]
     provider = target["provider"]
-    rule = PROVIDER_RULES.get(provider)
+    rule = _rules(provider)
     create = target.get("create") or {}
     if rule is not None and "index" in create and not rule.indexes:
         raise ctx.error(f"target.create.index is ignored: vecmig builds no index in a {provider} target",
-                        "/target/create/index", "remove index (it applies to pgvector targets)")
+                        "/target/create/index",
+                        f"remove index (it applies to {_and_names(n for n, r in kits().items() if r.indexes)} targets)")
     if rule is not None and "metric" in create and not rule.keeps_metric:
         raise ctx.error(f"target.create.metric is ignored: a {provider} file records no metric",
                         "/target/create/metric", "remove metric (the store that reads the file decides it)")
@@ -286,7 +225,7 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
                         "remove checksums, or set `validate: {completeness: false}` to skip validation")
     cost = spec.get("cost") or {}
     stores = {spec["source"]["provider"], provider}
-    metered = [p for p in stores if PROVIDER_RULES.get(p, _ProviderRule((), "", metered=True)).metered]
+    metered = [p for p in stores if getattr(_rules(p), "metered", True)]
     if "transition_days" in cost and not metered:
         raise ctx.error("cost.transition_days is ignored: neither store is metered, so no storage is priced",
                         "/cost/transition_days", "remove transition_days")
@@ -294,3 +233,8 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
         if key != "transition_days" and key not in stores:
             raise ctx.error(f"cost.{key} is ignored: neither the source nor the target is {key}", f"/cost/{key}",
                             f"remove the {key} prices")
+
+
+def _and_names(names: Iterable[str]) -> str:
+    listed = list(names)
+    return " and ".join([", ".join(listed[:-1]), listed[-1]] if len(listed) > 1 else listed) or "no"
