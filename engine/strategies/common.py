@@ -10,6 +10,7 @@ from vecmig.diff import ShardDelta
 from vecmig.errors import PlanError
 from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
+from vecmig.providers import stores_that
 from vecmig.strategies.context import PlanContext
 
 
@@ -324,7 +325,7 @@ def raise_no_alias(ctx: PlanContext) -> None:
         f"provider {ctx.spec.target.provider} has no aliases, so '{ctx.spec.target.alias}' cannot be switched",
         where=ctx.spec.where("/target/alias"),
         hint="replace target.alias with `pointer: {file: ...}` (a file readers follow) or `pointer: {command: ...}`, "
-             "or use a target that supports aliases (pgvector views)",
+             f"or use a target that supports aliases ({stores_that(lambda c: c.capabilities.aliases)})",
     )
 
 
