@@ -166,7 +166,7 @@ def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str
     # Content digests exist only where a diff ran (a target holding records, no round open):
     # compared when both sides have one, else the inventories are compared without them.
     recorded = Inventory.from_json(json.loads(round_row["plan_json"])["source"])
-    if "content" in recorded.extra and "content" in seen.source.extra:
+    if recorded.content is not None and seen.source.content is not None:
         same = recorded.fingerprint == seen.source.fingerprint
     else:
         same = without_content(recorded).fingerprint == without_content(seen.source).fingerprint
@@ -174,7 +174,7 @@ def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str
 
 
 def without_content(inventory: Inventory) -> Inventory:
-    return replace(inventory, extra={k: v for k, v in inventory.extra.items() if k != "content"})
+    return replace(inventory, content=None)
 
 
 def _stores_taking(dimension: int) -> str:
@@ -255,24 +255,21 @@ def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None,
     target_fields = spec.target.fields.metadata
     typed_target = (target_fields is None and provider_class(spec.target.provider).capabilities.metadata_default
                     == "typed") or isinstance(target_fields, tuple | list)
-    if source.extra.get("metadata_column") and typed_target:
+    if source.metadata_column and typed_target:
         raise PlanError(
-            f"the source keeps its metadata in one JSON column ({source.extra['metadata_column']}), so its keys "
+            f"the source keeps its metadata in one JSON column ({source.metadata_column}), so its keys "
             "are not known without reading every record",
             where=spec.where("/target/fields"),
             hint="set target.fields.metadata to a column name to store the metadata as one jsonb document",
         )
-    # Providers say whether records carry text: files by a flag, pgvector by naming the column,
-    # Pinecone by finding it in the sampled metadata.
-    has_text = bool(spec.source.fields.text) or bool(source.extra.get("text")) or bool(
-        source.extra.get("text_column")) or bool(source.extra.get("has_text"))
+    has_text = bool(spec.source.fields.text) or source.has_text
     return CollectionSchema(dimension=dimension, metric=metric, id_type=id_type, metadata=metadata, text=has_text,
                             sparse=source_has_sparse(source, sample))
 
 
 def source_has_sparse(source: Inventory, sample: Batch | None) -> bool:
     """The source declares a sparse field (a Pinecone hybrid index) or its sample holds sparse values."""
-    return bool(source.extra.get("sparse")) or (sample is not None and any(s is not None for s in sparse_of(sample)))
+    return source.sparse or (sample is not None and any(s is not None for s in sparse_of(sample)))
 
 
 def foreign_records(state: StateReader | None, seen: Refreshed) -> tuple[int, int | None]:
@@ -551,7 +548,7 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
                          f"{spec.target.provider} cannot store: apply would stop at the first of them",
                 "error", f"migrate into a target that holds sparse values ({_sparse_stores()}), "
                          "or remove them from the source first"))
-        elif seen.source.extra.get("sparse"):
+        elif seen.source.sparse:
             out.append(Warning_(
                 "VM105", f"the source index has a sparse field, though no record {where} uses it; "
                          f"{spec.target.provider} cannot store sparse values, so a record that has them "
