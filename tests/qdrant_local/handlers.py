@@ -28,6 +28,10 @@ class Raw(str):
     """A result already rendered as JSON (points with their vectors)."""
 
 
+class Bare(dict[str, Any]):
+    """An answer sent as it is, without the ``result`` envelope (``GET /``)."""
+
+
 def _unsupported(body: dict[str, Any], *keys: str) -> None:
     for key in keys:
         if body.get(key) is not None:
@@ -93,7 +97,7 @@ def _update_result(version: int, params: dict[str, str]) -> dict[str, Any]:
 
 
 def root(store: Store, args: list[str], params: dict[str, str], body: Any) -> Any:
-    return {"title": "qdrant - vector search engine", "version": VERSION, "commit": "local"}
+    return Bare(title="qdrant - vector search engine", version=VERSION, commit="local")
 
 
 def list_collections(store: Store, args: list[str], params: dict[str, str], body: Any) -> Any:

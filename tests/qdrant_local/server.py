@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.qdrant_local.handlers import Raw, route
+from tests.qdrant_local.handlers import Bare, Raw, route
 from tests.qdrant_local.store import ApiError, Store
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -150,6 +150,12 @@ class _Handler(BaseHTTPRequestHandler):
                 result = handler(self.server.store, args, dict(parse_qsl(url.query)), body)
         except ApiError as exc:
             self._error(exc.status, exc.message, started)
+            return
+        except Exception as exc:  # a bug here must reach the client as Qdrant's 500, not a dead socket
+            self._error(500, f"Service internal error: {type(exc).__name__}: {exc}", started)
+            return
+        if isinstance(result, Bare):
+            self._send(200, json.dumps(result))
             return
         rendered = result if isinstance(result, Raw) else json.dumps(result, ensure_ascii=False)
         elapsed = time.perf_counter() - started

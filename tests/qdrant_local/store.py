@@ -143,7 +143,7 @@ def as_f32(raw: Any, params: VectorParams, name: str) -> np.ndarray:
     vec = np.asarray(raw, dtype=np.float64).astype(np.float32)
     if params.distance == "Cosine":
         # Qdrant normalises on write, so that cosine becomes a dot product at search time.
-        norm = np.float32(np.sqrt(np.dot(vec, vec, dtype=np.float32)))
+        norm = np.float32(np.sqrt(np.sum(vec * vec, dtype=np.float32)))
         if norm > np.finfo(np.float32).eps:
             vec = (vec / norm).astype(np.float32)
     return vec
