@@ -305,8 +305,10 @@ class QdrantProvider(Provider):
         hi_key = ids.order_key(hi) if hi is not None else None
         after = ids.order_key(cursor) if cursor is not None else None
         offset: ids.PointId | None = cursor if cursor is not None else lo
+        resuming = cursor is not None  # the offset is inclusive: the cursor's own point comes back first
         while True:
-            page, nxt = self._scroll(offset, size + (1 if after is not None else 0))
+            page, nxt = self._scroll(offset, size + (1 if resuming else 0))
+            resuming = False
             points = [p for p in page if after is None or ids.order_key(p.id) > after]
             if hi_key is not None:
                 inside = [p for p in points if ids.order_key(p.id) < hi_key]
