@@ -44,7 +44,7 @@ from qdrant_client import QdrantClient, models
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput, per_record_rate
-from vecmig.providers.qdrant import ids, lint
+from vecmig.providers.qdrant import ids, lint, records
 from vecmig.providers.qdrant.errors import classify, is_oversize
 from vecmig.records import Batch, RecordId
 from vecmig.retry import with_retries
@@ -68,20 +68,6 @@ FIRST_UUID = "00000000-0000-0000-0000-000000000000"  # scroll offset of the firs
 # figures from bench/qdrant_throughput.py against tests/qdrant_local (JSON at both ends).
 LOCAL_WRITE_US = (120.0, 1.2)
 LOCAL_READ_US = (150.0, 1.5)
-
-
-def _logical_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "text[]"
-    return "json"
 
 
 class _Oversize(Exception):
@@ -215,28 +201,13 @@ class QdrantProvider(Provider):
                 vectors: bool = True) -> tuple[list[models.Record], ids.PointId | None]:
         name = self._collection
         with_vectors: bool | list[str] = ([self._vector_name] if self._vector_name else True) if vectors else False
-        records, nxt = self._call(f"scrolling collection '{name}'", lambda c: c.scroll(
+        page, nxt = self._call(f"scrolling collection '{name}'", lambda c: c.scroll(
             name, offset=offset, limit=limit, with_payload=payload, with_vectors=with_vectors))
-        return records, nxt  # type: ignore[return-value]
+        return page, nxt  # type: ignore[return-value]
 
-    def _to_batch(self, records: Sequence[models.Record]) -> Batch:
-        dim = self._ensure_shape()[0]
-        out_ids: list[RecordId] = []
-        rows: list[Any] = []
-        metadata: list[dict[str, Any]] = []
-        texts: list[str | None] = []
-        for rec in records:
-            payload = dict(rec.payload or {})
-            out_ids.append(ids.record_id(rec.id, payload, self._collection))  # type: ignore[arg-type]
-            text = payload.get(self._text_key)
-            texts.append(payload.pop(self._text_key) if isinstance(text, str) else None)
-            metadata.append(payload)
-            vec: Any = rec.vector
-            if isinstance(vec, dict):
-                vec = vec.get(self._vector_name or "")
-            rows.append(vec)
-        vectors = np.asarray(rows, dtype=np.float32) if rows else np.zeros((0, dim), np.float32)
-        return Batch(ids=out_ids, vectors=vectors.reshape(len(rows), dim), metadata=metadata, texts=texts)
+    def _to_batch(self, points: Sequence[models.Record]) -> Batch:
+        return records.to_batch(points, self._ensure_shape()[0], self._vector_name, self._text_key,
+                                self._collection)
 
     def inventory(self) -> Inventory:
         info = self._info()
@@ -250,12 +221,7 @@ class QdrantProvider(Provider):
         # where string ids live, so the id type and fields see both kinds.
         uuids, _ = self._scroll(FIRST_UUID, SAMPLE_SIZE)
         sample = self._to_batch([*first, *(r for r in uuids if not isinstance(r.id, int))])
-        fields: dict[str, str] = {}
-        for meta in sample.metadata:
-            for key, value in meta.items():
-                if value is not None:
-                    kind = _logical_type(value)
-                    fields[key] = kind if fields.get(key, kind) == kind else "json"
+        fields = records.metadata_types(sample.metadata)
         kinds = {"int" if isinstance(i, int) else "text" for i in sample.ids}
         meta_bytes = sum(len(json.dumps(m)) for m in sample.metadata) / max(1, len(sample))
         text_bytes = sum(len(t.encode()) for t in sample.texts or [] if t) / max(1, len(sample))
@@ -266,7 +232,7 @@ class QdrantProvider(Provider):
         return Inventory(
             provider=self.name, collection=name, exists=True, dimension=dimension, metric=metric,
             count=count, count_exact=True, id_type="text" if "text" in kinds else "int",
-            fields=dict(sorted(fields.items())), bytes_per_record=int(4 * dimension + 16 + meta_bytes + text_bytes),
+            fields=fields, bytes_per_record=int(4 * dimension + 16 + meta_bytes + text_bytes),
             extra=extra)
 
     def count(self) -> int:
@@ -364,18 +330,6 @@ class QdrantProvider(Provider):
         self._call(f"deleting collection '{name}'", lambda c: c.delete_collection(name))
         self._shape = None
 
-    def _payloads(self, batch: Batch) -> list[dict[str, Any]]:
-        texts = batch.texts if batch.texts is not None else [None] * len(batch)
-        out = []
-        for rid, meta, text in zip(batch.ids, batch.metadata, texts, strict=True):
-            payload = dict(meta)
-            if text is not None:
-                payload[self._text_key] = text
-            if not ids.is_native(rid):
-                payload[ids.ID_KEY] = rid
-            out.append(payload)
-        return out
-
     def upsert(self, batch: Batch) -> None:
         if not len(batch):
             return
@@ -393,7 +347,7 @@ class QdrantProvider(Provider):
         last = {rid: pos for pos, rid in enumerate(batch.ids)}
         keep = sorted(last.values())
         pids = [ids.point_id(batch.ids[p]) for p in keep]
-        payloads = self._payloads(batch)
+        payloads = records.payloads(batch, self._text_key)
         rows = vectors.tolist()  # float32 widened exactly to double: JSON reads back the same float32
         points = [(pids[i], rows[p], payloads[p]) for i, p in enumerate(keep)]
         per_point = 12 * dim + 64
