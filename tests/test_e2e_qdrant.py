@@ -212,3 +212,27 @@ def test_pgvector_to_new_qdrant_collection_string_ids_kill_resume_rollback(
     with closing(client(srv)) as qc:
         assert not qc.collection_exists("docs-v2"), "rollback deletes the collection vecmig created"
     assert_no_secret(r.stdout, r.stderr, paths=(tmp_path,))
+
+
+def test_injected_503_429_and_drops_lose_and_double_nothing(pg_db: str, srv: SpawnedQdrantLocal,
+                                                            tmp_path: Path) -> None:
+    n = 1000
+    make_source(pg_db, "docs", n, 32, seed=8)
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: qd-faults
+        source: {{provider: pgvector, connection: {{dsn: "${{env:SOURCE_DSN}}"}}, collection: docs,
+                 fields: {{id: id, vector: embedding, text: body}}}}
+        target: {qdrant_block(srv, "docs-faults", ", create: {metric: euclidean}")}
+        strategy: {{type: big-bang, batch_size: 100, concurrency: 2}}
+        """)
+    env = qd_env(pg_db)
+    srv.set_faults(["ok", "503", "drop", "ok", "429", "502", "drop", "ok", "500"], endpoints=["upsert"])
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    stats = srv.stats()
+    srv.clear_faults()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert stats["faults"] == {"503": 1, "drop": 2, "429": 1, "502": 1, "500": 1}, stats
+    assert stats["points_upserted"] == n, "every record written exactly once: refused requests wrote nothing"
+    assert_same(pg_records(pg_db, "docs"), qdrant_records(srv, "docs-faults"))
+    assert_no_secret(r.stdout, r.stderr, paths=(tmp_path,))
