@@ -236,3 +236,33 @@ def test_injected_503_429_and_drops_lose_and_double_nothing(pg_db: str, srv: Spa
     assert stats["points_upserted"] == n, "every record written exactly once: refused requests wrote nothing"
     assert_same(pg_records(pg_db, "docs"), qdrant_records(srv, "docs-faults"))
     assert_no_secret(r.stdout, r.stderr, paths=(tmp_path,))
+
+
+def test_pgvector_to_qdrant_blue_green_switches_the_alias_and_rolls_back(
+        pg_db: str, srv: SpawnedQdrantLocal, tmp_path: Path) -> None:
+    n = 1200
+    make_source(pg_db, "docs", n, 16, seed=11)
+    with closing(client(srv)) as qc:
+        qc.create_collection("docs-blue", vectors_config=models.VectorParams(size=16, distance=models.Distance.DOT))
+        qc.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name="docs-blue", alias_name="docs_live"))])
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: qd-bg
+        source: {{provider: pgvector, connection: {{dsn: "${{env:SOURCE_DSN}}"}}, collection: docs,
+                 fields: {{id: id, vector: embedding, text: body}}}}
+        target: {qdrant_block(srv, "docs-green", ", alias: docs_live, create: {metric: dotproduct}")}
+        strategy: {{type: blue-green, batch_size: 100, concurrency: 2, shard_size: 1000}}
+        """)
+    env = qd_env(pg_db)
+    db = tmp_path / ".vecmig" / "qd-bg.db"
+    kill_and_resume(spec, env, db, n, actions=("cutover.alias",), kills=2)
+    assert_same(pg_records(pg_db, "docs"), qdrant_records(srv, "docs-green"))
+    with closing(client(srv)) as qc:
+        assert [(a.alias_name, a.collection_name) for a in qc.get_aliases().aliases] == [("docs_live", "docs-green")]
+    r = vecmig("rollback", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with closing(client(srv)) as qc:
+        assert [(a.alias_name, a.collection_name) for a in qc.get_aliases().aliases] == [("docs_live", "docs-blue")]
+        assert not qc.collection_exists("docs-green") and qc.collection_exists("docs-blue")
+    assert_no_secret(r.stdout, r.stderr, paths=(tmp_path,))

@@ -225,3 +225,31 @@ def test_body_limit_nan_auth_and_faults(qc: QdrantClient, server: QdrantLocal) -
     with pytest.raises(ResourceExhaustedResponse):
         qc.count("c")
     assert qc.count("c").count == 0
+
+
+def test_aliases_switch_atomically_and_resolve_for_data_requests(qc: QdrantClient) -> None:
+    make(qc, "blue")
+    make(qc, "green")
+    qc.upsert("green", points=[models.PointStruct(id=1, vector=[1.0, 0, 0, 0])], wait=True)
+    create = models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="blue", alias_name="live"))
+    assert qc.update_collection_aliases(change_aliases_operations=[create]) is True
+    assert [(a.alias_name, a.collection_name) for a in qc.get_aliases().aliases] == [("live", "blue")]
+    switch = [models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="live")),
+              models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="green", alias_name="live"))]
+    qc.update_collection_aliases(change_aliases_operations=switch)
+    assert [a.alias_name for a in qc.get_collection_aliases("green").aliases] == ["live"]
+    assert [p.id for p in qc.scroll("live")[0]] == [1], "data requests may name an alias"
+    with pytest.raises(UnexpectedResponse) as clash:
+        qc.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name="green", alias_name="blue"))])
+    assert clash.value.status_code == 409, "an alias cannot take a collection's name"
+    with pytest.raises(UnexpectedResponse) as taken:
+        make(qc, "live")
+    assert taken.value.status_code == 400, "a collection cannot take an alias's name"
+    bad = [models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="live")),
+           models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="nope", alias_name="live"))]
+    with pytest.raises(UnexpectedResponse):
+        qc.update_collection_aliases(change_aliases_operations=bad)
+    assert [a.collection_name for a in qc.get_aliases().aliases] == ["green"], "a failed request changes nothing"
+    qc.delete_collection("green")
+    assert qc.get_aliases().aliases == [], "deleting a collection deletes its aliases"

@@ -20,6 +20,9 @@ Reading. ``scroll`` pages points in Qdrant's id order (integers, then UUIDs); it
 inclusive, so a scan resumes at the cursor (the last point id of a batch) and skips that one
 point. Shards are ranges of point ids ``[lo, hi)`` cut from one ids-only scroll.
 
+Aliases. ``target.alias`` is a Qdrant collection alias: blue-green cutover repoints it with
+``delete_alias`` + ``create_alias`` in one request, which Qdrant applies atomically.
+
 Writing. Upserts go with ``wait=true`` (returned = applied), packed under the server's 32 MB
 request limit by estimated size and split further if a request is still refused as too large.
 Every record first passes the rules of :mod:`~vecmig.providers.qdrant.lint`; a record that
@@ -43,8 +46,8 @@ from qdrant_client import QdrantClient, models
 
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
-from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput, per_record_rate
-from vecmig.providers.qdrant import ids, lint, records
+from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
+from vecmig.providers.qdrant import ids, lint, records, speed
 from vecmig.providers.qdrant.errors import classify, is_oversize
 from vecmig.records import Batch, RecordId
 from vecmig.retry import with_retries
@@ -64,10 +67,6 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_REQUEST_POINTS = 1000
 FIRST_UUID = "00000000-0000-0000-0000-000000000000"  # scroll offset of the first UUID-keyed point
 
-# A Qdrant-protocol server on this machine, µs per record = fixed + per dimension: rough
-# figures from bench/qdrant_throughput.py against tests/qdrant_local (JSON at both ends).
-LOCAL_WRITE_US = (120.0, 1.2)
-LOCAL_READ_US = (150.0, 1.5)
 
 
 class _Oversize(Exception):
@@ -78,7 +77,7 @@ class QdrantProvider(Provider):
     name: ClassVar[str] = "qdrant"
     capabilities: ClassVar[Capabilities] = Capabilities(
         create_collection=True,
-        aliases=False,
+        aliases=True,
         namespaces=False,
         indexes=(),
         sparse=False,
@@ -89,10 +88,7 @@ class QdrantProvider(Provider):
         max_dimension=65_536,
         exact_numbers=True,  # payload numbers keep their JSON type (1 and 1.0 differ)
     )
-    throughput: ClassVar[Throughput] = Throughput(
-        read_records_per_s=per_record_rate(*LOCAL_READ_US, 768),
-        write_records_per_s=per_record_rate(*LOCAL_WRITE_US, 768),
-        read_mb_per_s=0.0, write_mb_per_s=0.0, max_parallel=4, spread=2.0, startup_s=0.05)
+    throughput: ClassVar[Throughput] = speed.model(768)
 
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
@@ -387,9 +383,20 @@ class QdrantProvider(Provider):
             self._call(f"deleting points of '{name}'",
                        lambda c, s=selector: c.delete(name, points_selector=s, wait=True))  # type: ignore[misc]
 
+    # ---- aliases: what readers follow; a switch is one atomic request ---------------------
+
+    def read_alias(self, alias: str) -> str | None:
+        found = self._call("reading aliases", lambda c: c.get_aliases())
+        return next((a.collection_name for a in found.aliases if a.alias_name == alias), None)
+
+    def switch_alias(self, alias: str, collection: str | None) -> None:
+        actions: list[Any] = [models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))]
+        if collection is not None:
+            actions.append(models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)))
+        self._call(f"pointing alias '{alias}' at {collection!r}",
+                   lambda c: c.update_collection_aliases(change_aliases_operations=actions))
+
     @classmethod
     def throughput_for(cls, inventory: Inventory, concurrency: int, store: StoreSpec | None = None) -> Throughput:
-        dim = int(inventory.dimension or 768)
-        return Throughput(read_records_per_s=per_record_rate(*LOCAL_READ_US, dim),
-                          write_records_per_s=per_record_rate(*LOCAL_WRITE_US, dim),
-                          read_mb_per_s=0.0, write_mb_per_s=0.0, max_parallel=4, spread=2.0, startup_s=0.05)
+        return speed.model(int(inventory.dimension or 768))

@@ -110,11 +110,27 @@ def create_collection(store: Store, args: list[str], params: dict[str, str], bod
 
 
 def delete_collection(store: Store, args: list[str], params: dict[str, str], body: Any) -> Any:
-    return store.collections.pop(args[0], None) is not None
+    return store.drop(args[0])
+
+
+def update_aliases(store: Store, args: list[str], params: dict[str, str], body: Any) -> Any:
+    actions = body.get("actions") if isinstance(body, dict) else None
+    if not isinstance(actions, list):
+        raise ApiError(400, "Format error in JSON body: missing field `actions`")
+    store.change_aliases(actions)
+    return True
+
+
+def list_aliases(store: Store, args: list[str], params: dict[str, str], body: Any) -> Any:
+    wanted = args[0] if args else None
+    if wanted is not None:
+        store.get(wanted)
+    return {"aliases": [{"alias_name": a, "collection_name": c} for a, c in sorted(store.aliases.items())
+                        if wanted is None or c == wanted]}
 
 
 def collection_exists(store: Store, args: list[str], params: dict[str, str], body: Any) -> Any:
-    return {"exists": args[0] in store.collections}
+    return {"exists": args[0] in store.collections or args[0] in store.aliases}
 
 
 def collection_info(store: Store, args: list[str], params: dict[str, str], body: Any) -> Any:
@@ -245,6 +261,9 @@ ROUTES: list[tuple[str, tuple[str, ...], Handler]] = [
     ("GET", ("collections", "*"), collection_info),
     ("DELETE", ("collections", "*"), delete_collection),
     ("GET", ("collections", "*", "exists"), collection_exists),
+    ("POST", ("collections", "aliases"), update_aliases),
+    ("GET", ("aliases",), list_aliases),
+    ("GET", ("collections", "*", "aliases"), list_aliases),
     ("PUT", ("collections", "*", "points"), upsert),
     ("POST", ("collections", "*", "points"), retrieve),
     ("GET", ("collections", "*", "points", "*"), get_point),

@@ -155,15 +155,17 @@ class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
+        self.aliases: dict[str, str] = {}  # alias -> collection; data requests may name either
         self.stats: dict[str, int] = {"upsert_requests": 0, "points_upserted": 0}
 
     def reset(self) -> None:
         with self.lock:
             self.collections.clear()
+            self.aliases.clear()
             self.stats = {"upsert_requests": 0, "points_upserted": 0}
 
     def get(self, name: str) -> Collection:
-        coll = self.collections.get(name)
+        coll = self.collections.get(name) or self.collections.get(self.aliases.get(name, ""))
         if coll is None:
             raise ApiError(404, f"Not found: Collection `{name}` doesn't exist!")
         return coll
@@ -176,7 +178,39 @@ class Store:
             raise ApiError(400, "Wrong input: sparse vectors are not served by this local server")
         if name in self.collections:
             raise ApiError(409, f"Wrong input: Collection `{name}` already exists!")
+        if name in self.aliases:
+            raise ApiError(400, f"Wrong input: Alias `{name}` already exists!")
         self.collections[name] = Collection(name, vectors)
+
+    def drop(self, name: str) -> bool:
+        """Deleting a collection deletes its aliases; a missing one is no error (``false``)."""
+        if self.collections.pop(name, None) is None:
+            return False
+        self.aliases = {a: c for a, c in self.aliases.items() if c != name}
+        return True
+
+    def change_aliases(self, actions: list[Any]) -> None:
+        """All actions or none (Qdrant applies one request atomically): a switch is
+        ``delete_alias`` + ``create_alias`` in one request, and readers never see no alias."""
+        aliases = dict(self.aliases)
+        for action in actions:
+            op, args = next(iter(action.items())) if isinstance(action, dict) and len(action) == 1 else ("", {})
+            if op == "create_alias":
+                alias, target = args.get("alias_name"), args.get("collection_name")
+                self.get(str(target))
+                if alias in self.collections:
+                    raise ApiError(409, f"Wrong input: Collection `{alias}` already exists!")
+                aliases[str(alias)] = str(target)
+            elif op == "delete_alias":
+                aliases.pop(str(args.get("alias_name")), None)
+            elif op == "rename_alias":
+                old, new = str(args.get("old_alias_name")), str(args.get("new_alias_name"))
+                if old not in aliases:
+                    raise ApiError(404, f"Not found: Alias `{old}` doesn't exist!")
+                aliases[new] = aliases.pop(old)
+            else:
+                raise ApiError(400, "Format error in JSON body: unknown alias operation")
+        self.aliases = aliases
 
     def point_vectors(self, coll: Collection, raw: Any) -> dict[str, np.ndarray]:
         """A point's ``vector``: a list for the unnamed vector, an object for named ones."""
