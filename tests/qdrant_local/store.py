@@ -50,8 +50,7 @@ def point_key(raw: Any) -> PointKey:
             return (1, uuid.UUID(raw).int)
         except ValueError:
             pass
-    shown = f'"{raw}"' if isinstance(raw, str) else repr(raw)
-    raise ApiError(400, f"Format error in JSON body: value {shown} is not a valid point ID, "
+    raise ApiError(400, f"Format error in JSON body: value {raw} is not a valid point ID, "
                         "valid values are either an unsigned integer or a UUID")
 
 
