@@ -169,7 +169,7 @@ def test_qdrant_to_pgvector_kill_resume_rollback(pg_db: str, srv: SpawnedQdrantL
 
 def test_pgvector_to_new_qdrant_collection_string_ids_kill_resume_rollback(
         pg_db: str, srv: SpawnedQdrantLocal, tmp_path: Path) -> None:
-    n = 2000
+    n = 1500
     make_source(pg_db, "docs", n, 16, seed=3)
     with psycopg.connect(pg_db, autocommit=True) as conn:  # string ids, as many stores have them
         conn.execute("ALTER TABLE docs ALTER COLUMN id TYPE text USING 'doc-' || id::text")

@@ -130,6 +130,10 @@ def test_terminal_errors_are_one_line_and_secret_free(srv: QdrantLocal) -> None:
     with pytest.raises(TerminalError, match=r"metric cosine.*QD003"):
         p.create_collection(CollectionSchema(dimension=5, metric="cosine", id_type="int"))
     p.create_collection(CollectionSchema(dimension=5, metric="dotproduct", id_type="int"))
+    p.create_collection(CollectionSchema(dimension=5, metric="dotproduct", id_type="int"))  # a resumed create
+    with pytest.raises(TerminalError, match="already exists with"):
+        p.create_collection(CollectionSchema(dimension=6, metric="dotproduct", id_type="int"))
+    assert p.collection_exists() and not provider(srv, "other").collection_exists()
     bad = batch([1, 2])
     bad.metadata[1]["x"] = float("nan")
     with pytest.raises(TerminalError, match=r"record 2: metadata field 'x' is NaN.*FD001"):

@@ -231,6 +231,9 @@ class QdrantProvider(Provider):
             fields=fields, bytes_per_record=int(4 * dimension + 16 + meta_bytes + text_bytes),
             extra=extra)
 
+    def collection_exists(self) -> bool:
+        return self._info() is not None
+
     def count(self) -> int:
         name = self._collection
         if self._info() is None:
@@ -315,8 +318,12 @@ class QdrantProvider(Provider):
             raise TerminalError(f"cannot create '{name}' with metric cosine: Qdrant stores a cosine collection's "
                                 "vectors normalised, so they would not keep their bits [QD003]",
                                 hint=lint.RULES["QD003"][1])
-        if self._info() is not None:
-            return  # created by an earlier, interrupted run: creation is idempotent
+        existing = self._info()
+        if existing is not None:  # created by an earlier, interrupted run: creation is idempotent
+            if self._read_shape(existing) != (int(schema.dimension), metric):
+                raise TerminalError(f"Qdrant collection '{name}' already exists with {self._shape}, not "
+                                    f"({schema.dimension}, {metric!r})", hint="drop it, or name another collection")
+            return
         params = models.VectorParams(size=int(schema.dimension), distance=DISTANCE[metric])
         self._call(f"creating collection '{name}'", lambda c: c.create_collection(name, vectors_config=params))
         self._shape = None
