@@ -126,6 +126,11 @@ def test_terminal_errors_are_one_line_and_secret_free(srv: QdrantLocal) -> None:
         provider(srv, key="wrong-key-9f").inventory()
     line = denied.value.one_line()
     assert "API key" in line and "wrong-key-9f" not in line and srv.url not in line
+    for url in ("ftp://h", "http://h:99999", "not a url"):
+        broken = QdrantProvider(StoreSpec(provider="qdrant", connection={"url": url}, collection="c",
+                                          pointer="/source"))
+        with pytest.raises(TerminalError, match=r"source.connection.url is not a Qdrant REST URL"):
+            broken.count()
     p = provider(srv)
     with pytest.raises(TerminalError, match=r"metric cosine.*QD003"):
         p.create_collection(CollectionSchema(dimension=5, metric="cosine", id_type="int"))

@@ -1,13 +1,7 @@
 """Qdrant as a source and a target, through the official ``qdrant-client`` over REST.
 
-Spec::
-
-    provider: qdrant
-    connection: {url: "http://localhost:6333", api_key: "${env:QDRANT_API_KEY}"}  # api_key optional
-    collection: docs
-    fields: {text: body, vector: dense}   # both optional: the text's payload key (default "text"),
-                                          # the named vector of a collection with several
-    create: {dimension: 768, metric: dotproduct}
+Spec (README "Qdrant"): ``connection: {url, api_key?, timeout?}``, ``fields.text`` (the
+text's payload key, default "text"), ``fields.vector`` (the named vector, where several).
 
 Records. A point's payload is the record's metadata, as Qdrant keeps JSON (int stays int,
 float stays float, bool, null, strings, lists, objects), plus the text under the text key.
@@ -68,7 +62,6 @@ MAX_REQUEST_POINTS = 1000
 FIRST_UUID = "00000000-0000-0000-0000-000000000000"  # scroll offset of the first UUID-keyed point
 
 
-
 class _Oversize(Exception):
     """The server refused a request for its size: send it in halves (not the same bytes again)."""
 
@@ -125,10 +118,14 @@ class QdrantProvider(Provider):
             if not self._url:
                 raise TerminalError(f"{self._role}.connection.url is required",
                                     hint='set url, e.g. "http://localhost:6333"')
-            with warnings.catch_warnings():  # "api key over http": the spec chose the url on purpose
-                warnings.simplefilter("ignore")
-                self._client = QdrantClient(url=self._url, api_key=self._api_key, prefer_grpc=False,
-                                            timeout=max(1, int(self._timeout)), check_compatibility=False)
+            try:
+                with warnings.catch_warnings():  # "api key over http": the spec chose the url on purpose
+                    warnings.simplefilter("ignore")
+                    self._client = QdrantClient(url=self._url, api_key=self._api_key, prefer_grpc=False,
+                                                timeout=max(1, int(self._timeout)), check_compatibility=False)
+            except Exception:  # the url's text may be a secret: not shown
+                raise TerminalError(f"{self._role}.connection.url is not a Qdrant REST URL qdrant-client can use",
+                                    hint='write it as http(s)://host:port, e.g. "http://localhost:6333"') from None
         return self._client
 
     def close(self) -> None:
