@@ -182,4 +182,8 @@ def test_named_vectors_are_chosen_by_fields_vector(srv: QdrantLocal) -> None:
     assert inv.dimension == 3 and inv.metric == "euclidean" and inv.extra["vector_name"] == "b"
     with pytest.raises(TerminalError, match="several named vectors"):
         provider(srv, "named").inventory()
+    client.create_collection("hybrid", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+                             sparse_vectors_config={"bm25": models.SparseVectorParams()})
+    with pytest.raises(TerminalError, match=r"holds sparse vectors \(bm25\), which vecmig does not move"):
+        provider(srv, "hybrid").inventory()
     assert point_id("x") in got

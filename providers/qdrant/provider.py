@@ -158,6 +158,11 @@ class QdrantProvider(Provider):
         return self._call(f"reading collection '{name}'", lambda c: c.get_collection(name))
 
     def _read_shape(self, info: models.CollectionInfo) -> tuple[int, str]:
+        sparse = info.config.params.sparse_vectors
+        if sparse:  # never left behind silently: vecmig would move the dense vectors only
+            raise TerminalError(
+                f"Qdrant collection '{self._collection}' holds sparse vectors ({', '.join(sorted(sparse))}), "
+                "which vecmig does not move", hint="migrate a collection without sparse vectors")
         vectors = info.config.params.vectors
         if isinstance(vectors, models.VectorParams):
             self._vector_name, params = None, vectors

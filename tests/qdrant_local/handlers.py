@@ -3,7 +3,7 @@
 Bodies follow ``qdrant_client.http.models`` (CreateCollection, PointsList / PointsBatch,
 ScrollRequest, PointRequest, PointIdsList, CountRequest, QueryRequest); defaults are
 Qdrant's (scroll: limit 10, payload on, vectors off; query: limit 10, neither). What this
-server does not implement (filters, order_by, sparse vectors) is refused with a 400 that says
+server does not implement (filters, order_by, sparse vector values) is refused with a 400 that says
 so, never ignored: a test must not pass on a request the server half understood.
 
 Vectors are written out as float32's shortest decimal, as Qdrant's serde_json does, so the
@@ -139,7 +139,8 @@ def collection_info(store: Store, args: list[str], params: dict[str, str], body:
         "status": "green", "optimizer_status": "ok", "indexed_vectors_count": 0,
         "points_count": len(coll.points), "segments_count": 1,
         "config": {
-            "params": {"vectors": coll.vectors_json(), "shard_number": 1, "replication_factor": 1,
+            "params": {"vectors": coll.vectors_json(), "sparse_vectors": coll.sparse_config or None,
+                       "shard_number": 1, "replication_factor": 1,
                        "write_consistency_factor": 1, "on_disk_payload": True},
             "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000,
                             "max_indexing_threads": 0, "on_disk": False},

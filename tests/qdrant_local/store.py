@@ -90,6 +90,9 @@ class Collection:
     name: str
     vectors: dict[str, VectorParams]  # {"": params} for a single unnamed vector
     points: dict[PointKey, Point] = field(default_factory=dict)
+    # Sparse vector names are kept and reported (a client must see them), but no sparse
+    # values are served: an upsert carrying some is refused.
+    sparse_config: dict[str, Any] = field(default_factory=dict)
     operations: int = 0
     _order: list[PointKey] | None = None
 
@@ -173,13 +176,14 @@ class Store:
         if not name or len(name) > 255 or any(c in name for c in '/\\:*?"<>|\0'):
             raise ApiError(422, f"Validation error in path parameters: [collection_name: invalid name {name!r}]")
         vectors = parse_vector_params(body.get("vectors"))
-        if body.get("sparse_vectors"):
-            raise ApiError(400, "Wrong input: sparse vectors are not served by this local server")
+        sparse = body.get("sparse_vectors") or {}
+        if not isinstance(sparse, dict) or not all(isinstance(v, dict) for v in sparse.values()):
+            raise ApiError(400, "Format error in JSON body: sparse_vectors must map names to SparseVectorParams")
         if name in self.collections:
             raise ApiError(409, f"Wrong input: Collection `{name}` already exists!")
         if name in self.aliases:
             raise ApiError(400, f"Wrong input: Alias `{name}` already exists!")
-        self.collections[name] = Collection(name, vectors)
+        self.collections[name] = Collection(name, vectors, sparse_config=dict(sparse))
 
     def drop(self, name: str) -> bool:
         """Deleting a collection deletes its aliases; a missing one is no error (``false``)."""
@@ -220,6 +224,8 @@ class Store:
         if isinstance(raw, dict):
             out = {}
             for name, vec in raw.items():
+                if name in coll.sparse_config:
+                    raise ApiError(400, "Wrong input: sparse vector values are not served by this local server")
                 params = coll.vectors.get(name)
                 if params is None:
                     raise ApiError(400, f"Wrong input: Not existing vector name error: {name}")
