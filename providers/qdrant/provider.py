@@ -223,15 +223,14 @@ class QdrantProvider(Provider):
         kinds = {"int" if isinstance(i, int) else "text" for i in sample.ids}
         meta_bytes = sum(len(json.dumps(m)) for m in sample.metadata) / max(1, len(sample))
         text_bytes = sum(len(t.encode()) for t in sample.texts or [] if t) / max(1, len(sample))
-        extra: dict[str, Any] = {"vector_name": self._vector_name,
-                                 "text": any(t is not None for t in sample.texts or [])}
+        extra: dict[str, Any] = {"vector_name": self._vector_name}
         if len(kinds) > 1:
             extra["mixed_ids"] = True
         return Inventory(
             provider=self.name, collection=name, exists=True, dimension=dimension, metric=metric,
             count=count, count_exact=True, id_type="text" if "text" in kinds else "int",
             fields=fields, bytes_per_record=int(4 * dimension + 16 + meta_bytes + text_bytes),
-            extra=extra)
+            has_text=any(t is not None for t in sample.texts or []), extra=extra)
 
     def collection_exists(self) -> bool:
         return self._info() is not None
