@@ -13,6 +13,7 @@ The suite discovers every such module; a store whose server cannot start fails i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,3 +39,17 @@ class StoreUnderTest:
     # Seed a collection with the store's own client (the e2e tests' "seed with its own client");
     # None: the suite seeds through vecmig's own upsert.
     seed: Callable[[StoreSpec, list[dict[str, Any]]], None] | None = None
+    # Arm the store's own transient faults for the retry case: given a target spec, a context
+    # manager whose value is the spec to write through while armed (memory: fault keys added;
+    # a protocol server: faults set on the server) and a callable counting the faults injected
+    # since it was entered. Leaving it disarms them. None: the store has no transient faults to
+    # inject here (the case is left out, and the report says so).
+    faults: Callable[[StoreSpec], AbstractContextManager[Faults]] | None = None
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Transient faults armed on a store (see ``StoreUnderTest.faults``)."""
+
+    spec: StoreSpec  # the target spec to apply through while the faults are armed
+    injected: Callable[[], int]  # faults injected since they were armed

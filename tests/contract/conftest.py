@@ -1,0 +1,80 @@
+"""Discovery of the stores under test and the session's one instance of each.
+
+Every module in ``tests/contract/stores/`` (but ``__init__``) is a store; each case of
+``test_contract.py`` that takes ``store`` runs once per store, its test id naming the store.
+A case may declare what it needs (``needs("sparse")``: ``Capabilities.sparse``) and then runs
+only for stores whose provider class declares it. ``under_test`` runs once per session per store
+(a store whose server cannot start errors its cases: never a skip), ``stop`` when the session
+ends. Tier: a module's ``TIER`` (memory: ``unit``), else ``integration`` (a real store in-process).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.contract.harness import Store
+from vecmig.providers import provider_class
+
+STORES = Path(__file__).parent / "stores"
+F = TypeVar("F", bound=Callable[..., Any])
+_seen: dict[str, Store] = {}
+
+
+def store_names() -> list[str]:
+    return sorted(p.stem for p in STORES.glob("*.py") if not p.stem.startswith("_"))
+
+
+def module_of(name: str) -> Any:
+    return importlib.import_module(f"tests.contract.stores.{name}")
+
+
+def needs(capability: str) -> Callable[[F], F]:
+    """Run the case only for stores whose Capabilities declare ``capability`` true."""
+    def mark(fn: F) -> F:
+        fn.contract_needs = capability  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store" not in metafunc.fixturenames:
+        return
+    need = getattr(metafunc.function, "contract_needs", None)
+    params = []
+    for name in store_names():
+        tier = getattr(module_of(name), "TIER", "integration")
+        if need and not getattr(provider_class(name).capabilities, need):
+            continue
+        params.append(pytest.param(name, id=name, marks=getattr(pytest.mark, tier)))
+    metafunc.parametrize("store", params, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    name: str = request.param
+    tmp = Path(tempfile.mkdtemp(prefix=f"vecmig-contract-{name}-"))
+    sut = module_of(name).under_test(tmp)
+    assert sut.provider == name, f"tests/contract/stores/{name}.py returns a store for provider {sut.provider!r}"
+    found = _seen[name] = Store(sut, tmp)
+    try:
+        yield found
+    finally:
+        try:
+            sut.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    notes = [(name, note) for name, found in sorted(_seen.items()) for note in found.left_out]
+    if notes:
+        terminalreporter.section("contract: cases left out, as the stores declare")
+        for name, note in notes:
+            terminalreporter.write_line(f"{name}: {note}")
