@@ -75,8 +75,14 @@ class Store:
             provider.close()
 
     def create(self, name: str, batch: Batch, *, metric: str = "cosine") -> None:
+        if not self.caps.create_collection:
+            return  # the module's spec names a collection that is there already
         with self.open(name) as p:
             p.create_collection(schema_for(batch, metric))
+
+    def same(self, got: Batch, want: Batch, what: str) -> None:
+        """:func:`assert_same` by id text, numbers' types compared where the store keeps them."""
+        assert_same(got, want, what, key=str, strict=self.caps.exact_numbers)
 
     def write(self, name: str, batch: Batch, namespace: str | None = None) -> None:
         """One upsert, acknowledged (a file store seals it: reads see only what finalize merged)."""
@@ -155,12 +161,9 @@ def records(store: Store, n: int, *, start: int = 0, seed: int = 0, dim: int = D
     it has text. The round-trip cases test each value shape on its own; these test the rest."""
     metadata: list[dict[str, Any]] = []
     for i in range(start, start + n):
-        meta: dict[str, Any] = {"lang": ("en", "de", "日本語")[i % 3], "score": i / 7 + 0.5, "ok": i % 2 == 0}
-        if not store.lacks("metadata:int"):
-            meta["year"] = 1990 + i % 35
-        if not store.lacks("metadata:list_str"):
-            meta["tags"] = ["a", f"t{i % 4}"]
-        metadata.append(meta)
+        every = {"str": ("lang", ("en", "de", "日本語")[i % 3]), "float": ("score", i / 7 + 0.5),
+                 "bool": ("ok", i % 2 == 0), "int": ("year", 1990 + i % 35), "list_str": ("tags", ["a", f"t{i % 4}"])}
+        metadata.append({key: value for kind, (key, value) in every.items() if not store.lacks(f"metadata:{kind}")})
     texts = None if store.lacks("text") else [f"paragraph {i} café" for i in range(start, start + n)]
     return Batch(ids=ids_of(store.id_kind, n, start), vectors=vectors(n, seed + start, dim), metadata=metadata,
                  texts=texts)
@@ -212,23 +215,24 @@ def store_block(spec: StoreSpec) -> dict[str, Any]:
 Canon = tuple[bytes, bytes, str | None, bytes | None]
 
 
-def canon(batch: Batch, *, key: Any = None) -> dict[Any, Canon]:
+def canon(batch: Batch, *, key: Any = None, strict: bool = False) -> dict[Any, Canon]:
     """id -> (vector bits, canonical metadata, text, canonical sparse): equal means the same
     record under vecmig's canonical form (absent == null, 1 == 1.0). ``key`` maps ids (a store
-    that keeps ids as text is compared by ``str``)."""
+    that keeps ids as text is compared by ``str``); ``strict``: 1 and 1.0 differ (``exact_numbers``)."""
     texts = batch.texts if batch.texts is not None else [None] * len(batch)
+    sparse = sparse_of(batch)
     out: dict[Any, Canon] = {}
     for i, rid in enumerate(batch.ids):
         k = key(rid) if key else rid
         assert k not in out, f"id {rid!r} read twice"
-        out[k] = (np.ascontiguousarray(batch.vectors[i], dtype="<f4").tobytes(), canonical_metadata(batch.metadata[i]),
-                  texts[i] or None, canonical_sparse(sparse_of(batch)[i]))
+        out[k] = (np.ascontiguousarray(batch.vectors[i], dtype="<f4").tobytes(),
+                  canonical_metadata(batch.metadata[i], strict), texts[i] or None, canonical_sparse(sparse[i]))
     return out
 
 
-def assert_same(got: Batch, want: Batch, what: str, *, key: Any = None) -> None:
+def assert_same(got: Batch, want: Batch, what: str, *, key: Any = None, strict: bool = False) -> None:
     """The same records (any order), naming the first ids missing, extra or different."""
-    a, b = canon(got, key=key), canon(want, key=key)
+    a, b = canon(got, key=key, strict=strict), canon(want, key=key, strict=strict)
     missing, extra = [k for k in b if k not in a], [k for k in a if k not in b]
     assert not missing and not extra, f"{what}: missing {missing[:5]}, extra {extra[:5]}"
     differ = [k for k in b if a[k] != b[k]]

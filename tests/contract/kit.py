@@ -7,7 +7,9 @@ One module per store under ``tests/contract/stores/``, named after the provider,
 called once per test session (``tmp`` is a directory of its own): it starts what the store
 needs (a server, a local protocol server, nothing for files) and returns the object below.
 The suite discovers every such module; a store whose server cannot start fails its tests
-(never skips them).
+(never skips them). A module may also set ``TIER = "unit"`` when its store needs no server and
+no subprocess (memory); its cases are then part of the fast unit tier. The default tier is
+``integration``.
 """
 
 from __future__ import annotations
