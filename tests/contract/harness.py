@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tests.contract.kit import StoreUnderTest
+from vecmig.errors import TerminalError
 from vecmig.providers import provider_class
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider
 from vecmig.records import Batch, RecordId, canonical_metadata, canonical_sparse, sparse_of
@@ -208,6 +209,23 @@ def store_block(spec: StoreSpec) -> dict[str, Any]:
     if fields:
         block["fields"] = fields
     return block
+
+
+def refused_or_normalised(store: Store, name: str, batch: Batch, key: str) -> None:
+    """What a store declares it cannot keep: each record is refused with a one-line error naming it,
+    or comes back equal under vecmig's canonical form (the declared normalisation), never changed."""
+    reason = store.lacks(key) or ""
+    store.leave_out(key, reason)
+    with store.open(name) as p:
+        for i, rid in enumerate(batch.ids):
+            one = batch.take([i])
+            try:
+                p.upsert(one)
+                p.finalize()
+            except TerminalError as e:
+                assert str(rid) in e.one_line(), f"the refusal names the record {rid!r}: {e.one_line()}"
+                continue
+            store.same(p.fetch([rid]), one, f"{key} ({reason}): record {rid!r}")
 
 
 # ---- comparing --------------------------------------------------------------------------------
