@@ -2,9 +2,10 @@
 
 Every module in ``tests/contract/stores/`` (but ``__init__``) is a store; each case of
 ``test_contract.py`` that takes ``store`` runs once per store, its test id naming the store.
-A case may declare what it needs (``needs("sparse")``: ``Capabilities.sparse``) and then runs
-only for stores whose provider class declares it. ``under_test`` runs once per session per store
-(a store whose server cannot start errors its cases: never a skip), ``stop`` when the session
+A case may declare what it needs (``needs("sparse")``: ``Capabilities.sparse`` true;
+``needs("sparse", False)``: false) and then runs only for stores whose provider class says so.
+``under_test`` runs once per session per store (a store whose server cannot start errors its
+cases: never a skip), ``stop`` when the session
 ends. Tier: a module's ``TIER`` (memory: ``unit``), else ``integration`` (a real store in-process).
 """
 
@@ -35,10 +36,10 @@ def module_of(name: str) -> Any:
     return importlib.import_module(f"tests.contract.stores.{name}")
 
 
-def needs(capability: str) -> Callable[[F], F]:
-    """Run the case only for stores whose Capabilities declare ``capability`` true."""
+def needs(capability: str, value: bool = True) -> Callable[[F], F]:
+    """Run the case only for stores whose Capabilities declare ``capability`` as ``value``."""
     def mark(fn: F) -> F:
-        fn.contract_needs = capability  # type: ignore[attr-defined]
+        fn.contract_needs = (capability, value)  # type: ignore[attr-defined]
         return fn
     return mark
 
@@ -53,7 +54,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # other stores' cases down with it at collection: its own cases fail at set-up instead.
         try:
             tier = getattr(module_of(name), "TIER", "integration")
-            if need and not getattr(provider_class(name).capabilities, need):
+            if need and bool(getattr(provider_class(name).capabilities, need[0])) != need[1]:
                 continue
         except Exception:
             tier = "integration"

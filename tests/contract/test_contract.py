@@ -353,6 +353,24 @@ def test_sparse_values_round_trip(store: Store) -> None:
         store.drop(name)
 
 
+@needs("sparse", False)
+def test_sparse_values_are_refused_where_not_kept(store: Store) -> None:
+    """A store without sparse values refuses a record carrying them, naming it, and writes nothing
+    of the batch: every path that writes (a copy, a catch-up, a restore) gets the same answer."""
+    batch = records(store, 4, seed=17)
+    batch.extra["sparse"] = [None, None, {"indices": [3], "values": [0.5]}, None]
+    name = store.fresh("nosparse")
+    store.create(name, batch)
+    try:
+        with pytest.raises(TerminalError) as refused:
+            store.write(name, batch)
+        assert str(batch.ids[2]) in refused.value.one_line(), refused.value.one_line()
+        with store.open(name, "source") as p:
+            assert p.count() == 0, "a refused batch leaves nothing behind"
+    finally:
+        store.drop(name)
+
+
 # ---- transient faults, through the engine ---------------------------------------------------------
 
 
