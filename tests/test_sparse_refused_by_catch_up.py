@@ -70,7 +70,7 @@ def test_sparse_values_written_during_the_copy_stop_the_catch_up(tmp_path: Path)
                        reporter=reporter)  # type: ignore[arg-type]
     finally:
         state.close()
-        memory.reset()
+        source.collections.clear()
     assert reporter.written
     out = tmp_path / "out.parquet"
     ids: list[Any] = pq.read_table(out).column("id").to_pylist() if out.exists() else []
