@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.contract.kit import Faults, StoreUnderTest
 from tests.pinecone_local import reset_sdk_host_state
@@ -29,6 +30,27 @@ def under_test(tmp: Path) -> StoreUnderTest:
         return StoreSpec(provider="pinecone", connection={"api_key": pinecone.API_KEY, "host": server.url},
                          collection=collection, create=CreateSpec(), pointer=f"/{role}", base_dir=tmp)
 
+    def seed(spec: StoreSpec, records: list[dict[str, Any]]) -> None:
+        """The index created and filled with the SDK itself, as a user's data would be: ids as
+        strings, the text under the metadata key ``text`` (vecmig's default), nulls left out."""
+        from pinecone import Pinecone, ServerlessSpec
+
+        with Pinecone(api_key=pinecone.API_KEY, host=server.url) as pc:
+            pc.create_index(name=spec.collection, dimension=len(records[0]["vector"]), metric="cosine",
+                            spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+            index = pc.Index(host=pc.describe_index(spec.collection).host)
+            vectors = []
+            for rec in records:
+                metadata = {k: v for k, v in rec["metadata"].items() if v is not None}
+                if rec.get("text") is not None:
+                    metadata["text"] = rec["text"]
+                item: dict[str, Any] = {"id": str(rec["id"]), "values": rec["vector"], "metadata": metadata}
+                if rec.get("sparse") is not None:
+                    item["sparse_values"] = rec["sparse"]
+                vectors.append(item)
+            for start in range(0, len(vectors), 100):
+                index.upsert(vectors=vectors[start:start + 100], namespace=spec.namespace or "")
+
     @contextmanager
     def faults(target: StoreSpec) -> Iterator[Faults]:
         server.reset_stats()
@@ -43,4 +65,4 @@ def under_test(tmp: Path) -> StoreUnderTest:
             reset_sdk_host_state()  # the SDK's per-host retry budget must not leak into later cases
 
     return StoreUnderTest(provider="pinecone", spec=spec, lacks=LACKS, max_batch=1000, stop=pinecone.release,
-                          faults=faults)
+                          seed=seed, faults=faults)
