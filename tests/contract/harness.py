@@ -27,6 +27,21 @@ LACK_KEYS = frozenset({"ids:int", "ids:str", "text", "sparse", "namespaces", "de
                        *(f"metadata:{t}" for t in ("int", "float", "bool", "null", "str", "list_str"))})
 _names = itertools.count(1)
 
+# The values the round-trip cases write, each kind on its own.
+IDS: dict[str, list[RecordId]] = {
+    "int": [0, 1, 42, 2**53 + 1, 2**62 + 12345, 2**63 - 1],
+    "str": ["a", "0", "Zürich café", "日本語のID", "with space", "x" * 64],
+}
+VALUES: dict[str, list[Any]] = {
+    "int": [0, 1, -1, 2**31, 2**53 - 1, 2**53 + 1, 2**63 - 1, -(2**63)],
+    "float": [1.0, -0.0, 0.1, 2.5, 1e300, -1.5e-310, 123456789.125],
+    "bool": [True, False],
+    "null": [None, "kept", None],  # a field that is null on some records: null and absent are the same
+    "str": ["", "plain", "Zürich 日本語 🙂", "line\nbreak\ttab", 'quote " and \\'],
+    "list_str": [[], ["a"], ["ü", "b c", ""]],
+}
+TEXTS: list[str | None] = ["plain", "", "ünïcødé 日本語 🙂", "line\nbreak\ttab", None, "x" * 5000]
+
 
 @dataclass
 class Store:

@@ -13,14 +13,16 @@ import json
 import uuid
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.contract.conftest import needs
 from tests.contract.harness import (
+    IDS,
     LACK_KEYS,
+    TEXTS,
+    VALUES,
     Store,
     assert_same,
     concat,
@@ -38,7 +40,7 @@ from vecmig.errors import TerminalError
 from vecmig.executor import apply_plan
 from vecmig.planner import make_plan
 from vecmig.providers.memory import store as memory
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch
 from vecmig.refresh import refresh
 from vecmig.spec_loader import load_spec_text
 from vecmig.state.store import StateStore
@@ -53,7 +55,6 @@ def test_declared_lacks_are_known_keys_with_reasons(store: Store) -> None:
         assert not said, f"Capabilities.exact_numbers says numbers keep their type, yet the store lacks {said}"
     for key, why in sorted(store.sut.lacks.items()):
         store.leave_out(key, why)
-        print(f"{store.sut.provider} lacks {key}: {why}")
     assert store.sut.max_batch >= 1
 
 
@@ -253,21 +254,6 @@ def test_vectors_keep_their_float32_bits(store: Store) -> None:
 
 # ---- exact round trips ----------------------------------------------------------------------------
 
-IDS: dict[str, list[RecordId]] = {
-    "int": [0, 1, 42, 2**53 + 1, 2**62 + 12345, 2**63 - 1],
-    "str": ["a", "0", "Zürich café", "日本語のID", "with space", "x" * 64],
-}
-VALUES: dict[str, list[Any]] = {
-    "int": [0, 1, -1, 2**31, 2**53 - 1, 2**53 + 1, 2**63 - 1, -(2**63)],
-    "float": [1.0, -0.0, 0.1, 2.5, 1e300, -1.5e-310, 123456789.125],
-    "bool": [True, False],
-    "null": [None, "kept", None],  # a field that is null on some records: null and absent are the same
-    "str": ["", "plain", "Zürich 日本語 🙂", "line\nbreak\ttab", 'quote " and \\'],
-    "list_str": [[], ["a"], ["ü", "b c", ""]],
-}
-TEXTS: list[str | None] = ["plain", "", "ünïcødé 日本語 🙂", "line\nbreak\ttab", None, "x" * 5000]
-
-
 @pytest.mark.parametrize("kind", ["int", "str"])
 def test_ids_round_trip(store: Store, kind: str) -> None:
     ids = IDS[kind]
@@ -409,3 +395,13 @@ def test_transient_faults_are_retried(store: Store, tmp_path: Path) -> None:
     finally:
         store.drop(name)
         memory.get(source).collections.clear()
+
+
+def test_report_of_what_was_left_out(store: Store) -> None:
+    """Last for each store (its cases run together): what the store was not asked, and why. The
+    same lines end the run's terminal summary; ``-s`` shows them here too."""
+    print(f"\n{store.sut.provider}: {len(store.left_out)} case(s) left out")
+    for note in store.left_out:
+        case, _, why = note.partition(": ")
+        assert why.strip(), f"{store.sut.provider}: {case} was left out without a reason"
+        print(f"  {note}")
