@@ -15,7 +15,7 @@ import numpy as np
 from vecmig import __version__, calibrate, estimate, pointer
 from vecmig.errors import PlanError, SpecError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
-from vecmig.providers import provider_class
+from vecmig.providers import provider_class, stores_that
 from vecmig.providers.base import CollectionSchema, Provider, Throughput
 from vecmig.records import Batch, sparse_of
 from vecmig.refresh import Refreshed
@@ -177,6 +177,14 @@ def without_content(inventory: Inventory) -> Inventory:
     return replace(inventory, extra={k: v for k, v in inventory.extra.items() if k != "content"})
 
 
+def _stores_taking(dimension: int) -> str:
+    return stores_that(lambda c: (c.capabilities.max_dimension or dimension) >= dimension)
+
+
+def _sparse_stores() -> str:
+    return stores_that(lambda c: c.capabilities.sparse)
+
+
 def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
     if not source.exists:
         key = "/source/collection" if spec.source.collection else "/source/connection"
@@ -187,7 +195,8 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
         raise PlanError(
             f"the source vectors have {source.dimension} dimensions; {spec.target.provider} holds at most {limit}",
             where=spec.where("/target/provider"),
-            hint="choose a target that takes this dimension (pinecone: 20000), or re-embed with a smaller model",
+            hint=f"choose a target that takes this dimension ({_stores_taking(source.dimension)}), "
+                 "or re-embed with a smaller model",
         )
     create = spec.target.create
     if create and create.dimension and source.dimension and create.dimension != source.dimension:
@@ -540,7 +549,7 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
             out.append(Warning_(
                 "VM104", f"{len(with_sparse)} record(s) {where} carry sparse values (e.g. {shown}), which "
                          f"{spec.target.provider} cannot store: apply would stop at the first of them",
-                "error", "migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
+                "error", f"migrate into a target that holds sparse values ({_sparse_stores()}), "
                          "or remove them from the source first"))
         elif seen.source.extra.get("sparse"):
             out.append(Warning_(

@@ -447,6 +447,12 @@ class PineconeProvider(Provider):
         ids, _ = self._list_page(namespace, None)
         return self._fetch_ordered(namespace, ids[:SAMPLE_SIZE])
 
+    @classmethod
+    def describe_shard(cls, shard: dict[str, Any]) -> str:
+        if "namespace" in shard:
+            return f"namespace {shard['namespace'] or '(default)'}"
+        return super().describe_shard(shard)
+
     def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
         """One shard per namespace: list tokens are opaque, so no id-range cuts exist."""
         if not inventory.exists:
