@@ -270,14 +270,15 @@ def lint_records(ids: Iterable[RecordId], metadata: Iterable[Mapping[str, Any]],
     return out
 
 
-SPARSE_HINT = ("migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
-               "or remove them from the source")
-
-
 def refuse_sparse(batch: Batch, store: str) -> None:
     """For a store without sparse values: a record carrying some is refused, naming it, before
     anything of the batch is written. Checked in the store's own ``upsert`` so that every path that
     writes (a copy, a catch-up by diffs, a restore) refuses alike, not only the engine's copy."""
     for rid, sparse in zip(batch.ids, sparse_of(batch), strict=True):
         if sparse is not None:
-            raise TerminalError(f"record {rid!r} has sparse values, which {store} cannot store", hint=SPARSE_HINT)
+            from vecmig.providers import stores_that  # loads store classes: only on this error path
+
+            raise TerminalError(f"record {rid!r} has sparse values, which {store} cannot store",
+                                hint="migrate into a target that holds sparse values "
+                                     f"({stores_that(lambda c: c.capabilities.sparse)}), "
+                                     "or remove them from the source")
