@@ -5,8 +5,8 @@ Every module in ``tests/contract/stores/`` (but ``__init__``) is a store; each c
 A case may declare what it needs (``needs("sparse")``: ``Capabilities.sparse`` true;
 ``needs("sparse", False)``: false) and then runs only for stores whose provider class says so.
 ``under_test`` runs once per session per store (a store whose server cannot start errors its
-cases: never a skip), ``stop`` when the session
-ends. Tier: a module's ``TIER`` (memory: ``unit``), else ``integration`` (a real store in-process).
+cases: never a skip), ``stop`` when the session ends. Tier: a module's ``TIER`` (memory:
+``unit``), else ``integration`` (a real store in-process).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from vecmig.providers import provider_class
 STORES = Path(__file__).parent / "stores"
 F = TypeVar("F", bound=Callable[..., Any])
 _seen: dict[str, Store] = {}
+_failed: dict[str, str] = {}
 
 
 def store_names() -> list[str]:
@@ -63,19 +64,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest) -> Store:
+    """The store for this param, made on first use and kept to the end of the session: pytest
+    finishes a session fixture's previous param when the next one is asked for, and a server the
+    rest of the session shares (the embedded PostgreSQL behind ``pg``) must not restart for it."""
     name: str = request.param
-    tmp = Path(tempfile.mkdtemp(prefix=f"vecmig-contract-{name}-"))
-    sut = module_of(name).under_test(tmp)
-    assert sut.provider == name, f"tests/contract/stores/{name}.py returns a store for provider {sut.provider!r}"
-    found = _seen[name] = Store(sut, tmp)
-    try:
-        yield found
-    finally:
+    if name in _failed:  # its cases fail alike, without starting it again for each
+        pytest.fail(f"tests/contract/stores/{name}.py: under_test failed: {_failed[name]}", pytrace=False)
+    found = _seen.get(name)
+    if found is None:
+        tmp = Path(tempfile.mkdtemp(prefix=f"vecmig-contract-{name}-"))
         try:
-            sut.stop()
-        finally:
+            sut = module_of(name).under_test(tmp)
+        except Exception as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            _failed[name] = f"{type(exc).__name__}: {exc}"
+            raise
+        assert sut.provider == name, f"tests/contract/stores/{name}.py returns a store for provider {sut.provider!r}"
+        found = _seen[name] = Store(sut, tmp)
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for found in _seen.values():
+        try:
+            found.sut.stop()
+        finally:
+            shutil.rmtree(found.tmp, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
