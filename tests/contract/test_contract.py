@@ -70,12 +70,14 @@ def test_scan_resumes_from_any_cursor(store: Store) -> None:
             again = [rid for b in p.scan(None, None, 5) for rid in b.ids]
             order = [rid for b in batches for rid in b.ids]
             assert again == order, "two scans give the same order"
-            assert [len(b) for b in batches[:-1]] == [5] * (len(batches) - 1), "full batches but the last"
+            assert all(len(b) <= 5 for b in batches), f"no batch over batch_size: {[len(b) for b in batches]}"
             store.same(concat(batches), want, "a full scan")
+            done = 0
             for k, batch in enumerate(batches):
+                done += len(batch)
                 cursor = json_round_trip(batch.cursor)  # as the state keeps it
                 rest = [rid for b in p.scan(None, cursor, 5) for rid in b.ids]
-                assert rest == order[(k + 1) * 5:], f"resumed after batch {k + 1}: exactly the records after it"
+                assert rest == order[done:], f"resumed after batch {k + 1}: exactly the records after it"
     finally:
         store.drop(name)
 
@@ -91,9 +93,11 @@ def test_shards_cover_every_record_once(store: Store) -> None:
                 batches = list(p.scan(shard, None, 4))
                 got.extend(batches)
                 order = [rid for b in batches for rid in b.ids]
+                done = 0
                 for k, batch in enumerate(batches):
+                    done += len(batch)
                     rest = [rid for b in p.scan(shard, json_round_trip(batch.cursor), 4) for rid in b.ids]
-                    assert rest == order[(k + 1) * 4:], f"shard {shard}: resumed after batch {k + 1}"
+                    assert rest == order[done:], f"shard {shard}: resumed after batch {k + 1}"
             store.same(concat(got), want, f"{len(shards)} shard(s) together")
     finally:
         store.drop(name)
