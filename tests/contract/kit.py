@@ -32,7 +32,10 @@ class StoreUnderTest:
     spec: Callable[[str, str], StoreSpec]
     # What the store does not do, each with why (the suite leaves those cases out, and says so
     # in its report). Keys: "ids:int", "ids:str", "text", "sparse", "namespaces", "delete",
-    # "metadata:<type>" for int, float, bool, null, str, list_str.
+    # "metadata:<type>" for int, float, bool, null, str, list_str. For ids, text, sparse and
+    # metadata types the suite still writes such values, one record at a time: each must be
+    # refused with an error naming the record, or come back equal under vecmig's canonical form
+    # (1 == 1.0, null == absent): declared, never a silent change. "delete" must raise.
     lacks: Mapping[str, str] = field(default_factory=dict)
     # Records per upsert at the store's own limit (largest batch the suite sends in one call).
     max_batch: int = 1000
