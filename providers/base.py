@@ -36,6 +36,9 @@ class Capabilities:
     # 1.0, -0.0 stays -0.0): between two such stores these are different values, and the diff and
     # the validation compare them so. Others (typed columns, Pinecone's doubles) normalise them.
     exact_numbers: bool = False
+    # Vectors come back within this many float32 steps (ulp) of what was written (a store that
+    # keeps them in another precision); 0: bit for bit, -0.0 and subnormals included.
+    vector_ulps: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,28 +8,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
+from tests.pinecone_local import SpawnedPineconeLocal
 from tests.support.cli import vecmig
 from tests.support.specs import write_spec
 from tests.test_e2e_pinecone import API_KEY, pc_env, pinecone_block, seed_pinecone
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SpawnedPineconeLocal]:
-    with PineconeLocal.spawn(api_key=API_KEY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server: SpawnedPineconeLocal) -> Iterator[SpawnedPineconeLocal]:
-    server.reset()
-    yield server
-    server.reset()
 
 
 def _same_ids_in_two_namespaces(srv: SpawnedPineconeLocal) -> None:
@@ -52,13 +38,13 @@ def _same_ids_in_two_namespaces(srv: SpawnedPineconeLocal) -> None:
 
 
 @pytest.mark.parametrize("target", ["jsonl", "parquet"])
-def test_namespace_star_with_shared_ids_into_one_file_is_refused(srv: SpawnedPineconeLocal, tmp_path: Path,
+def test_namespace_star_with_shared_ids_into_one_file_is_refused(pinecone_srv: SpawnedPineconeLocal, tmp_path: Path,
                                                                   target: str) -> None:
-    _same_ids_in_two_namespaces(srv)
+    _same_ids_in_two_namespaces(pinecone_srv)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pc-star
-        source: {pinecone_block(srv, "shared", ", namespace: '*'")}
+        source: {pinecone_block(pinecone_srv, "shared", ", namespace: '*'")}
         target: {{provider: {target}, connection: {{path: out.{target}}}}}
         strategy: {{type: big-bang, batch_size: 100}}
         validate: {{completeness: {{checksums: true}}}}
@@ -76,13 +62,14 @@ def test_namespace_star_with_shared_ids_into_one_file_is_refused(srv: SpawnedPin
     assert not (tmp_path / f"out.{target}").exists()
 
 
-def test_namespace_star_into_namespace_star_keeps_shared_ids(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
-    _same_ids_in_two_namespaces(srv)
+def test_namespace_star_into_namespace_star_keeps_shared_ids(pinecone_srv: SpawnedPineconeLocal,
+                                                             tmp_path: Path) -> None:
+    _same_ids_in_two_namespaces(pinecone_srv)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pc-star-star
-        source: {pinecone_block(srv, "shared", ", namespace: '*'")}
-        target: {pinecone_block(srv, "shared-copy", ", namespace: '*', create: {metric: cosine}")}
+        source: {pinecone_block(pinecone_srv, "shared", ", namespace: '*'")}
+        target: {pinecone_block(pinecone_srv, "shared-copy", ", namespace: '*', create: {metric: cosine}")}
         strategy: {{type: big-bang, batch_size: 100}}
         validate: {{completeness: {{checksums: true}}}}
         """)
