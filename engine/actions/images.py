@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from vecmig.ids import keeps_namespaces
+from vecmig.namespaces import target_by_namespace
 from vecmig.providers import Provider
 from vecmig.records import Batch, RecordId, as_vectors, sparse_of
 from vecmig.state.rows import BeforeImageRow
@@ -102,7 +102,7 @@ def delete_listed(ctx: RunContext, action: Action, tgt: Provider, listed: Sequen
     keep = bool(action.params.get("before_images"))
     by_shard: dict[str | None, list[RecordId]] = {}
     for item in listed:
-        if keeps_namespaces(ctx.spec):
+        if target_by_namespace(ctx.spec):
             ns, rid = item
             by_shard.setdefault(str(ns), []).append(rid)
         else:
