@@ -90,8 +90,8 @@ def pinecone_by_namespace(srv: SpawnedPineconeLocal, index: str) -> dict[Key, Re
                 for rid in ids:
                     meta = dict(got[rid].metadata or {})
                     text = meta.pop("text", None)
-                    out[("" if ns == "__default__" else ns, rid)] = (np.asarray(got[rid].values, dtype=np.float32).tobytes(),
-                                      canonical_metadata(meta), text)
+                    vec = np.asarray(got[rid].values, dtype=np.float32).tobytes()
+                    out[("" if ns == "__default__" else ns, rid)] = (vec, canonical_metadata(meta), text)
                 token = page.pagination.next if page.pagination is not None else None
                 if not token:
                     break
@@ -312,3 +312,27 @@ def test_validation_counts_per_namespace_and_id(srv: SpawnedPineconeLocal, tmp_p
     assert "800 source records, 400 in the target" in message, message
     assert "'doc-0000' (namespace 'b')" in message, message
     assert info.value.result is not None and info.value.result["ok"] is False
+
+
+def test_rollback_puts_each_namespace_back_as_it_was(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+    """An existing target that keeps namespaces: before-images of overwritten and deleted records
+    are taken and restored per (namespace, id), so namesakes in two namespaces each get their own
+    record back, and what vecmig added (namespace c) is removed again."""
+    seed(srv, "src", {"a": SHARED[:60], "b": SHARED[:60]})
+    seed(srv, "dst", {"a": SHARED[30:90], "b": SHARED[:20]}, same_records=True)  # other values, same ids
+    before = pinecone_by_namespace(srv, "dst")
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: into-existing
+        source: {pinecone_block(srv, "src", ", namespace: '*'")}
+        target: {pinecone_block(srv, "dst", ", namespace: '*'")}
+        mapping: {{namespace: {{names: {{b: c}}}}}}
+        """)
+    r = run("apply", str(spec), "--auto-approve", "--allow-destructive")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # The target mirrors the source: a's 30 extra ids and b's 20 (its records went to c) are deleted.
+    want = {("c" if ns == "b" else ns, rid): rec for (ns, rid), rec in pinecone_by_namespace(srv, "src").items()}
+    assert_same(want, pinecone_by_namespace(srv, "dst"))
+    r = run("rollback", str(spec), "--auto-approve")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_same(before, pinecone_by_namespace(srv, "dst"))

@@ -160,11 +160,14 @@ class CopyShard(ActionKind):
 def _write(ctx: RunContext, action: Action, tgt: Provider, parts: list[Batch], keep_images: bool) -> None:
     """Upsert the mapped parts of one source batch (one per target namespace where the mapping
     routes records by a field): the batch's checkpoint follows only once all are acknowledged."""
+    by_ns = namespaces.target_by_namespace(ctx.spec)
     for part in parts:
         if not type(tgt).capabilities.sparse:
             _refuse_sparse(part, tgt)
         if keep_images:
-            ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, part.ids))
+            ns = part.extra.get("namespace") if by_ns else None
+            ctx.state.save_before_images(ctx.round, action.id,
+                                         images.capture(tgt, part.ids, ns if isinstance(ns, str) else None))
         tgt.upsert(part)  # returns once acknowledged
 
 
