@@ -172,8 +172,8 @@ def collision(spec: Spec, repeated: str) -> tuple[str, str, str] | None:
         why = (f"mapping.namespace.to: field writes the namespace into '{ns.name}', but {spec.target.provider} "
                "keys records by id alone, so one would overwrite the other")
     else:
-        why = (f"{spec.target.provider} keeps no namespaces, so every namespace lands in one collection where one "
-               "would overwrite the other")
+        why = (f"every namespace lands in one place in the {spec.target.provider} target, where one would "
+               "overwrite the other")
     return (COLLISION, f"ids collide across source namespaces: {repeated}; {why}",
             f"keep them apart with composite ids (`{FIELD_HINT}` makes ids \"<namespace>/<id>\"), or migrate one "
             "namespace at a time (source.namespace: <name>)")
@@ -183,3 +183,5 @@ def collision(spec: Spec, repeated: str) -> tuple[str, str, str] | None:
 COLLISION = "VM110"
 # Lint code: a sampled record the namespace mapping cannot map (a field missing, already set).
 UNMAPPABLE = "VM111"
+# Lint code: several source namespaces merged into one namespace-less collection (a warning).
+DROPPED = "VM112"

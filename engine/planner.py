@@ -501,9 +501,19 @@ def lint_ids(spec: Spec, seen: Refreshed) -> list[Warning_]:
 
 
 def lint_namespaces(spec: Spec, seen: Refreshed) -> list[Warning_]:
-    """Two source namespaces renamed into one target namespace (``mapping.namespace.names``):
-    the same id in both would be one record there."""
-    if namespaces.rule(spec) is None or not namespaces.target_by_namespace(spec):
+    """Source namespaces that the target would not keep apart: merged without a trace (VM112),
+    or two renamed into one target namespace (``mapping.namespace.names``, VM110)."""
+    spaces = sorted({s["namespace"] for s in seen.shards if isinstance(s.get("namespace"), str)})
+    rule = namespaces.rule(spec)
+    if not namespaces.target_by_namespace(spec):
+        if len(spaces) > 1 and (rule is None or rule.to != "field"):
+            shown = ", ".join(repr(s) for s in spaces[:5]) + (", ..." if len(spaces) > 5 else "")
+            return [Warning_(namespaces.DROPPED, f"the source's {len(spaces)} namespaces ({shown}) are merged into "
+                             f"one place in the {spec.target.provider} target: which namespace each record came from "
+                             "is not kept", "warning",
+                             f"keep it in a metadata field: `{namespaces.FIELD_HINT}`")]
+        return []
+    if rule is None:
         return []
     into: dict[str, str] = {}
     for shard in seen.shards:

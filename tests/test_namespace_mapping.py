@@ -158,6 +158,7 @@ def test_the_same_ids_in_two_namespaces_into_one_file_is_a_plan_error(srv: Spawn
     assert "error VM110: ids collide across source namespaces: id 'doc-0000' appears twice (namespace 'a' and " \
            "namespace 'b')" in " ".join(out.split()), out
     assert "composite_ids: true" in out and "Traceback" not in out
+    assert "warning VM112: the source's 2 namespaces ('a', 'b') are merged into one place" in " ".join(out.split())
     r = run("apply", str(spec), "--auto-approve")
     assert r.returncode == 1 and "VM110" in r.stdout + r.stderr
     assert not (tmp_path / "out.jsonl").exists()
