@@ -25,9 +25,15 @@ def _has_namespaces(store: dict[str, Any]) -> bool:
 
 def _check_namespace_mapping(ctx: _Context, spec: dict[str, Any]) -> None:
     ns = (spec.get("mapping") or {}).get("namespace")
-    if ns is None:
-        return
     source, target = spec["source"], spec["target"]
+    if ns is None:
+        if target.get("namespace") == ALL and not (_has_namespaces(source) and source.get("namespace") == ALL):
+            # Otherwise refused only at the first batch of apply, after the plan looked fine.
+            raise ctx.error("target.namespace \"*\" writes each record into the namespace it comes from, but "
+                            "the source gives its records no namespace", "/target/namespace",
+                            "name one target namespace, or route each record by a metadata field: "
+                            "`mapping: {namespace: {from: field, name: tenant}}`")
+        return
     if ns.get("to") == "collection":
         raise ctx.error("mapping.namespace.to: collection is not supported yet", f"{AT}/to",
                         "copy one namespace per spec (source.namespace: <name>) into its own target collection, "

@@ -118,3 +118,12 @@ def test_from_field_from_a_source_that_reads_every_namespace_is_refused() -> Non
 def test_cdc_with_a_namespace_mapping_is_not_supported_yet() -> None:
     text = spec_text("*", JSONL, "{to: field, name: tenant}") + "strategy: {type: cdc}\n"
     assert "mapping.namespace with strategy cdc is not supported yet" in fails(text).one_line()
+
+
+def test_a_target_writing_every_namespace_needs_records_that_carry_one() -> None:
+    text = ("version: 1\nname: ns\nsource: {provider: jsonl, connection: {path: in.jsonl}}\n"
+            f"target: {PC_ALL}\n")
+    line = fails(text).one_line()
+    assert line.startswith("s.yaml:4:"), line
+    assert "/target/namespace" in line and "the source gives its records no namespace" in line, line
+    assert "from: field, name: tenant" in line, line
