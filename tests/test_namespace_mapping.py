@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from pinecone import Pinecone
 
@@ -218,8 +219,10 @@ def test_to_field_with_composite_ids_and_back_into_namespaces(srv: SpawnedPineco
     settled(back)
 
 
-def test_to_field_with_plain_ids_and_back(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
-    """Ids unique across namespaces need no composite: the field alone says where each goes back."""
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_to_field_with_plain_ids_and_back(srv: SpawnedPineconeLocal, tmp_path: Path, fmt: str) -> None:
+    """Ids unique across namespaces need no composite: the field alone says where each goes back.
+    Parquet keeps the field as a typed column the plan adds to the schema."""
     seed(srv, "src", {"x": SHARED[:100], "y": SHARED[100:200]})
     source = pinecone_by_namespace(srv, "src")
     (tmp_path / "back").mkdir()
@@ -227,16 +230,23 @@ def test_to_field_with_plain_ids_and_back(srv: SpawnedPineconeLocal, tmp_path: P
         version: 1
         name: export
         source: {pinecone_block(srv, "src", ", namespace: '*'")}
-        target: {{provider: jsonl, connection: {{path: out.jsonl}}}}
+        target: {{provider: {fmt}, connection: {{path: out.{fmt}}}}}
         mapping: {{namespace: {{to: field, name: tenant}}}}
         """)
     apply_ok(export)
-    assert sorted(r["id"] for r in jsonl_lines(tmp_path / "out.jsonl")) == SHARED[:200]
-    assert_same(source, jsonl_by_field(tmp_path / "out.jsonl", "tenant", composite=False))
+    if fmt == "jsonl":
+        assert sorted(r["id"] for r in jsonl_lines(tmp_path / "out.jsonl")) == SHARED[:200]
+        assert_same(source, jsonl_by_field(tmp_path / "out.jsonl", "tenant", composite=False))
+    else:
+        rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+        # Typed columns, or one column of canonical JSON: the tenant is a field either way.
+        tenants = [r["tenant"] if "tenant" in r else json.loads(r["metadata"])["tenant"] for r in rows]
+        assert sorted(zip(tenants, [r["id"] for r in rows], strict=True)) == sorted(source)
+    settled(export)
     back = write_spec(tmp_path / "back", f"""
         version: 1
         name: back
-        source: {{provider: jsonl, connection: {{path: ../out.jsonl}}}}
+        source: {{provider: {fmt}, connection: {{path: ../out.{fmt}}}}}
         target: {pinecone_block(srv, "dst", ", namespace: '*'")}
         mapping: {{namespace: {{from: field, name: tenant}}}}
         """)
