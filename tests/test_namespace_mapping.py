@@ -26,6 +26,7 @@ from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
 from tests.support.cli import vecmig
 from tests.support.specs import write_spec
 from tests.test_e2e_pinecone import API_KEY, pinecone_block
+from tests.test_kill_resume import kill_at, progress
 from vecmig.actions.base import RunContext
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.errors import ValidationFailed
@@ -347,3 +348,38 @@ def test_rollback_puts_each_namespace_back_as_it_was(srv: SpawnedPineconeLocal, 
     r = run("rollback", str(spec), "--auto-approve")
     assert r.returncode == 0, r.stdout + r.stderr
     assert_same(before, pinecone_by_namespace(srv, "dst"))
+
+
+def test_from_field_survives_sigkill_and_resume(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+    """Every source batch is split into one upsert per namespace and checkpointed once all are
+    acknowledged: a SIGKILL between them (some namespaces written, the batch not checkpointed)
+    and the resumed apply lose and double nothing."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(600):
+        ns = ("red", "green", "blue")[i % 3]  # interleaved: every batch goes to three namespaces
+        rows.append({"id": f"{ns}/r{i // 3:04d}", "vector": rng.standard_normal(8).astype(np.float32).tolist(),
+                     "metadata": {"tenant": ns, "n": i}, "text": f"t{i}"})
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: back-killed
+        source: {{provider: jsonl, connection: {{path: in.jsonl}}}}
+        target: {pinecone_block(srv, "dst", ", namespace: '*', create: {dimension: 8, metric: cosine}")}
+        mapping: {{namespace: {{from: field, name: tenant, composite_ids: true}}}}
+        strategy: {{type: big-bang, concurrency: 1}}
+        """)
+    db = tmp_path / ".vecmig" / "back-killed.db"
+    # Slow upserts (nothing timed is asserted): the kill lands while the batch's parts are written.
+    srv.set_faults(latency_ms=300, endpoints=("upsert",))
+    try:
+        assert kill_at(spec, ENV, db, ("action", "copy.shard[0]"), 0.45)
+        print("after the kill:", progress(db), len(pinecone_by_namespace(srv, "dst")), "records in the target")
+    finally:
+        srv.clear_faults()
+    apply_ok(spec)
+    want = {(r["metadata"]["tenant"], r["id"].split("/", 1)[1]):
+            (np.asarray(r["vector"], dtype=np.float32).tobytes(), canonical_metadata({"n": r["metadata"]["n"]}),
+             r["text"]) for r in rows}
+    assert_same(want, pinecone_by_namespace(srv, "dst"))
+    settled(spec)
