@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, calibrate, estimate, pointer
-from vecmig.errors import PlanError, SpecError
+from vecmig import __version__, calibrate, estimate, namespaces, pointer
+from vecmig.errors import PlanError, SpecError, TerminalError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
 from vecmig.providers import provider_class, stores_that
 from vecmig.providers.base import CollectionSchema, Provider, Throughput
@@ -78,8 +78,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     actions = [replace(a, reason=redact(a.reason), reverse=redact(a.reverse), params=redact.walk(a.params))
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
-                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_sample(spec, seen)
-                + cdc.findings(spec, seen, state)]
+                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_namespaces(spec, seen)
+                + lint_sample(spec, seen) + cdc.findings(spec, seen, state)]
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),
@@ -247,11 +247,7 @@ def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None,
                         where=spec.where("/target"), hint="set target.create.dimension")
     metric = (create.metric if create else None) or source.metric or "cosine"
     id_type = (create.id_type if create else None) or source.id_type or "text"
-    metadata = {}
-    for name, kind in source.fields.items():
-        if name in spec.mapping.drop:
-            continue
-        metadata[dict(spec.mapping.rename).get(name, name)] = kind
+    metadata = namespaces.mapped_fields(spec, dict(source.fields))
     target_fields = spec.target.fields.metadata
     typed_target = (target_fields is None and provider_class(spec.target.provider).capabilities.metadata_default
                     == "typed") or isinstance(target_fields, tuple | list)
@@ -504,12 +500,55 @@ def lint_ids(spec: Spec, seen: Refreshed) -> list[Warning_]:
     found = report.problem()
     if found is None:
         return []
+    if found[0] == "VM107":
+        found = namespaces.collision(spec, report.repeated_message()) or found
     code, message, hint = found
     return [Warning_(code, f"{message} (in the first {report.checked:,} source ids)", "error", hint)]
 
 
+def lint_namespaces(spec: Spec, seen: Refreshed) -> list[Warning_]:
+    """Source namespaces that the target would not keep apart: merged without a trace (VM112),
+    or two renamed into one target namespace (``mapping.namespace.names``, VM110)."""
+    spaces = sorted({s["namespace"] for s in seen.shards if isinstance(s.get("namespace"), str)})
+    rule = namespaces.rule(spec)
+    if not namespaces.target_by_namespace(spec):
+        if len(spaces) > 1 and (rule is None or rule.to != "field"):
+            shown = ", ".join(repr(s) for s in spaces[:5]) + (", ..." if len(spaces) > 5 else "")
+            return [Warning_(namespaces.DROPPED, f"the source's {len(spaces)} namespaces ({shown}) are merged into "
+                             f"one place in the {spec.target.provider} target: which namespace each record came from "
+                             "is not kept", "warning",
+                             f"keep it in a metadata field: `{namespaces.FIELD_HINT}`")]
+        return []
+    if rule is None:
+        return []
+    into: dict[str, str] = {}
+    for shard in seen.shards:
+        ns = shard.get("namespace")
+        if not isinstance(ns, str):
+            continue
+        new = namespaces.rename(spec, ns)
+        if new in into and into[new] != ns:
+            return [Warning_(namespaces.COLLISION, f"source namespaces {into[new]!r} and {ns!r} both go to target "
+                             f"namespace {new!r} (mapping.namespace.names), where the same id would be one record",
+                             "error", "give each source namespace its own target namespace in "
+                                      "mapping.namespace.names")]
+        into[new] = ns
+    return []
+
+
 # Records of the sample that are not unit length, beyond which a metric change is flagged.
 NORM_TOLERANCE = 1e-3
+
+
+def _mapped_sample(spec: Spec, sample: Batch) -> Batch:
+    """The sample as the target receives it (vecmig.namespaces.map_batch), in one batch."""
+    parts = namespaces.map_batch(spec, sample)
+    if len(parts) == 1:
+        return parts[0].batch
+    out = sample.take([p for m in parts for p in m.positions])
+    out.ids = [i for m in parts for i in m.batch.ids]
+    out.metadata = [d for m in parts for d in m.batch.metadata]
+    return out
 
 
 def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
@@ -524,8 +563,11 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
     sample = seen.sample
     if sample is None or not len(sample) or not seen.source.exists:
         return []
-    mapped = Batch(ids=sample.ids, vectors=sample.vectors, metadata=[spec.mapping.apply(m) for m in sample.metadata],
-                   texts=sample.texts, extra=sample.extra)
+    try:
+        mapped = _mapped_sample(spec, sample)
+    except TerminalError as exc:
+        return [Warning_(namespaces.UNMAPPABLE, f"{exc.message} (in the first {len(sample):,} source records)",
+                         "error", exc.hint or "")]
     target_cls = provider_class(spec.target.provider)
     try:
         schema = target_schema(spec, seen.source, sample, seen.target)

@@ -7,7 +7,7 @@ from typing import Any
 
 from vecmig.diff import RecordDiff, diff_records, empty_target
 from vecmig.errors import VecmigError
-from vecmig.ids import IdReport, keeps_namespaces
+from vecmig.ids import IdReport, unique_by_namespace
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
 from vecmig.providers.base import FeedReport
@@ -62,7 +62,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
         if shards and source.exists and wants_sample(spec):
             sample = first_batch(src, cut[0] if cut else None)
-        if shards and source.exists and source.count and not keeps_namespaces(spec):
+        if shards and source.exists and source.count and not unique_by_namespace(spec):
             id_sample = src.check_ids(limit=ID_SAMPLE)
         feed_report = feed_of(spec, src) if shards and source.exists else None
     with open_provider(spec.target) as tgt:

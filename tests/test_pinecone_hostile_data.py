@@ -2,7 +2,7 @@
 
 * ``namespace: "*"`` reads every namespace; ids are unique only within one, so the same id in
   two namespaces copied into one collection would land once while validation counted it twice.
-  It is refused before anything is written, naming the id and the namespaces.
+  It is refused before anything is written, naming the id and the namespaces (VM110).
 """
 
 from __future__ import annotations
@@ -53,11 +53,12 @@ def test_namespace_star_with_shared_ids_into_one_file_is_refused(pinecone_srv: S
     r = vecmig("plan", str(spec), "--json", env=env)
     body = json.loads(r.stdout) if r.stdout.strip().startswith("{") else {}
     codes = {w["code"] for w in body.get("warnings", [])}
-    assert "VM107" in codes or "VM107" in r.stderr, r.stdout + r.stderr
+    # The same id in two source namespaces is its own finding (VM110), not a repeat in the source.
+    assert "VM110" in codes or "VM110" in r.stderr, r.stdout + r.stderr
     r = vecmig("apply", str(spec), "--auto-approve", env=env)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
-    assert "match" not in out and "VM107" in out, out
+    assert "match" not in out and "VM110" in out, out
     assert "namespace 'a'" in out and "namespace 'b'" in out, out
     assert not (tmp_path / f"out.{target}").exists()
 

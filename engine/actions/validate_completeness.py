@@ -40,12 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from vecmig import namespaces
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.diff import current_shards, versions
 from vecmig.diff.baseline import last_versions
 from vecmig.diff.keys import LO64, BucketSums, bucket_of, record_key, scan_scheme, strict_pair
 from vecmig.errors import ValidationFailed
-from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
@@ -173,26 +173,33 @@ class ValidateCompleteness(ActionKind):
             if target_count != source_count - missing_total:
                 # Only now are the ids worth holding in memory (peak RSS stays flat otherwise).
                 # By the id's text: a target that keeps only strings (Pinecone) lists int 5 as "5".
+                # Keyed as the target holds records: the mapped id, and the namespace where the
+                # target keeps namespaces (the same id in two of them is two records there).
+                by_ns = namespaces.target_by_namespace(ctx.spec)
                 src = ctx.source()
                 known: set[str] = set()
                 repeated: list[RecordId] = []
                 try:
                     for b in src.scan(None, None, batch_size):
-                        for rid in b.ids:
-                            key = same_record_key(rid)
-                            if key in known:
-                                repeated.append(rid)
-                            known.add(key)
+                        for part in namespaces.map_batch(ctx.spec, b):
+                            space = _space(part.batch, by_ns)
+                            for rid in part.batch.ids:
+                                key = record_key(same_record_key(rid), space)
+                                if key in known:
+                                    repeated.append(_shown_key(rid, b.extra.get("namespace")))
+                                known.add(key)
                 finally:
                     src.close()
                 extra = [rid for b in tgt.scan(None, None, batch_size) for rid in b.ids
-                         if same_record_key(rid) not in known]
+                         if record_key(same_record_key(rid), _space(b, by_ns)) not in known]
                 if extra:
                     problems.append(f"target has {len(extra)} records not in the source {_ids(extra)}")
                 if repeated:
-                    # Never a pass with fewer records than the source holds.
-                    problems.append(f"the source holds {source_count:,} records but only {len(known):,} distinct "
-                                    f"ids: {len(repeated)} repeated {_ids(repeated)}")
+                    # Never a pass with fewer records than the source holds: the same id from two
+                    # source namespaces is one record in a target keyed by id alone.
+                    problems.append(f"{source_count:,} source records, {target_count:,} in the target: the source "
+                                    f"has only {len(known):,} distinct ids as the target keys them, "
+                                    f"{len(repeated)} repeated {_ids(repeated)}")
 
         finally:
             tgt.close()
@@ -465,44 +472,57 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
                    batch_size: int, buckets: BucketSums) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId],
                                              list[dict[str, Any]]]:
     """Record by record: every source record of the shard hashed against the target's by id."""
-    mapping = ctx.spec.mapping
-    by_ns = keeps_namespaces(ctx.spec)
+    by_ns = namespaces.target_by_namespace(ctx.spec)
     strict = strict_pair(ctx.spec)
     s_sum, t_sum = Checksum(), Checksum()
     missing: list[RecordId] = []
     differ: list[RecordId] = []
     why: list[dict[str, Any]] = []
     for batch in prefetch(src.scan(shard, None, batch_size)):
-        # extra travels along: sparse values are part of what must match.
-        mapped = Batch(ids=batch.ids, vectors=batch.vectors,
-                       metadata=[mapping.apply(m) for m in batch.metadata], texts=batch.texts,
-                       extra=batch.extra)
-        mine = batch_digests(mapped, strict)
-        s_sum.add_digests(mine)
-        got = tgt.fetch_matching(batch)
-        # The target answers with its own id type (a text column holds int 5 as "5"): the
-        # same record, by vecmig.ids; hashed and matched under the source's id.
-        own_ids = list(got.ids)
-        got.ids = as_source_ids(got.ids, batch.ids)
-        # Between two stores that keep types exactly, the target's own id is hashed: 5 vs "5" differs.
-        got_digests = batch_digests(Batch(ids=own_ids, vectors=got.vectors, metadata=got.metadata, texts=got.texts,
-                                          extra=got.extra), True) if strict else batch_digests(got)
-        t_sum.add_digests(got_digests)
-        ns = batch.extra.get("namespace") if by_ns else None
-        space = ns if isinstance(ns, str) else ("" if by_ns else None)
-        for got_id, got_digest in zip(got.ids, got_digests, strict=True):
-            buckets.add(bucket_of(record_key(got_id, space)), got_digest)
-        theirs = dict(zip(got.ids, got_digests, strict=True))
-        for pos, (rid, d_mine) in enumerate(zip(mapped.ids, mine, strict=True)):
-            d = theirs.get(rid)
-            if d is None:
-                missing.append(rid)
-            elif d != d_mine:
-                differ.append(rid)
-                if len(why) < SHOW_IDS:
-                    why.append(_difference(mapped, pos, got, list(got.ids).index(rid), strict))
+        # Compared as the target must hold them: mapped (ids, metadata, namespace), and each part
+        # answered from the namespace it was written to; extra travels along (sparse values).
+        for part in namespaces.map_batch(ctx.spec, batch):
+            _compare_part(tgt, part.batch, strict, by_ns, s_sum, t_sum, buckets, missing, differ, why)
         ctx.reporter.advance(action, len(batch))
     return s_sum, t_sum, missing, differ, why
+
+
+def _compare_part(tgt: Provider, mapped: Batch, strict: bool, by_ns: bool, s_sum: Checksum, t_sum: Checksum,
+                  buckets: BucketSums, missing: list[RecordId], differ: list[RecordId],
+                  why: list[dict[str, Any]]) -> None:
+    mine = batch_digests(mapped, strict)
+    s_sum.add_digests(mine)
+    got = tgt.fetch_matching(mapped)
+    # The target answers with its own id type (a text column holds int 5 as "5"): the
+    # same record, by vecmig.ids; hashed and matched under the (mapped) source id.
+    own_ids = list(got.ids)
+    got.ids = as_source_ids(got.ids, mapped.ids)
+    # Between two stores that keep types exactly, the target's own id is hashed: 5 vs "5" differs.
+    got_digests = batch_digests(Batch(ids=own_ids, vectors=got.vectors, metadata=got.metadata, texts=got.texts,
+                                      extra=got.extra), True) if strict else batch_digests(got)
+    t_sum.add_digests(got_digests)
+    ns = mapped.extra.get("namespace") if by_ns else None
+    space = ns if isinstance(ns, str) else ("" if by_ns else None)
+    for got_id, got_digest in zip(got.ids, got_digests, strict=True):
+        buckets.add(bucket_of(record_key(got_id, space)), got_digest)
+    theirs = dict(zip(got.ids, got_digests, strict=True))
+    for pos, (rid, d_mine) in enumerate(zip(mapped.ids, mine, strict=True)):
+        d = theirs.get(rid)
+        if d is None:
+            missing.append(rid)
+        elif d != d_mine:
+            differ.append(rid)
+            if len(why) < SHOW_IDS:
+                why.append(_difference(mapped, pos, got, list(got.ids).index(rid), strict))
+
+
+def _space(batch: Batch, by_ns: bool) -> str | None:
+    ns = batch.extra.get("namespace") if by_ns else None
+    return ns if isinstance(ns, str) else ("" if by_ns else None)
+
+
+def _shown_key(rid: RecordId, namespace: Any) -> str:
+    return f"{rid!r} (namespace {namespace!r})" if isinstance(namespace, str) else repr(rid)
 
 
 def as_source_ids(got: list[RecordId], asked: list[RecordId]) -> list[RecordId]:

@@ -16,7 +16,7 @@ from typing import Any
 from vecmig.diff import drift, pushdown, scan, versions
 from vecmig.diff.keys import BUCKETS, LO64, bucket_of, record_key, scan_scheme, strict_pair
 from vecmig.diff.model import Drift, RecordCounts, RecordDiff, ShardDelta
-from vecmig.ids import keeps_namespaces
+from vecmig.namespaces import target_by_namespace
 from vecmig.providers import Provider, provider_class
 from vecmig.providers.base import BucketedDigest
 from vecmig.records import RecordId
@@ -53,7 +53,7 @@ def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict
     src, tgt = _open(spec.source), _open(spec.target)
     try:
         pair = None
-        if spec.mapping.is_identity and _range_shards(shards) and not keeps_namespaces(spec):
+        if spec.mapping.is_identity and _range_shards(shards) and not target_by_namespace(spec):
             try:
                 pair = pushdown.supports(src, tgt)
             except Exception:  # an optimisation: the scan decides
@@ -77,7 +77,7 @@ def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict
 
 def _scan(spec: Spec, src: Provider, tgt: Provider, shards: list[dict[str, Any] | None],
           baseline: dict[str, Any] | None, step: Progress) -> RecordDiff:
-    by_ns = keeps_namespaces(spec)
+    by_ns = target_by_namespace(spec)
     batch = spec.strategy.batch_size
     strict = strict_pair(spec)
     side = scan.read_source(spec, src, shards, batch, by_ns, step, strict)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from vecmig import namespaces
 from vecmig.diff.keys import BucketSums, key_hash, record_key
 from vecmig.diff.model import RecordCounts, ShardDelta
 from vecmig.prefetch import prefetch
@@ -29,6 +30,7 @@ class SourceSide:
 
     def __init__(self) -> None:
         self.ids: list[RecordId] = []
+        self.target_ids: list[RecordId] = []  # the id the target holds it under (the mapping's)
         self.namespaces: list[str | None] = []
         self.shard: list[int] = []
         self.keys: list[int] = []
@@ -50,23 +52,26 @@ def _namespace(batch: Batch, by_namespace: bool) -> str | None:
 def read_source(spec: Spec, src: Provider, shards: list[dict[str, Any] | None], batch_size: int,
                 by_namespace: bool, progress: Progress, strict: bool = False) -> SourceSide:
     side = SourceSide()
-    mapping = spec.mapping
     for index, shard in enumerate(shards):
         for batch in prefetch(src.scan(shard, None, batch_size)):
             if not len(batch):
                 continue
-            mapped = Batch(ids=batch.ids, vectors=batch.vectors, metadata=[mapping.apply(m) for m in batch.metadata],
-                           texts=batch.texts, extra=batch.extra)
-            ns = _namespace(batch, by_namespace)
-            for rid, digest in zip(batch.ids, batch_digests(mapped, strict), strict=True):
-                k = key_hash(record_key(rid, ns))
-                side.ids.append(rid)
-                side.namespaces.append(ns)
-                side.shard.append(index)
-                side.keys.append(k)
-                side.digests.append(digest)
-                side.buckets.add(k & 1023, digest)
-                side.total = (side.total + digest) % (1 << 128)
+            # Keyed and hashed as the target must hold the record (mapped id, namespace and
+            # metadata); listed under the source id, which the copy fetches from the source.
+            for part in namespaces.map_batch(spec, batch):
+                mapped = part.batch
+                ns = _namespace(mapped, by_namespace)
+                for pos, target_id, digest in zip(part.positions, mapped.ids, batch_digests(mapped, strict),
+                                                  strict=True):
+                    k = key_hash(record_key(target_id, ns))
+                    side.ids.append(batch.ids[pos])
+                    side.target_ids.append(target_id)
+                    side.namespaces.append(ns)
+                    side.shard.append(index)
+                    side.keys.append(k)
+                    side.digests.append(digest)
+                    side.buckets.add(k & 1023, digest)
+                    side.total = (side.total + digest) % (1 << 128)
             progress(len(batch))
     return side
 
@@ -102,7 +107,7 @@ def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespac
         # Hashed under the source's id: the same record in another id type is not a change (unless
         # both stores keep types exactly: then 5 and "5" differ, like 1 and 1.0).
         as_source = batch if strict else Batch(
-            ids=[side.ids[int(p)] if p >= 0 else rid for rid, p in zip(batch.ids, src_pos, strict=True)],
+            ids=[side.target_ids[int(p)] if p >= 0 else rid for rid, p in zip(batch.ids, src_pos, strict=True)],
             vectors=batch.vectors, metadata=batch.metadata, texts=batch.texts, extra=batch.extra)
         digests = batch_digests(as_source, strict)
         for j, (p, digest) in enumerate(zip(src_pos.tolist(), digests, strict=True)):

@@ -8,7 +8,7 @@ from typing import Any
 from vecmig import estimate, pointer
 from vecmig.diff import ShardDelta
 from vecmig.errors import PlanError
-from vecmig.ids import keeps_namespaces
+from vecmig.ids import unique_by_namespace
 from vecmig.model import Action
 from vecmig.providers import stores_that
 from vecmig.strategies.context import PlanContext
@@ -19,7 +19,7 @@ def validate_ids(ctx: PlanContext) -> list[Action]:
     n = ctx.source.count or 0
     # Without a provider instance nothing vouches for the store's ids: check them (the safe side).
     unique = ctx.source_provider is not None and ctx.source_provider.ids_unique_by_store(ctx.source)
-    if not n or unique or keeps_namespaces(ctx.spec):
+    if not n or unique or unique_by_namespace(ctx.spec):
         return []
     kinds = {"int": "integers", "text": "strings"}
     id_type = ctx.source.id_type
