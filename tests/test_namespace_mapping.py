@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from pinecone import Pinecone
 
-from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
+from tests.pinecone_local import SpawnedPineconeLocal
 from tests.support.cli import vecmig
 from tests.support.specs import write_spec
 from tests.test_e2e_pinecone import API_KEY, pinecone_block
@@ -43,17 +42,10 @@ Key = tuple[str, str]  # (namespace, id)
 Rec = tuple[bytes, bytes, str | None]  # vector bits, canonical metadata, text
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SpawnedPineconeLocal]:
-    with PineconeLocal.spawn(api_key=API_KEY) as srv:
-        yield srv
-
-
 @pytest.fixture
-def srv(server: SpawnedPineconeLocal) -> Iterator[SpawnedPineconeLocal]:
-    server.reset()
-    yield server
-    server.reset()
+def srv(pinecone_srv: SpawnedPineconeLocal) -> SpawnedPineconeLocal:
+    """The session's local Pinecone server, empty (tests/support/pinecone.py)."""
+    return pinecone_srv
 
 
 def seed(srv: SpawnedPineconeLocal, index: str, ids: dict[str, list[str]], *, same_records: bool = False,
