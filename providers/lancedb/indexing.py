@@ -1,0 +1,61 @@
+"""The vector index: the spec's index settings as LanceDB index configs, and when not to build one.
+
+``hnsw`` becomes LanceDB's IVF_HNSW_SQ (HNSW graphs inside IVF partitions, scalar-quantized
+vectors: ``m`` and ``ef_construction`` carry over); ``ivfflat`` becomes IVF_FLAT with
+``lists`` partitions. Both are trained on the table's rows (k-means for the partitions), so a
+table with few rows gets no index: below :data:`MIN_INDEX_ROWS` an exhaustive search is exact
+and as fast, and LanceDB would train fewer partitions than asked without failing. The plan
+says so (LD001) and ``build_index`` builds nothing then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vecmig.providers.base import LintFinding
+from vecmig.spec import IndexSpec
+
+MIN_INDEX_ROWS = 200
+# vecmig's metric names -> LanceDB's distance types.
+DISTANCE = {"cosine": "cosine", "euclidean": "l2", "dotproduct": "dot"}
+INDEX_NAME = "vector_idx"  # LanceDB names a vector index "<column>_idx"; vecmig keeps to it
+
+
+def distance(metric: str) -> str:
+    return DISTANCE.get(metric, "cosine")
+
+
+def config(index: IndexSpec, metric: str, rows: int) -> Any:
+    """The LanceDB index config for ``index`` over ``rows`` rows (imports lancedb)."""
+    from lancedb.index import HnswSq, IvfFlat
+
+    kind = distance(metric)
+    if index.type == "ivfflat":
+        # LanceDB would train min(lists, rows) partitions anyway; asking for that is explicit.
+        return IvfFlat(distance_type=kind, num_partitions=max(1, min(int(index.lists), rows)))
+    return HnswSq(distance_type=kind, m=int(index.m), ef_construction=int(index.ef_construction))
+
+
+def too_few(rows: int) -> bool:
+    return rows < MIN_INDEX_ROWS
+
+
+def small_table_finding(index: IndexSpec, rows: int) -> LintFinding | None:
+    """LD001 when the copy will hold fewer rows than an index is trained on, and
+    LD002 when an ivfflat index asks for more partitions than the table has rows."""
+    if index.type == "none":
+        return None
+    if too_few(rows):
+        return LintFinding(
+            "LD001", "warning",
+            f"the source holds only {rows:,} record(s), fewer than the {MIN_INDEX_ROWS} a LanceDB {index.type} "
+            "index is trained on: no index is built, and searches scan the table exhaustively (exact)",
+            "nothing to do at this size; create the index later (table.create_index) once the table has grown, "
+            "or set target.create.index.type: none to say so in the spec")
+    if index.type == "ivfflat" and index.lists > rows:
+        return LintFinding(
+            "LD002", "warning",
+            f"index.lists is {index.lists}, but the table will hold about {rows:,} rows: LanceDB trains at most "
+            f"one partition per row, so the index gets {rows:,} partitions",
+            "lower target.create.index.lists (about sqrt(rows) is LanceDB's default)")
+    return None

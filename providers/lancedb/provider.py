@@ -1,0 +1,428 @@
+"""LanceDB (embedded) as a source and a target: ``connection: {path: DIR}``, collection = table.
+
+A table vecmig creates holds the id (int64 or string, per the source's ids), the vector as
+``fixed_size_list<float32>[dim]`` (what LanceDB searches), the text, and the metadata either
+as typed columns (the source's field types, the default) or one JSON string column
+(``fields.metadata: <name>``): the same column layout, type mapping and refusals as a Parquet
+file, through :class:`vecmig.providers.files.parquet.Layout`, so nothing is converted twice.
+
+* Scan: LanceDB has no ordered scan of its own, so each batch is one query
+  ``id > cursor [AND id < shard end] ORDER BY id LIMIT batch`` (DataFusion's top-k over the id
+  column, then the batch's other columns read by row): a resumable stream whose cursor is the
+  last id of the batch. Each batch filters the id column of the whole table, so a full scan
+  costs about (rows / batch) id-column passes (bench/lancedb_throughput.py measures it).
+* Shards: id ranges ``[lo, hi)`` cut from the sorted id column; stable while the table changes.
+* Upsert: ``merge_insert`` on the id (update all columns when matched, insert otherwise): one
+  Lance commit per batch, so a replayed batch is harmless and an acknowledged one is a table
+  version on disk (the commit renames the new manifest into place after its data files).
+* Delete: ``delete("id IN (...)")``; fetch: ``id IN (...)`` in chunks.
+* Index: built after the load (:mod:`.indexing`), none on a table too small to train one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+# The Rust core logs warnings to stderr by default ("No existing dataset ... will be created"
+# for every table created); errors still show, and a user's own LANCE_LOG wins.
+os.environ.setdefault("LANCE_LOG", "error")
+
+import lancedb  # after LANCE_LOG, which the core reads when it loads
+from lancedb.query import ColumnOrdering
+
+from vecmig.errors import TerminalError
+from vecmig.model import Inventory
+from vecmig.providers.base import (
+    Capabilities,
+    CollectionSchema,
+    LintFinding,
+    Provider,
+    Throughput,
+    per_record_rate,
+)
+from vecmig.providers.fidelity import lint_records
+from vecmig.providers.files.fields import FileFields, resolve_fields
+from vecmig.providers.files.parquet import Layout, build_schema
+from vecmig.providers.lancedb import indexing
+from vecmig.providers.lancedb.errors import classify, in_list, literal, quote_column
+from vecmig.records import Batch, RecordId
+from vecmig.spec import IndexSpec, StoreSpec
+
+_METRIC = b"vecmig.metric"  # schema metadata of a table vecmig created: the metric it was made for
+_FETCH_CHUNK = 1000  # ids per IN (...) filter
+
+# µs per record = fixed + per dimension, one worker, measured with bench/lancedb_throughput.py
+# on the 2-core development machine (batches of 1000, local disk).
+READ_US = (40.0, 0.05)
+WRITE_US = (60.0, 0.2)
+
+
+def model(dimension: int) -> Throughput:
+    return Throughput(
+        read_records_per_s=per_record_rate(*READ_US, dimension),
+        write_records_per_s=per_record_rate(*WRITE_US, dimension),
+        read_mb_per_s=0.0,
+        write_mb_per_s=0.0,
+        max_parallel=2,  # writers of one table race for its commits: more only conflict
+        spread=2.0,
+        startup_s=0.02,
+    )
+
+
+class LanceDBProvider(Provider):
+    name = "lancedb"
+    capabilities = Capabilities(
+        create_collection=True,
+        aliases=False,
+        namespaces=False,
+        indexes=("hnsw", "ivfflat"),
+        sparse=False,
+        server_side_count=True,
+        ordered_scan=True,
+        metadata="both",  # typed columns, or one JSON column (fields.metadata: <name>)
+        metadata_default="typed",
+    )
+    throughput = model(384)
+
+    def __init__(self, store: StoreSpec) -> None:
+        super().__init__(store)
+        self.dir = store.path(str(store.connection["path"]))
+        self.table_name = store.collection or ""
+        self.fields: FileFields = resolve_fields(store.fields)
+        self._db: Any = None
+        self._table: Any = None
+        self._layout: Layout | None = None
+        self._layout_version: int | None = None
+
+    @classmethod
+    def throughput_for(cls, inventory: Inventory, concurrency: int, store: StoreSpec | None = None) -> Throughput:
+        return model(int(inventory.dimension or 384))
+
+    # ---- connection -------------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return f"{self.dir}/{self.table_name}"
+
+    def _connect(self) -> Any:
+        if self._db is None:
+            try:
+                self._db = lancedb.connect(str(self.dir))
+            except Exception as exc:  # the core's errors carry no common base
+                raise classify(exc, doing="opening the database", table=self.table_name) from None
+        return self._db
+
+    def _open(self) -> Any | None:
+        """The table at its latest version, or None when it does not exist."""
+        if self._table is not None:
+            try:
+                self._table.checkout_latest()
+                return self._table
+            except Exception:
+                self._table = None  # dropped or replaced under us: open again
+        if not self.dir.is_dir():
+            return None
+        try:
+            self._table = self._connect().open_table(self.table_name)
+        except ValueError:
+            return None  # "Table '...' was not found"
+        except Exception as exc:
+            raise classify(exc, doing="opening the table", table=self.table_name) from None
+        return self._table
+
+    def _need(self) -> Any:
+        table = self._open()
+        if table is None:
+            raise TerminalError(f"LanceDB table '{self.table_name}' does not exist in {self.dir}",
+                                hint=f"check {self.store.pointer[1:] or 'the store'}.collection and connection.path")
+        return table
+
+    def close(self) -> None:
+        self._table = None
+        self._db = None
+
+    def _layout_of(self, table: Any) -> Layout:
+        version = int(table.version)
+        if self._layout is None or self._layout_version != version:
+            self._layout = Layout(self.fields, table.schema, self.dir / self.table_name)
+            self._layout_version = version
+            if self._layout.dim is None:
+                raise TerminalError(
+                    f"LanceDB table '{self.where}': vector column '{self._layout.vector}' is not a fixed-size list",
+                    hint="store vectors as fixed_size_list<float32>[dim] (what LanceDB searches)")
+        return self._layout
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def inventory(self) -> Inventory:
+        table = self._open()
+        if table is None:
+            return Inventory(provider=self.name, collection=self.table_name, exists=False)
+        layout = self._layout_of(table)
+        try:
+            count = int(table.count_rows())
+            indices = list(table.list_indices())
+        except Exception as exc:
+            raise classify(exc, doing="reading its size", table=self.table_name) from None
+        meta = table.schema.metadata or {}
+        metric = meta[_METRIC].decode() if _METRIC in meta else None
+        index: dict[str, Any] | None = None
+        vector_index = next((i for i in indices if layout.vector in list(i.columns)), None)
+        if vector_index is not None:
+            index = {"name": vector_index.name, "type": _spec_type(str(vector_index.index_type))}
+            kind = _index_metric(table, vector_index.name)
+            metric = metric or kind
+        types = layout.field_types() if layout.meta_mode == "typed" else self._sampled_types(table, layout)
+        extra: dict[str, Any] = {"text": layout.text is not None, "version": int(table.version)}
+        if layout.meta_mode == "json":
+            extra["metadata_column"] = layout.meta_columns[0]
+        return Inventory(provider=self.name, collection=self.table_name, exists=True, dimension=layout.dim,
+                         metric=metric, count=count, count_exact=True, id_type=layout.id_type,
+                         fields=dict(sorted(types.items())), index=index, extra=extra)
+
+    def _sampled_types(self, table: Any, layout: Layout) -> dict[str, str]:
+        from vecmig.providers.files.common import TYPE_SAMPLE, TypeSampler
+
+        sampler = TypeSampler()
+        sample = table.search().select(layout.meta_columns).limit(TYPE_SAMPLE).to_arrow()
+        for rb in sample.to_batches():
+            for meta in layout.metadata(rb, 0):
+                sampler.add(meta)
+        return sampler.types()
+
+    def ids_unique_by_store(self, inventory: Inventory) -> bool:
+        return False  # LanceDB has no unique key: a table written with add() may repeat an id
+
+    def _ids(self, table: Any, layout: Layout) -> pa.Array:
+        try:
+            col = table.search().select([layout.id]).to_arrow().column(0)
+        except Exception as exc:
+            raise classify(exc, doing="reading its ids", table=self.table_name) from None
+        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+    def id_positions(self) -> Iterator[tuple[RecordId, int]]:
+        """Every id with its position in id order (the scan's order), from the id column alone."""
+        table = self._need()
+        ids = self._ids(table, self._layout_of(table))
+        for pos, rid in enumerate(ids.sort().to_pylist()):
+            yield rid, pos
+
+    def describe_positions(self, positions: list[int]) -> dict[int, str]:
+        return {p: f"LanceDB table {self.where}, record #{p + 1} in id order" for p in positions}
+
+    def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
+        """Id ranges ``[lo, hi)`` of about ``shard_size`` records (None: open end)."""
+        table = self._open()
+        if table is None or not inventory.exists:
+            return []
+        ids = self._ids(table, self._layout_of(table)).sort().to_pylist()
+        size = max(1, int(shard_size))
+        starts = list(range(0, len(ids), size)) or [0]
+        return [{"lo": ids[s] if i else None, "hi": ids[s + size] if s + size < len(ids) else None,
+                 "records": len(ids[s:s + size])} for i, s in enumerate(starts)]
+
+    def _range_filter(self, layout: Layout, shard: dict[str, Any] | None, cursor: Any) -> str | None:
+        col = quote_column(layout.id)
+        parts = []
+        if cursor is not None:
+            parts.append(f"{col} > {literal(cursor)}")
+        elif shard and shard.get("lo") is not None:
+            parts.append(f"{col} >= {literal(shard['lo'])}")
+        if shard and shard.get("hi") is not None:
+            parts.append(f"{col} < {literal(shard['hi'])}")
+        return " AND ".join(parts) or None
+
+    def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
+        table = self._need()
+        layout = self._layout_of(table)
+        size = max(1, int(batch_size))
+        order = [ColumnOrdering(column_name=layout.id)]
+        while True:
+            query = table.search().select(layout.columns)
+            where = self._range_filter(layout, shard, cursor)
+            if where is not None:
+                query = query.where(where)
+            try:
+                got = query.order_by(order).limit(size).to_arrow()
+            except Exception as exc:
+                raise classify(exc, doing="scanning it in id order", table=self.table_name) from None
+            if not got.num_rows:
+                return
+            batch = self._to_batch(layout, got)
+            batch.cursor = batch.ids[-1]
+            yield batch
+            if got.num_rows < size:
+                return
+            cursor = batch.cursor
+
+    def _to_batch(self, layout: Layout, table: pa.Table) -> Batch:
+        rb = table.combine_chunks().to_batches()
+        dim = int(layout.dim or 0)
+        if not rb:
+            return Batch(ids=[], vectors=np.zeros((0, dim), dtype=np.float32), metadata=[], texts=[])
+        return layout.to_batch(rb[0], 0, dim, cursor=None)
+
+    def fetch(self, ids: Sequence[RecordId]) -> Batch:
+        table = self._open()
+        wanted = list(dict.fromkeys(ids))
+        if table is None or not wanted:
+            return Batch(ids=[], vectors=np.zeros((0, 0), dtype=np.float32), metadata=[], texts=[])
+        layout = self._layout_of(table)
+        parts: list[pa.Table] = []
+        kind = int if layout.id_type == "int" else str
+        usable = [i for i in wanted if isinstance(i, kind) and not isinstance(i, bool)]
+        for start in range(0, len(usable), _FETCH_CHUNK):
+            chunk = usable[start:start + _FETCH_CHUNK]
+            try:
+                parts.append(table.search().select(layout.columns).where(in_list(layout.id, chunk))
+                             .limit(None).to_arrow())
+            except Exception as exc:
+                raise classify(exc, doing="fetching records by id", table=self.table_name) from None
+        if not parts:
+            return Batch(ids=[], vectors=np.zeros((0, int(layout.dim or 0)), dtype=np.float32), metadata=[],
+                         texts=[])
+        return self._to_batch(layout, pa.concat_tables(parts))
+
+    def count(self) -> int:
+        table = self._open()
+        return int(table.count_rows()) if table is not None else 0
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def _target_fields(self, schema: CollectionSchema) -> FileFields:
+        """Where metadata goes in a table vecmig creates: the spec's choice, else typed columns
+        of the source's field types."""
+        if self.store.fields.metadata is not None:
+            return self.fields
+        return replace(self.fields, metadata=tuple(sorted(schema.metadata)), loose=False)
+
+    def create_collection(self, schema: CollectionSchema) -> None:
+        if self._open() is not None:
+            return  # a replayed create: the table is there (its shape is checked on every upsert)
+        arrow = build_schema(self._target_fields(schema), int(schema.dimension), schema.id_type,
+                             dict(schema.metadata))
+        arrow = arrow.with_metadata({**(arrow.metadata or {}), _METRIC: (schema.metric or "cosine").encode()})
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._table = self._connect().create_table(self.table_name, schema=arrow, exist_ok=True)
+        except Exception as exc:
+            raise classify(exc, doing="creating it", table=self.table_name) from None
+
+    def drop_collection(self) -> None:
+        if self._open() is None:
+            return
+        self._table = None
+        try:
+            self._connect().drop_table(self.table_name, ignore_missing=True)
+        except Exception as exc:
+            raise classify(exc, doing="dropping it", table=self.table_name) from None
+
+    def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
+        """The write-time fidelity rules over the plan's sample, and whether an index can be trained."""
+        from vecmig.refresh import SAMPLE_RECORDS
+
+        fields = self._target_fields(schema)
+        if isinstance(fields.metadata, str):
+            slots, document = None, "json"
+        else:
+            slots, document = {n: schema.metadata.get(n, "json") for n in fields.metadata}, None
+        texts = sample.texts if sample.texts is not None else [None] * len(sample)
+        out = lint_records(sample.ids, sample.metadata, texts, slots, document, False,
+                           f"lancedb ({self.where})", id_type=schema.id_type)
+        create = self.store.create
+        if create is not None and len(sample) < SAMPLE_RECORDS:  # the sample is the whole (first) shard
+            found = indexing.small_table_finding(create.index, len(sample))
+            if found is not None:
+                out.append(found)
+        return out
+
+    def upsert(self, batch: Batch) -> None:
+        if not len(batch):
+            return
+        table = self._need()
+        layout = self._layout_of(table)
+        if batch.vectors.shape[1] != layout.dim:
+            raise TerminalError(
+                f"record {batch.ids[0]!r}: {batch.vectors.shape[1]}-dimensional vector, but LanceDB table "
+                f"'{self.where}' holds {layout.dim} dimensions", hint="migrate into a table of the source's dimension")
+        if len(set(batch.ids)) != len(batch.ids):
+            raise TerminalError(f"a batch for LanceDB table '{self.where}' repeats an id",
+                                hint="give every source record its own id")
+        arrow = layout.to_table(batch)  # refuses, naming the record, what the columns cannot hold exactly
+        try:
+            (table.merge_insert(layout.id).when_matched_update_all().when_not_matched_insert_all()
+             .execute(arrow))
+        except Exception as exc:
+            raise classify(exc, doing=f"writing {len(batch)} records", table=self.table_name) from None
+
+    def delete(self, ids: Sequence[RecordId]) -> None:
+        table = self._open()
+        if table is None or not ids:
+            return
+        layout = self._layout_of(table)
+        kind = int if layout.id_type == "int" else str
+        usable = [i for i in dict.fromkeys(ids) if isinstance(i, kind) and not isinstance(i, bool)]
+        for start in range(0, len(usable), _FETCH_CHUNK):
+            try:
+                table.delete(in_list(layout.id, usable[start:start + _FETCH_CHUNK]))
+            except Exception as exc:
+                raise classify(exc, doing="deleting records", table=self.table_name) from None
+
+    def estimate_schema(self) -> CollectionSchema | None:
+        inv = self.inventory()
+        if not inv.exists or not inv.dimension:
+            return None
+        return CollectionSchema(dimension=inv.dimension, metric=inv.metric or "cosine", id_type=inv.id_type or "int",
+                                metadata=dict(inv.fields), text=bool(inv.extra.get("text")))
+
+    # ---- the vector index -------------------------------------------------------------------
+
+    def build_index(self, index: IndexSpec, metric: str) -> str | None:
+        table = self._need()
+        layout = self._layout_of(table)
+        rows = int(table.count_rows())
+        if index.type == "none" or indexing.too_few(rows):
+            return None  # the plan said so (LD001): an exhaustive search is exact at this size
+        try:
+            table.create_index(layout.vector, config=indexing.config(index, metric, rows), replace=True,
+                               name=indexing.INDEX_NAME)
+        except Exception as exc:
+            raise classify(exc, doing=f"building its {index.type} index", table=self.table_name) from None
+        return indexing.INDEX_NAME
+
+    def drop_index(self, name: str) -> None:
+        table = self._open()
+        if table is None or name not in {i.name for i in table.list_indices()}:
+            return
+        try:
+            table.drop_index(name)
+        except Exception as exc:
+            raise classify(exc, doing=f"dropping index {name}", table=self.table_name) from None
+
+
+def _spec_type(lance_type: str) -> str:
+    """LanceDB's index type name as the spec's (IVF_HNSW_SQ -> hnsw), else as LanceDB says it."""
+    text = lance_type.lower()
+    if "hnsw" in text:
+        return "hnsw"
+    if "flat" in text:
+        return "ivfflat"
+    return text
+
+
+def _index_metric(table: Any, name: str) -> str | None:
+    """The metric a vector index was built for, in vecmig's words (None when LanceDB does not say)."""
+    try:
+        stats = table.index_stats(name)
+    except Exception:
+        return None
+    kind = str(getattr(stats, "distance_type", "") or "").lower()
+    back = {v: k for k, v in indexing.DISTANCE.items()}
+    return back.get(kind)
+
