@@ -43,7 +43,9 @@ def literal(value: RecordId) -> str:
     if isinstance(value, bool):
         raise TypeError(f"{value!r} is not a record id")
     if isinstance(value, int):
-        return str(int(value))
+        # The parser reads -9223372036854775808 as minus a number beyond int64, which becomes a
+        # float and no longer compares with the id column: spell the smallest int64 as a sum.
+        return "(-9223372036854775807 - 1)" if value == -(2**63) else str(int(value))
     return "'" + str(value).replace("'", "''") + "'"
 
 
