@@ -17,6 +17,7 @@ import pytest
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema
+from vecmig.providers.lancedb import provider as provider_module
 from vecmig.providers.lancedb.errors import classify, literal
 from vecmig.providers.lancedb.indexing import MIN_INDEX_ROWS
 from vecmig.providers.lancedb.provider import LanceDBProvider
@@ -95,7 +96,10 @@ def test_typed_round_trip_bit_for_bit_through_lancedb_itself(tmp_path: Path) -> 
     assert inv.fields == dict(sorted(TYPES.items())) and inv.extra["text"]
 
 
-def test_scan_is_ordered_resumable_and_cut_into_id_range_shards(tmp_path: Path) -> None:
+@pytest.mark.parametrize("window_rows", [65_536, 45])  # one read for all, and windows of a few batches
+def test_scan_is_ordered_resumable_and_cut_into_id_range_shards(tmp_path: Path, window_rows: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provider_module, "_WINDOW_ROWS", window_rows)
     ids = [f"doc-{i:04d}" for i in np.random.default_rng(1).permutation(250)] + ["it's", "Z", ""]
     p = new_table(tmp_path, "s", ids, id_type="text")
     for start in range(0, len(ids), 60):  # in random id order: the table's row order is not id order

@@ -10,18 +10,19 @@ says so (LD001) and ``build_index`` builds nothing then.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from vecmig.providers.base import LintFinding
 from vecmig.spec import IndexSpec
 
 MIN_INDEX_ROWS = 200
 # vecmig's metric names -> LanceDB's distance types.
-DISTANCE = {"cosine": "cosine", "euclidean": "l2", "dotproduct": "dot"}
+Distance = Literal["cosine", "l2", "dot"]
+DISTANCE: dict[str, Distance] = {"cosine": "cosine", "euclidean": "l2", "dotproduct": "dot"}
 INDEX_NAME = "vector_idx"  # LanceDB names a vector index "<column>_idx"; vecmig keeps to it
 
 
-def distance(metric: str) -> str:
+def distance(metric: str) -> Distance:
     return DISTANCE.get(metric, "cosine")
 
 

@@ -6,11 +6,13 @@ as typed columns (the source's field types, the default) or one JSON string colu
 (``fields.metadata: <name>``): the same column layout, type mapping and refusals as a Parquet
 file, through :class:`vecmig.providers.files.parquet.Layout`, so nothing is converted twice.
 
-* Scan: LanceDB has no ordered scan of its own, so each batch is one query
-  ``id > cursor [AND id < shard end] ORDER BY id LIMIT batch`` (DataFusion's top-k over the id
-  column, then the batch's other columns read by row): a resumable stream whose cursor is the
-  last id of the batch. Each batch filters the id column of the whole table, so a full scan
-  costs about (rows / batch) id-column passes (bench/lancedb_throughput.py measures it).
+* Scan: LanceDB has no ordered scan of its own. Per window of up to 32 MiB of rows: the next
+  ids after the cursor in order (``id > cursor [AND id < shard end] ORDER BY id LIMIT w``, a
+  sort of the id column alone), then those rows by one unordered range read (``id <= last``),
+  sorted in memory and yielded batch by batch, each batch's cursor its last id. Each query
+  filters the id column of the whole table and costs tens of milliseconds: one sorted query per
+  batch ran at 18k records/s (384 dims), windows at 63k, an unordered read decoded alike at
+  about 100k (bench/lancedb_throughput.py).
 * Shards: id ranges ``[lo, hi)`` cut from the sorted id column; stable while the table changes.
 * Upsert: ``merge_insert`` on the id (update all columns when matched, insert otherwise): one
   Lance commit per batch, so a replayed batch is harmless and an acknowledged one is a table
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # The Rust core logs warnings to stderr by default ("No existing dataset ... will be created"
 # for every table created); errors still show, and a user's own LANCE_LOG wins.
@@ -56,11 +59,16 @@ from vecmig.spec import IndexSpec, StoreSpec
 
 _METRIC = b"vecmig.metric"  # schema metadata of a table vecmig created: the metric it was made for
 _FETCH_CHUNK = 1000  # ids per IN (...) filter
+# A scan reads this much at a time (then yields it batch by batch): each query costs tens of
+# milliseconds however few rows it returns, so fewer, larger reads (bench/lancedb_throughput.py).
+_WINDOW_BYTES = 32 << 20
+_WINDOW_ROWS = 65_536
 
-# µs per record = fixed + per dimension, one worker, measured with bench/lancedb_throughput.py
-# on the 2-core development machine (batches of 1000, local disk).
-READ_US = (40.0, 0.05)
-WRITE_US = (60.0, 0.2)
+# µs per record = fixed + per dimension, one worker, from bench/lancedb_throughput.py on the
+# 2-core development machine under its usual load (20,000 records, batches of 1000, local disk):
+# scan 91k rec/s at 64 dims and 63k at 384; merge_insert 49k and 51k.
+READ_US = (8.0, 0.02)
+WRITE_US = (18.0, 0.005)
 
 
 def model(dimension: int) -> Throughput:
@@ -239,27 +247,39 @@ class LanceDBProvider(Provider):
         return " AND ".join(parts) or None
 
     def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
-        table = self._need()
+        """Windows of many batches: the next ``window`` ids in order (a query sorting the id
+        column alone), then those rows in one unordered range read (``cursor < id <= last``),
+        sorted here and cut into batches whose cursors are their last ids. Two queries per
+        window instead of one sorted query per batch, which carried whole rows through the sort."""
+        table = self._need()  # one handle, one table version for the whole scan: a snapshot
         layout = self._layout_of(table)
         size = max(1, int(batch_size))
+        window = size * max(1, min(_WINDOW_ROWS, _WINDOW_BYTES // _row_bytes(layout)) // size)
         order = [ColumnOrdering(column_name=layout.id)]
         while True:
-            query = table.search().select(layout.columns)
             where = self._range_filter(layout, shard, cursor)
-            if where is not None:
-                query = query.where(where)
             try:
-                got = query.order_by(order).limit(size).to_arrow()
+                query = table.search().select([layout.id])
+                ids = (query.where(where) if where else query).order_by(order).limit(window).to_arrow()
+                if not ids.num_rows:
+                    return
+                last = ids.column(0)[-1].as_py()
+                upto = f"{quote_column(layout.id)} <= {literal(last)}"
+                rows = (table.search().select(layout.columns).where(f"{where} AND {upto}" if where else upto)
+                        .limit(None).to_arrow())
             except Exception as exc:
                 raise classify(exc, doing="scanning it in id order", table=self.table_name) from None
-            if not got.num_rows:
+            # Decoded once, then reordered batch by batch (numpy takes rows of the vectors far
+            # faster than Arrow takes fixed-size lists).
+            whole = self._to_batch(layout, rows)
+            by_id = pc.sort_indices(rows.column(layout.id)).to_numpy()
+            for start in range(0, len(by_id), size):
+                batch = whole.take(by_id[start:start + size].tolist())
+                batch.cursor = batch.ids[-1]
+                yield batch
+            if ids.num_rows < window:
                 return
-            batch = self._to_batch(layout, got)
-            batch.cursor = batch.ids[-1]
-            yield batch
-            if got.num_rows < size:
-                return
-            cursor = batch.cursor
+            cursor = last
 
     def _to_batch(self, layout: Layout, table: pa.Table) -> Batch:
         rb = table.combine_chunks().to_batches()
@@ -406,6 +426,11 @@ class LanceDBProvider(Provider):
             raise classify(exc, doing=f"dropping index {name}", table=self.table_name) from None
 
 
+def _row_bytes(layout: Layout) -> int:
+    """About how many bytes one row of the scan holds: the vector and a little for the rest."""
+    return int(layout.dim or 1) * 4 + 64 * len(layout.columns)
+
+
 def _spec_type(lance_type: str) -> str:
     """LanceDB's index type name as the spec's (IVF_HNSW_SQ -> hnsw), else as LanceDB says it."""
     text = lance_type.lower()
@@ -423,6 +448,6 @@ def _index_metric(table: Any, name: str) -> str | None:
     except Exception:
         return None
     kind = str(getattr(stats, "distance_type", "") or "").lower()
-    back = {v: k for k, v in indexing.DISTANCE.items()}
+    back: dict[str, str] = {v: k for k, v in indexing.DISTANCE.items()}
     return back.get(kind)
 
