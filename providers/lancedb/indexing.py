@@ -60,3 +60,25 @@ def small_table_finding(index: IndexSpec, rows: int) -> LintFinding | None:
             f"one partition per row, so the index gets {rows:,} partitions",
             "lower target.create.index.lists (about sqrt(rows) is LanceDB's default)")
     return None
+
+
+def spec_type(lance_type: str) -> str:
+    """LanceDB's index type name as the spec's (IVF_HNSW_SQ -> hnsw), else as LanceDB says it."""
+    text = lance_type.lower()
+    if "hnsw" in text:
+        return "hnsw"
+    if "flat" in text:
+        return "ivfflat"
+    return text
+
+
+def index_metric(table: Any, name: str) -> str | None:
+    """The metric a vector index was built for, in vecmig's words (None when LanceDB does not say)."""
+    try:
+        stats = table.index_stats(name)
+    except Exception:
+        return None
+    kind = str(getattr(stats, "distance_type", "") or "").lower()
+    back: dict[str, str] = {v: k for k, v in DISTANCE.items()}
+    return back.get(kind)
+

@@ -47,13 +47,13 @@ from vecmig.providers.base import (
     LintFinding,
     Provider,
     Throughput,
-    per_record_rate,
 )
 from vecmig.providers.fidelity import lint_records
 from vecmig.providers.files.fields import FileFields, resolve_fields
 from vecmig.providers.files.parquet import Layout, build_schema
 from vecmig.providers.lancedb import indexing
 from vecmig.providers.lancedb.errors import classify, in_list, literal, quote_column
+from vecmig.providers.lancedb.speed import model
 from vecmig.records import Batch, RecordId
 from vecmig.spec import IndexSpec, StoreSpec
 
@@ -63,25 +63,6 @@ _FETCH_CHUNK = 1000  # ids per IN (...) filter
 # milliseconds however few rows it returns, so fewer, larger reads (bench/lancedb_throughput.py).
 _WINDOW_BYTES = 32 << 20
 _WINDOW_ROWS = 65_536
-
-# µs per record = fixed + per dimension, one worker, from bench/lancedb_throughput.py on the
-# 2-core development machine under its usual load (20,000 records, batches of 1000, local disk):
-# scan 91k rec/s at 64 dims and 63k at 384; merge_insert 49k and 51k.
-READ_US = (8.0, 0.02)
-WRITE_US = (18.0, 0.005)
-
-
-def model(dimension: int) -> Throughput:
-    return Throughput(
-        read_records_per_s=per_record_rate(*READ_US, dimension),
-        write_records_per_s=per_record_rate(*WRITE_US, dimension),
-        read_mb_per_s=0.0,
-        write_mb_per_s=0.0,
-        max_parallel=2,  # writers of one table race for its commits: more only conflict
-        spread=2.0,
-        startup_s=0.02,
-    )
-
 
 class LanceDBProvider(Provider):
     name = "lancedb"
@@ -183,8 +164,8 @@ class LanceDBProvider(Provider):
         index: dict[str, Any] | None = None
         vector_index = next((i for i in indices if layout.vector in list(i.columns)), None)
         if vector_index is not None:
-            index = {"name": vector_index.name, "type": _spec_type(str(vector_index.index_type))}
-            kind = _index_metric(table, vector_index.name)
+            index = {"name": vector_index.name, "type": indexing.spec_type(str(vector_index.index_type))}
+            kind = indexing.index_metric(table, vector_index.name)
             metric = metric or kind
         types = layout.field_types() if layout.meta_mode == "typed" else self._sampled_types(table, layout)
         extra: dict[str, Any] = {"text": layout.text is not None, "version": int(table.version)}
@@ -429,25 +410,3 @@ class LanceDBProvider(Provider):
 def _row_bytes(layout: Layout) -> int:
     """About how many bytes one row of the scan holds: the vector and a little for the rest."""
     return int(layout.dim or 1) * 4 + 64 * len(layout.columns)
-
-
-def _spec_type(lance_type: str) -> str:
-    """LanceDB's index type name as the spec's (IVF_HNSW_SQ -> hnsw), else as LanceDB says it."""
-    text = lance_type.lower()
-    if "hnsw" in text:
-        return "hnsw"
-    if "flat" in text:
-        return "ivfflat"
-    return text
-
-
-def _index_metric(table: Any, name: str) -> str | None:
-    """The metric a vector index was built for, in vecmig's words (None when LanceDB does not say)."""
-    try:
-        stats = table.index_stats(name)
-    except Exception:
-        return None
-    kind = str(getattr(stats, "distance_type", "") or "").lower()
-    back: dict[str, str] = {v: k for k, v in indexing.DISTANCE.items()}
-    return back.get(kind)
-
