@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from tests.contract.stores.lancedb import under_test
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema
@@ -23,6 +24,9 @@ from vecmig.providers.lancedb.indexing import MIN_INDEX_ROWS
 from vecmig.providers.lancedb.provider import LanceDBProvider
 from vecmig.records import Batch, canonical_metadata
 from vecmig.spec import CreateSpec, Fields, IndexSpec, StoreSpec
+
+# A real store in-process (embedded LanceDB): the integration tier, like the PostgreSQL fixtures.
+pytestmark = pytest.mark.integration
 
 DIM = 8
 TYPES = {"year": "int", "score": "float", "ok": "bool", "title": "text", "tags": "text[]"}
@@ -237,3 +241,23 @@ def test_a_table_seeded_by_lancedb_itself_is_read_with_its_own_columns(tmp_path:
     assert batch.ids == [1, 2, 3] and batch.texts == [None, "b", "c"]
     assert batch.metadata == [{"lang": "fr"}, {"year": 3}, {"year": 1, "lang": "en"}]
     assert batch.vectors.tobytes() == v[[1, 2, 0]].tobytes()
+
+
+def test_the_contract_module_seeds_with_lancedb_and_the_provider_reads_it_back(tmp_path: Path) -> None:
+    sut = under_test(tmp_path)
+    try:
+        recs = [{"id": i, "vector": [float(i), -0.0, 1e-45], "metadata": {"n": i, "f": 1.0, "l": ["x"], "z": None},
+                 "text": None if i == 3 else f"t{i}"} for i in (5, 1, 3)]
+        spec = sut.spec("seeded", "source")
+        assert sut.seed is not None
+        sut.seed(spec, recs)
+        (batch,) = list(LanceDBProvider(spec).scan(None, None, 10))
+        assert batch.ids == [1, 3, 5] and batch.texts == ["t1", None, "t5"]
+        assert [canonical_metadata(m, strict=True) for m in batch.metadata] == [
+            canonical_metadata(r["metadata"], strict=True) for r in sorted(recs, key=lambda r: r["id"])]
+        assert batch.vectors.tobytes() == np.asarray([r["vector"] for r in sorted(recs, key=lambda r: r["id"])],
+                                                     dtype=np.float32).tobytes()
+        assert {"sparse", "namespaces"} <= set(sut.lacks)
+    finally:
+        sut.stop()
+    assert not (tmp_path / "lancedb").exists()
