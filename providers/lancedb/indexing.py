@@ -5,7 +5,9 @@ vectors: ``m`` and ``ef_construction`` carry over); ``ivfflat`` becomes IVF_FLAT
 ``lists`` partitions. Both are trained on the table's rows (k-means for the partitions), so a
 table with few rows gets no index: below :data:`MIN_INDEX_ROWS` an exhaustive search is exact
 and as fast, and LanceDB would train fewer partitions than asked without failing. The plan
-says so (LD001) and ``build_index`` builds nothing then.
+says so (LD001) and ``build_index`` builds nothing then. An ivfflat index asking for more
+``lists`` than the table has rows gets one partition per row (what LanceDB trains anyway);
+the plan cannot tell in advance, as it samples only the first 200 records.
 """
 
 from __future__ import annotations
@@ -42,8 +44,7 @@ def too_few(rows: int) -> bool:
 
 
 def small_table_finding(index: IndexSpec, rows: int) -> LintFinding | None:
-    """LD001 when the copy will hold fewer rows than an index is trained on, and
-    LD002 when an ivfflat index asks for more partitions than the table has rows."""
+    """LD001 when the copy will hold fewer rows than an index is trained on."""
     if index.type == "none":
         return None
     if too_few(rows):
@@ -53,12 +54,6 @@ def small_table_finding(index: IndexSpec, rows: int) -> LintFinding | None:
             "index is trained on: no index is built, and searches scan the table exhaustively (exact)",
             "nothing to do at this size; create the index later (table.create_index) once the table has grown, "
             "or set target.create.index.type: none to say so in the spec")
-    if index.type == "ivfflat" and index.lists > rows:
-        return LintFinding(
-            "LD002", "warning",
-            f"index.lists is {index.lists}, but the table will hold about {rows:,} rows: LanceDB trains at most "
-            f"one partition per row, so the index gets {rows:,} partitions",
-            "lower target.create.index.lists (about sqrt(rows) is LanceDB's default)")
     return None
 
 
