@@ -190,7 +190,11 @@ def test_index_is_built_only_where_it_can_be_trained_and_the_plan_says_so(tmp_pa
         # Plain vectors: float32's largest value would overflow the l2 distances k-means trains on.
         part.vectors = np.random.default_rng(start).standard_normal(part.vectors.shape).astype(np.float32)
         p.upsert(part)
+    versions = len(lancedb.connect(str(tmp_path)).open_table("big").list_versions())
     assert p.build_index(IndexSpec(type="ivfflat", lists=4), "euclidean") == "vector_idx"
+    after = lancedb.connect(str(tmp_path)).open_table("big")
+    assert after.stats()["fragment_stats"]["num_fragments"] == 1, "the copy's fragments were compacted first"
+    assert len(after.list_versions()) > versions, "no version of the table was pruned"
     inv = p.inventory()
     assert inv.index == {"name": "vector_idx", "type": "ivfflat"}
     assert lancedb.connect(str(tmp_path)).open_table("big").index_stats("vector_idx").distance_type == "l2"

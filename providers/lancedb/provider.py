@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ _FETCH_CHUNK = 1000  # ids per IN (...) filter
 # milliseconds however few rows it returns, so fewer, larger reads (bench/lancedb_throughput.py).
 _WINDOW_BYTES = 32 << 20
 _WINDOW_ROWS = 65_536
+_KEEP_VERSIONS = timedelta(days=36_500)
 
 class LanceDBProvider(Provider):
     name = "lancedb"
@@ -392,6 +394,12 @@ class LanceDBProvider(Provider):
         if index.type == "none" or indexing.too_few(rows):
             return None  # the plan said so (LD001): an exhaustive search is exact at this size
         try:
+            # The copy committed one small fragment per batch: merge them first, so the index is
+            # trained on, and searches read, a few large files (a killed compaction leaves the
+            # committed version as it was; the replayed action compacts again). compact_files()
+            # needs pylance; optimize() compacts in LanceDB's own core. Its pruning is held off
+            # (a century): a table's older versions are its owner's history, not vecmig's to drop.
+            table.optimize(cleanup_older_than=_KEEP_VERSIONS)
             table.create_index(layout.vector, config=indexing.config(index, metric, rows), replace=True,
                                name=indexing.INDEX_NAME)
         except Exception as exc:
