@@ -265,3 +265,19 @@ def test_the_contract_module_seeds_with_lancedb_and_the_provider_reads_it_back(t
     finally:
         sut.stop()
     assert not (tmp_path / "lancedb").exists()
+
+
+def test_an_existing_table_is_judged_against_its_own_columns_at_plan_time(tmp_path: Path) -> None:
+    db = lancedb.connect(str(tmp_path))
+    db.create_table("theirs", data=pa.table({
+        "id": pa.array([1], pa.int64()), "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors(1)[0]), DIM),
+        "year": pa.array([1], pa.int64())}))
+    p = LanceDBProvider(store(tmp_path, "theirs"))
+    sample = Batch(ids=[2, "x"], vectors=vectors(2), texts=["a", None],
+                   metadata=[{"year": 1.5}, {"color": "red", "year": None}])
+    schema = CollectionSchema(dimension=DIM, metric="cosine", id_type="int", metadata={"year": "float"}, text=True)
+    found = {f.code: f for f in p.check_existing_target(p.inventory(), sample, schema)}
+    assert set(found) == {"VM144", "VM141", "VM140", "FD005"}, found
+    assert all(f.severity == "error" and f.hint for f in found.values())
+    assert "'color'" not in found["VM140"].message and "color" in found["VM140"].message
+    assert "FD005" not in {f.code for f in p.lint(sample, schema)}, "lint leaves an existing table to this check"

@@ -53,7 +53,7 @@ from vecmig.providers.base import (
 from vecmig.providers.fidelity import lint_records
 from vecmig.providers.files.fields import FileFields, resolve_fields
 from vecmig.providers.files.parquet import Layout, build_schema
-from vecmig.providers.lancedb import indexing
+from vecmig.providers.lancedb import existing, indexing
 from vecmig.providers.lancedb.errors import classify, in_list, literal, quote_column
 from vecmig.providers.lancedb.speed import model
 from vecmig.records import Batch, RecordId
@@ -331,20 +331,29 @@ class LanceDBProvider(Provider):
         """The write-time fidelity rules over the plan's sample, and whether an index can be trained."""
         from vecmig.refresh import SAMPLE_RECORDS
 
+        create = self.store.create
+        out: list[LintFinding] = []
+        if create is not None and len(sample) < SAMPLE_RECORDS:  # the sample is the whole (first) shard
+            found = indexing.small_table_finding(create.index, len(sample))
+            if found is not None:
+                out.append(found)
+        if self._open() is not None:
+            return out  # an existing table: check_existing_target judges against its own columns
         fields = self._target_fields(schema)
         if isinstance(fields.metadata, str):
             slots, document = None, "json"
         else:
             slots, document = {n: schema.metadata.get(n, "json") for n in fields.metadata}, None
         texts = sample.texts if sample.texts is not None else [None] * len(sample)
-        out = lint_records(sample.ids, sample.metadata, texts, slots, document, False,
-                           f"lancedb ({self.where})", id_type=schema.id_type)
-        create = self.store.create
-        if create is not None and len(sample) < SAMPLE_RECORDS:  # the sample is the whole (first) shard
-            found = indexing.small_table_finding(create.index, len(sample))
-            if found is not None:
-                out.append(found)
-        return out
+        return lint_records(sample.ids, sample.metadata, texts, slots, document, False,
+                            f"lancedb ({self.where})", id_type=schema.id_type) + out
+
+    def check_existing_target(self, inventory: Inventory, sample: Batch, schema: CollectionSchema) \
+            -> list[LintFinding]:
+        table = self._open()
+        if table is None:
+            return []
+        return existing.findings(self._layout_of(table), f"LanceDB table '{self.where}'", sample)
 
     def upsert(self, batch: Batch) -> None:
         if not len(batch):
