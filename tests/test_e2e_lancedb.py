@@ -1,8 +1,8 @@
 """LanceDB end to end through the real CLI: a table seeded with lancedb's own API → pgvector
 (embedded PostgreSQL), pgvector → a new LanceDB table with its vector index, each SIGKILLed
 mid-copy and resumed, compared record by record (ids, float32 bits, metadata with int and float
-kept apart, text), then rolled back; a table too small to train an index gets none, and the plan
-says so (LD001).
+kept apart, text), then rolled back; blue-green repoints a pointer file (LanceDB has no aliases);
+a table too small to train an index gets none, and the plan says so (LD001).
 
 Both stores are read back independently of vecmig: LanceDB with lancedb, PostgreSQL with psycopg.
 """
@@ -220,14 +220,21 @@ def test_pgvector_to_lancedb_with_index_kill_resume_rollback(pg_db: str, tmp_pat
     assert_no_secret(r.stdout, r.stderr, paths=(tmp_path / ".vecmig", tmp_path / "lance"))
 
 
-def test_a_table_too_small_for_an_index_gets_none_and_the_plan_says_so(pg_db: str, tmp_path: Path) -> None:
+def test_blue_green_repoints_a_file_and_a_table_too_small_for_an_index_gets_none(pg_db: str,
+                                                                                 tmp_path: Path) -> None:
+    """LanceDB has no aliases: blue-green repoints a pointer file readers follow. The table is too
+    small to train an index: the plan says so (LD001) and apply builds none."""
     make_source(pg_db, 60, 8, seed=3)
+    live = tmp_path / "live.json"
+    original = json.dumps({"index": "docs_blue", "host": None, "namespace": None}) + "\n"
+    live.write_text(original)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pg-to-lance-small
         source: {PG_SOURCE}
-        target: {{provider: lancedb, connection: {{path: lance}}, collection: small,
-                 create: {{index: {{type: ivfflat, lists: 100}}}}}}
+        target: {{provider: lancedb, connection: {{path: lance}}, collection: docs_green,
+                 pointer: {{file: live.json}}, create: {{index: {{type: ivfflat, lists: 100}}}}}}
+        strategy: {{type: blue-green}}
         """)
     env = env_for(pg_db)
     r = vecmig("plan", str(spec), "--json", env=env)
@@ -238,5 +245,11 @@ def test_a_table_too_small_for_an_index_gets_none_and_the_plan_says_so(pg_db: st
     r = vecmig("apply", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "LD001" in r.stdout + r.stderr, "apply shows the plan's warning too"
-    assert_same(pg_records(pg_db, "docs"), lancedb_records(tmp_path / "lance", "small"))
-    assert lancedb.connect(str(tmp_path / "lance")).open_table("small").list_indices() == []
+    assert_same(pg_records(pg_db, "docs"), lancedb_records(tmp_path / "lance", "docs_green"))
+    assert lancedb.connect(str(tmp_path / "lance")).open_table("docs_green").list_indices() == []
+    pointer = json.loads(live.read_text())
+    assert (pointer["index"], pointer["previous"]) == ("docs_green", "docs_blue")
+    r = vecmig("rollback", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert live.read_text() == original, "rollback restores the pointer file byte for byte"
+    assert tables(tmp_path / "lance") == []

@@ -24,6 +24,8 @@ KIT = ProviderKit(
         collection_rule="use letters, digits, underscores, hyphens and periods (not a leading period)",
         collection_noun="table name",
         indexes=True,
+        # No aliases: for blue-green, readers follow a pointer file or command to the live table.
+        pointer_only=True,
         paths={"path": ("dir", "{role} LanceDB directory")},
         lint_prefix="LD",
     ),
