@@ -15,7 +15,7 @@ import numpy as np
 from vecmig import __version__, calibrate, estimate, pointer
 from vecmig.errors import PlanError, SpecError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
-from vecmig.providers import provider_class
+from vecmig.providers import provider_class, stores_that
 from vecmig.providers.base import CollectionSchema, Provider, Throughput
 from vecmig.records import Batch, sparse_of
 from vecmig.refresh import Refreshed
@@ -166,7 +166,7 @@ def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str
     # Content digests exist only where a diff ran (a target holding records, no round open):
     # compared when both sides have one, else the inventories are compared without them.
     recorded = Inventory.from_json(json.loads(round_row["plan_json"])["source"])
-    if "content" in recorded.extra and "content" in seen.source.extra:
+    if recorded.content is not None and seen.source.content is not None:
         same = recorded.fingerprint == seen.source.fingerprint
     else:
         same = without_content(recorded).fingerprint == without_content(seen.source).fingerprint
@@ -174,7 +174,15 @@ def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str
 
 
 def without_content(inventory: Inventory) -> Inventory:
-    return replace(inventory, extra={k: v for k, v in inventory.extra.items() if k != "content"})
+    return replace(inventory, content=None)
+
+
+def _stores_taking(dimension: int) -> str:
+    return stores_that(lambda c: (c.capabilities.max_dimension or dimension) >= dimension)
+
+
+def _sparse_stores() -> str:
+    return stores_that(lambda c: c.capabilities.sparse)
 
 
 def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
@@ -187,7 +195,8 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
         raise PlanError(
             f"the source vectors have {source.dimension} dimensions; {spec.target.provider} holds at most {limit}",
             where=spec.where("/target/provider"),
-            hint="choose a target that takes this dimension (pinecone: 20000), or re-embed with a smaller model",
+            hint=f"choose a target that takes this dimension ({_stores_taking(source.dimension)}), "
+                 "or re-embed with a smaller model",
         )
     create = spec.target.create
     if create and create.dimension and source.dimension and create.dimension != source.dimension:
@@ -246,24 +255,21 @@ def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None,
     target_fields = spec.target.fields.metadata
     typed_target = (target_fields is None and provider_class(spec.target.provider).capabilities.metadata_default
                     == "typed") or isinstance(target_fields, tuple | list)
-    if source.extra.get("metadata_column") and typed_target:
+    if source.metadata_column and typed_target:
         raise PlanError(
-            f"the source keeps its metadata in one JSON column ({source.extra['metadata_column']}), so its keys "
+            f"the source keeps its metadata in one JSON column ({source.metadata_column}), so its keys "
             "are not known without reading every record",
             where=spec.where("/target/fields"),
             hint="set target.fields.metadata to a column name to store the metadata as one jsonb document",
         )
-    # Providers say whether records carry text: files by a flag, pgvector by naming the column,
-    # Pinecone by finding it in the sampled metadata.
-    has_text = bool(spec.source.fields.text) or bool(source.extra.get("text")) or bool(
-        source.extra.get("text_column")) or bool(source.extra.get("has_text"))
+    has_text = bool(spec.source.fields.text) or source.has_text
     return CollectionSchema(dimension=dimension, metric=metric, id_type=id_type, metadata=metadata, text=has_text,
                             sparse=source_has_sparse(source, sample))
 
 
 def source_has_sparse(source: Inventory, sample: Batch | None) -> bool:
     """The source declares a sparse field (a Pinecone hybrid index) or its sample holds sparse values."""
-    return bool(source.extra.get("sparse")) or (sample is not None and any(s is not None for s in sparse_of(sample)))
+    return source.sparse or (sample is not None and any(s is not None for s in sparse_of(sample)))
 
 
 def foreign_records(state: StateReader | None, seen: Refreshed) -> tuple[int, int | None]:
@@ -540,9 +546,9 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
             out.append(Warning_(
                 "VM104", f"{len(with_sparse)} record(s) {where} carry sparse values (e.g. {shown}), which "
                          f"{spec.target.provider} cannot store: apply would stop at the first of them",
-                "error", "migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
+                "error", f"migrate into a target that holds sparse values ({_sparse_stores()}), "
                          "or remove them from the source first"))
-        elif seen.source.extra.get("sparse"):
+        elif seen.source.sparse:
             out.append(Warning_(
                 "VM105", f"the source index has a sparse field, though no record {where} uses it; "
                          f"{spec.target.provider} cannot store sparse values, so a record that has them "

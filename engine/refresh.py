@@ -75,8 +75,8 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
         # the plan settles instead of copying nothing forever; otherwise everything is to add.
         if target.exists and (target.count is None or target.count > 0 or not source.count):
             diff = diff_records(spec, list(cut), baseline, versions_baseline=versions)
-            source = replace(source, extra={**source.extra, "content": diff.source_digest})
-            target = replace(target, extra={**target.extra, "content": diff.target_digest})
+            source = replace(source, content=diff.source_digest)
+            target = replace(target, content=diff.target_digest)
         else:
             # An existing empty target is diffed trivially (every source record to add): the plan
             # then moves nothing once the source is empty too, instead of copying nothing forever.

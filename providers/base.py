@@ -304,6 +304,16 @@ class Provider(ABC):
         Each shard dict carries ``records`` (an estimate) plus provider-specific bounds.
         """
 
+    @classmethod
+    def describe_shard(cls, shard: dict[str, Any]) -> str:
+        """Where a shard of :meth:`shards` lies, for plans ("ids [1, 50001)"); stores whose
+        shards are not id ranges say it their own way (byte ranges, namespaces)."""
+        if "lo" in shard or "hi" in shard:
+            lo = "start" if shard.get("lo") is None else shard["lo"]
+            hi = "end" if shard.get("hi") is None else shard["hi"]
+            return f"ids [{lo}, {hi})"
+        return "the whole collection"
+
     @abstractmethod
     def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
         """Yield batches in a stable order, starting right after ``cursor``."""

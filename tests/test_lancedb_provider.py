@@ -97,7 +97,7 @@ def test_typed_round_trip_bit_for_bit_through_lancedb_itself(tmp_path: Path) -> 
     assert hit.column("id").to_pylist() == [7]
     inv = p.inventory()
     assert (inv.exists, inv.count, inv.dimension, inv.id_type, inv.metric) == (True, 7, DIM, "int", "cosine")
-    assert inv.fields == dict(sorted(TYPES.items())) and inv.extra["text"]
+    assert inv.fields == dict(sorted(TYPES.items())) and inv.has_text
 
 
 @pytest.mark.parametrize("window_rows", [65_536, 45])  # one read for all, and windows of a few batches
@@ -158,7 +158,7 @@ def test_json_metadata_column_keeps_int_float_and_nested_values(tmp_path: Path) 
     table = lancedb.connect(str(tmp_path)).open_table("j")
     assert table.schema.field("meta").type == pa.string()
     assert json.loads(table.to_arrow().column("meta")[0].as_py())["n"] == 1
-    assert p.inventory().extra["metadata_column"] == "meta"
+    assert p.inventory().metadata_column == "meta"
 
 
 def test_what_a_column_cannot_hold_is_refused_naming_the_record(tmp_path: Path) -> None:

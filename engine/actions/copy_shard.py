@@ -16,7 +16,7 @@ from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import Interrupted, TerminalError, TransientError
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
-from vecmig.providers import Provider
+from vecmig.providers import Provider, stores_that
 from vecmig.records import Batch, sparse_of
 from vecmig.state.rows import ActionRow, CursorRow
 
@@ -177,8 +177,8 @@ def _refuse_sparse(batch: Batch, tgt: Provider) -> None:
         if sparse is not None:
             raise TerminalError(
                 f"record {rid!r} has sparse values, which {tgt.name} cannot store",
-                hint="migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
-                     "or remove them from the source",
+                hint="migrate into a target that holds sparse values "
+                     f"({stores_that(lambda c: c.capabilities.sparse)}), or remove them from the source",
             )
 
 

@@ -145,8 +145,8 @@ class FileProvider(Provider):
             entries = self.staging.entries()
             extra["pending_parts"] = len(entries)
             extra["pending_bytes"] = sum(p.stat().st_size for _, p in entries)
-        extra["text"] = has_text
         return Inventory(
+            has_text=has_text,
             provider=self.name,
             collection=self.store.collection or self.raw_path,
             exists=True,

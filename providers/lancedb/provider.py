@@ -171,12 +171,12 @@ class LanceDBProvider(Provider):
             kind = indexing.index_metric(table, vector_index.name)
             metric = metric or kind
         types = layout.field_types() if layout.meta_mode == "typed" else self._sampled_types(table, layout)
-        extra: dict[str, Any] = {"text": layout.text is not None, "version": int(table.version)}
-        if layout.meta_mode == "json":
-            extra["metadata_column"] = layout.meta_columns[0]
         return Inventory(provider=self.name, collection=self.table_name, exists=True, dimension=layout.dim,
                          metric=metric, count=count, count_exact=True, id_type=layout.id_type,
-                         fields=dict(sorted(types.items())), index=index, extra=extra)
+                         fields=dict(sorted(types.items())), index=index, has_text=layout.text is not None,
+                         metadata_column=layout.meta_columns[0] if layout.meta_mode == "json" else None,
+                         # Every commit is a new version: a plan made before one is stale.
+                         extra={"version": int(table.version)})
 
     def _sampled_types(self, table: Any, layout: Layout) -> dict[str, str]:
         from vecmig.providers.files.common import TYPE_SAMPLE, TypeSampler
@@ -392,7 +392,7 @@ class LanceDBProvider(Provider):
         if not inv.exists or not inv.dimension:
             return None
         return CollectionSchema(dimension=inv.dimension, metric=inv.metric or "cosine", id_type=inv.id_type or "int",
-                                metadata=dict(inv.fields), text=bool(inv.extra.get("text")))
+                                metadata=dict(inv.fields), text=inv.has_text)
 
     # ---- the vector index -------------------------------------------------------------------
 

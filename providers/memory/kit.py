@@ -25,6 +25,7 @@ KIT = ProviderKit(
     name="memory",
     summary="in-process collections with fault settings: the engine's test double",
     provider="vecmig.providers.memory.provider:MemoryProvider",
+    suggested=False,
     rules=SpecRules(
         ("name",),
         "connection: {name: src} (optionally fail_after_batches, transient_every, terminal_on_id, retry_after)",

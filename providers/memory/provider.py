@@ -102,10 +102,7 @@ class MemoryProvider(Provider):
                         continue
                     kind = _logical_type(value)
                     fields[key] = kind if fields.get(key, kind) == kind else "json"
-            extra: dict[str, Any] = {"text": coll.text or any(r.text is not None for r in coll.records.values()),
-                                     "checksum": coll.checksum()}
-            if any(r.sparse is not None for r in coll.records.values()):
-                extra["sparse"] = True
+            extra: dict[str, Any] = {"checksum": coll.checksum()}
             if len(kinds) > 1:
                 extra["mixed_ids"] = True
             return Inventory(
@@ -118,6 +115,8 @@ class MemoryProvider(Provider):
                 count_exact=True,
                 id_type=kinds.pop() if len(kinds) == 1 else coll.id_type,
                 fields=dict(sorted(fields.items())),
+                has_text=coll.text or any(r.text is not None for r in coll.records.values()),
+                sparse=any(r.sparse is not None for r in coll.records.values()),
                 extra=extra,
             )
 
