@@ -19,7 +19,7 @@ def test_every_built_in_store_has_a_kit_and_its_class_loads() -> None:
 def test_the_spec_schema_carries_each_stores_keys_marked_as_its_own() -> None:
     conn = spec_schema()["$defs"]["connection"]["properties"]
     assert conn["dsn"]["x-providers"] == ["pgvector"]
-    assert sorted(conn["path"]["x-providers"]) == ["jsonl", "parquet"]
+    assert sorted(conn["path"]["x-providers"]) == ["jsonl", "lancedb", "parquet"]
     assert "pinecone" in spec_schema()["$defs"]["cost"]["properties"]
     assert "region" in spec_schema()["$defs"]["create"]["properties"]
 
