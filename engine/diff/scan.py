@@ -20,6 +20,7 @@ from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
 from vecmig.records import Batch, RecordId, batch_digests
 from vecmig.spec import Spec
+from vecmig.tolerance import within_ulp
 
 Progress = Callable[[int], None]
 
@@ -35,6 +36,9 @@ class SourceSide:
         self.digests: list[int] = []
         self.buckets = BucketSums()
         self.total = 0
+        # Where vectors are compared within a tolerance (ulp > 0) the digests leave them out and
+        # the source's vectors are kept here, one row per record: n x dim x 4 bytes of memory.
+        self.vectors: list[np.ndarray] = []
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         keys = np.fromiter(self.keys, dtype=np.uint64, count=len(self.keys))
@@ -48,7 +52,7 @@ def _namespace(batch: Batch, by_namespace: bool) -> str | None:
 
 
 def read_source(spec: Spec, src: Provider, shards: list[dict[str, Any] | None], batch_size: int,
-                by_namespace: bool, progress: Progress, strict: bool = False) -> SourceSide:
+                by_namespace: bool, progress: Progress, strict: bool = False, ulp: int = 0) -> SourceSide:
     side = SourceSide()
     mapping = spec.mapping
     for index, shard in enumerate(shards):
@@ -58,7 +62,9 @@ def read_source(spec: Spec, src: Provider, shards: list[dict[str, Any] | None], 
             mapped = Batch(ids=batch.ids, vectors=batch.vectors, metadata=[mapping.apply(m) for m in batch.metadata],
                            texts=batch.texts, extra=batch.extra)
             ns = _namespace(batch, by_namespace)
-            for rid, digest in zip(batch.ids, batch_digests(mapped, strict), strict=True):
+            if ulp > 0:
+                side.vectors.extend(np.array(batch.vectors, dtype=np.float32, copy=True))
+            for rid, digest in zip(batch.ids, batch_digests(mapped, strict, vectors=ulp <= 0), strict=True):
                 k = key_hash(record_key(rid, ns))
                 side.ids.append(rid)
                 side.namespaces.append(ns)
@@ -85,7 +91,7 @@ class Outcome:
 
 
 def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespace: bool,
-                   progress: Progress, strict: bool = False) -> Outcome:
+                   progress: Progress, strict: bool = False, ulp: int = 0) -> Outcome:
     keys_sorted, order = side.finish()
     n = len(side.ids)
     out = Outcome(n)
@@ -104,7 +110,7 @@ def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespac
         as_source = batch if strict else Batch(
             ids=[side.ids[int(p)] if p >= 0 else rid for rid, p in zip(batch.ids, src_pos, strict=True)],
             vectors=batch.vectors, metadata=batch.metadata, texts=batch.texts, extra=batch.extra)
-        digests = batch_digests(as_source, strict)
+        digests = batch_digests(as_source, strict, vectors=ulp <= 0)
         for j, (p, digest) in enumerate(zip(src_pos.tolist(), digests, strict=True)):
             k = int(tkeys[j])
             out.target_buckets.add(k & 1023, digest)
@@ -112,7 +118,7 @@ def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespac
             if p < 0:
                 out.extra_ids.append((batch.ids[j], ns))
                 out.extra_buckets.append(k & 1023)
-            elif side.digests[p] == digest:
+            elif side.digests[p] == digest and (ulp <= 0 or within_ulp(side.vectors[p], batch.vectors[j], ulp)):
                 out.state[p] = 1
             else:
                 out.state[p] = 2
