@@ -68,7 +68,8 @@ class _Interpolation:
 # which is). Every other connection key, state.url and any key naming a password, key or token
 # is a secret: a third-party provider's unknown key is masked rather than shown.
 NOT_SECRET_CONNECTION_KEYS = frozenset({"path", "embedded", "host", "concurrency", "timeout", "ready_timeout",
-                                        "nested_metadata", "name", "terminal_on_id"})  # name, terminal_on_id: memory
+                                        "nested_metadata", "name", "terminal_on_id",  # name, terminal_on_id: memory
+                                        "port"})  # port: chroma
 SECRET_KEY = re.compile(r"(?i)password|passwd|secret|token|api_?key|dsn|credential")
 
 
