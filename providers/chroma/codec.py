@@ -18,6 +18,7 @@ What it would change silently is refused here instead, with a stable code:
 | CH009 | error    | a string (value, key or text) holds a lone surrogate: not Unicode |
 | CH010 | error    | a vector too large for a cosine collection (its norm overflows float32: Chroma keeps NaN) |
 | CH011 | info     | the upsert batch is larger than the server's max batch size: vecmig splits it |
+| CH012 | error    | a float Chroma would keep 1 ulp off (its JSON parser rounds twice: :func:`kept_float`) |
 
 Codes are stable: new rules get new numbers, retired numbers are never reused.
 """
@@ -25,6 +26,7 @@ Codes are stable: new rules get new numbers, retired numbers are never reused.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +60,41 @@ HINTS: dict[str, tuple[str, str]] = {
     "CH010": ("error", "scale these vectors down (their length must fit float32), or use metric euclidean or "
                        "dotproduct"),
     "CH011": ("info", "nothing to do: each upsert is sent in requests of at most the server's max batch size"),
+    "CH012": ("error", "round such floats to at most 15 significant digits in the source (they are then kept "
+                       "exactly), or store them as strings"),
 }
+
+_NUMBER = re.compile(r"(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?")
+_POW10 = [float(f"1e{k}") for k in range(309)]
+
+
+def kept_float(value: float) -> float:
+    """The double Chroma keeps for ``value``: the client sends its shortest decimal (``repr``),
+    and the server's JSON parser (serde_json without exact float parsing) reads it as the
+    decimal significand (as a u64, then a double) multiplied or divided by a power of ten:
+    two roundings, so about one double in six comes back 1 ulp off. Measured against
+    chromadb 1.5.9 (PersistentClient and ``chroma run``): this predicts every value kept.
+    Decimals of up to 15 significant digits are kept exactly."""
+    m = _NUMBER.fullmatch(repr(value))
+    if m is None:
+        return value  # inf / nan: refused before this
+    sign, whole, frac, exp_text = m.groups()
+    frac = frac or ""
+    significand = int((whole + frac).lstrip("0") or "0")
+    exponent = int(exp_text or 0) - len(frac)
+    while significand > 2**64 - 1:  # digits past a u64 are dropped
+        significand //= 10
+        exponent += 1
+    f = float(significand)
+    while True:
+        if abs(exponent) < len(_POW10):
+            f = f * _POW10[exponent] if exponent >= 0 else f / _POW10[-exponent]
+            break
+        if f == 0.0:
+            break
+        f /= 1e308
+        exponent += 308
+    return -f if sign else f
 
 
 class Refused(ValueError):
@@ -117,6 +153,9 @@ def _check_scalar(value: Any, where: str) -> None:
             raise Refused("CH007", f"{where} is {value}")
         if value == 0.0 and math.copysign(1.0, value) < 0:
             raise Refused("CH008", f"{where} is -0.0")
+        kept = kept_float(value)
+        if kept != value:
+            raise Refused("CH012", f"{where} = {value!r} would be kept as {kept!r}")
         return
     if t is str:
         _check_str(value, where)
