@@ -490,7 +490,7 @@ def lint(spec: Spec, seen: Refreshed, state: StateReader | None = None) -> list[
     return out
 
 
-# Lint code: a store keeps float32 vectors only within N ulp (Capabilities.vector_ulp).
+# Lint code: a store keeps float32 vectors only within N ulp (Capabilities.vector_ulps).
 VECTOR_ULP = "VM118"
 
 
@@ -504,7 +504,7 @@ def vector_tolerance(spec: Spec, seen: Refreshed) -> list[Warning_]:
     most = 0
     for role, store, metric in (("source", spec.source.provider, seen.source.metric if seen.source.exists else None),
                                 ("target", spec.target.provider, target_metric)):
-        ulp = provider_class(store).vector_ulp_for(metric)
+        ulp = provider_class(store).vector_ulps_for(metric)
         if ulp > 0:
             said.append(f"{role} {describe(store, metric, ulp)}")
             most = max(most, ulp)

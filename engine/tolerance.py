@@ -1,8 +1,8 @@
-"""Comparing vectors within a store's declared float32 tolerance (``Capabilities.vector_ulp``).
+"""Comparing vectors within a store's declared float32 tolerance (``Capabilities.vector_ulps``).
 
 A store that keeps vectors bit for bit is compared by digests of the exact bytes (validation,
 the record-level diff). A store that may move a value by up to N units in the last place
-(Chroma's cosine collections normalise what they keep) would fail every such digest while
+(one that normalises vectors for a cosine index) would fail every such digest while
 holding a faithful copy, so between a pair of stores where either side is not exact:
 
 * a record's digest leaves the vector out (ids, metadata, text and sparse values are still
@@ -65,10 +65,10 @@ def pair_ulp(source: Any, target: Any) -> int:
     """The tolerance a (source, target) pair of connected providers is compared within: the
     larger of the two (each reads back what it keeps deterministically, but a value one store
     moved may be moved again by the other)."""
-    return max(int(source.vector_ulp()), int(target.vector_ulp()))
+    return max(int(source.vector_ulps()), int(target.vector_ulps()))
 
 
 def describe(store: str, metric: str | None, ulp: int) -> str:
-    """How a plan says it: ``chroma (cosine) keeps vectors within 2 ulp``."""
+    """How a plan says it: ``<store> (cosine) keeps vectors within 2 ulp``."""
     where = f"{store} ({metric})" if metric else store
     return f"{where} keeps vectors within {ulp} ulp of the float32 values written"

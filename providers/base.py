@@ -40,8 +40,8 @@ class Capabilities:
     # place: 0 keeps the bits exactly; N (Chroma's cosine collections: 2) may move a value by up
     # to N ulp. Validation and the diff then compare vectors within it (``vecmig.tolerance``)
     # instead of by bit-exact digests. The class's worst case; a provider whose tolerance depends
-    # on the collection says so per instance (:meth:`Provider.vector_ulp_for`, ``vector_ulp``).
-    vector_ulp: int = 0
+    # on the collection says so per instance (:meth:`Provider.vector_ulps_for`, ``vector_ulps``).
+    vector_ulps: int = 0
 
 
 @dataclass(frozen=True)
@@ -441,14 +441,14 @@ class Provider(ABC):
         raise NotImplementedError(f"{self.name} has no aliases")
 
     @classmethod
-    def vector_ulp_for(cls, metric: str | None) -> int:
+    def vector_ulps_for(cls, metric: str | None) -> int:
         """Planning hook (no I/O): the ulp a collection of ``metric`` (None: unknown) may move a
-        vector value by (``Capabilities.vector_ulp``)."""
-        return cls.capabilities.vector_ulp
+        vector value by (``Capabilities.vector_ulps``)."""
+        return cls.capabilities.vector_ulps
 
-    def vector_ulp(self) -> int:
+    def vector_ulps(self) -> int:
         """This collection's ulp tolerance (may read its settings, e.g. the metric)."""
-        return self.capabilities.vector_ulp
+        return self.capabilities.vector_ulps
 
     def estimate_schema(self) -> CollectionSchema | None:
         """Schema of an existing collection, for targets that already exist."""

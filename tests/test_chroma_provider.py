@@ -88,7 +88,7 @@ def test_round_trip_ids_metadata_text_and_l2_vectors_exactly(tmp_path: Path) -> 
         assert_same(want, p.fetch([*reversed(want.ids), 10**9]), 0)
         inv = p.inventory()
         assert (inv.count, inv.id_type, inv.metric, inv.dimension) == (40, "int" if ints else "text", "euclidean", DIM)
-        assert p.vector_ulp() == 0
+        assert p.vector_ulps() == 0
 
 
 def test_cosine_keeps_vectors_within_the_declared_ulp(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_cosine_keeps_vectors_within_the_declared_ulp(tmp_path: Path) -> None:
     p.create_collection(schema(want, "cosine"))
     p.upsert(want)
     got = read_all(p, 100)
-    assert p.vector_ulp() == ChromaProvider.vector_ulp_for("cosine") == 2
+    assert p.vector_ulps() == ChromaProvider.vector_ulps_for("cosine") == 2
     far = max(int(ulp_distance(want.vectors[k], got.vectors[k]).max()) for k in range(len(want)))
     assert 1 <= far <= 2, f"cosine moved values by up to {far} ulp"
     assert_same(want, got, 2)
@@ -174,7 +174,7 @@ def test_server_connection_and_a_server_that_is_down(server: ChromaServer, tmp_p
     p.create_collection(schema(want, "cosine"))
     p.upsert(want)
     assert_same(want, read_all(p), 2)
-    assert p.inventory().extra["vector_ulp"] == 2
+    assert p.inventory().extra["vector_ulps"] == 2
     p.drop_collection()
     p.drop_collection()  # idempotent
     assert not p.inventory().exists

@@ -163,7 +163,7 @@ def test_chroma_to_pgvector_kill_resume_rollback(chroma: ChromaServer, pg_db: st
     assert assert_same(want, pg_rows(pg_db, "docs_back"), 0) == 0
     result = validation_result(db)
     assert result["ok"] is True
-    assert result.get("vector_ulp", 0) == (2 if space == "cosine" else 0)
+    assert result.get("vector_ulps", 0) == (2 if space == "cosine" else 0)
     r = vecmig("rollback", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     with psycopg.connect(pg_db) as conn:
@@ -211,7 +211,7 @@ def test_pgvector_to_new_chroma_cosine_kill_resume_rollback(chroma: ChromaServer
     coll = chroma.client().get_collection("docs-v2", embedding_function=None)
     assert (coll.metadata or {}).get("vecmig:id_type") == "int", "int ids map back to ints"
     result = validation_result(db)
-    assert result["ok"] is True and result["vector_ulp"] == 2 and result["method"] == "records"
+    assert result["ok"] is True and result["vector_ulps"] == 2 and result["method"] == "records"
     # A second plan diffs the records within the tolerance: nothing to copy again.
     r = vecmig("plan", str(spec), "--json", env=env)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -20,10 +20,10 @@ which decides and names the ids. The result records how each shard was decided:
   ``server_digest_skipped`` says why; ``source``/``target`` are the sums of the per-shard
   ``{count, sum}`` (mod 2**128), each shard hashed by its own method.
 
-Where a store keeps vectors only within a tolerance (``Capabilities.vector_ulp``, e.g. a Chroma
-cosine collection), no server digest is used (they hash exact bytes): every shard goes through
+Where a store keeps vectors only within a tolerance (``Capabilities.vector_ulps``, e.g. a store
+that normalises vectors for cosine), no server digest is used (they hash exact bytes): every shard goes through
 the record check, whose digests then leave the vectors out, and each matched pair of vectors
-is compared within the pair's ulp (``vecmig.tolerance``); the result says ``vector_ulp``.
+is compared within the pair's ulp (``vecmig.tolerance``); the result says ``vector_ulps``.
 
 Where both stores also keep row versions (``VersionedDigest``), validation is the record-level
 diff (``vecmig.diff.versions``): without an earlier baseline every bucket is hashed, in one scan
@@ -131,7 +131,7 @@ class ValidateCompleteness(ActionKind):
         # Shards are checked in parallel, each worker on its own connections: reading the
         # source, fetching from the target and hashing overlap instead of taking turns.
         workers = max(1, min(ctx.spec.strategy.concurrency, len(shards)))
-        ulp = _vector_ulp(ctx)
+        ulp = _vector_ulps(ctx)
         scheme, skipped = _digest_scheme(ctx) if ulp <= 0 else (
             None, f"vectors are compared within {ulp} ulp (a store does not keep float32 bits exactly), "
                   "and server digests hash exact bytes")
@@ -224,7 +224,7 @@ class ValidateCompleteness(ActionKind):
         elif versions_skipped:
             result["versions_skipped"] = versions_skipped
         if ulp > 0:
-            result["vector_ulp"] = ulp
+            result["vector_ulps"] = ulp
         if scheme is not None:
             result["digest_scheme"] = scheme
         else:
@@ -356,7 +356,7 @@ def _lo64(values: Any) -> int:
     return int(np.sum(values, dtype=np.uint64))
 
 
-def _vector_ulp(ctx: RunContext) -> int:
+def _vector_ulps(ctx: RunContext) -> int:
     """The ulp the pair's vectors are compared within (0: bit for bit), from both stores."""
     src, tgt = ctx.source(), ctx.target()
     try:

@@ -69,7 +69,7 @@ class _Interpolation:
 # is a secret: a third-party provider's unknown key is masked rather than shown.
 NOT_SECRET_CONNECTION_KEYS = frozenset({"path", "embedded", "host", "concurrency", "timeout", "ready_timeout",
                                         "nested_metadata", "name", "terminal_on_id",  # name, terminal_on_id: memory
-                                        "port"})  # port: chroma
+                                        "port"})  # port: a server's, next to host
 SECRET_KEY = re.compile(r"(?i)password|passwd|secret|token|api_?key|dsn|credential")
 
 

@@ -17,10 +17,10 @@ What it would change silently is refused here instead, with a stable code:
 | CH008 | error    | a float is -0.0 (Chroma keeps 0.0) |
 | CH009 | error    | a string (value, key or text) holds a lone surrogate: not Unicode |
 | CH010 | error    | a vector too large for a cosine collection (its norm overflows float32: Chroma keeps NaN) |
-| CH011 | info     | the upsert batch is larger than the server's max batch size: vecmig splits it |
 | CH012 | error    | a float Chroma would keep 1 ulp off (its JSON parser rounds twice: :func:`kept_float`) |
 
-Codes are stable: new rules get new numbers, retired numbers are never reused.
+Codes are stable: new rules get new numbers, retired numbers are never reused (CH011 is not
+used: batches beyond the server's max batch size are split by ``upsert``, nothing to report).
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ HINTS: dict[str, tuple[str, str]] = {
     "CH009": ("error", "fix the text in the source: a lone UTF-16 surrogate is not a character"),
     "CH010": ("error", "scale these vectors down (their length must fit float32), or use metric euclidean or "
                        "dotproduct"),
-    "CH011": ("info", "nothing to do: each upsert is sent in requests of at most the server's max batch size"),
     "CH012": ("error", "round such floats to at most 15 significant digits in the source (they are then kept "
                        "exactly), or store them as strings"),
 }

@@ -26,7 +26,7 @@ there writes the same values again. Requests carry at most the server's max batc
 
 Vectors: an ``l2`` or ``ip`` collection gives float32 values back bit for bit; a ``cosine`` one
 stores them normalised and gives back within 2 ulp (measured: about a quarter of values move
-by 1 ulp, a few per 10,000 by 2): :meth:`vector_ulp` declares it, and validation and the diff
+by 1 ulp, a few per 10,000 by 2): :meth:`vector_ulps` declares it, and validation and the diff
 compare within it.
 """
 
@@ -87,12 +87,15 @@ class ChromaProvider(Provider):
         ordered_scan=True,
         metadata="json",
         metadata_default="json",
-        vector_ulp=2,  # the worst case (cosine); per collection: vector_ulp_for / vector_ulp
+        vector_ulps=2,  # the worst case (cosine); per collection: vector_ulps_for / vector_ulps
     )
-    # Measured by bench/chroma_throughput.py (20k x 384 against `chroma run` on 2 shared cores).
+    # Measured by bench/chroma_throughput.py (20k x 384 against `chroma run` on 2 cores shared with
+    # other work, load average ~12): writes ~240 records/s (HNSW inserts, as chromadb's own add),
+    # the ordered scan ~4,600 records/s. Pessimistic on an idle machine; calibration from past
+    # rounds (vecmig.calibrate) replaces it.
     throughput: ClassVar[Throughput] = Throughput(
-        read_records_per_s=8_000, write_records_per_s=3_000, read_mb_per_s=12, write_mb_per_s=5,
-        max_parallel=2, spread=2.5, startup_s=0.5)
+        read_records_per_s=4_600, write_records_per_s=240, read_mb_per_s=7, write_mb_per_s=0.4,
+        max_parallel=2, spread=3.0, startup_s=0.5)
 
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
@@ -191,14 +194,14 @@ class ChromaProvider(Provider):
         return METRICS.get(str(space), str(space))
 
     @classmethod
-    def vector_ulp_for(cls, metric: str | None) -> int:
-        return ULP_BY_METRIC.get(metric or "", cls.capabilities.vector_ulp)
+    def vector_ulps_for(cls, metric: str | None) -> int:
+        return ULP_BY_METRIC.get(metric or "", cls.capabilities.vector_ulps)
 
-    def vector_ulp(self) -> int:
+    def vector_ulps(self) -> int:
         metric = self._metric()
         if metric is None and self.store.create is not None:
             metric = self.store.create.metric
-        return self.vector_ulp_for(metric)
+        return self.vector_ulps_for(metric)
 
     # ---- reading --------------------------------------------------------------------------
     def inventory(self) -> Inventory:
@@ -221,7 +224,7 @@ class ChromaProvider(Provider):
             provider=self.name, collection=name, exists=True, dimension=dimension, metric=self._metric(),
             count=count, count_exact=True, id_type=id_type, fields=fields,
             bytes_per_record=4 * (dimension or 0) + 64 if dimension else None,
-            extra={"text": any(t is not None for t in texts), "vector_ulp": self.vector_ulp()})
+            extra={"text": any(t is not None for t in texts), "vector_ulps": self.vector_ulps()})
 
     def ids_unique_by_store(self, inventory: Inventory) -> bool:
         return True  # keyed by its string ids: each once, one type

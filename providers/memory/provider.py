@@ -18,7 +18,7 @@ Faults (target connection keys; they act on upserts, counted per store across in
 * ``terminal_on_id: ID`` — any upsert holding that id fails terminally, every time.
 
 A lossy store, for the tolerance paths of validation and the diff (``vecmig.tolerance``):
-``vector_ulp: N`` declares that vectors are kept within N ulp, and ``moves_ulp: M`` (default
+``vector_ulps: N`` declares that vectors are kept within N ulp, and ``moves_ulp: M`` (default
 N) moves every other float32 value written up by M ulp, as a Chroma cosine collection does.
 """
 
@@ -38,7 +38,7 @@ from vecmig.providers.memory.store import Collection, sort_key
 from vecmig.records import Batch, RecordId
 from vecmig.spec import StoreSpec
 
-FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after", "vector_ulp", "moves_ulp")
+FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after", "vector_ulps", "moves_ulp")
 
 
 def _logical_type(value: Any) -> str:
@@ -201,12 +201,12 @@ class MemoryProvider(Provider):
                                 "(injected fault fail_after_batches)",
                                 hint="remove fail_after_batches and apply again to resume")
 
-    def vector_ulp(self) -> int:
-        return int(self.faults.get("vector_ulp", 0))
+    def vector_ulps(self) -> int:
+        return int(self.faults.get("vector_ulps", 0))
 
     def _moved(self, batch: Batch) -> Batch:
         """The batch as a lossy store keeps it: every other value ``moves_ulp`` floats up."""
-        steps = int(self.faults.get("moves_ulp", self.faults.get("vector_ulp", 0)))
+        steps = int(self.faults.get("moves_ulp", self.faults.get("vector_ulps", 0)))
         if not steps or not len(batch):
             return batch
         vectors = np.array(batch.vectors, dtype=np.float32, copy=True)

@@ -1,6 +1,6 @@
 """Vectors compared within a store's declared ulp (``vecmig.tolerance``), everything else exactly.
 
-The memory target's ``vector_ulp: N`` declares the tolerance and moves every other float32
+The memory target's ``vector_ulps: N`` declares the tolerance and moves every other float32
 value it keeps up by ``moves_ulp`` (default N) ulp, as a Chroma cosine collection does: a
 faithful copy into it must validate, a copy moved further than declared must not, and the
 record-level diff must see metadata changes and vector moves beyond the tolerance while
@@ -73,14 +73,14 @@ def _validation(h: Harness, spec: object) -> dict[str, object]:
 
 def test_copy_into_a_store_within_its_ulp_validates_and_says_so(h: Harness) -> None:
     source = h.seed(400)
-    spec = h.spec("big-bang", target_connection={"vector_ulp": 1})
+    spec = h.spec("big-bang", target_connection={"vector_ulps": 1})
     h.apply(spec)
     kept = h.target.snapshot("docs_v2")
     moved = sum(kept[rid][0] != np.ascontiguousarray(v, dtype="<f4").tobytes()
                 for rid, v in zip(source.ids, source.vectors, strict=True))
     assert moved == 400, "the target really changed every vector (by 1 ulp)"
     result = _validation(h, spec)
-    assert result["ok"] is True and result["vector_ulp"] == 1 and result["method"] == "records"
+    assert result["ok"] is True and result["vector_ulps"] == 1 and result["method"] == "records"
     assert "server_digest_skipped" in result
     # The diff of the next plan takes the moved vectors as equal: nothing to copy again.
     seen = h.plan(spec)
@@ -89,7 +89,7 @@ def test_copy_into_a_store_within_its_ulp_validates_and_says_so(h: Harness) -> N
 
 def test_moved_further_than_declared_fails_validation_naming_the_value(h: Harness) -> None:
     h.seed(300)
-    spec = h.spec("big-bang", target_connection={"vector_ulp": 1, "moves_ulp": 2})
+    spec = h.spec("big-bang", target_connection={"vector_ulps": 1, "moves_ulp": 2})
     with pytest.raises(ValidationFailed, match=r"300 different .*vector\[0\]"):
         h.apply(spec)
 
@@ -103,7 +103,7 @@ def test_a_bit_exact_store_that_moves_values_still_fails(h: Harness) -> None:
 
 def test_the_diff_compares_metadata_exactly_and_vectors_within_the_tolerance(h: Harness) -> None:
     h.seed(300)
-    spec = h.spec("big-bang", target_connection={"vector_ulp": 2})
+    spec = h.spec("big-bang", target_connection={"vector_ulps": 2})
     h.apply(spec)
     coll = h.target.collections["docs_v2"]
     # Record 5: a metadata value changed; record 6: a vector value 3 ulp off (beyond 2);
