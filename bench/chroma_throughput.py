@@ -15,7 +15,14 @@ run against the same server, records/s for:
 4. vecmig's ordered scan (ids listed and sorted, records fetched by id) against chromadb's own
    ``get(limit, offset)`` paging.
 
-Each figure is reported with its ratio to the baseline. Usage (from the repository root, with the
+Each figure is reported with its ratio to the baseline. On a shared machine the rates swing with
+the load (HNSW inserts are CPU-bound): compare ratios within one run, not rates across runs.
+
+Measured (20,000 x 384, 2 cores shared with other work; two runs, load average ~12 and ~7):
+chromadb add 235 / 263 records/s; vecmig into a created collection, batches of 5461: 1.01x /
+1.41x add (0.92x / 0.94x chromadb upsert), batches of 1000: 0.93x / 1.69x add; vecmig replacing
+every record: 1.28x chromadb's upsert over the records it holds (second run); vecmig's ordered
+scan 1.20x / 0.92x chromadb get(limit, offset) at 5461, 1.16x / 1.05x at 1000. Usage (from the repository root, with the
 test extras installed): ``python bench/chroma_throughput.py [--records 20000] [--dim 384]``.
 """
 

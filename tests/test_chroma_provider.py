@@ -150,6 +150,17 @@ def test_what_chroma_would_change_is_refused_naming_the_record(tmp_path: Path, m
     assert p.count() == 0
 
 
+def test_sparse_values_are_refused_never_dropped(tmp_path: Path) -> None:
+    p = local(tmp_path, "sparse")
+    batch = Batch(ids=[1, 2], vectors=np.ones((2, DIM), dtype=np.float32), metadata=[{}, {}], texts=None)
+    batch.extra["sparse"] = [None, {"indices": [3], "values": [0.5]}]
+    p.create_collection(schema(batch))
+    with pytest.raises(TerminalError, match=r"record 2 .*\(CH013\)"):
+        p.upsert(batch)
+    assert [f.code for f in p.lint(batch, schema(batch))] == ["CH002", "CH013"]
+    assert p.count() == 0
+
+
 def test_kept_float_predicts_what_chroma_keeps(tmp_path: Path) -> None:
     """The CH012 rule against the store itself: every double predicted kept is kept, and every
     one predicted changed comes back as the predicted value."""

@@ -18,6 +18,7 @@ What it would change silently is refused here instead, with a stable code:
 | CH009 | error    | a string (value, key or text) holds a lone surrogate: not Unicode |
 | CH010 | error    | a vector too large for a cosine collection (its norm overflows float32: Chroma keeps NaN) |
 | CH012 | error    | a float Chroma would keep 1 ulp off (its JSON parser rounds twice: :func:`kept_float`) |
+| CH013 | error    | the record carries sparse values, which a Chroma collection cannot hold |
 
 Codes are stable: new rules get new numbers, retired numbers are never reused (CH011 is not
 used: batches beyond the server's max batch size are split by ``upsert``, nothing to report).
@@ -35,7 +36,7 @@ import numpy as np
 
 from vecmig.errors import TerminalError
 from vecmig.providers.base import LintFinding
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, RecordId, sparse_of
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Collection metadata key recording that the collection's (string) ids stand for integers.
@@ -59,6 +60,7 @@ HINTS: dict[str, tuple[str, str]] = {
     "CH009": ("error", "fix the text in the source: a lone UTF-16 surrogate is not a character"),
     "CH010": ("error", "scale these vectors down (their length must fit float32), or use metric euclidean or "
                        "dotproduct"),
+    "CH013": ("error", "migrate sparse values into a store that holds them, or remove them from the source"),
     "CH012": ("error", "round such floats to at most 15 significant digits in the source (they are then kept "
                        "exactly), or store them as strings"),
 }
@@ -218,8 +220,16 @@ def rejected(rid: RecordId, exc: Refused, collection: str | None) -> TerminalErr
                          f"({exc.code})", hint=HINTS[exc.code][1])
 
 
+def check_sparse(rid: RecordId, sparse: Any) -> None:
+    if sparse is not None:
+        raise Refused("CH013", "it carries sparse values")
+
+
 def findings(batch: Batch, id_type: str | None, metric: str | None) -> list[Found]:
     out: list[Found] = []
+    for rid, sparse in zip(batch.ids, sparse_of(batch), strict=True):
+        if sparse is not None:
+            out.append(Found("CH013", rid, "it carries sparse values"))
     ints = [rid for rid in batch.ids if isinstance(rid, int) and not isinstance(rid, bool)]
     if ints and id_type != "text":
         out.append(Found("CH002", ints[0], f"{len(ints)} integer id(s) kept as decimal strings"))

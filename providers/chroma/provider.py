@@ -46,7 +46,7 @@ from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
 from vecmig.providers.chroma import codec
 from vecmig.providers.chroma.errors import classify
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, RecordId, sparse_of
 from vecmig.retry import with_retries
 from vecmig.spec import StoreSpec
 
@@ -357,8 +357,10 @@ class ChromaProvider(Provider):
         id_type, metric = self._id_type(), self._metric()
         records: dict[str, tuple[np.ndarray, dict[str, Any] | None, str | None]] = {}
         texts = batch.texts if batch.texts is not None else [None] * len(batch)
-        for rid, vec, meta, text in zip(batch.ids, batch.vectors, batch.metadata, texts, strict=True):
+        for rid, vec, meta, text, sparse in zip(batch.ids, batch.vectors, batch.metadata, texts, sparse_of(batch),
+                                                strict=True):
             try:
+                codec.check_sparse(rid, sparse)  # never dropped silently
                 wid, wmeta = codec.check_record(rid, vec, meta, text, id_type, metric)
             except codec.Refused as exc:
                 raise codec.rejected(rid, exc, self.store.collection) from None

@@ -1,12 +1,12 @@
 """Chroma in the contract suite: the real ``chromadb`` client against a real ``chroma run`` server
 (``tests/support/chroma.py``), started once per session on a free port with its data under ``tmp``.
-Collections are created through vecmig with metric euclidean (l2), whose vectors come back bit
-for bit; the cosine tolerance is the e2e test's (``tests/test_e2e_chroma.py``)."""
+Collections are created and seeded through vecmig with metric euclidean (l2), whose vectors come
+back bit for bit; seeding with chromadb's own client and the cosine tolerance are the e2e test's
+(``tests/test_e2e_chroma.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tests.contract.kit import StoreUnderTest
 from tests.support.chroma import chroma_server
@@ -27,18 +27,10 @@ def under_test(tmp: Path) -> StoreUnderTest:
 
     def spec(collection: str, role: str) -> StoreSpec:
         # Chroma names are 3-512 of [A-Za-z0-9._-]: the suite's names are made to fit.
-        name = "".join(c if c.isalnum() or c in "._-" else "-" for c in collection).strip("-._")
+        name = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "-" for c in collection).strip("-._")
         return StoreSpec(provider="chroma", connection={"host": server.host, "port": server.port},
                          collection=f"c-{name}"[:500], create=CreateSpec(metric="euclidean"), pointer=f"/{role}",
                          base_dir=tmp)
 
-    def seed(store: StoreSpec, rows: list[dict[str, Any]]) -> None:
-        """With chromadb's own client, as an application fills a collection (string ids)."""
-        client = server.client()
-        coll = client.get_or_create_collection(str(store.collection), metadata={"hnsw:space": "l2"},
-                                               embedding_function=None)
-        coll.add(ids=[str(r["id"]) for r in rows], embeddings=[list(r["vector"]) for r in rows],
-                 metadatas=[r.get("metadata") or None for r in rows], documents=[r.get("text") for r in rows])
-
     return StoreUnderTest(provider="chroma", spec=spec, lacks=LACKS, max_batch=server.client().get_max_batch_size(),
-                          stop=lambda: running.__exit__(None, None, None), seed=seed)
+                          stop=lambda: running.__exit__(None, None, None))
