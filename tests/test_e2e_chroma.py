@@ -219,3 +219,43 @@ def test_pgvector_to_new_chroma_cosine_kill_resume_rollback(chroma: ChromaServer
     r = vecmig("rollback", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "docs-v2" not in [c.name for c in chroma.client().list_collections()]
+
+
+def test_jsonl_into_a_local_persistent_store_and_back(tmp_path: Path) -> None:
+    """``connection: {path: ...}`` (PersistentClient, relative to the spec): int ids come back as
+    ints and l2 vectors bit for bit, JSONL → Chroma → JSONL; a bad name is one line, no traceback."""
+    rng = np.random.default_rng(11)
+    rows = [{"id": i, "vector": [float(x) for x in rng.standard_normal(8).astype(np.float32)],
+             "metadata": {"k": i % 3, "f": 0.25, "s": "ü"}, "text": None if i % 4 == 0 else f"t{i}"}
+            for i in range(1, 301)]
+    (tmp_path / "src.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name, source, target in (
+            ("to-chroma", "{provider: jsonl, connection: {path: src.jsonl}}",
+             "{provider: chroma, connection: {path: chroma-data}, collection: docs, create: {metric: euclidean}}"),
+            ("from-chroma", "{provider: chroma, connection: {path: chroma-data}, collection: docs}",
+             "{provider: jsonl, connection: {path: back.jsonl}}")):
+        spec = write_spec(tmp_path, f"""
+            version: 1
+            name: {name}
+            source: {source}
+            target: {target}
+            strategy: {{type: big-bang, batch_size: 64}}
+            """)
+        r = vecmig("apply", str(spec), "--auto-approve")
+        assert r.returncode == 0, r.stdout + r.stderr
+    back = [json.loads(line) for line in (tmp_path / "back.jsonl").read_text().splitlines()]
+    by_id = {r["id"]: r for r in back}
+    assert sorted(by_id) == list(range(1, 301)), "int ids, each once"
+    for want in rows:
+        got = by_id[want["id"]]
+        assert np.array_equal(np.asarray(got["vector"], dtype=np.float32).view(np.int32),
+                              np.asarray(want["vector"], dtype=np.float32).view(np.int32))
+        assert got.get("metadata") == want["metadata"] and got.get("text") == want["text"]
+    bad = write_spec(tmp_path, """
+        version: 1
+        name: bad
+        source: {provider: jsonl, connection: {path: src.jsonl}}
+        target: {provider: chroma, connection: {path: chroma-data}, collection: "x"}
+        """)
+    r = vecmig("plan", str(bad))
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "Chroma collection name" in r.stderr
