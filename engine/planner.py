@@ -24,6 +24,7 @@ from vecmig.state.reader import StateReader
 from vecmig.state.rows import RoundRow
 from vecmig.strategies import BUILDERS, cdc
 from vecmig.strategies.context import PlanContext
+from vecmig.tolerance import describe
 
 
 def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
@@ -487,7 +488,33 @@ def lint(spec: Spec, seen: Refreshed, state: StateReader | None = None) -> list[
             shown = pointer.shown_path(str(written), path)
             out.append(Warning_(pointer.POINTER_CODE, f"target.pointer.file {shown} {problem}: it is not a vecmig "
                                 "pointer file, and cutover would replace it", "error", pointer.REPLACE_HINT))
+    out.extend(vector_tolerance(spec, seen))
     return out
+
+
+# Lint code: a store keeps float32 vectors only within N ulp (Capabilities.vector_ulps).
+VECTOR_ULP = "VM118"
+
+
+def vector_tolerance(spec: Spec, seen: Refreshed) -> list[Warning_]:
+    """VM118 (info): a side keeps vectors only within N ulp of what was written, so validation and
+    the diff compare the pair's vectors within it (ids, metadata and text stay exact)."""
+    create = spec.target.create
+    target_metric = seen.target.metric if seen.target.exists else (
+        (create.metric if create else None) or seen.source.metric or "cosine")
+    said: list[str] = []
+    most = 0
+    for role, store, metric in (("source", spec.source.provider, seen.source.metric if seen.source.exists else None),
+                                ("target", spec.target.provider, target_metric)):
+        ulp = provider_class(store).vector_ulps_for(metric)
+        if ulp > 0:
+            said.append(f"{role} {describe(store, metric, ulp)}")
+            most = max(most, ulp)
+    if not said:
+        return []
+    return [Warning_(VECTOR_ULP, f"{'; '.join(said)}: validation and the diff compare vectors within {most} ulp "
+                                 "(ids, metadata and text exactly)", "info",
+                     "nothing to do; for bit-exact vectors choose a target (or metric) that keeps float32 bits")]
 
 
 def lint_ids(spec: Spec, seen: Refreshed) -> list[Warning_]:

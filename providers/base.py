@@ -36,8 +36,11 @@ class Capabilities:
     # 1.0, -0.0 stays -0.0): between two such stores these are different values, and the diff and
     # the validation compare them so. Others (typed columns, Pinecone's doubles) normalise them.
     exact_numbers: bool = False
-    # Vectors come back within this many float32 steps (ulp) of what was written (a store that
-    # keeps them in another precision); 0: bit for bit, -0.0 and subnormals included.
+    # How far a float32 vector value read back may be from the one written, in units in the last
+    # place: 0 keeps the bits exactly; N (Chroma's cosine collections: 2) may move a value by up
+    # to N ulp. Validation and the diff then compare vectors within it (``vecmig.tolerance``)
+    # instead of by bit-exact digests. The class's worst case; a provider whose tolerance depends
+    # on the collection says so per instance (:meth:`Provider.vector_ulps_for`, ``vector_ulps``).
     vector_ulps: int = 0
 
 
@@ -446,6 +449,16 @@ class Provider(ABC):
     def switch_alias(self, alias: str, collection: str | None) -> None:
         """Point ``alias`` at ``collection`` atomically (None removes the alias)."""
         raise NotImplementedError(f"{self.name} has no aliases")
+
+    @classmethod
+    def vector_ulps_for(cls, metric: str | None) -> int:
+        """Planning hook (no I/O): the ulp a collection of ``metric`` (None: unknown) may move a
+        vector value by (``Capabilities.vector_ulps``)."""
+        return cls.capabilities.vector_ulps
+
+    def vector_ulps(self) -> int:
+        """This collection's ulp tolerance (may read its settings, e.g. the metric)."""
+        return self.capabilities.vector_ulps
 
     def estimate_schema(self) -> CollectionSchema | None:
         """Schema of an existing collection, for targets that already exist."""

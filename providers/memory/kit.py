@@ -16,6 +16,14 @@ FAULTS = {
     "terminal_on_id": {
         "type": ["integer", "string"], "description": "memory: an upsert holding this id fails terminally",
     },
+    "vector_ulps": {
+        "type": "integer", "minimum": 0,
+        "description": "memory: the store declares it keeps vectors within this many ulp (Capabilities.vector_ulps)",
+    },
+    "moves_ulp": {
+        "type": "integer", "minimum": 0,
+        "description": "memory: every other vector value written is moved up by this many ulp (default vector_ulps)",
+    },
     "retry_after": {
         "type": "number", "minimum": 0, "description": "memory: the Retry-After seconds a transient fault asks for",
     },
