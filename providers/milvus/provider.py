@@ -54,6 +54,11 @@ logging.getLogger("pymilvus").setLevel(logging.CRITICAL + 1)
 DEFAULT_PARTITION = "_default"
 ALL = "*"
 STRONG = {"consistency_level": "Strong"}
+# What pymilvus' query_iterator asks of the server: the ``limit`` records with the smallest
+# primary keys matching the filter, in key order. We page with our own filter (``pk > cursor``)
+# because the iterator writes string keys into its filter unescaped (ids with '"' or '\\' break).
+PK_ORDER = {"iterator": "True", "reduce_stop_for_best": "True"}
+MAX_PAGE = 16_384  # Milvus' largest query limit (offset + limit <= 16384)
 SAMPLE = 1000  # records inventory reads to type the metadata of a JSON field
 MAX_REQUEST_BYTES = 32 << 20  # under gRPC's 64 MiB message limit with room for framing
 
@@ -200,23 +205,21 @@ class MilvusProvider(Provider):
         layout = self._get_layout()
         partitions = [shard["namespace"]] if shard and shard.get("namespace") else (
             None if not self.store.namespace or self.store.namespace == ALL else [self.store.namespace])
-        expr = layout.id_filter(">", cursor) if cursor is not None else ""
-        it = self._call("starting a scan", lambda: self._c().query_iterator(
-            self._name, batch_size=max(1, int(batch_size)), filter=expr, output_fields=layout.output_fields,
-            partition_names=partitions, **STRONG))
-        try:
-            while True:
-                rows = self._call("scanning records", it.next)
-                if not rows:
-                    return
-                batch = lay.to_batch(layout, list(rows))
-                batch.cursor = batch.ids[-1]
-                if partitions and len(partitions) == 1:
-                    batch.extra["namespace"] = partitions[0]
-                yield batch
-        finally:
-            with contextlib.suppress(Exception):  # a scan abandoned on a dead server
-                it.close()
+        size = max(1, min(int(batch_size), MAX_PAGE))
+        while True:
+            expr = layout.id_filter(">", cursor) if cursor is not None else layout.every
+            rows = self._call("scanning records", lambda expr=expr: self._c().query(  # type: ignore[misc]
+                self._name, filter=expr, output_fields=layout.output_fields, partition_names=partitions,
+                limit=size, **PK_ORDER, **STRONG))
+            if not rows:
+                return
+            batch = lay.to_batch(layout, sorted(rows, key=lambda r: r[layout.pk]))
+            cursor = batch.cursor = batch.ids[-1]
+            if partitions and len(partitions) == 1:
+                batch.extra["namespace"] = partitions[0]
+            yield batch
+            if len(rows) < size:
+                return
 
     def fetch(self, ids: Sequence[RecordId]) -> Batch:
         layout = self._get_layout()
