@@ -37,7 +37,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from pymilvus import MilvusClient
 
-from vecmig.errors import TerminalError, VecmigError
+from vecmig.errors import TerminalError, TransientError, VecmigError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
 from vecmig.providers.milvus import layout as lay
@@ -51,6 +51,11 @@ from vecmig.spec import IndexSpec, StoreSpec
 T = TypeVar("T")
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL + 1)
 
+# pymilvus pings every 10 s even on an idle channel; a server keeping gRPC's default policy
+# (Milvus Lite's, many proxies) answers the third such ping within 5 minutes with GOAWAY
+# "too_many_pings", and pymilvus then fails to bring the channel back. One ping per 5 minutes,
+# and only while a call is running, passes every policy; each call still has its timeout.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
 DEFAULT_PARTITION = "_default"
 ALL = "*"
 STRONG = {"consistency_level": "Strong"}
@@ -100,14 +105,17 @@ class MilvusProvider(Provider):
             except VecmigError:
                 raise  # already classified (a nested call, our own checks)
             except Exception as exc:  # every pymilvus/gRPC error is classified
-                raise classify(exc, doing=doing, collection=self._name, role=self._role,
-                               secrets=self._secrets) from None  # its context may hold the token
+                err = classify(exc, doing=doing, collection=self._name, role=self._role, secrets=self._secrets)
+                if isinstance(err, TransientError):
+                    self.close()  # the retry opens a new channel: pymilvus may not revive this one
+                raise err from None  # its context may hold the token
         return with_retries(attempt, attempts=6, budget=60.0)
 
     def connect(self) -> None:
         if self._client is None:
             conn = self.store.connection
-            kw: dict[str, Any] = {"uri": str(conn["uri"]), "timeout": float(conn.get("timeout", 60))}
+            kw: dict[str, Any] = {"uri": str(conn["uri"]), "timeout": float(conn.get("timeout", 60)),
+                                  "dedicated": True, "grpc_options": GRPC_OPTIONS}
             if conn.get("token"):
                 kw["token"] = str(conn["token"])
             self._client = self._call("connecting", lambda: MilvusClient(**kw))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pymilvus import MilvusClient
 
+from vecmig.providers.milvus.provider import GRPC_OPTIONS
+
 BIN = Path(sys.executable).with_name("milvus-lite")
 
 
@@ -40,7 +42,7 @@ class MilvusLite:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"milvus-lite exited: {(self.dir / 'server.log').read_text()[-2000:]}")
             try:
-                client = MilvusClient(uri=self.uri, timeout=2)
+                client = MilvusClient(uri=self.uri, timeout=2, dedicated=True, grpc_options=GRPC_OPTIONS)
                 client.list_collections()
                 client.close()
                 return
@@ -50,7 +52,9 @@ class MilvusLite:
         raise RuntimeError("milvus-lite did not answer within 60 s")
 
     def client(self) -> MilvusClient:
-        return MilvusClient(uri=self.uri, timeout=30)
+        """A client of its own (not pymilvus' shared channel), pinging as vecmig's does: pymilvus'
+        default 10 s pings on an idle channel make the server hang up ("too_many_pings")."""
+        return MilvusClient(uri=self.uri, timeout=30, dedicated=True, grpc_options=GRPC_OPTIONS)
 
     def drop_all(self) -> None:
         client = self.client()
