@@ -214,3 +214,15 @@ def test_errors_split_transient_and_terminal(server: MilvusLite) -> None:
     assert missing.count() == 0 and not missing.inventory().exists
     with pytest.raises(TerminalError, match="does not exist"):
         missing.upsert(Batch(ids=[1], vectors=np.ones((1, 2), dtype=np.float32), metadata=[{}]))
+
+
+def test_a_namesake_in_another_partition_is_refused_not_merged(server: MilvusLite) -> None:
+    """Milvus keys records by id across partitions: the same id from two source namespaces
+    would become one record. Writing through namespace '*' refuses it, naming the record."""
+    p = provider(server, "namesakes", namespace="*")
+    p.create_collection(CollectionSchema(dimension=4, metric="cosine", id_type="int", text=True))
+    p.upsert(batch([1, 2, 3], 4, namespace="left"))
+    p.upsert(batch([1, 2, 3], 4, namespace="left"))  # a replay in the same partition is fine
+    with pytest.raises(TerminalError, match="record 2 of namespace 'right' has a namesake"):
+        p.upsert(batch([2, 9], 4, seed=5, namespace="right"))
+    assert p.inventory().extra["partitions"] == {"_default": 0, "left": 3, "right": 0}

@@ -283,6 +283,8 @@ class MilvusProvider(Provider):
                                     f"({code})", hint=lint.HINTS[code])
         partition = self._write_partition(batch)
         self._ensure_partition(partition)
+        if self.store.namespace == ALL:
+            self._refuse_namesakes(layout, batch, partition)
         rows = lay.to_rows(layout, batch)
         per_record = max(1, batch.nbytes // max(1, len(batch)))
         step = max(1, min(len(rows), MAX_REQUEST_BYTES // per_record))
@@ -290,6 +292,23 @@ class MilvusProvider(Provider):
             part = rows[i:i + step]
             self._call(f"upserting {len(part)} records", lambda part=part: self._c().upsert(  # type: ignore[misc]
                 self._name, part, partition_name=partition))
+
+    def _refuse_namesakes(self, layout: lay.Layout, batch: Batch, partition: str) -> None:
+        """A primary key is unique across a collection's partitions: upserting an id that lives
+        in another partition would move it here, silently losing the other namespace's record.
+        Sources with namespaces ('*') may hold such namesakes; refuse them by id instead."""
+        others = [p for p in self._call("listing partitions", lambda: self._c().list_partitions(self._name))
+                  if p != partition]
+        if not others:
+            return
+        found = self._call("looking for namesakes in other partitions", lambda: self._c().query(
+            self._name, ids=list(batch.ids), output_fields=[layout.pk], partition_names=others, limit=1, **STRONG))
+        if found:
+            rid = found[0][layout.pk]
+            raise TerminalError(
+                f"record {rid!r} of namespace '{partition}' has a namesake in another partition of Milvus "
+                f"collection '{self._name}': Milvus keeps one record per id across partitions",
+                hint="give ids unique across namespaces, or migrate each namespace into its own collection")
 
     def delete(self, ids: Sequence[RecordId]) -> None:
         if not ids or not self._exists():
