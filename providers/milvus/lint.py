@@ -70,13 +70,14 @@ def metadata_json(metadata: dict[str, Any]) -> str:
 def record_problem(rid: RecordId, vector: np.ndarray, metadata: dict[str, Any], text: str | None) \
         -> tuple[str, str] | None:
     """The first limit a record breaks: ``(code, what)``, or None."""
-    if isinstance(rid, str) and len(rid.encode()) > MAX_VARCHAR_BYTES:
+    # A string of n characters is at most 4n bytes of UTF-8: only long ones are encoded.
+    if isinstance(rid, str) and len(rid) * 4 > MAX_VARCHAR_BYTES and len(rid.encode()) > MAX_VARCHAR_BYTES:
         return "MV002", f"its id is {len(rid.encode()):,} bytes (at most {MAX_VARCHAR_BYTES:,})"
     if _bad_int(rid):
         return "MV003", "its id does not fit int64"
-    if not np.isfinite(vector).all():
+    if vector.size and not np.isfinite(vector).all():
         return "MV007", "its vector has NaN or infinite values"
-    if text is not None and len(text.encode()) > MAX_VARCHAR_BYTES:
+    if text is not None and len(text) * 4 > MAX_VARCHAR_BYTES and len(text.encode()) > MAX_VARCHAR_BYTES:
         return "MV004", f"its text is {len(text.encode()):,} bytes (at most {MAX_VARCHAR_BYTES:,})"
     for key, value in metadata.items():
         code = _metadata_problem(value)

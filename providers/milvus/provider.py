@@ -138,6 +138,7 @@ class MilvusProvider(Provider):
         if self._layout is None:
             desc = self._call("describing the collection", lambda: self._c().describe_collection(self._name))
             self._layout = lay.read_layout(desc, self.store.fields.text, f"Milvus collection '{self._name}'")
+            self._ensure_loaded()  # Milvus answers queries on loaded collections only (a restart releases them)
         return self._layout
 
     def _partitions(self) -> list[str]:
@@ -158,7 +159,6 @@ class MilvusProvider(Provider):
         if not self._exists():
             return Inventory(provider=self.name, collection=self._name, exists=False)
         layout = self._get_layout()
-        self._ensure_loaded()
         counts = {p: self._count([p]) for p in self._partitions()}
         index, metric = self._index()
         fields = dict(layout.scalars)
@@ -269,8 +269,9 @@ class MilvusProvider(Provider):
         if batch.vectors.shape[1] != layout.dimension:
             raise TerminalError(f"{batch.vectors.shape[1]}-dimensional vectors cannot go into Milvus collection "
                                 f"'{self._name}' ({layout.dimension} dimensions)")
+        finite = bool(np.isfinite(batch.vectors).all())  # one pass over the matrix, not one per record
         for rid, vector, metadata, text in batch.rows():
-            problem = lint.record_problem(rid, vector, metadata, text)
+            problem = lint.record_problem(rid, vector if not finite else _NO_VECTOR, metadata, text)
             if problem is None and isinstance(rid, int) != layout.pk_int:
                 problem = ("MV003" if layout.pk_int else "MV002",
                            f"its id is {'text' if layout.pk_int else 'an integer'}, the collection's primary "
@@ -403,7 +404,7 @@ class MilvusProvider(Provider):
         return lint.batch_findings(sample, schema.dimension)
 
 
-_NO_VECTOR = np.zeros(0, dtype=np.float32)  # fetch checks ids only
+_NO_VECTOR = np.zeros(0, dtype=np.float32)  # a vector already checked (or none to check)
 
 
 def _logical_type(value: Any) -> str:

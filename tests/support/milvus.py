@@ -31,9 +31,19 @@ class MilvusLite:
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.log = (self.dir / "server.log").open("wb")
-        self.proc = subprocess.Popen([str(BIN), "server", "--data-dir", str(self.dir / "data"),
-                                      "--host", "127.0.0.1", "--port", str(self.port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = self._start()
+        self._wait()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([str(BIN), "server", "--data-dir", str(self.dir / "data"),
+                                 "--host", "127.0.0.1", "--port", str(self.port)],
+                                stdout=self.log, stderr=subprocess.STDOUT)
+
+    def crash_and_restart(self) -> None:
+        """SIGKILL the server (no shutdown, nothing flushed) and start it again on the same data."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = self._start()
         self._wait()
 
     def _wait(self, timeout: float = 60.0) -> None:
