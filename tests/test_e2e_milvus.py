@@ -276,3 +276,69 @@ def milvus_records_text(srv: MilvusLite, name: str) -> dict[Any, Record]:
         return out
     finally:
         client.close()
+
+
+# ---- bad input: one line, non-zero exit, no traceback, no secret ---------------------------------
+
+
+def test_bad_input_is_one_line_naming_what_and_how(pg_db: str, srv: MilvusLite, tmp_path: Path) -> None:
+    make_docs_table(pg_db, "docs", 20, 8, seed=1)
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        conn.execute("UPDATE docs SET body = repeat('é', 40000) WHERE id = 7")  # 80,000 bytes of UTF-8
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: bad
+        source: {{provider: pgvector, connection: {{dsn: "${{env:SOURCE_DSN}}"}}, collection: docs,
+                 fields: {{id: id, vector: embedding, text: body}}}}
+        target: {{provider: milvus, {MILVUS}, collection: docs_v2, fields: {{text: body}}}}
+        """)
+    environ = env(srv, pg_db)
+    r = vecmig("plan", str(spec), env=environ)
+    assert r.returncode != 0, r.stdout
+    assert "MV004" in r.stdout + r.stderr and "record 7" in r.stdout, r.stdout + r.stderr
+    missing = write_spec(tmp_path, f"""
+        version: 1
+        name: missing
+        source: {{provider: milvus, {MILVUS}, collection: nowhere}}
+        target: {{provider: jsonl, connection: {{path: out.jsonl}}}}
+        """)
+    m = vecmig("plan", str(missing), env=environ)
+    assert m.returncode != 0 and "nowhere" in m.stderr and len(m.stderr.strip().splitlines()) == 1, m.stderr
+    down = vecmig("plan", str(missing), env={**environ, "MILVUS_URI": "http://127.0.0.1:1"})
+    assert down.returncode != 0 and "source.connection.uri" in down.stderr, down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1, down.stderr
+    assert_no_secret(srv, r.stdout, r.stderr, m.stdout, m.stderr, down.stdout, down.stderr, paths=(tmp_path,))
+
+
+# ---- blue-green through a Milvus alias -------------------------------------------------------------
+
+
+def test_blue_green_moves_a_milvus_alias_and_rollback_removes_it(srv: MilvusLite, tmp_path: Path) -> None:
+    lines = [json.dumps({"id": i, "vector": [0.5, float(i), -0.0], "metadata": {"k": i, "f": i / 3},
+                         "text": f"t{i}"}) for i in range(1, 301)]
+    (tmp_path / "src.jsonl").write_text("\n".join(lines) + "\n")
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: bg
+        source: {{provider: jsonl, connection: {{path: src.jsonl}}}}
+        target: {{provider: milvus, {MILVUS}, collection: docs_green, alias: docs_live, create: {{metric: cosine}}}}
+        strategy: {{type: blue-green}}
+        """)
+    environ = {"MILVUS_URI": srv.uri, "MILVUS_TOKEN": TOKEN}
+    r = vecmig("apply", str(spec), "--auto-approve", env=environ)
+    assert r.returncode == 0 and "docs_live: None → docs_green" in r.stdout, r.stdout + r.stderr
+    client = srv.client()
+    try:
+        assert client.describe_alias("docs_live")["collection_name"] == "docs_green"
+        rows = client.query("docs_live", filter="id == 7", output_fields=["*"], consistency_level="Strong")
+        assert rows[0]["metadata"] == {"k": 7, "f": 7 / 3} and rows[0]["text"] == "t7", "read through the alias"
+    finally:
+        client.close()
+    r2 = vecmig("rollback", str(spec), "--auto-approve", env=environ)
+    assert r2.returncode == 0, r2.stdout + r2.stderr
+    client = srv.client()
+    try:
+        assert client.list_aliases()["aliases"] == [] and client.list_collections() == []
+    finally:
+        client.close()
+    assert_no_secret(srv, r.stdout, r.stderr, r2.stdout, r2.stderr, paths=(tmp_path,))

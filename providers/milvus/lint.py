@@ -11,7 +11,8 @@ Codes are stable (policies name them):
 * MV006 a metadata integer does not fit int64 (Milvus' JSON keeps integers as int64)
 * MV007 a vector value is NaN or infinite (Milvus would store it; distances become NaN)
 * MV008 a float metadata value is NaN or infinite (JSON has no such number)
-* MV009 a record carries sparse values: vecmig's Milvus collections hold one dense vector
+
+(Sparse values, which vecmig's Milvus collections do not hold, are the engine's VM104.)
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ HINTS = {
     "MV006": "store such numbers as strings in the source",
     "MV007": "fix or drop the record in the source: its vector has NaN or infinite values",
     "MV008": "replace NaN/Infinity by null or a string in the source",
-    "MV009": "drop the sparse values (fields mapping), or choose a target that keeps them",
 }
 
 
@@ -96,8 +96,6 @@ def batch_findings(sample: Batch, dimension: int) -> list[LintFinding]:
     found: dict[str, tuple[RecordId, str, int]] = {}
     if dimension > MAX_DIMENSION:
         found["MV001"] = ("", f"the dimension is {dimension:,} (Milvus holds at most {MAX_DIMENSION:,})", 0)
-    if sample.extra.get("sparse") and any(s is not None for s in sample.extra["sparse"]):
-        found["MV009"] = ("", "records carry sparse values, which a vecmig Milvus collection does not keep", 0)
     for rid, vector, metadata, text in sample.rows():
         problem = record_problem(rid, vector, metadata, text)
         if problem is None:

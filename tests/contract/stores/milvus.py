@@ -47,7 +47,8 @@ def under_test(tmp: Path) -> StoreUnderTest:
         provider="milvus",
         spec=spec,
         lacks={
-            "sparse": "vecmig's Milvus collections hold one dense FLOAT_VECTOR (MV009 refuses sparse values)",
+            "sparse": "vecmig's Milvus collections hold one dense FLOAT_VECTOR "
+                      "(the engine's VM104 refuses sparse values)",
             "namespaces": "a Milvus primary key is unique across a collection's partitions: the same id in "
                           "two partitions is one record (writing a namesake through namespace '*' is refused)",
         },
