@@ -245,3 +245,49 @@ def test_an_acknowledged_upsert_survives_a_server_crash() -> None:
         same(again.fetch(want.ids), want)
     finally:
         srv.stop()
+
+
+def test_a_collection_made_elsewhere_is_read_and_written_through_its_own_fields(server: MilvusLite) -> None:
+    """A user's collection: primary key 'pk', vector 'emb', typed scalar fields and dynamic fields,
+    no JSON 'metadata' field. Its scalar and dynamic fields are the records' metadata, with types."""
+    from pymilvus import DataType, MilvusClient
+
+    client = server.client()
+    try:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+        schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("emb", DataType.FLOAT_VECTOR, dim=3)
+        schema.add_field("year", DataType.INT32)
+        schema.add_field("score", DataType.DOUBLE)
+        schema.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=8, max_length=16)
+        index = client.prepare_index_params()
+        index.add_index(field_name="emb", index_type="FLAT", metric_type="IP")
+        client.create_collection("theirs", schema=schema, index_params=index, consistency_level="Strong")
+        client.insert("theirs", [{"pk": "b", "emb": [0.25, -0.0, 3.0], "year": 2024, "score": 0.5, "tags": ["x"],
+                                  "lang": "en"},
+                                 {"pk": "a", "emb": [1.0, 2.0, 3.0], "year": 1999, "score": 2.0, "tags": []}])
+    finally:
+        client.close()
+    src = provider(server, "theirs", role="source")
+    inv = src.inventory()
+    assert (inv.id_type, inv.metric, inv.dimension) == ("text", "dotproduct", 3)
+    assert inv.fields == {"lang": "text", "score": "float", "tags": "text[]", "year": "int"}
+    got = next(src.scan(None, None, 10))
+    assert got.ids == ["a", "b"] and got.texts is None
+    assert got.metadata == [{"year": 1999, "score": 2.0, "tags": []},
+                            {"year": 2024, "score": 0.5, "tags": ["x"], "lang": "en"}]
+    assert type(got.metadata[0]["score"]) is float and type(got.metadata[0]["year"]) is int
+    # Written back through vecmig: scalars into their fields, the rest into dynamic fields.
+    dst = provider(server, "theirs")
+    dst.upsert(Batch(ids=["c"], vectors=np.array([[5, 6, 7]], dtype=np.float32),
+                     metadata=[{"year": 7, "score": 1.0, "tags": ["q"], "extra": True}]))
+    assert src.fetch(["c"]).metadata == [{"year": 7, "score": 1.0, "tags": ["q"], "extra": True}]
+    # What it cannot hold is said at plan time, in the engine's codes for existing targets.
+    sample = Batch(ids=[1], vectors=np.ones((1, 3), dtype=np.float32), metadata=[{"year": 1}], texts=["t"])
+    schema_ = CollectionSchema(dimension=3, metric="dotproduct", id_type="int")
+    assert {f.code for f in dst.check_existing_target(inv, sample, schema_)} == {"VM144", "VM141"}
+    with pytest.raises(TerminalError, match="VM144"):
+        dst.upsert(sample)
+    fixed = provider(server, "fixed")
+    fixed.create_collection(CollectionSchema(dimension=3, metric="cosine", id_type="int"))
+    assert fixed.check_existing_target(fixed.inventory(), sample.take([0]), schema_)[0].code == "VM141"

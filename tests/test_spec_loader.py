@@ -192,7 +192,7 @@ BAD = [
         BASE.replace("provider: pgvector", "provider: pgvectr"),
         "unknown provider 'pgvectr' in /source (did you mean 'pgvector'?)",
         "s.yaml:4:3: /source/provider",
-        "registered providers: jsonl, memory, parquet, pgvector",
+        "registered providers: jsonl, memory, milvus, parquet, pgvector",
     ),
     case(
         "empty-provider",

@@ -24,11 +24,11 @@ from vecmig.errors import TerminalError
 from vecmig.providers.base import CollectionSchema
 from vecmig.providers.milvus.lint import MAX_VARCHAR_BYTES
 from vecmig.records import Batch, RecordId
+from vecmig.spec import IndexSpec
 
 ID, VECTOR, METADATA = "id", "vector", "metadata"
 METRICS = {"cosine": "COSINE", "euclidean": "L2", "dotproduct": "IP"}
 METRIC_OF = {v: k for k, v in METRICS.items()}
-INDEX_TYPES = {"hnsw": "HNSW", "ivfflat": "IVF_FLAT", "none": "FLAT"}
 VECTOR_TYPES = {DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR, DataType.FLOAT16_VECTOR,
                 DataType.BFLOAT16_VECTOR, DataType.SPARSE_FLOAT_VECTOR, DataType.INT8_VECTOR}
 SCALAR_KIND = {DataType.BOOL: "bool", DataType.INT8: "int", DataType.INT16: "int", DataType.INT32: "int",
@@ -131,14 +131,70 @@ def to_batch(layout: Layout, rows: list[dict[str, Any]]) -> Batch:
 
 
 def to_rows(layout: Layout, batch: Batch) -> list[dict[str, Any]]:
-    """A batch as rows for ``upsert`` into a collection vecmig laid out (or one alike)."""
+    """A batch as rows for ``upsert``: each metadata key into the scalar field of its name, else
+    into the JSON field ``metadata``, else into a dynamic field; a key with nowhere to go raises
+    :class:`TerminalError` naming the record (``check_existing_target`` says so at plan time)."""
     rows: list[dict[str, Any]] = []
     vectors = batch.vectors.astype(np.float32, copy=False).tolist()  # float32 values, exact as doubles
+    simple = not layout.scalars and layout.metadata is not None  # vecmig's own collections
     for i, (rid, meta) in enumerate(zip(batch.ids, batch.metadata, strict=True)):
         row: dict[str, Any] = {layout.pk: rid, layout.vector: vectors[i]}
         if layout.text:
             row[layout.text] = batch.texts[i] if batch.texts is not None else None
-        if layout.metadata:
-            row[layout.metadata] = meta
+        if simple:
+            row[str(layout.metadata)] = meta
+        else:
+            rest: dict[str, Any] = {}
+            for key, value in meta.items():
+                if key in layout.scalars:
+                    row[key] = value
+                elif layout.metadata is not None or layout.dynamic:
+                    rest[key] = value
+                else:
+                    raise TerminalError(f"record {rid!r}: metadata field '{key}' has no field in the Milvus "
+                                        "collection (no JSON field 'metadata', no dynamic fields)",
+                                        hint="add the field, or drop/rename it in mapping")
+            if layout.metadata is not None:
+                row[layout.metadata] = rest
+            else:
+                row.update(rest)
         rows.append(row)
     return rows
+
+
+def index_params(index: IndexSpec) -> tuple[str, dict[str, Any]]:
+    """The spec's index as Milvus' index type and build params."""
+    if index.type == "hnsw":
+        return "HNSW", {"M": index.m, "efConstruction": index.ef_construction}
+    if index.type == "ivfflat":
+        return "IVF_FLAT", {"nlist": index.lists}
+    return "FLAT", {}
+
+
+_DESCRIBED = ("index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows",
+              "pending_index_rows", "state")
+
+
+def index_info(name: str, desc: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``describe_index``'s answer as the inventory's index (type as vecmig names it: hnsw,
+    ivfflat, flat, else Milvus' own in lowercase; build params; metric) and vecmig's metric."""
+    raw = str(desc.get("index_type", ""))
+    kind = {"HNSW": "hnsw", "IVF_FLAT": "ivfflat", "FLAT": "flat"}.get(raw, raw.lower())
+    params = {k: v for k, v in desc.items() if k not in _DESCRIBED}
+    metric = METRIC_OF.get(str(desc.get("metric_type", "")).upper())
+    return {"name": name, "type": kind, "params": params, "metric_type": desc.get("metric_type")}, metric
+
+
+def logical_type(value: Any) -> str:
+    """A metadata value's logical type, as inventories report fields."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "text[]"
+    return "json"

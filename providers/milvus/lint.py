@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from vecmig.model import Inventory
 from vecmig.providers.base import LintFinding
 from vecmig.providers.milvus.kit import MAX_DIMENSION
 from vecmig.records import Batch, RecordId
@@ -107,4 +108,31 @@ def batch_findings(sample: Batch, dimension: int) -> list[LintFinding]:
     for code, (rid, what, n) in sorted(found.items()):
         message = what if not n else f"record {rid!r}: {what}" + (f" ({n} sampled records break it)" if n > 1 else "")
         out.append(LintFinding(code=code, severity="error", message=message, hint=HINTS[code]))
+    return out
+
+
+def existing_target_findings(inventory: Inventory, sample: Batch, role: str) -> list[LintFinding]:
+    """What an existing collection cannot hold, in the engine's codes for existing targets:
+    ids of the other key type (VM144), text without a text field (VM141), metadata fields with
+    no field to go to (VM140)."""
+    name, extra = inventory.collection, inventory.extra
+    out: list[LintFinding] = []
+    pk_int = inventory.id_type == "int"
+    other = next((rid for rid in sample.ids if isinstance(rid, int) != pk_int), None)
+    if other is not None:
+        out.append(LintFinding(
+            "VM144", "error", f"record id {other!r} cannot be stored in the {'INT64' if pk_int else 'VARCHAR'} "
+            f"primary key '{extra.get('pk')}' of Milvus collection '{name}'",
+            "migrate into a new collection (target.create.id_type), or map the ids first"))
+    if not extra.get("text") and sample.texts is not None and any(t is not None for t in sample.texts):
+        out.append(LintFinding("VM141", "error", f"records carry text but Milvus collection '{name}' has no "
+                               "VARCHAR text field", f"set {role}.fields.text to the field that should hold it"))
+    if not extra.get("metadata_field") and not extra.get("dynamic"):
+        keys = {k for m in sample.metadata for k in m}
+        unknown = sorted(keys - set(extra.get("scalars") or []))
+        if unknown:
+            out.append(LintFinding(
+                "VM140", "error", f"metadata field(s) {', '.join(unknown)} have no field in Milvus collection "
+                f"'{name}' (no JSON field 'metadata', no dynamic fields)",
+                "add the fields, drop/rename them in mapping, or migrate into a new collection"))
     return out

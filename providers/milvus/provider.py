@@ -169,7 +169,7 @@ class MilvusProvider(Provider):
             for key, value in meta.items():
                 if value is None or key in layout.scalars:
                     continue
-                kind = _logical_type(value)
+                kind = lay.logical_type(value)
                 fields[key] = kind if fields.get(key, kind) == kind else "json"
         aliases = self._call("listing aliases", lambda: self._c().list_aliases(self._name))
         return Inventory(
@@ -178,7 +178,8 @@ class MilvusProvider(Provider):
             fields=dict(sorted(fields.items())), index=index,
             aliases={a: self._name for a in sorted(aliases.get("aliases") or [])},
             bytes_per_record=4 * layout.dimension + 64,
-            extra={"partitions": counts, "text": layout.text is not None, "pk": layout.pk, "vector": layout.vector})
+            extra={"partitions": counts, "text": layout.text is not None, "pk": layout.pk, "vector": layout.vector,
+                   "metadata_field": layout.metadata, "dynamic": layout.dynamic, "scalars": sorted(layout.scalars)})
 
     def _index(self) -> tuple[dict[str, Any] | None, str | None]:
         """The vector field's index as vecmig names it (type, params, metric) and the metric."""
@@ -187,14 +188,7 @@ class MilvusProvider(Provider):
         if not names:
             return None, None
         desc = self._call("describing the index", lambda: self._c().describe_index(self._name, names[0]))
-        raw_type = str(desc.get("index_type", ""))
-        kind = {v: k for k, v in lay.INDEX_TYPES.items()}.get(raw_type, raw_type.lower())
-        params = {k: v for k, v in desc.items() if k not in (
-            "index_type", "metric_type", "field_name", "index_name", "total_rows", "indexed_rows",
-            "pending_index_rows", "state")}
-        metric = lay.METRIC_OF.get(str(desc.get("metric_type", "")).upper())
-        return {"name": names[0], "type": "flat" if kind == "none" else kind, "params": params,
-                "metric_type": desc.get("metric_type")}, metric
+        return lay.index_info(names[0], desc)
 
     def _ensure_loaded(self) -> None:
         state = self._call("reading the load state", lambda: self._c().get_load_state(self._name))
@@ -275,15 +269,14 @@ class MilvusProvider(Provider):
         for rid, vector, metadata, text in batch.rows():
             problem = lint.record_problem(rid, vector if not finite else _NO_VECTOR, metadata, text)
             if problem is None and isinstance(rid, int) != layout.pk_int:
-                problem = ("MV003" if layout.pk_int else "MV002",
-                           f"its id is {'text' if layout.pk_int else 'an integer'}, the collection's primary "
-                           f"key is {'INT64' if layout.pk_int else 'VARCHAR'}")
+                problem = ("VM144", f"its id is {'text' if layout.pk_int else 'an integer'}, the collection's "
+                                    f"primary key is {'INT64' if layout.pk_int else 'VARCHAR'}")
             if problem is None and text is not None and layout.text is None:
-                problem = ("MV004", "it has text, and the collection has no text field")
+                problem = ("VM141", "it has text, and the collection has no VARCHAR text field")
             if problem is not None:
                 code, what = problem
                 raise TerminalError(f"record {rid!r} cannot go into Milvus collection '{self._name}': {what} "
-                                    f"({code})", hint=lint.HINTS[code])
+                                    f"({code})", hint=lint.HINTS.get(code, "migrate into a new collection"))
         partition = self._write_partition(batch)
         self._ensure_partition(partition)
         if self.store.namespace == ALL:
@@ -348,13 +341,7 @@ class MilvusProvider(Provider):
     def build_index(self, index: IndexSpec, metric: str) -> str | None:
         """Flush what the copy wrote, replace the placeholder index by ``index``, load again."""
         layout = self._get_layout()
-        params: dict[str, Any] = {}
-        if index.type == "hnsw":
-            params = {"M": index.m, "efConstruction": index.ef_construction}
-        elif index.type == "ivfflat":
-            params = {"nlist": index.lists}
-        self._replace_index(layout, lay.INDEX_TYPES.get(index.type, "FLAT"), lay.METRICS.get(metric, "COSINE"),
-                            params)
+        self._replace_index(layout, *lay.index_params(index), lay.METRICS.get(metric, "COSINE"))
         return layout.vector
 
     def drop_index(self, name: str) -> None:
@@ -362,9 +349,9 @@ class MilvusProvider(Provider):
         if not self._exists():
             return
         _, metric = self._index()
-        self._replace_index(self._get_layout(), "FLAT", lay.METRICS.get(metric or "cosine", "COSINE"), {})
+        self._replace_index(self._get_layout(), "FLAT", {}, lay.METRICS.get(metric or "cosine", "COSINE"))
 
-    def _replace_index(self, layout: lay.Layout, kind: str, metric: str, params: dict[str, Any]) -> None:
+    def _replace_index(self, layout: lay.Layout, kind: str, params: dict[str, Any], metric: str) -> None:
         client = self._c()
         self._call("flushing", lambda: client.flush(self._name))
         self._call("releasing the collection", lambda: client.release_collection(self._name))
@@ -405,19 +392,9 @@ class MilvusProvider(Provider):
     def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
         return lint.batch_findings(sample, schema.dimension)
 
+    def check_existing_target(self, inventory: Inventory, sample: Batch, schema: CollectionSchema) \
+            -> list[LintFinding]:
+        return lint.existing_target_findings(inventory, sample, self._role)
+
 
 _NO_VECTOR = np.zeros(0, dtype=np.float32)  # a vector already checked (or none to check)
-
-
-def _logical_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "text[]"
-    return "json"
