@@ -135,6 +135,20 @@ def test_partitions_are_shards_and_namespaces(server: MilvusLite) -> None:
     only_b = provider(server, "parts_dst", namespace="p_b", role="source")
     assert only_b.count() == 7 and [s["namespace"] for s in only_b.shards(only_b.inventory(), 10)] == ["p_b"]
     same(only_b.fetch(list(range(5, 12))), src.fetch(list(range(5, 12))))
+    # namespace '*' reads partition by partition, tagged, resumable with {"ns", "after"} cursors.
+    every = provider(server, "parts_dst", namespace="*", role="source")
+    batches = list(every.scan(None, None, 4))
+    assert [(b.extra["namespace"], b.ids) for b in batches] == [
+        ("_default", [100]), ("p_a", [0, 1, 2, 3]), ("p_a", [4]), ("p_b", [5, 6, 7, 8]), ("p_b", [9, 10, 11])]
+    assert batches[2].cursor == {"ns": "p_a", "after": 4}
+    assert [b.ids for b in every.scan(None, batches[1].cursor, 4)] == [[4], [5, 6, 7, 8], [9, 10, 11]]
+    # Validation asks the partition a source batch came from, not the whole collection.
+    asked = Batch(ids=[1, 6], vectors=np.zeros((2, 4), dtype=np.float32), metadata=[{}, {}],
+                  extra={"namespace": "p_a"})
+    assert every.fetch_matching(asked).ids == [1]
+    assert every.fetch_in({"namespace": "p_b"}, [1, 6]).ids == [6]
+    every.delete_in({"namespace": "p_b"}, [1, 6])  # 1 lives in p_a: untouched
+    assert every.fetch([1, 6]).ids == [1]
 
 
 def test_index_is_swapped_after_the_load_and_back(server: MilvusLite) -> None:

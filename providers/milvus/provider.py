@@ -29,36 +29,23 @@ it in one line).
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
-from pymilvus import MilvusClient
 
-from vecmig.errors import TerminalError, TransientError, VecmigError
+from vecmig.errors import TerminalError
 from vecmig.model import Inventory
-from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
+from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Throughput
 from vecmig.providers.milvus import layout as lay
 from vecmig.providers.milvus import lint
-from vecmig.providers.milvus.errors import classify
+from vecmig.providers.milvus.ddl import MilvusDdl
 from vecmig.providers.milvus.kit import MAX_DIMENSION
+from vecmig.providers.milvus.session import ALL, DEFAULT_PARTITION, GRPC_OPTIONS, STRONG
 from vecmig.records import Batch, RecordId
-from vecmig.retry import with_retries
-from vecmig.spec import IndexSpec, StoreSpec
 
-T = TypeVar("T")
-logging.getLogger("pymilvus").setLevel(logging.CRITICAL + 1)
+__all__ = ["GRPC_OPTIONS", "MilvusProvider"]
 
-# pymilvus pings every 10 s even on an idle channel; a server keeping gRPC's default policy
-# (Milvus Lite's, many proxies) answers the third such ping within 5 minutes with GOAWAY
-# "too_many_pings", and pymilvus then fails to bring the channel back. One ping per 5 minutes,
-# and only while a call is running, passes every policy; each call still has its timeout.
-GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
-DEFAULT_PARTITION = "_default"
-ALL = "*"
-STRONG = {"consistency_level": "Strong"}
 # What pymilvus' query_iterator asks of the server: the ``limit`` records with the smallest
 # primary keys matching the filter, in key order. We page with our own filter (``pk > cursor``)
 # because the iterator writes string keys into its filter unescaped (ids with '"' or '\\' break).
@@ -68,7 +55,7 @@ SAMPLE = 1000  # records inventory reads to type the metadata of a JSON field
 MAX_REQUEST_BYTES = 32 << 20  # under gRPC's 64 MiB message limit with room for framing
 
 
-class MilvusProvider(Provider):
+class MilvusProvider(MilvusDdl):
     name: ClassVar[str] = "milvus"
     capabilities: ClassVar[Capabilities] = Capabilities(
         create_collection=True, aliases=True, namespaces=True, indexes=("hnsw", "ivfflat"), sparse=False,
@@ -80,81 +67,6 @@ class MilvusProvider(Provider):
     throughput: ClassVar[Throughput] = Throughput(read_records_per_s=3_000, write_records_per_s=4_000,
                                                   read_mb_per_s=2, write_mb_per_s=2.5, max_parallel=2,
                                                   spread=3.0, startup_s=0.5)
-
-    def __init__(self, store: StoreSpec) -> None:
-        super().__init__(store)
-        self._client: MilvusClient | None = None
-        self._layout: lay.Layout | None = None
-        conn = store.connection
-        self._secrets = tuple(str(conn[k]) for k in ("uri", "token") if conn.get(k))
-
-    def __repr__(self) -> str:  # never the uri or token
-        return f"MilvusProvider(collection={self.store.collection!r}, partition={self.store.namespace!r})"
-
-    # -- plumbing ---------------------------------------------------------------------------
-    @property
-    def _role(self) -> str:
-        return self.store.pointer.strip("/").replace("/", ".") or self.name
-
-    @property
-    def _name(self) -> str:
-        return self.store.collection or ""
-
-    def _call(self, doing: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except VecmigError:
-                raise  # already classified (a nested call, our own checks)
-            except Exception as exc:  # every pymilvus/gRPC error is classified
-                err = classify(exc, doing=doing, collection=self._name, role=self._role, secrets=self._secrets)
-                if isinstance(err, TransientError):
-                    self.close()  # the retry opens a new channel: pymilvus may not revive this one
-                raise err from None  # its context may hold the token
-        return with_retries(attempt, attempts=6, budget=60.0)
-
-    def connect(self) -> None:
-        if self._client is None:
-            conn = self.store.connection
-            kw: dict[str, Any] = {"uri": str(conn["uri"]), "timeout": float(conn.get("timeout", 60)),
-                                  "dedicated": True, "grpc_options": GRPC_OPTIONS}
-            if conn.get("token"):
-                kw["token"] = str(conn["token"])
-            self._client = self._call("connecting", lambda: MilvusClient(**kw))
-
-    def _c(self) -> MilvusClient:
-        self.connect()
-        assert self._client is not None
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            with contextlib.suppress(Exception):  # closing a dead channel must not mask the real error
-                client.close()
-
-    def _exists(self) -> bool:
-        return bool(self._call("looking up the collection", lambda: self._c().has_collection(self._name)))
-
-    def _get_layout(self) -> lay.Layout:
-        if self._layout is None:
-            desc = self._call("describing the collection", lambda: self._c().describe_collection(self._name))
-            self._layout = lay.read_layout(desc, self.store.fields.text, f"Milvus collection '{self._name}'")
-            self._ensure_loaded()  # Milvus answers queries on loaded collections only (a restart releases them)
-        return self._layout
-
-    def _partitions(self) -> list[str]:
-        """The partitions this store reads: its namespace, or every partition."""
-        ns = self.store.namespace
-        if ns and ns != ALL:
-            return [ns]
-        return sorted(self._call("listing partitions", lambda: self._c().list_partitions(self._name)))
-
-    def _count(self, partitions: list[str] | None) -> int:
-        rows = self._call("counting records", lambda: self._c().query(
-            self._name, filter=self._get_layout().every, output_fields=["count(*)"], partition_names=partitions,
-            **STRONG))
-        return int(rows[0]["count(*)"])
 
     # -- reading --------------------------------------------------------------------------
     def inventory(self) -> Inventory:
@@ -181,20 +93,6 @@ class MilvusProvider(Provider):
             extra={"partitions": counts, "text": layout.text is not None, "pk": layout.pk, "vector": layout.vector,
                    "metadata_field": layout.metadata, "dynamic": layout.dynamic, "scalars": sorted(layout.scalars)})
 
-    def _index(self) -> tuple[dict[str, Any] | None, str | None]:
-        """The vector field's index as vecmig names it (type, params, metric) and the metric."""
-        layout = self._get_layout()
-        names = self._call("listing indexes", lambda: self._c().list_indexes(self._name, field_name=layout.vector))
-        if not names:
-            return None, None
-        desc = self._call("describing the index", lambda: self._c().describe_index(self._name, names[0]))
-        return lay.index_info(names[0], desc)
-
-    def _ensure_loaded(self) -> None:
-        state = self._call("reading the load state", lambda: self._c().get_load_state(self._name))
-        if "Loaded" not in str(state.get("state")):
-            self._call("loading the collection", lambda: self._c().load_collection(self._name))
-
     def ids_unique_by_store(self, inventory: Inventory) -> bool:
         return True  # a primary key, unique across partitions (upsert replaces collection-wide)
 
@@ -206,9 +104,23 @@ class MilvusProvider(Provider):
         return [{"namespace": p, "records": n} for p, n in sorted(counts.items()) if n]
 
     def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
+        """A shard (partition), or the store: with ``namespace: "*"`` partition by partition,
+        each batch tagged with its partition and the cursor ``{"ns": partition, "after": id}``."""
+        if shard and shard.get("namespace"):
+            yield from self._scan([str(shard["namespace"])], cursor, batch_size)
+        elif self.store.namespace == ALL:
+            names = self._partitions()
+            start = names.index(cursor["ns"]) if isinstance(cursor, dict) and cursor.get("ns") in names else 0
+            for pos, ns in enumerate(names[start:]):
+                after = cursor["after"] if pos == 0 and isinstance(cursor, dict) and cursor.get("ns") == ns else None
+                for batch in self._scan([ns], after, batch_size):
+                    batch.cursor = {"ns": ns, "after": batch.cursor}
+                    yield batch
+        else:
+            yield from self._scan([self.store.namespace] if self.store.namespace else None, cursor, batch_size)
+
+    def _scan(self, partitions: list[str] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
         layout = self._get_layout()
-        partitions = [shard["namespace"]] if shard and shard.get("namespace") else (
-            None if not self.store.namespace or self.store.namespace == ALL else [self.store.namespace])
         size = max(1, min(int(batch_size), MAX_PAGE))
         while True:
             expr = layout.id_filter(">", cursor) if cursor is not None else layout.every
@@ -226,17 +138,36 @@ class MilvusProvider(Provider):
                 return
 
     def fetch(self, ids: Sequence[RecordId]) -> Batch:
+        ns = self.store.namespace
+        return self._fetch(ids, [ns] if ns and ns != ALL else None)
+
+    def fetch_matching(self, batch: Batch) -> Batch:
+        """With ``namespace: "*"`` a source batch is answered from the partition it came from only."""
+        ns = batch.extra.get("namespace")
+        if self.store.namespace == ALL and isinstance(ns, str):
+            return self._fetch(batch.ids, [ns])
+        return self.fetch(batch.ids)
+
+    def fetch_in(self, shard: dict[str, Any] | None, ids: Sequence[RecordId]) -> Batch:
+        ns = shard.get("namespace") if shard else None
+        if self.store.namespace == ALL and isinstance(ns, str):
+            return self._fetch(ids, [ns])
+        return self.fetch(ids)
+
+    def _fetch(self, ids: Sequence[RecordId], partitions: list[str] | None) -> Batch:
         layout = self._get_layout()
         wanted = [rid for rid in dict.fromkeys(ids) if isinstance(rid, int) == layout.pk_int
                   and not isinstance(rid, bool) and lint.record_problem(rid, _NO_VECTOR, {}, None) is None]
-        partitions = [self.store.namespace] if self.store.namespace and self.store.namespace != ALL else None
         rows: dict[RecordId, dict[str, Any]] = {}
         for i in range(0, len(wanted), 1000):
             part = wanted[i:i + 1000]
             got = self._call(f"fetching {len(part)} records", lambda part=part: self._c().query(  # type: ignore[misc]
                 self._name, ids=part, output_fields=layout.output_fields, partition_names=partitions, **STRONG))
             rows.update({r[layout.pk]: r for r in got})
-        return lay.to_batch(layout, [rows[rid] for rid in wanted if rid in rows])
+        batch = lay.to_batch(layout, [rows[rid] for rid in wanted if rid in rows])
+        if partitions and len(partitions) == 1:
+            batch.extra["namespace"] = partitions[0]
+        return batch
 
     def count(self) -> int:
         if not self._exists():
@@ -251,12 +182,6 @@ class MilvusProvider(Provider):
             src = batch.extra.get("namespace")
             return src if isinstance(src, str) and src else DEFAULT_PARTITION
         return ns or DEFAULT_PARTITION
-
-    def _ensure_partition(self, name: str) -> None:
-        if name == DEFAULT_PARTITION:
-            return
-        if not self._call("looking up a partition", lambda: self._c().has_partition(self._name, name)):
-            self._call(f"creating partition '{name}'", lambda: self._c().create_partition(self._name, name))
 
     def upsert(self, batch: Batch) -> None:
         if not len(batch):
@@ -307,79 +232,30 @@ class MilvusProvider(Provider):
                 hint="give ids unique across namespaces, or migrate each namespace into its own collection")
 
     def delete(self, ids: Sequence[RecordId]) -> None:
+        ns = self.store.namespace
+        self._delete(ids, ns if ns and ns != ALL else None)
+
+    def delete_in(self, shard: dict[str, Any] | None, ids: Sequence[RecordId]) -> None:
+        ns = shard.get("namespace") if shard else None
+        if self.store.namespace == ALL and isinstance(ns, str):
+            self._delete(ids, ns)
+        else:
+            self.delete(ids)
+
+    def _delete(self, ids: Sequence[RecordId], partition: str | None) -> None:
         if not ids or not self._exists():
             return
         layout = self._get_layout()
         keep = [rid for rid in ids if isinstance(rid, int) == layout.pk_int]
+        if partition:
+            # Only the ids that live there: Milvus Lite deletes by id across partitions, whatever
+            # partition_name says (ids are unique in the collection, so this is exact everywhere).
+            keep = list(self._fetch(keep, [partition]).ids)
+        where = {"partition_name": partition} if partition else {}
         for i in range(0, len(keep), 1000):
             part = keep[i:i + 1000]
             self._call(f"deleting {len(part)} records", lambda part=part: self._c().delete(  # type: ignore[misc]
-                self._name, ids=part))
-
-    def create_collection(self, schema: CollectionSchema) -> None:
-        """A collection with vecmig's fields, Strong consistency, a FLAT index (so it loads and
-        answers queries during the copy), loaded; idempotent."""
-        if not self._exists():
-            client = self._c()
-            index = client.prepare_index_params()
-            index.add_index(field_name=lay.VECTOR, index_type="FLAT",
-                            metric_type=lay.METRICS.get(schema.metric, "COSINE"))
-            self._call("creating the collection", lambda: client.create_collection(
-                self._name, schema=lay.new_schema(schema, self.store.fields.text), index_params=index,
-                consistency_level="Strong"))
-        self._layout = None
-        self._ensure_loaded()
-        ns = self.store.namespace
-        if ns and ns != ALL:
-            self._ensure_partition(ns)
-
-    def drop_collection(self) -> None:
-        if self._exists():
-            self._call("dropping the collection", lambda: self._c().drop_collection(self._name))
-        self._layout = None
-
-    def build_index(self, index: IndexSpec, metric: str) -> str | None:
-        """Flush what the copy wrote, replace the placeholder index by ``index``, load again."""
-        layout = self._get_layout()
-        self._replace_index(layout, *lay.index_params(index), lay.METRICS.get(metric, "COSINE"))
-        return layout.vector
-
-    def drop_index(self, name: str) -> None:
-        """Back to the FLAT index a new collection has (Milvus cannot load an unindexed one)."""
-        if not self._exists():
-            return
-        _, metric = self._index()
-        self._replace_index(self._get_layout(), "FLAT", {}, lay.METRICS.get(metric or "cosine", "COSINE"))
-
-    def _replace_index(self, layout: lay.Layout, kind: str, params: dict[str, Any], metric: str) -> None:
-        client = self._c()
-        self._call("flushing", lambda: client.flush(self._name))
-        self._call("releasing the collection", lambda: client.release_collection(self._name))
-        for name in self._call("listing indexes", lambda: client.list_indexes(self._name, field_name=layout.vector)):
-            self._call(f"dropping index '{name}'", lambda name=name: client.drop_index(  # type: ignore[misc]
-                self._name, name))
-        spec = client.prepare_index_params()
-        spec.add_index(field_name=layout.vector, index_type=kind, metric_type=metric, params=params)
-        self._call(f"building the {kind} index", lambda: client.create_index(self._name, spec))
-        self._call("loading the collection", lambda: client.load_collection(self._name))
-
-    def read_alias(self, alias: str) -> str | None:
-        names = self._call("listing aliases", lambda: self._c().list_aliases())
-        if alias not in (names.get("aliases") or []):
-            return None
-        found = self._call(f"reading alias '{alias}'", lambda: self._c().describe_alias(alias))
-        return str(found["collection_name"])
-
-    def switch_alias(self, alias: str, collection: str | None) -> None:
-        current = self.read_alias(alias)
-        client = self._c()
-        if collection is None:
-            if current is not None:
-                self._call(f"dropping alias '{alias}'", lambda: client.drop_alias(alias))
-        elif current is None:
-            self._call(f"creating alias '{alias}'", lambda: client.create_alias(collection, alias))
-        elif current != collection:
-            self._call(f"moving alias '{alias}'", lambda: client.alter_alias(collection, alias))
+                self._name, ids=part, **where))
 
     def estimate_schema(self) -> CollectionSchema | None:
         inv = self.inventory()
