@@ -342,3 +342,36 @@ def test_blue_green_moves_a_milvus_alias_and_rollback_removes_it(srv: MilvusLite
     finally:
         client.close()
     assert_no_secret(srv, r.stdout, r.stderr, r2.stdout, r2.stderr, paths=(tmp_path,))
+
+
+# ---- Milvus → Milvus, partition for partition ------------------------------------------------------
+
+
+def test_milvus_to_milvus_keeps_each_record_in_its_partition(srv: MilvusLite, tmp_path: Path) -> None:
+    seed_milvus(srv, "src", 600, 8, seed=11)
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: mv-to-mv
+        source: {{provider: milvus, {MILVUS}, collection: src, namespace: "*"}}
+        target: {{provider: milvus, {MILVUS}, collection: dst, namespace: "*",
+                 create: {{metric: cosine, index: {{type: ivfflat, lists: 8}}}}}}
+        strategy: {{type: big-bang, batch_size: 64}}
+        """)
+    environ = {"MILVUS_URI": srv.uri, "MILVUS_TOKEN": TOKEN}
+    r = vecmig("apply", str(spec), "--auto-approve", env=environ)
+    assert r.returncode == 0 and "Apply complete" in r.stdout, r.stdout + r.stderr
+    client = srv.client()
+    try:
+        for part in ("_default", "p_2024", "p_2025"):
+            ids = [x["id"] for x in client.query("src", filter="id >= 0", output_fields=["id"],
+                                                 partition_names=[part], consistency_level="Strong")]
+            got = [x["id"] for x in client.query("dst", filter="id >= 0", output_fields=["id"],
+                                                 partition_names=[part], consistency_level="Strong")]
+            assert len(ids) == 200 and sorted(got) == sorted(ids), f"partition {part}"
+        assert client.describe_index("dst", "vector")["index_type"] == "IVF_FLAT"
+    finally:
+        client.close()
+    assert_same(milvus_records(srv, "src"), milvus_records(srv, "dst"))
+    p = vecmig("plan", str(spec), "--detailed-exitcode", env=environ)
+    assert p.returncode == 0 and "No changes" in p.stdout, p.stdout + p.stderr
+    assert_no_secret(srv, r.stdout, r.stderr, p.stdout, p.stderr, paths=(tmp_path,))
