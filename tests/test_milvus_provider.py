@@ -240,6 +240,10 @@ def test_a_namesake_in_another_partition_is_refused_not_merged(server: MilvusLit
     with pytest.raises(TerminalError, match="record 2 of namespace 'right' has a namesake"):
         p.upsert(batch([2, 9], 4, seed=5, namespace="right"))
     assert p.inventory().extra["partitions"] == {"_default": 0, "left": 3, "right": 0}
+    fixed = provider(server, "namesakes", namespace="right")  # one partition named in the spec: the same
+    with pytest.raises(TerminalError, match="record 3 of namespace 'right' has a namesake"):
+        fixed.upsert(batch([3], 4, seed=6))
+    assert p.fetch_in({"namespace": "left"}, [1, 2, 3]).ids == [1, 2, 3], "the other namespace is untouched"
 
 
 def test_an_acknowledged_upsert_survives_a_server_crash() -> None:

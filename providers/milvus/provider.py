@@ -204,8 +204,7 @@ class MilvusProvider(MilvusDdl):
                                     f"({code})", hint=lint.HINTS.get(code, "migrate into a new collection"))
         partition = self._write_partition(batch)
         self._ensure_partition(partition)
-        if self.store.namespace == ALL:
-            self._refuse_namesakes(layout, batch, partition)
+        self._refuse_namesakes(layout, batch, partition)
         rows = lay.to_rows(layout, batch)
         per_record = max(1, batch.nbytes // max(1, len(batch)))
         step = max(1, min(len(rows), MAX_REQUEST_BYTES // per_record))
@@ -216,8 +215,8 @@ class MilvusProvider(MilvusDdl):
 
     def _refuse_namesakes(self, layout: lay.Layout, batch: Batch, partition: str) -> None:
         """A primary key is unique across a collection's partitions: upserting an id that lives
-        in another partition would move it here, silently losing the other namespace's record.
-        Sources with namespaces ('*') may hold such namesakes; refuse them by id instead."""
+        in another partition would move it here, silently taking the other namespace's record
+        (and, outside this partition, no before-image would bring it back). Refused by id."""
         others = [p for p in self._call("listing partitions", lambda: self._c().list_partitions(self._name))
                   if p != partition]
         if not others:

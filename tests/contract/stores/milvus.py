@@ -50,7 +50,7 @@ def under_test(tmp: Path) -> StoreUnderTest:
             "sparse": "vecmig's Milvus collections hold one dense FLOAT_VECTOR "
                       "(the engine's VM104 refuses sparse values)",
             "namespaces": "a Milvus primary key is unique across a collection's partitions: the same id in "
-                          "two partitions is one record (writing a namesake through namespace '*' is refused)",
+                          "two partitions is one record (writing a namesake into another partition is refused by id)",
         },
         max_batch=5000,
         stop=srv.stop,
