@@ -62,8 +62,8 @@ class MilvusProvider(MilvusDdl):
         server_side_count=True, ordered_scan=True, metadata="json", metadata_default="json",
         max_dimension=MAX_DIMENSION, exact_numbers=True)
     # Milvus Lite's server on the loaded 2-core development machine (bench/milvus_throughput.py,
-    # 20k records of 128 dims, batches of 1000): ~4.1k records/s written, ~3.2k/s scanned from a
-    # flushed collection (unflushed: ~0.8k/s). A Milvus cluster is faster; spread covers some of it.
+    # 20k records of 128 dims, batches of 1000): 3.5k-6.0k records/s written, 3.2k-7.0k/s scanned
+    # from a flushed collection (unflushed: ~0.8k/s). The low ends, spread 3: a cluster is faster.
     throughput: ClassVar[Throughput] = Throughput(read_records_per_s=3_000, write_records_per_s=4_000,
                                                   read_mb_per_s=2, write_mb_per_s=2.5, max_parallel=2,
                                                   spread=3.0, startup_s=0.5)
