@@ -125,5 +125,13 @@ class MilvusSession(Provider):
     def _ensure_partition(self, name: str) -> None:
         if name == DEFAULT_PARTITION:
             return
-        if not self._call("looking up a partition", lambda: self._c().has_partition(self._name, name)):
+        def there() -> bool:
+            return bool(self._call("looking up a partition", lambda: self._c().has_partition(self._name, name)))
+
+        if there():
+            return
+        try:
             self._call(f"creating partition '{name}'", lambda: self._c().create_partition(self._name, name))
+        except VecmigError:
+            if not there():  # another worker (copy shards run in parallel) may have just made it
+                raise
