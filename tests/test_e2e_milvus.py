@@ -112,11 +112,14 @@ def assert_no_secret(srv: MilvusLite, *texts: str, paths: tuple[Path, ...] = ())
 # ---- SIGKILL and resume ---------------------------------------------------------------------------
 
 
-def kill_and_resume(spec: Path, environ: dict[str, str], db: Path, total: int, kills: int = 2) -> list[str]:
-    """SIGKILL `vecmig apply` at random record counts (and once by time), then let an apply finish."""
+def kill_and_resume(spec: Path, environ: dict[str, str], db: Path, total: int, kills: int = 2,
+                    actions: tuple[str, ...] = ()) -> list[str]:
+    """SIGKILL `vecmig apply` at random record counts, once by time and inside the named actions,
+    then let an apply finish."""
     rng = random.Random(f"{SEED}:{spec.parent.name}")
     points: list[tuple[str, object]] = [("time", rng.uniform(0.5, 1.5))]
     points += [("records", t) for t in sorted(rng.sample(range(1, total - 1), kills))]
+    points += [("action", a) for a in actions]
     landed: list[str] = []
     for point in points:
         if kill_at(spec, environ, db, point, rng.uniform(0, 0.05)):
@@ -235,7 +238,8 @@ def test_pgvector_to_new_milvus_collection_kill_resume_index_rollback(pg_db: str
         client.close()
 
     db = tmp_path / ".vecmig" / "pg-to-mv.db"
-    kill_and_resume(spec, environ, db, n)
+    landed = kill_and_resume(spec, environ, db, n, actions=("build_index.target",))
+    assert any(x.startswith("action=build_") for x in landed), landed  # a kill inside the index swap
     got = milvus_records_text(srv, "docs_v2")
     assert_same(pg_records(pg_db, "docs"), got)
     client = srv.client()

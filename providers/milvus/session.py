@@ -119,8 +119,16 @@ class MilvusSession(Provider):
 
     def _ensure_loaded(self) -> None:
         state = self._call("reading the load state", lambda: self._c().get_load_state(self._name))
-        if "Loaded" not in str(state.get("state")):
-            self._call("loading the collection", lambda: self._c().load_collection(self._name))
+        if "Loaded" in str(state.get("state")):
+            return
+        if self._layout is not None and self._index()[0] is None:
+            # An index swap killed between drop and build (build_index resumes later): Milvus
+            # loads only indexed collections, so the FLAT placeholder goes back first. (Milvus
+            # Lite loads unindexed collections by itself, so the tests cannot reach this line.)
+            spec = self._c().prepare_index_params()
+            spec.add_index(field_name=self._layout.vector, index_type="FLAT", metric_type="COSINE")
+            self._call("restoring the FLAT index", lambda: self._c().create_index(self._name, spec))
+        self._call("loading the collection", lambda: self._c().load_collection(self._name))
 
     def _ensure_partition(self, name: str) -> None:
         if name == DEFAULT_PARTITION:
