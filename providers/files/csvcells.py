@@ -173,10 +173,10 @@ def raw_records(f: IO[bytes], pos: int, end: int | None) -> Iterator[tuple[int, 
 def parse_rows(raw: list[bytes]) -> list[list[str]] | None:
     """Each raw record as its fields; None when the bytes do not split into one row per record
     (a stray quote): the caller then parses them one by one to name the bad one."""
-    text = b"".join(raw).decode("utf-8")
     try:
+        text = b"".join(raw).decode("utf-8")
         rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error:
+    except (UnicodeDecodeError, csv.Error):
         return None
     return rows if len(rows) == len(raw) else None
 
