@@ -41,7 +41,6 @@ from vecmig.providers.files.common import (
     file_stamp,
     float32_for_json,
     line_number,
-    loads,
 )
 from vecmig.providers.files.csvcells import (
     BOM,
@@ -52,9 +51,12 @@ from vecmig.providers.files.csvcells import (
     encode_id,
     encode_text,
     encode_value,
+    format_each,
     format_rows,
+    format_vector,
     parse_one,
     parse_rows,
+    parse_vector,
     raw_records,
 )
 from vecmig.records import Batch, RecordId
@@ -130,11 +132,12 @@ def read_header(path: Path, f: IO[bytes], fields: FileFields) -> Header:
     return Header(names, names.index(fields.id), names.index(vector), text, meta, json_meta, offset + len(raw), raw)
 
 
-# µs per record = fixed + per dimension (bench/csv_vs_jsonl.py: the csv module plus one JSON parse
-# per cell; near JSONL's figures).
-READ_US = (40.0, 0.25)
-WRITE_US = (35.0, 1.2)
-FETCH_US = (60.0, 0.4)
+# µs per record = fixed + per dimension: JSONL's figures (files/jsonl.py) scaled by the ratios
+# bench/csv_vs_jsonl.py measured in one run on the 2-core development machine under load
+# (20,000 records; reads 0.66-1.1x JSONL's rate, writes 1.1-1.5x: orjson writes the vectors).
+READ_US = (30.0, 0.3)
+WRITE_US = (27.0, 0.8)
+FETCH_US = (60.0, 0.45)
 FINALIZE_US = (8.0, 0.02)
 
 
@@ -204,12 +207,15 @@ class CsvProvider(FileProvider):
             raise self._bad(offset, f"record has no id (column '{h.names[h.id]}' is empty)", "give every record an id")
         cell = row[h.vector]
         try:
-            vector = loads(cell)
+            vector = parse_vector(cell)
         except ValueError as exc:
             raise self._bad(offset, f"record {rid!r}: column '{h.names[h.vector]}' is not a JSON array ({exc})",
                             "write the vector as a JSON array of numbers, e.g. [0.1,0.2]") from None
+        # Only a cell holding quotes, letters of true/false/null or nested brackets can hold
+        # anything but numbers: the element-wise look runs for those alone.
+        odd = '"' in cell or "t" in cell or "f" in cell or "n" in cell or cell.count("[") != 1
         if (not isinstance(vector, list) or not vector
-                or any(type(x) is not float and type(x) is not int for x in vector)):
+                or (odd and any(type(x) is not float and type(x) is not int for x in vector))):
             raise self._bad(offset, f"record {rid!r}: column '{h.names[h.vector]}' must be a non-empty JSON array of "
                             "numbers", "write the vector as a JSON array of numbers, e.g. [0.1,0.2]")
         if dim is not None and len(vector) != dim:
@@ -436,11 +442,16 @@ class CsvProvider(FileProvider):
 
     def _encode_rows(self, batch: Batch, columns: list[str]) -> list[bytes]:
         f = self.fields
+        finite = np.isfinite(batch.vectors).all(axis=1)
+        if not finite.all():
+            bad = batch.ids[int(np.flatnonzero(~finite)[0])]
+            raise TerminalError(f"{self.path}: record {bad!r}: vector holds NaN or infinity",
+                                hint="fix the vector in the source: no store keeps non-finite values")
         vectors = float32_for_json(batch.vectors).tolist()
         texts = batch.texts if batch.texts is not None else [None] * len(batch)
         meta_cols = set(columns[3:])
         json_meta = isinstance(f.metadata, str) and not f.loose
-        out: list[bytes] = []
+        rows: list[list[str]] = []
         for i, rid in enumerate(batch.ids):
             meta = batch.metadata[i]
             if not json_meta:
@@ -451,16 +462,21 @@ class CsvProvider(FileProvider):
                         f"{self.path} (columns: {', '.join(columns)})",
                         hint="re-create the target from a source whose sample shows the field, drop it "
                              "(mapping.metadata.drop), or keep metadata in one JSON column (fields.metadata: metadata)")
-            cells = [encode_id(rid), dumps(vectors[i]), encode_text(texts[i])]
+            cells = [encode_id(rid), format_vector(vectors[i]), encode_text(texts[i])]
             try:
                 if json_meta:
                     cells.append(dumps(meta) if meta else "")
                 else:
                     cells.extend(encode_value(meta[k]) if k in meta else "" for k in columns[3:])
-                row = format_rows([cells])
             except (ValueError, TypeError) as exc:
                 raise self._unwritable(rid, meta, texts[i], exc) from None
-            out.append(row)
+            rows.append(cells)
+        out: list[bytes] = []
+        for i, line in enumerate(format_each(rows)):
+            try:
+                out.append(line.encode("utf-8"))
+            except UnicodeEncodeError as exc:  # a lone surrogate: name the record and the field
+                raise self._unwritable(batch.ids[i], batch.metadata[i], texts[i], exc) from None
         return out
 
     def _unwritable(self, rid: RecordId, meta: dict[str, Any], text: str | None, exc: Exception) -> TerminalError:
