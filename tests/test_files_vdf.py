@@ -287,3 +287,12 @@ def ns(namespace: str, data_path: str = "idx") -> dict[str, Any]:
 def test_hostile_vdf_is_refused_in_one_line(tmp_path: Path, meta: str | None, namespace: str | None,
                                             expected: str) -> None:
     assert expected in refusal(tmp_path, meta, namespace=namespace)
+
+
+def test_double_vectors_float32_cannot_hold_are_refused_not_rounded(tmp_path: Path) -> None:
+    """vdf-io writes vectors as pandas lists of float64: 0.1 as a double is no float32 value."""
+    vdf = tmp_path / "bad.vdf"
+    vdf.mkdir()
+    vdf_io_export(vdf, "idx", {"": {"a": ([0.5, 0.25], {"k": 1}), "b": ([0.1, 0.5], {"k": 2})}}, 2)
+    line = refusal(tmp_path, None)
+    assert "row 1" in line and "float32 cannot hold exactly" in line and "1.parquet" in line, line

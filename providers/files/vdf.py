@@ -18,13 +18,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from vecmig import safe_paths
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider
 from vecmig.providers.files import vdfmeta
 from vecmig.providers.files.fields import combine_kinds
-from vecmig.providers.files.parquet import ParquetProvider, _concat, _schema_to_text, build_schema
+from vecmig.providers.files.parquet import Layout, ParquetProvider, _concat, _schema_to_text, build_schema
 from vecmig.providers.files.parquet import model as parquet_model
 from vecmig.providers.files.staging import Staging
 from vecmig.records import Batch, RecordId
@@ -33,10 +37,33 @@ from vecmig.spec import Fields, StoreSpec
 DATA_FILE = "1.parquet"  # vdf-io's exporters number their files from 1
 
 
+class _ExactLayout(Layout):
+    """vdf-io's exporters write vectors as pandas makes them: lists of float64. vecmig keeps
+    float32, so a vector whose values float32 cannot hold exactly is refused, naming the row,
+    instead of being rounded (values that came from a float32 store convert back exactly)."""
+
+    def _checked(self, rb: pa.RecordBatch, first_row: int, dim: int) -> tuple[pa.Array, np.ndarray]:
+        id_col, vectors = super()._checked(rb, first_row, dim)
+        if not pa.types.is_float32(self.schema.field(self.vector).type.value_type):
+            wide = np.asarray(rb.column(self.vector).flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
+            differ = (vectors.astype(np.float64) != wide.reshape(vectors.shape)).any(axis=1)
+            if differ.any():
+                row = first_row + int(np.flatnonzero(differ)[0])
+                raise TerminalError(
+                    f"vector '{self.vector}' holds {self.schema.field(self.vector).type.value_type} values that "
+                    "float32 cannot hold exactly (vecmig keeps vectors as float32 and would round them)",
+                    where=f"{self.path}: row {row}",
+                    hint="cast the vector column to float32 in the source if rounding is acceptable")
+        return id_col, vectors
+
+
 class _VdfParquet(ParquetProvider):
     """One Parquet file of a VDF namespace; writes one typed column per metadata key."""
 
     name = "vdf"
+
+    def _layout(self, pf: pq.ParquetFile) -> Layout:
+        return _ExactLayout(self.fields, pf.schema_arrow, self.path)
 
     def _typed(self, schema: CollectionSchema) -> dict[str, Any]:
         keys = tuple(sorted(schema.metadata))
