@@ -114,6 +114,7 @@ HOSTILE = {
     "short row": ('id,vector,text\n1,"[1,2]",a\n2,"[1,2]"\n', [":3", "2 fields, the header has 3"]),
     "bad vector JSON": ('id,vector\n1,"[1,2]"\n2,"[1,,2]"\n', [":3", "column 'vector' is not a JSON array"]),
     "vector of strings": ('id,vector\n1,"[""a"",""b""]"\n', [":2", "non-empty JSON array of numbers"]),
+    "NaN in vector": ('id,vector\n1,"[NaN,1]"\n', [":2", "NaN, Infinity or a value beyond float32's range"]),
     "ragged vector": ('id,vector\n1,"[1,2]"\n2,"[1,2,3]"\n', [":3", "3-dimensional"]),
     "duplicate header": ('id,vector,tag,tag\n1,"[1]",a,b\n', [":1", "column 'tag' twice"]),
     "empty header name": ('id,vector,\n1,"[1]",a\n', [":1", "empty column name"]),

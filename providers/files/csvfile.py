@@ -181,12 +181,12 @@ class CsvProvider(CsvWriting, FileProvider):
                 rid, vector, meta, text = self._decode(h, row, off, dim)
                 try:
                     matrix[i] = vector
+                    finite = bool(np.isfinite(matrix[i]).all())
                 except (ValueError, TypeError, OverflowError):
-                    raise self._bad(off, f"record {rid!r}: vector holds a value beyond float32's range",
-                                    "fix the vector values in that record") from None
-                if not np.isfinite(matrix[i]).all():
-                    raise self._bad(off, f"record {rid!r}: vector holds a value beyond float32's range",
-                                    "fix the vector values in that record")
+                    finite = False
+                if not finite:
+                    raise self._bad(off, f"record {rid!r}: vector holds NaN, Infinity or a value beyond float32's "
+                                    "range", "fix the vector values in that record")
                 ids.append(rid)
                 metas.append(meta)
                 texts.append(text)
