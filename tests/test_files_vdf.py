@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional  # noqa: UP035 - vdf-io's models, verbatim
 
@@ -23,10 +25,12 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from tests.roundtrip import exact
-from tests.support.cli import vecmig
+from tests.roundtrip import exact, write_jsonl
+from tests.roundtrip import records as make_records
+from tests.support.cli import spawn, vecmig
 from tests.support.data import make_docs_table
 from tests.support.specs import env_for
+from tests.test_files_csv import checkpointed
 from vecmig.errors import TerminalError
 from vecmig.providers import provider_class
 from vecmig.spec import StoreSpec
@@ -296,3 +300,40 @@ def test_double_vectors_float32_cannot_hold_are_refused_not_rounded(tmp_path: Pa
     vdf_io_export(vdf, "idx", {"": {"a": ([0.5, 0.25], {"k": 1}), "b": ([0.1, 0.5], {"k": 2})}}, 2)
     line = refusal(tmp_path, None)
     assert "row 1" in line and "float32 cannot hold exactly" in line and "1.parquet" in line, line
+
+
+# ---- SIGKILL mid-apply, then resume ---------------------------------------------------------------
+
+
+def test_sigkill_mid_apply_then_resume_leaves_vdf_io_exactly_the_records(tmp_path: Path) -> None:
+    """Parts of a killed run wait outside the data folder; the resumed run merges each record once."""
+    src = make_records(range(2000), 5)
+    write_jsonl(tmp_path / "src.jsonl", src)
+    s = spec(tmp_path, "kill", "{provider: jsonl, connection: {path: src.jsonl}}",
+             "{provider: vdf, connection: {path: out.vdf}, collection: docs}",
+             "strategy: {type: big-bang, batch_size: 40, concurrency: 2, shard_size: 1000}\n")
+    db = tmp_path / ".vecmig" / "kill.db"
+    kills = 0
+    for threshold in (200, 900, 1500):
+        proc = spawn("apply", str(s), "--auto-approve")
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and checkpointed(db) < threshold:
+            time.sleep(0.005)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        else:
+            proc.communicate(timeout=30)
+    assert kills >= 2, f"only {kills} kills landed"
+    ok("apply", str(s), "--auto-approve")
+    read = vdf_io_import(tmp_path / "out.vdf")[("docs", "")]
+    assert len(read) == 2000 and set(read) == {r["id"] for r in src}
+    back = spec(tmp_path, "back", "{provider: vdf, connection: {path: out.vdf}, collection: docs}",
+                "{provider: jsonl, connection: {path: back.jsonl}}")
+    ok("apply", str(back), "--auto-approve")
+    out = read_jsonl(tmp_path / "back.jsonl")
+    assert len(out) == 2000, "nothing lost, nothing doubled"
+    # Typed Parquet columns keep no null apart from an absent key (the store declares it).
+    want = [{**r, "metadata": {k: v for k, v in r["metadata"].items() if v is not None}} for r in src]
+    assert exact(out) == exact(want)
