@@ -69,31 +69,37 @@ class VDFMeta(BaseModel):
 
 
 def vdf_io_export(vdf_dir: Path, index: str, namespaces: dict[str, dict[str, tuple[list[float], dict[str, Any]]]],
-                  dim: int) -> None:
+                  dim: int, files: int = 1) -> None:
     """What ``ExportPinecone.get_data`` leaves: per namespace a directory
-    ``<index>[_<namespace>]/i<n>.parquet/`` holding ``<n>.parquet`` from ``save_vectors_to_parquet``,
-    and ``VDF_META.json`` from ``VDFMeta.model_dump`` with ``indent=4``."""
+    ``<index>[_<namespace>]/i<n>.parquet/`` holding ``<n>.parquet`` from each
+    ``save_vectors_to_parquet`` (one per ``max_file_size`` worth of records: ``files``), and
+    ``VDF_META.json`` from ``VDFMeta.model_dump`` with ``indent=4``."""
     file_ctr = 1
     file_structure = []
     metas = []
-    for namespace, records in namespaces.items():
+    for namespace, recs in namespaces.items():
         vectors_directory = os.path.join(str(vdf_dir), index + ("_" + namespace if namespace else ""),
                                          f"i{file_ctr}.parquet")
         os.makedirs(vectors_directory, exist_ok=True)
-        vectors = {k: v[0] for k, v in records.items()}
-        metadata = {k: v[1] for k, v in records.items()}
-        vectors_df = pd.DataFrame(list(vectors.items()), columns=["id", "vector"])
-        metadata_df = pd.DataFrame.from_records([{"id": k, **v} for k, v in metadata.items()])
-        common = set(vectors_df.columns) & set(metadata_df.columns) - {"id"}
-        metadata_df = metadata_df.rename(columns={c: f"metadata_{c}" for c in common})
-        df = vectors_df.merge(metadata_df, on="id", how="outer")
-        parquet_file = os.path.join(vectors_directory, f"{file_ctr}.parquet")
-        df.to_parquet(parquet_file)
-        file_structure.append(parquet_file)
-        file_ctr += 1
+        items = list(recs.items())
+        total = 0
+        for part in range(files):
+            chunk = dict(items[part * len(items) // files:(part + 1) * len(items) // files])
+            vectors = {k: v[0] for k, v in chunk.items()}
+            metadata = {k: v[1] for k, v in chunk.items()}
+            vectors_df = pd.DataFrame(list(vectors.items()), columns=["id", "vector"])
+            metadata_df = pd.DataFrame.from_records([{"id": k, **v} for k, v in metadata.items()])
+            common = set(vectors_df.columns) & set(metadata_df.columns) - {"id"}
+            metadata_df = metadata_df.rename(columns={c: f"metadata_{c}" for c in common})
+            df = vectors_df.merge(metadata_df, on="id", how="outer")
+            parquet_file = os.path.join(vectors_directory, f"{file_ctr}.parquet")
+            df.to_parquet(parquet_file)
+            file_structure.append(parquet_file)
+            file_ctr += 1
+            total += len(df)
         metas.append(NamespaceMeta(
-            namespace=namespace, index_name=index, total_vector_count=len(records),
-            exported_vector_count=len(df), dimensions=dim, model_name="NOT_PROVIDED", vector_columns=["vector"],
+            namespace=namespace, index_name=index, total_vector_count=len(recs),
+            exported_vector_count=total, dimensions=dim, model_name="NOT_PROVIDED", vector_columns=["vector"],
             data_path=str(Path(vectors_directory).relative_to(vdf_dir)), metric="Cosine"))
     file_structure.append(os.path.join(str(vdf_dir), "VDF_META.json"))
     meta = VDFMeta(version="0.1.248", file_structure=file_structure, author="tester", exported_from="pinecone",
@@ -217,7 +223,7 @@ def test_vdf_io_export_reads_exactly_and_shared_directory_survives_apply_and_rol
     vdf = tmp_path / "vdf_20261206_220000_abcd"
     vdf.mkdir()
     default, prod = exported(25, 1, 8), exported(40, 2, 8)
-    vdf_io_export(vdf, "movies", {"": default, "prod": prod}, 8)
+    vdf_io_export(vdf, "movies", {"": default, "prod": prod}, 8, files=3)  # three files per namespace
     for namespace, records in (("", default), ("prod", prod)):
         ns = f", namespace: {namespace}" if namespace else ""
         out = f"{namespace or 'default'}.jsonl"

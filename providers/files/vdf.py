@@ -162,6 +162,9 @@ class VdfProvider(Provider):
     def _target_namespace(self) -> str:
         return self.namespace or ""
 
+    def _staging_dir(self, data_path: str) -> Path:
+        return self.dir / vdfmeta.STAGING / (data_path.replace("/", "_") + ".vecmig-parts")
+
     def _target(self) -> _VdfParquet:
         """The one file vecmig writes this namespace to."""
         meta = self._meta()
@@ -178,7 +181,7 @@ class VdfProvider(Provider):
                     "one", hint="let the plan re-create the target (target.create), or use another index name")
             path = files[0] if files else path
         inner = self._file(path, meta, vector)
-        staging = self.dir / vdfmeta.STAGING / (rel.replace("/", "_") + ".vecmig-parts")
+        staging = self._staging_dir(rel)
         if inner.staging.dir != staging:
             inner.staging = Staging(inner.path, inner.part_suffix, where=staging)
         return inner
@@ -206,10 +209,9 @@ class VdfProvider(Provider):
                                  "text": any(i.extra.get("text") for i in invs)}
         if len(id_types) > 1:
             extra["mixed_id_types"] = True
-        staging = self._target().staging
-        if staging.exists():
-            entries = staging.entries()
-            extra["pending_parts"] = len(entries)
+        staging = self._staging_dir(entry["data_path"])
+        if staging.is_dir():  # a target being written: its parts wait there
+            extra["pending_parts"] = sum(1 for _ in staging.iterdir())
         return Inventory(
             provider=self.name, collection=self.index, exists=True,
             dimension=int(entry["dimensions"]) if entry["dimensions"] > 0 else next(
