@@ -148,6 +148,19 @@ def version(ctx: typer.Context) -> None:
 
 
 @app.command()
+def providers(ctx: typer.Context) -> None:
+    """List the stores vecmig can reach here, and how to connect to each."""
+    from vecmig.operations.providers import list_providers
+
+    c = _opts(ctx).out()
+    for store in list_providers():
+        state = "" if store.installed else f"  [yellow](not installed: {store.missing})[/yellow]"
+        c.print(f"[bold]{store.name}[/bold]  {store.summary}{state}")
+        if store.connection:
+            c.print(f"    {store.connection}", markup=False)
+
+
+@app.command()
 def validate(ctx: typer.Context, spec_path: Spec_) -> None:
     """Check a spec without touching any store."""
     from vecmig.operations.plan import SpecRequest

@@ -42,6 +42,14 @@ def keeps_namespaces(spec: Any) -> bool:
     return bool(spec.target.namespace == "*" and spec.source.namespace == "*")
 
 
+def unique_by_namespace(spec: Any) -> bool:
+    """Source ids need only be unique within their namespace: the target keeps namespaces, or
+    the mapping makes ids ``"<namespace>/<id>"`` (vecmig.namespaces)."""
+    from vecmig import namespaces  # the spec's mapping lives above this module
+
+    return keeps_namespaces(spec) or namespaces.composite(spec)
+
+
 def id_kind(record_id: Any) -> str | None:
     """``"int"``, ``"text"``, or None for what cannot be an id (bool, float, None, "", ...)."""
     t = type(record_id)

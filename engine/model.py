@@ -37,6 +37,16 @@ class Inventory:
     index: dict[str, Any] | None = None
     aliases: dict[str, str | None] = field(default_factory=dict)  # alias -> collection it points at
     bytes_per_record: int | None = None
+    # What the engine reads beyond counts and shapes; each store fills in what it knows.
+    has_text: bool = False  # records carry text
+    # The store keeps all metadata as one JSON document in this column: its keys are not
+    # known without reading every record.
+    metadata_column: str | None = None
+    sparse: bool = False  # the collection has room for sparse values
+    address: str | None = None  # where readers reach the collection (a data-plane host): pointers name it
+    namespace: str | None = None  # the namespace read or written, where the store has them
+    content: str | None = None  # digest of every record, set where a record-level diff ran
+    # The store's own notes (bounds, layout), read by the store alone, never by the engine.
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -56,7 +66,28 @@ class Inventory:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Inventory:
         d = {k: v for k, v in d.items() if k != "fingerprint"}
-        return cls(**d)
+        return cls(**_lift_legacy(d))
+
+
+# Keys earlier versions kept in ``extra`` that are typed fields now: a plan or round saved by
+# them reads the same (and fingerprints the same as a fresh refresh of the same collection).
+_LEGACY_EXTRA = {"content": "content", "host": "address", "namespace": "namespace", "sparse": "sparse",
+                 "metadata_column": "metadata_column", "has_text": "has_text", "text": "has_text"}
+
+
+def _lift_legacy(d: dict[str, Any]) -> dict[str, Any]:
+    extra = dict(d.get("extra") or {})
+    if not any(k in extra for k in _LEGACY_EXTRA) or "has_text" in d:
+        return d
+    lifted = {**d}
+    for old, new in _LEGACY_EXTRA.items():
+        if old in extra:
+            value = extra.pop(old)
+            lifted[new] = bool(value) if new in ("has_text", "sparse") else value
+    if extra.get("text_column"):
+        lifted["has_text"] = True
+    lifted["extra"] = extra
+    return lifted
 
 
 @dataclass(frozen=True)

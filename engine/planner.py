@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, calibrate, estimate, pointer
-from vecmig.errors import PlanError, SpecError
+from vecmig import __version__, calibrate, estimate, namespaces, pointer
+from vecmig.errors import PlanError, SpecError, TerminalError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
-from vecmig.providers import provider_class
+from vecmig.providers import provider_class, stores_that
 from vecmig.providers.base import CollectionSchema, Provider, Throughput
 from vecmig.records import Batch, sparse_of
 from vecmig.refresh import Refreshed
@@ -24,6 +24,7 @@ from vecmig.state.reader import StateReader
 from vecmig.state.rows import RoundRow
 from vecmig.strategies import BUILDERS, cdc
 from vecmig.strategies.context import PlanContext
+from vecmig.tolerance import describe
 
 
 def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
@@ -78,8 +79,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     actions = [replace(a, reason=redact(a.reason), reverse=redact(a.reverse), params=redact.walk(a.params))
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
-                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_sample(spec, seen)
-                + cdc.findings(spec, seen, state)]
+                for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_namespaces(spec, seen)
+                + lint_sample(spec, seen) + cdc.findings(spec, seen, state)]
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),
@@ -166,7 +167,7 @@ def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str
     # Content digests exist only where a diff ran (a target holding records, no round open):
     # compared when both sides have one, else the inventories are compared without them.
     recorded = Inventory.from_json(json.loads(round_row["plan_json"])["source"])
-    if "content" in recorded.extra and "content" in seen.source.extra:
+    if recorded.content is not None and seen.source.content is not None:
         same = recorded.fingerprint == seen.source.fingerprint
     else:
         same = without_content(recorded).fingerprint == without_content(seen.source).fingerprint
@@ -174,7 +175,15 @@ def changed_since_round(spec: Spec, round_row: RoundRow, seen: Refreshed) -> str
 
 
 def without_content(inventory: Inventory) -> Inventory:
-    return replace(inventory, extra={k: v for k, v in inventory.extra.items() if k != "content"})
+    return replace(inventory, content=None)
+
+
+def _stores_taking(dimension: int) -> str:
+    return stores_that(lambda c: (c.capabilities.max_dimension or dimension) >= dimension)
+
+
+def _sparse_stores() -> str:
+    return stores_that(lambda c: c.capabilities.sparse)
 
 
 def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
@@ -187,7 +196,8 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
         raise PlanError(
             f"the source vectors have {source.dimension} dimensions; {spec.target.provider} holds at most {limit}",
             where=spec.where("/target/provider"),
-            hint="choose a target that takes this dimension (pinecone: 20000), or re-embed with a smaller model",
+            hint=f"choose a target that takes this dimension ({_stores_taking(source.dimension)}), "
+                 "or re-embed with a smaller model",
         )
     create = spec.target.create
     if create and create.dimension and source.dimension and create.dimension != source.dimension:
@@ -238,32 +248,25 @@ def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None,
                         where=spec.where("/target"), hint="set target.create.dimension")
     metric = (create.metric if create else None) or source.metric or "cosine"
     id_type = (create.id_type if create else None) or source.id_type or "text"
-    metadata = {}
-    for name, kind in source.fields.items():
-        if name in spec.mapping.drop:
-            continue
-        metadata[dict(spec.mapping.rename).get(name, name)] = kind
+    metadata = namespaces.mapped_fields(spec, dict(source.fields))
     target_fields = spec.target.fields.metadata
     typed_target = (target_fields is None and provider_class(spec.target.provider).capabilities.metadata_default
                     == "typed") or isinstance(target_fields, tuple | list)
-    if source.extra.get("metadata_column") and typed_target:
+    if source.metadata_column and typed_target:
         raise PlanError(
-            f"the source keeps its metadata in one JSON column ({source.extra['metadata_column']}), so its keys "
+            f"the source keeps its metadata in one JSON column ({source.metadata_column}), so its keys "
             "are not known without reading every record",
             where=spec.where("/target/fields"),
             hint="set target.fields.metadata to a column name to store the metadata as one jsonb document",
         )
-    # Providers say whether records carry text: files by a flag, pgvector by naming the column,
-    # Pinecone by finding it in the sampled metadata.
-    has_text = bool(spec.source.fields.text) or bool(source.extra.get("text")) or bool(
-        source.extra.get("text_column")) or bool(source.extra.get("has_text"))
+    has_text = bool(spec.source.fields.text) or source.has_text
     return CollectionSchema(dimension=dimension, metric=metric, id_type=id_type, metadata=metadata, text=has_text,
                             sparse=source_has_sparse(source, sample))
 
 
 def source_has_sparse(source: Inventory, sample: Batch | None) -> bool:
     """The source declares a sparse field (a Pinecone hybrid index) or its sample holds sparse values."""
-    return bool(source.extra.get("sparse")) or (sample is not None and any(s is not None for s in sparse_of(sample)))
+    return source.sparse or (sample is not None and any(s is not None for s in sparse_of(sample)))
 
 
 def foreign_records(state: StateReader | None, seen: Refreshed) -> tuple[int, int | None]:
@@ -485,7 +488,33 @@ def lint(spec: Spec, seen: Refreshed, state: StateReader | None = None) -> list[
             shown = pointer.shown_path(str(written), path)
             out.append(Warning_(pointer.POINTER_CODE, f"target.pointer.file {shown} {problem}: it is not a vecmig "
                                 "pointer file, and cutover would replace it", "error", pointer.REPLACE_HINT))
+    out.extend(vector_tolerance(spec, seen))
     return out
+
+
+# Lint code: a store keeps float32 vectors only within N ulp (Capabilities.vector_ulps).
+VECTOR_ULP = "VM118"
+
+
+def vector_tolerance(spec: Spec, seen: Refreshed) -> list[Warning_]:
+    """VM118 (info): a side keeps vectors only within N ulp of what was written, so validation and
+    the diff compare the pair's vectors within it (ids, metadata and text stay exact)."""
+    create = spec.target.create
+    target_metric = seen.target.metric if seen.target.exists else (
+        (create.metric if create else None) or seen.source.metric or "cosine")
+    said: list[str] = []
+    most = 0
+    for role, store, metric in (("source", spec.source.provider, seen.source.metric if seen.source.exists else None),
+                                ("target", spec.target.provider, target_metric)):
+        ulp = provider_class(store).vector_ulps_for(metric)
+        if ulp > 0:
+            said.append(f"{role} {describe(store, metric, ulp)}")
+            most = max(most, ulp)
+    if not said:
+        return []
+    return [Warning_(VECTOR_ULP, f"{'; '.join(said)}: validation and the diff compare vectors within {most} ulp "
+                                 "(ids, metadata and text exactly)", "info",
+                     "nothing to do; for bit-exact vectors choose a target (or metric) that keeps float32 bits")]
 
 
 def lint_ids(spec: Spec, seen: Refreshed) -> list[Warning_]:
@@ -498,12 +527,55 @@ def lint_ids(spec: Spec, seen: Refreshed) -> list[Warning_]:
     found = report.problem()
     if found is None:
         return []
+    if found[0] == "VM107":
+        found = namespaces.collision(spec, report.repeated_message()) or found
     code, message, hint = found
     return [Warning_(code, f"{message} (in the first {report.checked:,} source ids)", "error", hint)]
 
 
+def lint_namespaces(spec: Spec, seen: Refreshed) -> list[Warning_]:
+    """Source namespaces that the target would not keep apart: merged without a trace (VM112),
+    or two renamed into one target namespace (``mapping.namespace.names``, VM110)."""
+    spaces = sorted({s["namespace"] for s in seen.shards if isinstance(s.get("namespace"), str)})
+    rule = namespaces.rule(spec)
+    if not namespaces.target_by_namespace(spec):
+        if len(spaces) > 1 and (rule is None or rule.to != "field"):
+            shown = ", ".join(repr(s) for s in spaces[:5]) + (", ..." if len(spaces) > 5 else "")
+            return [Warning_(namespaces.DROPPED, f"the source's {len(spaces)} namespaces ({shown}) are merged into "
+                             f"one place in the {spec.target.provider} target: which namespace each record came from "
+                             "is not kept", "warning",
+                             f"keep it in a metadata field: `{namespaces.FIELD_HINT}`")]
+        return []
+    if rule is None:
+        return []
+    into: dict[str, str] = {}
+    for shard in seen.shards:
+        ns = shard.get("namespace")
+        if not isinstance(ns, str):
+            continue
+        new = namespaces.rename(spec, ns)
+        if new in into and into[new] != ns:
+            return [Warning_(namespaces.COLLISION, f"source namespaces {into[new]!r} and {ns!r} both go to target "
+                             f"namespace {new!r} (mapping.namespace.names), where the same id would be one record",
+                             "error", "give each source namespace its own target namespace in "
+                                      "mapping.namespace.names")]
+        into[new] = ns
+    return []
+
+
 # Records of the sample that are not unit length, beyond which a metric change is flagged.
 NORM_TOLERANCE = 1e-3
+
+
+def _mapped_sample(spec: Spec, sample: Batch) -> Batch:
+    """The sample as the target receives it (vecmig.namespaces.map_batch), in one batch."""
+    parts = namespaces.map_batch(spec, sample)
+    if len(parts) == 1:
+        return parts[0].batch
+    out = sample.take([p for m in parts for p in m.positions])
+    out.ids = [i for m in parts for i in m.batch.ids]
+    out.metadata = [d for m in parts for d in m.batch.metadata]
+    return out
 
 
 def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
@@ -518,8 +590,11 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
     sample = seen.sample
     if sample is None or not len(sample) or not seen.source.exists:
         return []
-    mapped = Batch(ids=sample.ids, vectors=sample.vectors, metadata=[spec.mapping.apply(m) for m in sample.metadata],
-                   texts=sample.texts, extra=sample.extra)
+    try:
+        mapped = _mapped_sample(spec, sample)
+    except TerminalError as exc:
+        return [Warning_(namespaces.UNMAPPABLE, f"{exc.message} (in the first {len(sample):,} source records)",
+                         "error", exc.hint or "")]
     target_cls = provider_class(spec.target.provider)
     try:
         schema = target_schema(spec, seen.source, sample, seen.target)
@@ -540,9 +615,9 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
             out.append(Warning_(
                 "VM104", f"{len(with_sparse)} record(s) {where} carry sparse values (e.g. {shown}), which "
                          f"{spec.target.provider} cannot store: apply would stop at the first of them",
-                "error", "migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
+                "error", f"migrate into a target that holds sparse values ({_sparse_stores()}), "
                          "or remove them from the source first"))
-        elif seen.source.extra.get("sparse"):
+        elif seen.source.sparse:
             out.append(Warning_(
                 "VM105", f"the source index has a sparse field, though no record {where} uses it; "
                          f"{spec.target.provider} cannot store sparse values, so a record that has them "

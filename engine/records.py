@@ -217,15 +217,21 @@ def sparse_of(batch: Batch) -> list[Any]:
     return [None] * len(batch)
 
 
-def batch_digests(batch: Batch, strict: bool = False) -> list[int]:
+def batch_digests(batch: Batch, strict: bool = False, vectors: bool = True) -> list[int]:
     """record_digest of every record, sparse values included, in batch order.
 
     The vectors are converted to little-endian float32 bytes once for the whole batch and
-    sliced per record, rather than converted record by record.
+    sliced per record, rather than converted record by record. ``vectors=False``: the vectors
+    are left out, for stores compared within a tolerance (``vecmig.tolerance``), whose vectors
+    are then compared value by value.
     """
     n = len(batch)
     if n == 0:
         return []
+    if not vectors:
+        texts = batch.texts if batch.texts is not None else [None] * n
+        return [record_digest(rid, b"", meta, text, sp, strict)
+                for rid, meta, text, sp in zip(batch.ids, batch.metadata, texts, sparse_of(batch), strict=True)]
     raw = np.ascontiguousarray(batch.vectors, dtype="<f4").tobytes()
     step = len(raw) // n
     texts = batch.texts if batch.texts is not None else [None] * n

@@ -7,7 +7,7 @@ from typing import Any
 
 from vecmig.diff import RecordDiff, diff_records, empty_target
 from vecmig.errors import VecmigError
-from vecmig.ids import IdReport, keeps_namespaces
+from vecmig.ids import IdReport, unique_by_namespace
 from vecmig.model import Inventory
 from vecmig.providers import Provider, provider_class
 from vecmig.providers.base import FeedReport
@@ -62,7 +62,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
         if shards and source.exists and wants_sample(spec):
             sample = first_batch(src, cut[0] if cut else None)
-        if shards and source.exists and source.count and not keeps_namespaces(spec):
+        if shards and source.exists and source.count and not unique_by_namespace(spec):
             id_sample = src.check_ids(limit=ID_SAMPLE)
         feed_report = feed_of(spec, src) if shards and source.exists else None
     with open_provider(spec.target) as tgt:
@@ -75,8 +75,8 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
         # the plan settles instead of copying nothing forever; otherwise everything is to add.
         if target.exists and (target.count is None or target.count > 0 or not source.count):
             diff = diff_records(spec, list(cut), baseline, versions_baseline=versions)
-            source = replace(source, extra={**source.extra, "content": diff.source_digest})
-            target = replace(target, extra={**target.extra, "content": diff.target_digest})
+            source = replace(source, content=diff.source_digest)
+            target = replace(target, content=diff.target_digest)
         else:
             # An existing empty target is diffed trivially (every source record to add): the plan
             # then moves nothing once the source is empty too, instead of copying nothing forever.

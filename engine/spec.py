@@ -117,13 +117,37 @@ class StrategySpec:
 
 
 @dataclass(frozen=True)
-class MappingSpec:
-    rename: tuple[tuple[str, str], ...] = ()
-    drop: tuple[str, ...] = ()
+class NamespaceMapping:
+    """Where a record's namespace goes (``mapping.namespace``); see :mod:`vecmig.namespaces`.
+
+    ``to: field``: the source namespace becomes metadata field ``name`` of a namespace-less
+    target; ``from: field``: field ``name`` of a namespace-less source names the target namespace
+    (and is removed, so a round trip gives back what was exported); ``to: namespace`` (the
+    default between namespaced stores): a namespace stays itself, or becomes ``names[it]``.
+    ``composite_ids``: ids are ``"<namespace>/<id>"`` in the namespace-less store, so the same
+    id in two namespaces stays two records; ``from: field`` strips the prefix again.
+    """
+
+    to: Literal["field", "namespace"] = "namespace"
+    from_field: bool = False  # ``from: field``: the reverse of ``to: field``
+    name: str | None = None
+    names: tuple[tuple[str, str], ...] = ()
+    composite_ids: bool = False
 
     @property
     def is_identity(self) -> bool:
-        return not self.rename and not self.drop
+        return self.to == "namespace" and not self.from_field and not self.names
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    rename: tuple[tuple[str, str], ...] = ()
+    drop: tuple[str, ...] = ()
+    namespace: NamespaceMapping | None = None
+
+    @property
+    def is_identity(self) -> bool:
+        return not self.rename and not self.drop and (self.namespace is None or self.namespace.is_identity)
 
     def apply(self, metadata: dict[str, Any]) -> dict[str, Any]:
         if not self.rename and not self.drop:

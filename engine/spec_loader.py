@@ -8,10 +8,8 @@ and the benchmarks import from here.
 from __future__ import annotations
 
 from vecmig.specload import load_public, load_spec, load_spec_text, public_hash, public_of_file
-from vecmig.specload.interpolation import NOT_SECRET_CONNECTION_KEYS
 
 __all__ = [
-    "NOT_SECRET_CONNECTION_KEYS",
     "load_public",
     "load_spec",
     "load_spec_text",

@@ -8,6 +8,7 @@ plugin without one, the provider class itself. See ``providers/README.md`` to ad
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -17,7 +18,7 @@ from vecmig.providers.kit import ProviderKit, SpecRules
 
 __all__ = [
     "Capabilities", "CollectionSchema", "Provider", "ProviderKit", "SpecRules", "Throughput",
-    "available", "kits", "provider_class", "rules_of",
+    "available", "kits", "provider_class", "rules_of", "stores_that",
 ]
 
 GROUP = "vecmig.providers"
@@ -51,6 +52,22 @@ def rules_of(name: str) -> SpecRules | None:
         return entry.rules
     rules = getattr(entry, "spec_rules", None)
     return rules if isinstance(rules, SpecRules) else None
+
+
+def stores_that(can: Callable[[type[Provider]], bool]) -> str:
+    """The registered stores whose class ``can`` (for hints: "pinecone, jsonl"); loads their
+    classes, so only for error paths."""
+    names = []
+    for name in sorted(available()):
+        entry = _entry(name)
+        if isinstance(entry, ProviderKit) and not entry.suggested:
+            continue
+        try:
+            if can(provider_class(name)):
+                names.append(name)
+        except ImportError:  # an extra that is not installed
+            continue
+    return ", ".join(names) or "none installed"
 
 
 def kits() -> dict[str, SpecRules]:

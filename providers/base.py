@@ -36,6 +36,12 @@ class Capabilities:
     # 1.0, -0.0 stays -0.0): between two such stores these are different values, and the diff and
     # the validation compare them so. Others (typed columns, Pinecone's doubles) normalise them.
     exact_numbers: bool = False
+    # How far a float32 vector value read back may be from the one written, in units in the last
+    # place: 0 keeps the bits exactly; N (Chroma's cosine collections: 2) may move a value by up
+    # to N ulp. Validation and the diff then compare vectors within it (``vecmig.tolerance``)
+    # instead of by bit-exact digests. The class's worst case; a provider whose tolerance depends
+    # on the collection says so per instance (:meth:`Provider.vector_ulps_for`, ``vector_ulps``).
+    vector_ulps: int = 0
 
 
 @dataclass(frozen=True)
@@ -304,6 +310,16 @@ class Provider(ABC):
         Each shard dict carries ``records`` (an estimate) plus provider-specific bounds.
         """
 
+    @classmethod
+    def describe_shard(cls, shard: dict[str, Any]) -> str:
+        """Where a shard of :meth:`shards` lies, for plans ("ids [1, 50001)"); stores whose
+        shards are not id ranges say it their own way (byte ranges, namespaces)."""
+        if "lo" in shard or "hi" in shard:
+            lo = "start" if shard.get("lo") is None else shard["lo"]
+            hi = "end" if shard.get("hi") is None else shard["hi"]
+            return f"ids [{lo}, {hi})"
+        return "the whole collection"
+
     @abstractmethod
     def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
         """Yield batches in a stable order, starting right after ``cursor``."""
@@ -433,6 +449,16 @@ class Provider(ABC):
     def switch_alias(self, alias: str, collection: str | None) -> None:
         """Point ``alias`` at ``collection`` atomically (None removes the alias)."""
         raise NotImplementedError(f"{self.name} has no aliases")
+
+    @classmethod
+    def vector_ulps_for(cls, metric: str | None) -> int:
+        """Planning hook (no I/O): the ulp a collection of ``metric`` (None: unknown) may move a
+        vector value by (``Capabilities.vector_ulps``)."""
+        return cls.capabilities.vector_ulps
+
+    def vector_ulps(self) -> int:
+        """This collection's ulp tolerance (may read its settings, e.g. the metric)."""
+        return self.capabilities.vector_ulps
 
     def estimate_schema(self) -> CollectionSchema | None:
         """Schema of an existing collection, for targets that already exist."""

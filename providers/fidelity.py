@@ -39,7 +39,7 @@ import numpy as np
 
 from vecmig.errors import TerminalError
 from vecmig.providers.base import LintFinding
-from vecmig.records import RecordId
+from vecmig.records import Batch, RecordId, sparse_of
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_EXACT_DOUBLE_INT = 2**53
@@ -268,3 +268,17 @@ def lint_records(ids: Iterable[RecordId], metadata: Iterable[Mapping[str, Any]],
         more = f" (and {len(msgs) - 1} more record(s))" if len(msgs) > 1 else ""
         out.append(LintFinding(code, "error", f"{msgs[0]}{more}; target {target}", HINTS[code]))
     return out
+
+
+def refuse_sparse(batch: Batch, store: str) -> None:
+    """For a store without sparse values: a record carrying some is refused, naming it, before
+    anything of the batch is written. Checked in the store's own ``upsert`` so that every path that
+    writes (a copy, a catch-up by diffs, a restore) refuses alike, not only the engine's copy."""
+    for rid, sparse in zip(batch.ids, sparse_of(batch), strict=True):
+        if sparse is not None:
+            from vecmig.providers import stores_that  # loads store classes: only on this error path
+
+            raise TerminalError(f"record {rid!r} has sparse values, which {store} cannot store",
+                                hint="migrate into a target that holds sparse values "
+                                     f"({stores_that(lambda c: c.capabilities.sparse)}), "
+                                     "or remove them from the source")

@@ -67,8 +67,9 @@ class SpecRules:
     # Connection keys naming a local file or directory: key -> (kind "file" | "dir", what it is,
     # said in messages; "{role}" becomes source or target). Checked before anything is read.
     paths: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    # Connection keys holding secrets (redacted everywhere), and environment variables that
-    # hold this store's secrets by convention (never passed on to a pointer command).
+    # Connection keys holding secrets (masked everywhere; a key no kit declares is masked too),
+    # and environment variables that hold this store's secrets by convention (never passed on
+    # to a pointer command).
     secret_keys: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()
     # Prefix of this store's lint codes (PC001 ...): policies may name them.
@@ -85,6 +86,8 @@ class ProviderKit:
     rules: SpecRules
     provider: str  # "module:Class", imported on first use only
     summary: str = ""  # one line for `vecmig providers` and the guide
+    # Named in hints that suggest a store to users (the in-memory test double is not).
+    suggested: bool = True
 
     def load(self) -> type[Provider]:
         module, _, attr = self.provider.partition(":")

@@ -39,7 +39,9 @@ _QUERY_SECRET = re.compile(rf"(?i)[?&]({_SECRET_KEYS})=([^&#]*)")
 # In free text: the userinfo of anything URL-shaped (up to the last '@' before a space).
 _TEXT_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s\"'<>@]*(?:@[^\s\"'<>@]*)*@")
 # In free text: an HTTP-style header or JSON key carrying a key ("Api-Key: ...", "api_key": "...").
-_TEXT_HEADER = re.compile(r"(?i)([\"']?(?:api[_-]?key|password|sslpassword)[\"']?\s*:\s*)([\"']?)[^\s\"',}]+")
+# A `${env:NAME}` placeholder names where a key comes from, never the key itself: left as written.
+_TEXT_HEADER = re.compile(
+    r"(?i)([\"']?(?:api[_-]?key|password|sslpassword)[\"']?\s*:\s*)([\"']?)(?!\$\{env:)[^\s\"',}]+")
 
 
 def _fragments(secret: str) -> set[str]:

@@ -7,6 +7,11 @@ Fixtures:
   data directory.
 * ``pg_db`` (function): a fresh, empty database per test (no extensions); yields its DSN
   and drops it afterwards with ``WITH (FORCE)``.
+* ``pinecone_server`` (session) and ``pinecone_srv`` (function, reset around the test): the local
+  Pinecone server in a child process (``tests/support/pinecone.py``), spawned once.
+
+Both servers come from ``tests/support`` (``postgres.acquire``, ``pinecone.acquire``), where the
+contract suite's stores, which get no fixtures, take the same ones.
 
 Autouse: ``_no_internal_errors`` fails any test in which a CLI run (``tests/support/cli.py``)
 printed "internal error" or a traceback without ``--debug``: no input may ever cause one.
@@ -25,45 +30,22 @@ is tiered without anyone remembering to (an explicit tier marker on a test wins)
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from tests.support import cli as cli_utils
-
-
-@dataclass(frozen=True)
-class PgServer:
-    dsn: str
-    path: Path
-
-    def url(self, dbname: str) -> str:
-        parts = urlsplit(self.dsn)
-        return urlunsplit(parts._replace(path=f"/{dbname}"))
-
-
-def _server_tmpdir(prefix: str) -> Path:
-    """A short directory under /tmp the ``pgserver`` system user can traverse.
-
-    As root, pgserver runs postgres as an unprivileged user; pytest's tmp_path_factory
-    dirs are 0700 root-owned (and deep enough to threaten the 107-byte unix socket limit).
-    """
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    os.chmod(base, 0o755)
-    return base
-
+from tests.support import postgres
+from tests.support.pinecone import pinecone_server, pinecone_srv  # noqa: F401 - fixtures for every module
+from tests.support.postgres import PgServer
 
 TIERS = ("unit", "integration", "e2e", "chaos")
-SERVER_FIXTURES = frozenset({"pg", "pg_db", "server_tmpdir"})
+SERVER_FIXTURES = frozenset({"pg", "pg_db", "server_tmpdir", "pinecone_server", "pinecone_srv"})
 # Modules that run the CLI in a way the rule below cannot see (a pytest child that runs it).
 E2E_MODULES = frozenset({"test_no_internal_errors.py"})
 
@@ -112,16 +94,11 @@ def _no_internal_errors() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PgServer]:
-    from vecmig.providers.pgvector import embedded
-
-    base = _server_tmpdir("vecmig-pg-")
-    data = base / "data"
-    uri = embedded.acquire(data)
+    server = postgres.acquire()  # shared with the contract suite's pgvector store
     try:
-        yield PgServer(dsn=uri, path=data)
+        yield server
     finally:
-        embedded.release(data)
-        shutil.rmtree(base, ignore_errors=True)
+        postgres.release()
 
 
 @pytest.fixture
@@ -138,8 +115,8 @@ def pg_db(pg: PgServer) -> Iterator[str]:
 
 @pytest.fixture
 def server_tmpdir() -> Iterator[Path]:
-    """A fresh directory usable as an embedded server's parent (see ``_server_tmpdir``)."""
-    base = _server_tmpdir("vecmig-emb-")
+    """A fresh directory usable as an embedded server's parent (see ``postgres.server_tmpdir``)."""
+    base = postgres.server_tmpdir("vecmig-emb-")
     try:
         yield base
     finally:

@@ -10,31 +10,22 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pinecone import Pinecone
 
-from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
+from tests.pinecone_local import SpawnedPineconeLocal
 from tests.support.cli import spawn, vecmig
 from tests.support.specs import write_spec
 from tests.test_e2e_pinecone import API_KEY, assert_same_records, jsonl_records, pinecone_records, seed_pinecone
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SpawnedPineconeLocal]:
-    with PineconeLocal.spawn(api_key=API_KEY) as srv:
-        yield srv
-
-
-def test_pinecone_source_caught_up_by_diffs_under_a_writer(server: SpawnedPineconeLocal, tmp_path: Path) -> None:
-    server.reset()
-    seed_pinecone(server, "live", 1500, 8, seed=5)
+def test_pinecone_source_caught_up_by_diffs_under_a_writer(pinecone_srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+    seed_pinecone(pinecone_srv, "live", 1500, 8, seed=5)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: live
-        source: {{provider: pinecone, connection: {{api_key: "${{env:PINECONE_API_KEY}}", host: "{server.url}"}},
+        source: {{provider: pinecone, connection: {{api_key: "${{env:PINECONE_API_KEY}}", host: "{pinecone_srv.url}"}},
                  collection: live}}
         target: {{provider: jsonl, connection: {{path: out.jsonl}}}}
         strategy: {{type: cdc, max_lag: 0, batch_size: 100}}
@@ -48,7 +39,7 @@ def test_pinecone_source_caught_up_by_diffs_under_a_writer(server: SpawnedPineco
     rng = random.Random(7)
 
     def writer() -> None:
-        with Pinecone(api_key=API_KEY, host=server.url) as pc:
+        with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
             idx = pc.Index(host=pc.describe_index("live").host)
             k = 0
             while not stop.is_set():
@@ -75,7 +66,7 @@ def test_pinecone_source_caught_up_by_diffs_under_a_writer(server: SpawnedPineco
         t.join()
     r = vecmig("apply", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert_same_records(pinecone_records(server, "live"), jsonl_records(tmp_path / "out.jsonl"))
+    assert_same_records(pinecone_records(pinecone_srv, "live"), jsonl_records(tmp_path / "out.jsonl"))
     assert vecmig("plan", str(spec), "--detailed-exitcode", env=env).returncode == 0
 
 

@@ -15,20 +15,19 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 import pyarrow.parquet as pq
-import pytest
 from pgvector.psycopg import register_vector
 from pinecone import Pinecone
 
-from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
+from tests.pinecone_local import SpawnedPineconeLocal
 from tests.support.cli import vecmig
 from tests.support.data import make_docs_table
+from tests.support.pinecone import API_KEY  # a marker: it must never show up in state, plans or output
 from tests.support.specs import SECRET, env_for, write_spec
 from tests.test_kill_resume import kill_at, progress
 from vecmig.providers.base import CollectionSchema
@@ -36,8 +35,6 @@ from vecmig.providers.pinecone import PineconeProvider, packing
 from vecmig.records import Batch, canonical_metadata, canonical_sparse
 from vecmig.spec import CreateSpec, StoreSpec
 
-# A marker value: it must never show up in state, plan files or any output.
-API_KEY = "pcsk_MARKER-key-do-not-leak-7f3a"
 SEED = int(os.environ.get("VECMIG_CHAOS_SEED", "20261126"))
 
 Record = tuple[bytes, bytes, str | None, bytes | None]  # vector bits, metadata, text, sparse
@@ -46,26 +43,13 @@ Record = tuple[bytes, bytes, str | None, bytes | None]  # vector bits, metadata,
 # ---- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SpawnedPineconeLocal]:
-    with PineconeLocal.spawn(api_key=API_KEY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server: SpawnedPineconeLocal) -> Iterator[SpawnedPineconeLocal]:
-    server.reset()
-    yield server
-    server.reset()
-
-
 def pc_env(dsn: str | None = None) -> dict[str, str]:
     env = env_for(dsn) if dsn else {}
     return {**env, "PINECONE_API_KEY": API_KEY}
 
 
-def pinecone_block(srv: SpawnedPineconeLocal, index: str, extra: str = "") -> str:
-    return (f'{{provider: pinecone, connection: {{api_key: "${{env:PINECONE_API_KEY}}", host: "{srv.url}", '
+def pinecone_block(pinecone_srv: SpawnedPineconeLocal, index: str, extra: str = "") -> str:
+    return (f'{{provider: pinecone, connection: {{api_key: "${{env:PINECONE_API_KEY}}", host: "{pinecone_srv.url}", '
             f"concurrency: 2}}, collection: {index}{extra}}}")
 
 
@@ -76,10 +60,10 @@ PG_SOURCE = ('{provider: pgvector, connection: {dsn: "${env:SOURCE_DSN}"}, colle
 # ---- reading stores back, independently of vecmig -------------------------------------------------
 
 
-def pinecone_records(srv: SpawnedPineconeLocal, index: str, text_key: str = "text") -> dict[str, Record]:
+def pinecone_records(pinecone_srv: SpawnedPineconeLocal, index: str, text_key: str = "text") -> dict[str, Record]:
     """Every record of every namespace, through the SDK (list pages + fetch)."""
     out: dict[str, Record] = {}
-    with Pinecone(api_key=API_KEY, host=srv.url) as pc:
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
         host = pc.indexes.describe(index).host
         with pc.Index(host=host) as idx:
             for ns in sorted(idx.describe_index_stats().namespaces):
@@ -101,8 +85,8 @@ def pinecone_records(srv: SpawnedPineconeLocal, index: str, text_key: str = "tex
     return out
 
 
-def pinecone_indexes(srv: SpawnedPineconeLocal) -> list[str]:
-    with Pinecone(api_key=API_KEY, host=srv.url) as pc:
+def pinecone_indexes(pinecone_srv: SpawnedPineconeLocal) -> list[str]:
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
         return sorted(m.name for m in pc.indexes.list())
 
 
@@ -162,7 +146,8 @@ def assert_same_records(want: dict[str, Record], got: dict[str, Record]) -> None
 # ---- seeding a Pinecone source --------------------------------------------------------------------
 
 
-def seed_pinecone(srv: SpawnedPineconeLocal, index: str, n: int, dim: int, *, namespaces: tuple[str, ...] = ("",),
+def seed_pinecone(pinecone_srv: SpawnedPineconeLocal,
+                  index: str, n: int, dim: int, *, namespaces: tuple[str, ...] = ("",),
                   sparse: bool = False, seed: int = 0) -> None:
     """An index like a real one: string ids, metadata of every kind Pinecone keeps, some text,
     records spread over ``namespaces``; with ``sparse``, a dotproduct hybrid index where most
@@ -170,7 +155,7 @@ def seed_pinecone(srv: SpawnedPineconeLocal, index: str, n: int, dim: int, *, na
     rng = np.random.default_rng(seed)
     create = CreateSpec(dimension=dim, metric="dotproduct" if sparse else "cosine", sparse=sparse)
     for k, ns in enumerate(namespaces):
-        store = StoreSpec(provider="pinecone", connection={"api_key": API_KEY, "host": srv.url},
+        store = StoreSpec(provider="pinecone", connection={"api_key": API_KEY, "host": pinecone_srv.url},
                           collection=index, namespace=ns or None, create=create, pointer="/source")
         p = PineconeProvider(store)
         try:
@@ -259,7 +244,7 @@ def make_source(dsn: str, name: str, n: int, dim: int, seed: int) -> None:
 # ---- pgvector → Pinecone ---------------------------------------------------------------------------
 
 
-def test_pgvector_to_pinecone_big_bang_kill_resume_rollback(pg_db: str, srv: SpawnedPineconeLocal,
+def test_pgvector_to_pinecone_big_bang_kill_resume_rollback(pg_db: str, pinecone_srv: SpawnedPineconeLocal,
                                                             tmp_path: Path) -> None:
     n = 3000
     make_source(pg_db, "docs", n, 32, seed=3)
@@ -267,7 +252,7 @@ def test_pgvector_to_pinecone_big_bang_kill_resume_rollback(pg_db: str, srv: Spa
         version: 1
         name: pg-to-pc
         source: {PG_SOURCE}
-        target: {pinecone_block(srv, "docs-v2", ", create: {metric: cosine, tags: {team: search}}")}
+        target: {pinecone_block(pinecone_srv, "docs-v2", ", create: {metric: cosine, tags: {team: search}}")}
         strategy: {{type: big-bang, batch_size: 200, concurrency: 2, shard_size: 1000}}
         cost: {{transition_days: 15, pinecone: {{write_units_per_million: 5.0}}}}
         """)
@@ -279,7 +264,7 @@ def test_pgvector_to_pinecone_big_bang_kill_resume_rollback(pg_db: str, srv: Spa
     assert a.returncode == 0, a.stdout + a.stderr
     assert a.stdout == b.stdout, "same inputs must give a byte-identical plan"
     assert not (tmp_path / ".vecmig").exists(), "plan must not create state"
-    assert pinecone_indexes(srv) == [], "plan must not create the index"
+    assert pinecone_indexes(pinecone_srv) == [], "plan must not create the index"
     body = json.loads(a.stdout)
     codes = {w["code"]: w for w in body["warnings"]}
     assert codes["PC015"]["severity"] == "info" and codes["PC015"]["hint"], codes
@@ -297,8 +282,8 @@ def test_pgvector_to_pinecone_big_bang_kill_resume_rollback(pg_db: str, srv: Spa
 
     db = tmp_path / ".vecmig" / "pg-to-pc.db"
     kill_and_resume(spec, env, db, n, actions=("validate.completeness",))
-    assert_same_records(pg_records(pg_db, "docs"), pinecone_records(srv, "docs-v2"))
-    with Pinecone(api_key=API_KEY, host=srv.url) as pc:
+    assert_same_records(pg_records(pg_db, "docs"), pinecone_records(pinecone_srv, "docs-v2"))
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
         model = pc.indexes.describe("docs-v2")
         assert model.tags == {"created-by": "vecmig", "team": "search"}
 
@@ -311,11 +296,11 @@ def test_pgvector_to_pinecone_big_bang_kill_resume_rollback(pg_db: str, srv: Spa
     r = vecmig("rollback", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     outputs += [r.stdout, r.stderr]
-    assert pinecone_indexes(srv) == [], "rollback deletes the index vecmig created"
+    assert pinecone_indexes(pinecone_srv) == [], "rollback deletes the index vecmig created"
     assert_no_secret(*outputs, paths=(tmp_path,))
 
 
-def test_pgvector_to_pinecone_blue_green_repoints_file_and_command(pg_db: str, srv: SpawnedPineconeLocal,
+def test_pgvector_to_pinecone_blue_green_repoints_file_and_command(pg_db: str, pinecone_srv: SpawnedPineconeLocal,
                                                                    tmp_path: Path) -> None:
     n = 2000
     make_source(pg_db, "docs", n, 16, seed=4)
@@ -333,7 +318,7 @@ def test_pgvector_to_pinecone_blue_green_repoints_file_and_command(pg_db: str, s
         version: 1
         name: pg-to-pc-bg
         source: {PG_SOURCE}
-        target: {pinecone_block(srv, "docs-green", ", namespace: prod, pointer: {file: live-index.json, "
+        target: {pinecone_block(pinecone_srv, "docs-green", ", namespace: prod, pointer: {file: live-index.json, "
                                 "command: ./repoint.sh}")}
         strategy: {{type: blue-green, batch_size: 100, concurrency: 2, shard_size: 1000}}
         """)
@@ -346,10 +331,10 @@ def test_pgvector_to_pinecone_blue_green_repoints_file_and_command(pg_db: str, s
 
     db = tmp_path / ".vecmig" / "pg-to-pc-bg.db"
     kill_and_resume(spec, env, db, n, actions=("validate.completeness", "cutover.pointer"))
-    assert_same_records(pg_records(pg_db, "docs"), pinecone_records(srv, "docs-green"))
+    assert_same_records(pg_records(pg_db, "docs"), pinecone_records(pinecone_srv, "docs-green"))
 
     pointer = json.loads(live.read_text())
-    with Pinecone(api_key=API_KEY, host=srv.url) as pc:
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
         host = pc.indexes.describe("docs-green").host
     assert pointer["index"] == "docs-green" and pointer["host"] == host and pointer["namespace"] == "prod"
     assert pointer["previous"] == "docs-blue" and pointer["switched_at"]
@@ -362,47 +347,49 @@ def test_pgvector_to_pinecone_blue_green_repoints_file_and_command(pg_db: str, s
     assert r.returncode == 0, r.stdout + r.stderr
     assert live.read_text() == original, "rollback restores the pointer file byte for byte"
     assert log.read_text().splitlines()[-1] == "rollback docs-blue https://docs-blue.example prod docs-green"
-    assert pinecone_indexes(srv) == []
+    assert pinecone_indexes(pinecone_srv) == []
     assert_no_secret(r.stdout, r.stderr, paths=(tmp_path / ".vecmig",))
 
 
-def test_pinecone_to_pinecone_blue_green_with_a_command_only(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+def test_pinecone_to_pinecone_blue_green_with_a_command_only(pinecone_srv: SpawnedPineconeLocal,
+                                                             tmp_path: Path) -> None:
     """Without a pointer file the previous index is the blue one (same kind of store): the
     command is told so at cutover and is called with it at rollback."""
-    seed_pinecone(srv, "docs-blue", 400, 8, seed=10)
+    seed_pinecone(pinecone_srv, "docs-blue", 400, 8, seed=10)
     (tmp_path / "repoint.sh").write_text('#!/bin/sh\necho "$VECMIG_OPERATION $VECMIG_INDEX $VECMIG_HOST '
                                          '$VECMIG_PREVIOUS_INDEX" >> repoint.log\n')
     (tmp_path / "repoint.sh").chmod(0o755)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pc-to-pc
-        source: {pinecone_block(srv, "docs-blue")}
-        target: {pinecone_block(srv, "docs-green", ", pointer: {command: ./repoint.sh}")}
+        source: {pinecone_block(pinecone_srv, "docs-blue")}
+        target: {pinecone_block(pinecone_srv, "docs-green", ", pointer: {command: ./repoint.sh}")}
         strategy: {{type: blue-green}}
         """)
     env = pc_env()
     r = vecmig("apply", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert_same_records(pinecone_records(srv, "docs-blue"), pinecone_records(srv, "docs-green"))
-    with Pinecone(api_key=API_KEY, host=srv.url) as pc:
+    assert_same_records(pinecone_records(pinecone_srv, "docs-blue"), pinecone_records(pinecone_srv, "docs-green"))
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
         blue, green = pc.indexes.describe("docs-blue").host, pc.indexes.describe("docs-green").host
     r = vecmig("rollback", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "repoint.log").read_text().splitlines() == [
         f"cutover docs-green {green} docs-blue", f"rollback docs-blue {blue} docs-green"]
-    assert pinecone_indexes(srv) == ["docs-blue"]
+    assert pinecone_indexes(pinecone_srv) == ["docs-blue"]
 
 
 # ---- Pinecone → elsewhere ------------------------------------------------------------------------
 
 
-def test_pinecone_to_pgvector_kill_resume_rollback(pg_db: str, srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+def test_pinecone_to_pgvector_kill_resume_rollback(pg_db: str,
+                                                   pinecone_srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
     n = 1500
-    seed_pinecone(srv, "docs", n, 24, namespaces=("", "eu", "us"), seed=5)
+    seed_pinecone(pinecone_srv, "docs", n, 24, namespaces=("", "eu", "us"), seed=5)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pc-to-pg
-        source: {pinecone_block(srv, "docs", ", namespace: '*'")}
+        source: {pinecone_block(pinecone_srv, "docs", ", namespace: '*'")}
         target: {{provider: pgvector, connection: {{dsn: "${{env:TARGET_DSN}}"}}, collection: docs_back,
                  fields: {{id: id, vector: embedding, text: body}}}}
         strategy: {{type: big-bang, batch_size: 100, concurrency: 2}}
@@ -416,23 +403,23 @@ def test_pinecone_to_pgvector_kill_resume_rollback(pg_db: str, srv: SpawnedPinec
     assert body["totals"]["cost"].get("pinecone_read_units", 0) > 0, "reading Pinecone costs read units"
     db = tmp_path / ".vecmig" / "pc-to-pg.db"
     kill_and_resume(spec, env, db, n, actions=("validate.completeness",))
-    assert_same_records(pinecone_records(srv, "docs"), pg_records(pg_db, "docs_back"))
+    assert_same_records(pinecone_records(pinecone_srv, "docs"), pg_records(pg_db, "docs_back"))
     r = vecmig("rollback", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     with psycopg.connect(pg_db) as conn:
         assert conn.execute("SELECT to_regclass('docs_back')").fetchone()[0] is None
-    assert len(pinecone_records(srv, "docs")) == n, "the source is untouched"
+    assert len(pinecone_records(pinecone_srv, "docs")) == n, "the source is untouched"
 
 
-def test_sparse_values_are_never_dropped_into_pgvector(pg_db: str, srv: SpawnedPineconeLocal,
+def test_sparse_values_are_never_dropped_into_pgvector(pg_db: str, pinecone_srv: SpawnedPineconeLocal,
                                                        tmp_path: Path) -> None:
     """pgvector here has no sparsevec: the plan says so (VM104, an error), apply refuses; with the
     finding lowered by policy, the copy still stops at the first record that has sparse values."""
-    seed_pinecone(srv, "hybrid", 300, 8, sparse=True, seed=9)
+    seed_pinecone(pinecone_srv, "hybrid", 300, 8, sparse=True, seed=9)
     body = f"""
         version: 1
         name: pc-sparse-pg
-        source: {pinecone_block(srv, "hybrid")}
+        source: {pinecone_block(pinecone_srv, "hybrid")}
         target: {{provider: pgvector, connection: {{dsn: "${{env:TARGET_DSN}}"}}, collection: hybrid_back}}
         """
     spec = write_spec(tmp_path, body)
@@ -454,30 +441,31 @@ def test_sparse_values_are_never_dropped_into_pgvector(pg_db: str, srv: SpawnedP
         assert conn.execute("SELECT count(*) FROM hybrid_back").fetchone()[0] == 0, "no batch went in"
 
 
-def test_pinecone_to_parquet_export_kill_resume(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+def test_pinecone_to_parquet_export_kill_resume(pinecone_srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
     n = 1500
-    seed_pinecone(srv, "docs", n, 16, seed=6)
+    seed_pinecone(pinecone_srv, "docs", n, 16, seed=6)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pc-to-parquet
-        source: {pinecone_block(srv, "docs")}
+        source: {pinecone_block(pinecone_srv, "docs")}
         target: {{provider: parquet, connection: {{path: export.parquet}}}}
         strategy: {{type: big-bang, batch_size: 100}}
         """)
     env = pc_env()
     db = tmp_path / ".vecmig" / "pc-to-parquet.db"
     kill_and_resume(spec, env, db, n, actions=("finalize.target", "validate.completeness"))
-    assert_same_records(pinecone_records(srv, "docs"), parquet_records(tmp_path / "export.parquet"))
+    assert_same_records(pinecone_records(pinecone_srv, "docs"), parquet_records(tmp_path / "export.parquet"))
 
 
-def test_sparse_values_go_to_jsonl_and_are_refused_by_parquet(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+def test_sparse_values_go_to_jsonl_and_are_refused_by_parquet(pinecone_srv: SpawnedPineconeLocal,
+                                                              tmp_path: Path) -> None:
     n = 1200
-    seed_pinecone(srv, "hybrid", n, 8, sparse=True, seed=7)
+    seed_pinecone(pinecone_srv, "hybrid", n, 8, sparse=True, seed=7)
     env = pc_env()
     refused = write_spec(tmp_path, f"""
         version: 1
         name: pc-sparse-parquet
-        source: {pinecone_block(srv, "hybrid")}
+        source: {pinecone_block(pinecone_srv, "hybrid")}
         target: {{provider: parquet, connection: {{path: hybrid.parquet}}}}
         """)
     r = vecmig("plan", str(refused), "--json", env=env)
@@ -495,14 +483,14 @@ def test_sparse_values_go_to_jsonl_and_are_refused_by_parquet(srv: SpawnedPineco
     spec.write_text(f"""
 version: 1
 name: pc-sparse-jsonl
-source: {pinecone_block(srv, "hybrid")}
+source: {pinecone_block(pinecone_srv, "hybrid")}
 target: {{provider: jsonl, connection: {{path: hybrid.jsonl}}}}
 strategy: {{type: big-bang, batch_size: 100}}
 """)
     db = tmp_path / ".vecmig" / "pc-sparse-jsonl.db"
     kill_and_resume(spec, env, db, n, actions=("finalize.target",))
     got = jsonl_records(tmp_path / "hybrid.jsonl")
-    want = pinecone_records(srv, "hybrid")
+    want = pinecone_records(pinecone_srv, "hybrid")
     assert sum(1 for rec in want.values() if rec[3] is not None) > n // 2
     assert_same_records(want, got)
 
@@ -510,7 +498,7 @@ strategy: {{type: big-bang, batch_size: 100}}
 # ---- faults, request packing ---------------------------------------------------------------------
 
 
-def test_injected_429_503_and_drops_lose_and_double_nothing(pg_db: str, srv: SpawnedPineconeLocal,
+def test_injected_429_503_and_drops_lose_and_double_nothing(pg_db: str, pinecone_srv: SpawnedPineconeLocal,
                                                             tmp_path: Path) -> None:
     n, dim = 10_000, 384
     make_source(pg_db, "docs", n, dim, seed=8)
@@ -518,19 +506,19 @@ def test_injected_429_503_and_drops_lose_and_double_nothing(pg_db: str, srv: Spa
         version: 1
         name: faults
         source: {PG_SOURCE}
-        target: {pinecone_block(srv, "docs-faults", ", create: {metric: cosine}")}
+        target: {pinecone_block(pinecone_srv, "docs-faults", ", create: {metric: cosine}")}
         strategy: {{type: big-bang, concurrency: 2, shard_size: 10000}}
         """)
     env = pc_env(pg_db)
     # 10% of data-plane requests fail with 429 or 503, 2% more lose their connection; the
     # first upserts are scripted so that drops happen however few requests the run makes.
-    srv.set_faults(rate_429=0.05, rate_503=0.05, rate_drop=0.02, retry_after=0, retry_after_503=0, seed=SEED,
+    pinecone_srv.set_faults(rate_429=0.05, rate_503=0.05, rate_drop=0.02, retry_after=0, retry_after_503=0, seed=SEED,
                    script=("ok", "drop", "ok", "503", "drop", "429"))
     r = vecmig("apply", str(spec), "--auto-approve", env=env)
-    stats = srv.stats()
-    srv.clear_faults()
+    stats = pinecone_srv.stats()
+    pinecone_srv.clear_faults()
     assert r.returncode == 0, r.stdout + r.stderr
-    assert_same_records(pg_records(pg_db, "docs"), pinecone_records(srv, "docs-faults"))
+    assert_same_records(pg_records(pg_db, "docs"), pinecone_records(pinecone_srv, "docs-faults"))
     faults = stats["faults"]
     assert faults.get("429", 0) and faults.get("503", 0) and faults.get("drop", 0), faults
     # Requests the server accepted: every upsert carried distinct records, and all of them.
@@ -538,7 +526,7 @@ def test_injected_429_503_and_drops_lose_and_double_nothing(pg_db: str, srv: Spa
     assert stats["vectors_upserted"] == n, "each record written exactly once"
     # Packing: compare with the fewest requests the limits (1000 records, 2 MB) allow.
     p = PineconeProvider(StoreSpec(provider="pinecone", collection="docs-faults", pointer="/target",
-                                   connection={"api_key": API_KEY, "host": srv.url}))
+                                   connection={"api_key": API_KEY, "host": pinecone_srv.url}))
     try:
         rows = pg_records(pg_db, "docs")
         with psycopg.connect(pg_db) as conn:

@@ -2,34 +2,20 @@
 
 * ``namespace: "*"`` reads every namespace; ids are unique only within one, so the same id in
   two namespaces copied into one collection would land once while validation counted it twice.
-  It is refused before anything is written, naming the id and the namespaces.
+  It is refused before anything is written, naming the id and the namespaces (VM110).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
+from tests.pinecone_local import SpawnedPineconeLocal
 from tests.support.cli import vecmig
 from tests.support.specs import write_spec
 from tests.test_e2e_pinecone import API_KEY, pc_env, pinecone_block, seed_pinecone
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SpawnedPineconeLocal]:
-    with PineconeLocal.spawn(api_key=API_KEY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server: SpawnedPineconeLocal) -> Iterator[SpawnedPineconeLocal]:
-    server.reset()
-    yield server
-    server.reset()
 
 
 def _same_ids_in_two_namespaces(srv: SpawnedPineconeLocal) -> None:
@@ -52,13 +38,13 @@ def _same_ids_in_two_namespaces(srv: SpawnedPineconeLocal) -> None:
 
 
 @pytest.mark.parametrize("target", ["jsonl", "parquet"])
-def test_namespace_star_with_shared_ids_into_one_file_is_refused(srv: SpawnedPineconeLocal, tmp_path: Path,
+def test_namespace_star_with_shared_ids_into_one_file_is_refused(pinecone_srv: SpawnedPineconeLocal, tmp_path: Path,
                                                                   target: str) -> None:
-    _same_ids_in_two_namespaces(srv)
+    _same_ids_in_two_namespaces(pinecone_srv)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pc-star
-        source: {pinecone_block(srv, "shared", ", namespace: '*'")}
+        source: {pinecone_block(pinecone_srv, "shared", ", namespace: '*'")}
         target: {{provider: {target}, connection: {{path: out.{target}}}}}
         strategy: {{type: big-bang, batch_size: 100}}
         validate: {{completeness: {{checksums: true}}}}
@@ -67,22 +53,24 @@ def test_namespace_star_with_shared_ids_into_one_file_is_refused(srv: SpawnedPin
     r = vecmig("plan", str(spec), "--json", env=env)
     body = json.loads(r.stdout) if r.stdout.strip().startswith("{") else {}
     codes = {w["code"] for w in body.get("warnings", [])}
-    assert "VM107" in codes or "VM107" in r.stderr, r.stdout + r.stderr
+    # The same id in two source namespaces is its own finding (VM110), not a repeat in the source.
+    assert "VM110" in codes or "VM110" in r.stderr, r.stdout + r.stderr
     r = vecmig("apply", str(spec), "--auto-approve", env=env)
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
-    assert "match" not in out and "VM107" in out, out
+    assert "match" not in out and "VM110" in out, out
     assert "namespace 'a'" in out and "namespace 'b'" in out, out
     assert not (tmp_path / f"out.{target}").exists()
 
 
-def test_namespace_star_into_namespace_star_keeps_shared_ids(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
-    _same_ids_in_two_namespaces(srv)
+def test_namespace_star_into_namespace_star_keeps_shared_ids(pinecone_srv: SpawnedPineconeLocal,
+                                                             tmp_path: Path) -> None:
+    _same_ids_in_two_namespaces(pinecone_srv)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pc-star-star
-        source: {pinecone_block(srv, "shared", ", namespace: '*'")}
-        target: {pinecone_block(srv, "shared-copy", ", namespace: '*', create: {metric: cosine}")}
+        source: {pinecone_block(pinecone_srv, "shared", ", namespace: '*'")}
+        target: {pinecone_block(pinecone_srv, "shared-copy", ", namespace: '*', create: {metric: cosine}")}
         strategy: {{type: big-bang, batch_size: 100}}
         validate: {{completeness: {{checksums: true}}}}
         """)

@@ -157,7 +157,7 @@ def test_round_trip_is_bit_exact_with_metadata_and_text(srv: PineconeLocal) -> N
             assert raw["body"] == "text of record 3" and "gone" not in raw
         inv = p.inventory()
         assert inv.fields == {"lang": "text", "ok": "bool", "score": "float", "tags": "text[]", "year": "float"}
-        assert inv.extra["has_text"] is True and inv.count == 230 and inv.count_exact
+        assert inv.has_text is True and inv.count == 230 and inv.count_exact
         assert p.inventory().fingerprint == inv.fingerprint  # deterministic while data is unchanged
     finally:
         p.close()
@@ -317,7 +317,7 @@ def test_sparse_values_round_trip_on_a_hybrid_index(srv: PineconeLocal) -> None:
         p.upsert(batch)
         got = scan_all(p, 10)[0]
         assert got.extra["sparse"] == batch.extra["sparse"]
-        assert p.inventory().extra["sparse"] is True
+        assert p.inventory().sparse is True
     finally:
         p.close()
 

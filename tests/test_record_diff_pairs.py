@@ -6,7 +6,6 @@ delete), plan counts exactly, apply moves only the delta, and the next plan is e
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,9 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from pinecone import Pinecone
 
-from tests.pinecone_local import PineconeLocal, SpawnedPineconeLocal
+from tests.pinecone_local import SpawnedPineconeLocal
 from tests.support.cli import vecmig
 from tests.support.data import make_docs_table
 from tests.support.specs import env_for, write_spec
@@ -168,32 +166,20 @@ def test_pgvector_int_ids_into_jsonl_and_back(pg_db: str, tmp_path: Path) -> Non
 # ---- Pinecone (local server, real SDK) ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SpawnedPineconeLocal]:
-    with PineconeLocal.spawn(api_key=API_KEY) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server: SpawnedPineconeLocal) -> Iterator[SpawnedPineconeLocal]:
-    server.reset()
-    yield server
-    server.reset()
-
-
-def block(srv: SpawnedPineconeLocal, index: str, extra: str = "") -> str:
-    return (f'{{provider: pinecone, connection: {{api_key: "${{env:PINECONE_API_KEY}}", host: "{srv.url}"}}, '
+def block(pinecone_srv: SpawnedPineconeLocal, index: str, extra: str = "") -> str:
+    return (f'{{provider: pinecone, connection: {{api_key: "${{env:PINECONE_API_KEY}}", host: "{pinecone_srv.url}"}}, '
             f"collection: {index}{extra}}}")
 
 
-def test_pgvector_int_ids_into_pinecone_string_ids(pg_db: str, srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+def test_pgvector_int_ids_into_pinecone_string_ids(pg_db: str,
+                                                   pinecone_srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
     make_docs_table(pg_db, "docs", 800, 8)
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pg-pc
         source: {{provider: pgvector, connection: {{dsn: "${{env:SOURCE_DSN}}"}}, collection: docs,
                  fields: {{id: id, vector: embedding, text: body}}}}
-        target: {block(srv, "docs-diff")}
+        target: {block(pinecone_srv, "docs-diff")}
         """)
     env = {**env_for(pg_db), "PINECONE_API_KEY": API_KEY}
     apply_ok(spec, env)
@@ -208,20 +194,20 @@ def test_pgvector_int_ids_into_pinecone_string_ids(pg_db: str, srv: SpawnedPinec
         conn.execute("INSERT INTO docs (id, title, lang, year, score, published, tags, body, embedding) "
                      "SELECT id + 5000, title, lang, year, score, published, tags, body, embedding FROM docs "
                      "WHERE id <= 3")
-    with Pinecone(api_key=API_KEY, host=srv.url) as pc:  # drift: edited in the target directly
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:  # drift: edited in the target directly
         pc.Index(host=pc.describe_index("docs-diff").host).update(id="700", set_metadata={"lang": "zz"})
     body = plan_body(spec, env)
     assert body["records"] == {"add": 3, "change": 4, "delete": 2, "unchanged": 800 - 6}, body["records"]
     assert body["diff"]["drift"]["records"] == 1 and body["diff"]["drift"]["examples"] == [700]
     apply_ok(spec, env)
-    assert_same_records(pg_records(pg_db, "docs"), pinecone_records(srv, "docs-diff"))
+    assert_same_records(pg_records(pg_db, "docs"), pinecone_records(pinecone_srv, "docs-diff"))
     settled(spec, env)
 
 
-def test_pinecone_namespaces_kept_apart(srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
+def test_pinecone_namespaces_kept_apart(pinecone_srv: SpawnedPineconeLocal, tmp_path: Path) -> None:
     """The same ids live in two namespaces: an edit or a delete in one is not one in the other."""
-    seed_pinecone(srv, "src-ns", 300, 8, namespaces=("a", "b"), seed=3)
-    with Pinecone(api_key=API_KEY, host=srv.url) as pc:
+    seed_pinecone(pinecone_srv, "src-ns", 300, 8, namespaces=("a", "b"), seed=3)
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
         idx = pc.Index(host=pc.describe_index("src-ns").host)
         fetched = idx.fetch(ids=["doc-000001"], namespace="a").vectors["doc-000001"]
         idx.upsert(vectors=[{"id": "doc-000001", "values": list(fetched.values), "metadata": {"k": "b-copy"}}],
@@ -229,13 +215,13 @@ def test_pinecone_namespaces_kept_apart(srv: SpawnedPineconeLocal, tmp_path: Pat
     spec = write_spec(tmp_path, f"""
         version: 1
         name: pc-ns
-        source: {block(srv, "src-ns", ", namespace: '*'")}
-        target: {block(srv, "dst-ns", ", namespace: '*'")}
+        source: {block(pinecone_srv, "src-ns", ", namespace: '*'")}
+        target: {block(pinecone_srv, "dst-ns", ", namespace: '*'")}
         """)
     env = {"PINECONE_API_KEY": API_KEY}
     apply_ok(spec, env)
     settled(spec, env)
-    with Pinecone(api_key=API_KEY, host=srv.url) as pc:
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
         idx = pc.Index(host=pc.describe_index("src-ns").host)
         idx.update(id="doc-000001", set_metadata={"k": "changed in b"}, namespace="b")
         idx.delete(ids=["doc-000001"], namespace="a")
@@ -244,5 +230,5 @@ def test_pinecone_namespaces_kept_apart(srv: SpawnedPineconeLocal, tmp_path: Pat
     (prune,) = [a for a in body["actions"] if a["kind"] == "delete_extra"]
     assert prune["params"]["ids"] == [["a", "doc-000001"]]
     apply_ok(spec, env)
-    assert_same_records(pinecone_records(srv, "src-ns"), pinecone_records(srv, "dst-ns"))
+    assert_same_records(pinecone_records(pinecone_srv, "src-ns"), pinecone_records(pinecone_srv, "dst-ns"))
     settled(spec, env)

@@ -11,12 +11,13 @@ import random
 import time
 from typing import Any
 
+from vecmig import namespaces
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import Interrupted, TerminalError, TransientError
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
-from vecmig.providers import Provider
+from vecmig.providers import Provider, stores_that
 from vecmig.records import Batch, sparse_of
 from vecmig.state.rows import ActionRow, CursorRow
 
@@ -69,7 +70,6 @@ class CopyShard(ActionKind):
 
     def _copy(self, ctx: RunContext, action: Action, src: Provider, tgt: Provider,
               cursor: Any) -> tuple[Any, int, bool]:
-        mapping = ctx.spec.mapping
         keep_images = bool(action.params.get("before_images"))
         if action.params.get("fresh_target"):
             tgt.expect_new_records()
@@ -104,15 +104,9 @@ class CopyShard(ActionKind):
             if len(batch) == 0:
                 t_wait = clock()
                 continue
-            mapped = Batch(ids=batch.ids, vectors=batch.vectors,
-                           metadata=[mapping.apply(m) for m in batch.metadata],
-                           texts=batch.texts, cursor=batch.cursor, extra=batch.extra)
-            if not type(tgt).capabilities.sparse:
-                _refuse_sparse(mapped, tgt)
-            if keep_images:
-                ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, mapped.ids))
+            parts = [m.batch for m in namespaces.map_batch(ctx.spec, batch)]
             t1 = clock()
-            tgt.upsert(mapped)  # returns once acknowledged
+            _write(ctx, action, tgt, parts, keep_images)  # returns once every part is acknowledged
             t2 = clock()
             ctx.state.checkpoint(ctx.round, action.id, batch.cursor, len(batch), batch.nbytes)
             t_wait = clock()
@@ -135,7 +129,6 @@ class CopyShard(ActionKind):
         shard = action.params.get("shard")
         size = int(action.params["batch_size"])
         keep_images = bool(action.params.get("before_images"))
-        mapping = ctx.spec.mapping
         pos = int(cursor.get("pos", 0)) if isinstance(cursor, dict) else 0
         moved = 0
         while pos < len(ids):
@@ -146,15 +139,9 @@ class CopyShard(ActionKind):
             t1 = time.perf_counter()
             ctx.spent("read_wait", t1 - t0)
             if len(batch):
-                mapped = Batch(ids=batch.ids, vectors=batch.vectors,
-                               metadata=[mapping.apply(m) for m in batch.metadata],
-                               texts=batch.texts, extra=batch.extra)
-                if not type(tgt).capabilities.sparse:
-                    _refuse_sparse(mapped, tgt)
-                if keep_images:
-                    ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, mapped.ids))
+                parts = [m.batch for m in namespaces.map_batch(ctx.spec, batch)]
                 t1 = time.perf_counter()
-                tgt.upsert(mapped)  # returns once acknowledged
+                _write(ctx, action, tgt, parts, keep_images)  # returns once every part is acknowledged
                 ctx.spent("write", time.perf_counter() - t1)
             pos += len(chunk)
             t2 = time.perf_counter()
@@ -170,6 +157,20 @@ class CopyShard(ActionKind):
         images.undo_writes(ctx, action)
 
 
+def _write(ctx: RunContext, action: Action, tgt: Provider, parts: list[Batch], keep_images: bool) -> None:
+    """Upsert the mapped parts of one source batch (one per target namespace where the mapping
+    routes records by a field): the batch's checkpoint follows only once all are acknowledged."""
+    by_ns = namespaces.target_by_namespace(ctx.spec)
+    for part in parts:
+        if not type(tgt).capabilities.sparse:
+            _refuse_sparse(part, tgt)
+        if keep_images:
+            ns = part.extra.get("namespace") if by_ns else None
+            ctx.state.save_before_images(ctx.round, action.id,
+                                         images.capture(tgt, part.ids, ns if isinstance(ns, str) else None))
+        tgt.upsert(part)  # returns once acknowledged
+
+
 def _refuse_sparse(batch: Batch, tgt: Provider) -> None:
     """A target that cannot hold sparse values would drop them without a word: fail instead,
     naming the record (the plan warned with VM104 when its sample showed any)."""
@@ -177,8 +178,8 @@ def _refuse_sparse(batch: Batch, tgt: Provider) -> None:
         if sparse is not None:
             raise TerminalError(
                 f"record {rid!r} has sparse values, which {tgt.name} cannot store",
-                hint="migrate into a target that holds sparse values (pinecone with metric dotproduct, jsonl), "
-                     "or remove them from the source",
+                hint="migrate into a target that holds sparse values "
+                     f"({stores_that(lambda c: c.capabilities.sparse)}), or remove them from the source",
             )
 
 

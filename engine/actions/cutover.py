@@ -114,9 +114,8 @@ def _live_target(ctx: RunContext, action: Action) -> pointer.Live:
         inv = tgt.inventory()
     finally:
         tgt.close()
-    host = inv.extra.get("host")
-    namespace = inv.extra.get("namespace", action.params.get("namespace"))
-    return pointer.Live(index=action.params["to"], host=host if isinstance(host, str) else None,
+    namespace = inv.namespace if inv.namespace is not None else action.params.get("namespace")
+    return pointer.Live(index=action.params["to"], host=inv.address,
                         namespace=namespace if isinstance(namespace, str) else None)
 
 
@@ -139,10 +138,7 @@ def _capture_before(ctx: RunContext, spec: PointerSpec) -> dict[str, Any]:
             inv = src.inventory()
         finally:
             src.close()
-        host = inv.extra.get("host")
-        ns = inv.extra.get("namespace")
-        before.update({"index": ctx.spec.source.collection, "host": host if isinstance(host, str) else None,
-                       "namespace": ns if isinstance(ns, str) else None})
+        before.update({"index": ctx.spec.source.collection, "host": inv.address, "namespace": inv.namespace})
     return before
 
 

@@ -20,6 +20,11 @@ which decides and names the ids. The result records how each shard was decided:
   ``server_digest_skipped`` says why; ``source``/``target`` are the sums of the per-shard
   ``{count, sum}`` (mod 2**128), each shard hashed by its own method.
 
+Where a store keeps vectors only within a tolerance (``Capabilities.vector_ulps``, e.g. a store
+that normalises vectors for cosine), no server digest is used (they hash exact bytes): every shard goes through
+the record check, whose digests then leave the vectors out, and each matched pair of vectors
+is compared within the pair's ulp (``vecmig.tolerance``); the result says ``vector_ulps``.
+
 Where both stores also keep row versions (``VersionedDigest``), validation is the record-level
 diff (``vecmig.diff.versions``): without an earlier baseline every bucket is hashed, in one scan
 per shard that also reads the versions (the shards' checksums are as above); against the last
@@ -40,12 +45,12 @@ from typing import Any
 
 import numpy as np
 
+from vecmig import namespaces
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.diff import current_shards, versions
 from vecmig.diff.baseline import last_versions
 from vecmig.diff.keys import LO64, BucketSums, bucket_of, record_key, scan_scheme, strict_pair
 from vecmig.errors import ValidationFailed
-from vecmig.ids import keeps_namespaces
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
@@ -61,6 +66,7 @@ from vecmig.records import (
     same_record_key,
     sparse_of,
 )
+from vecmig.tolerance import first_apart, pair_ulp, within_ulp
 
 SHOW_IDS = 10
 SERVER = "server-digest"
@@ -125,7 +131,10 @@ class ValidateCompleteness(ActionKind):
         # Shards are checked in parallel, each worker on its own connections: reading the
         # source, fetching from the target and hashing overlap instead of taking turns.
         workers = max(1, min(ctx.spec.strategy.concurrency, len(shards)))
-        scheme, skipped = _digest_scheme(ctx)
+        ulp = _vector_ulps(ctx)
+        scheme, skipped = _digest_scheme(ctx) if ulp <= 0 else (
+            None, f"vectors are compared within {ulp} ulp (a store does not keep float32 bits exactly), "
+                  "and server digests hash exact bytes")
         # The failure this validation recorded last time (the shards it named were re-copied
         # since): a shard that fails again with the same source was not fixed by copying it.
         previous = _previous_failure(ctx, action)
@@ -137,8 +146,8 @@ class ValidateCompleteness(ActionKind):
         pre: list[_Shard | None] = list(by_versions.shards) if by_versions else [None] * len(shards)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-validate") as pool, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-validate-digest") as side:
-            outcomes = list(pool.map(lambda i: _check_shard(ctx, action, shards[i], batch_size, scheme, side, pre[i]),
-                                     range(len(shards))))
+            outcomes = list(pool.map(lambda i: _check_shard(ctx, action, shards[i], batch_size, scheme, side, pre[i],
+                                                            ulp), range(len(shards))))
         for i, o in enumerate(outcomes):
             source_count += o.source.count
             missing_total += len(o.missing)
@@ -173,26 +182,33 @@ class ValidateCompleteness(ActionKind):
             if target_count != source_count - missing_total:
                 # Only now are the ids worth holding in memory (peak RSS stays flat otherwise).
                 # By the id's text: a target that keeps only strings (Pinecone) lists int 5 as "5".
+                # Keyed as the target holds records: the mapped id, and the namespace where the
+                # target keeps namespaces (the same id in two of them is two records there).
+                by_ns = namespaces.target_by_namespace(ctx.spec)
                 src = ctx.source()
                 known: set[str] = set()
                 repeated: list[RecordId] = []
                 try:
                     for b in src.scan(None, None, batch_size):
-                        for rid in b.ids:
-                            key = same_record_key(rid)
-                            if key in known:
-                                repeated.append(rid)
-                            known.add(key)
+                        for part in namespaces.map_batch(ctx.spec, b):
+                            space = _space(part.batch, by_ns)
+                            for rid in part.batch.ids:
+                                key = record_key(same_record_key(rid), space)
+                                if key in known:
+                                    repeated.append(_shown_key(rid, b.extra.get("namespace")))
+                                known.add(key)
                 finally:
                     src.close()
                 extra = [rid for b in tgt.scan(None, None, batch_size) for rid in b.ids
-                         if same_record_key(rid) not in known]
+                         if record_key(same_record_key(rid), _space(b, by_ns)) not in known]
                 if extra:
                     problems.append(f"target has {len(extra)} records not in the source {_ids(extra)}")
                 if repeated:
-                    # Never a pass with fewer records than the source holds.
-                    problems.append(f"the source holds {source_count:,} records but only {len(known):,} distinct "
-                                    f"ids: {len(repeated)} repeated {_ids(repeated)}")
+                    # Never a pass with fewer records than the source holds: the same id from two
+                    # source namespaces is one record in a target keyed by id alone.
+                    problems.append(f"{source_count:,} source records, {target_count:,} in the target: the source "
+                                    f"has only {len(known):,} distinct ids as the target keys them, "
+                                    f"{len(repeated)} repeated {_ids(repeated)}")
 
         finally:
             tgt.close()
@@ -214,6 +230,8 @@ class ValidateCompleteness(ActionKind):
             result["versions"] = by_versions.accounting
         elif versions_skipped:
             result["versions_skipped"] = versions_skipped
+        if ulp > 0:
+            result["vector_ulps"] = ulp
         if scheme is not None:
             result["digest_scheme"] = scheme
         else:
@@ -345,6 +363,16 @@ def _lo64(values: Any) -> int:
     return int(np.sum(values, dtype=np.uint64))
 
 
+def _vector_ulps(ctx: RunContext) -> int:
+    """The ulp the pair's vectors are compared within (0: bit for bit), from both stores."""
+    src, tgt = ctx.source(), ctx.target()
+    try:
+        return pair_ulp(src, tgt)
+    finally:
+        src.close()
+        tgt.close()
+
+
 def _digest_scheme(ctx: RunContext) -> tuple[str | None, str | None]:
     """The scheme both stores' server digests share, or None and why the fast path is off."""
     if not ctx.spec.mapping.is_identity:
@@ -430,7 +458,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, batch_size: int,
-                 scheme: str | None, side: ThreadPoolExecutor, pre: _Shard | None = None) -> _Outcome:
+                 scheme: str | None, side: ThreadPoolExecutor, pre: _Shard | None = None, ulp: int = 0) -> _Outcome:
     if pre is not None and pre.equal:
         ctx.reporter.advance(action, pre.counted[0].count)
         return _Outcome(SERVER, pre.counted[0], pre.counted[1], shown=pre.shown)
@@ -453,56 +481,72 @@ def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, 
                     return _Outcome(SERVER, s_dig, t_dig)
                 fallback = "server digests differ"
         sums = BucketSums()
-        s_sum, t_sum, missing, differ, why = _check_records(ctx, action, src, tgt, shard, batch_size, sums)
+        s_sum, t_sum, missing, differ, why = _check_records(ctx, action, src, tgt, shard, batch_size, sums, ulp)
         return _Outcome(RECORDS, s_sum, t_sum, missing, differ, why, server=server, fallback=fallback,
-                        buckets=sums, bucket_scheme=scan_scheme(strict_pair(ctx.spec)))
+                        buckets=sums, bucket_scheme=scan_scheme(strict_pair(ctx.spec), ulp))
     finally:
         src.close()
         tgt.close()
 
 
 def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider, shard: dict[str, Any] | None,
-                   batch_size: int, buckets: BucketSums) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId],
-                                             list[dict[str, Any]]]:
-    """Record by record: every source record of the shard hashed against the target's by id."""
-    mapping = ctx.spec.mapping
-    by_ns = keeps_namespaces(ctx.spec)
+                   batch_size: int, buckets: BucketSums, ulp: int = 0) -> tuple[Checksum, Checksum, list[RecordId],
+                                                                            list[RecordId], list[dict[str, Any]]]:
+    """Record by record: every source record of the shard hashed against the target's by id
+    (``ulp`` > 0: hashed without vectors, which are compared within that many ulp)."""
+    by_ns = namespaces.target_by_namespace(ctx.spec)
     strict = strict_pair(ctx.spec)
     s_sum, t_sum = Checksum(), Checksum()
     missing: list[RecordId] = []
     differ: list[RecordId] = []
     why: list[dict[str, Any]] = []
     for batch in prefetch(src.scan(shard, None, batch_size)):
-        # extra travels along: sparse values are part of what must match.
-        mapped = Batch(ids=batch.ids, vectors=batch.vectors,
-                       metadata=[mapping.apply(m) for m in batch.metadata], texts=batch.texts,
-                       extra=batch.extra)
-        mine = batch_digests(mapped, strict)
-        s_sum.add_digests(mine)
-        got = tgt.fetch_matching(batch)
-        # The target answers with its own id type (a text column holds int 5 as "5"): the
-        # same record, by vecmig.ids; hashed and matched under the source's id.
-        own_ids = list(got.ids)
-        got.ids = as_source_ids(got.ids, batch.ids)
-        # Between two stores that keep types exactly, the target's own id is hashed: 5 vs "5" differs.
-        got_digests = batch_digests(Batch(ids=own_ids, vectors=got.vectors, metadata=got.metadata, texts=got.texts,
-                                          extra=got.extra), True) if strict else batch_digests(got)
-        t_sum.add_digests(got_digests)
-        ns = batch.extra.get("namespace") if by_ns else None
-        space = ns if isinstance(ns, str) else ("" if by_ns else None)
-        for got_id, got_digest in zip(got.ids, got_digests, strict=True):
-            buckets.add(bucket_of(record_key(got_id, space)), got_digest)
-        theirs = dict(zip(got.ids, got_digests, strict=True))
-        for pos, (rid, d_mine) in enumerate(zip(mapped.ids, mine, strict=True)):
-            d = theirs.get(rid)
-            if d is None:
-                missing.append(rid)
-            elif d != d_mine:
-                differ.append(rid)
-                if len(why) < SHOW_IDS:
-                    why.append(_difference(mapped, pos, got, list(got.ids).index(rid), strict))
+        # Compared as the target must hold them: mapped (ids, metadata, namespace), and each part
+        # answered from the namespace it was written to; extra travels along (sparse values).
+        for part in namespaces.map_batch(ctx.spec, batch):
+            _compare_part(tgt, part.batch, strict, by_ns, s_sum, t_sum, buckets, missing, differ, why, ulp)
         ctx.reporter.advance(action, len(batch))
     return s_sum, t_sum, missing, differ, why
+
+
+def _compare_part(tgt: Provider, mapped: Batch, strict: bool, by_ns: bool, s_sum: Checksum, t_sum: Checksum,
+                  buckets: BucketSums, missing: list[RecordId], differ: list[RecordId],
+                  why: list[dict[str, Any]], ulp: int = 0) -> None:
+    exact = ulp <= 0
+    mine = batch_digests(mapped, strict, vectors=exact)
+    s_sum.add_digests(mine)
+    got = tgt.fetch_matching(mapped)
+    # The target answers with its own id type (a text column holds int 5 as "5"): the
+    # same record, by vecmig.ids; hashed and matched under the (mapped) source id.
+    own_ids = list(got.ids)
+    got.ids = as_source_ids(got.ids, mapped.ids)
+    # Between two stores that keep types exactly, the target's own id is hashed: 5 vs "5" differs.
+    got_digests = batch_digests(Batch(ids=own_ids, vectors=got.vectors, metadata=got.metadata, texts=got.texts,
+                                      extra=got.extra), True, vectors=exact) if strict else batch_digests(
+        got, vectors=exact)
+    t_sum.add_digests(got_digests)
+    ns = mapped.extra.get("namespace") if by_ns else None
+    space = ns if isinstance(ns, str) else ("" if by_ns else None)
+    for got_id, got_digest in zip(got.ids, got_digests, strict=True):
+        buckets.add(bucket_of(record_key(got_id, space)), got_digest)
+    theirs = {rid: (d, j) for j, (rid, d) in enumerate(zip(got.ids, got_digests, strict=True))}
+    for pos, (rid, d_mine) in enumerate(zip(mapped.ids, mine, strict=True)):
+        found = theirs.get(rid)
+        if found is None:
+            missing.append(rid)
+        elif found[0] != d_mine or not (exact or within_ulp(mapped.vectors[pos], got.vectors[found[1]], ulp)):
+            differ.append(rid)
+            if len(why) < SHOW_IDS:
+                why.append(_difference(mapped, pos, got, found[1], strict, ulp))
+
+
+def _space(batch: Batch, by_ns: bool) -> str | None:
+    ns = batch.extra.get("namespace") if by_ns else None
+    return ns if isinstance(ns, str) else ("" if by_ns else None)
+
+
+def _shown_key(rid: RecordId, namespace: Any) -> str:
+    return f"{rid!r} (namespace {namespace!r})" if isinstance(namespace, str) else repr(rid)
 
 
 def as_source_ids(got: list[RecordId], asked: list[RecordId]) -> list[RecordId]:
@@ -529,16 +573,20 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _difference(mine: Batch, i: int, theirs: Batch, j: int, strict: bool = False) -> dict[str, Any]:
-    """The first part of one record that differs between source (mapped) and target, named."""
+def _difference(mine: Batch, i: int, theirs: Batch, j: int, strict: bool = False, ulp: int = 0) -> dict[str, Any]:
+    """The first part of one record that differs between source (mapped) and target, named
+    (vectors: the first value more than ``ulp`` apart)."""
     rid = mine.ids[i]
     a = np.ascontiguousarray(mine.vectors[i], dtype="<f4")
     b = np.ascontiguousarray(theirs.vectors[j], dtype="<f4")
-    if a.shape != b.shape or a.tobytes() != b.tobytes():
-        at = next((k for k in range(min(a.size, b.size)) if a[k].tobytes() != b[k].tobytes()), None)
-        if at is None:
+    if not within_ulp(a, b, ulp):
+        if a.shape != b.shape:
             return {"id": rid, "field": "vector", "source": f"{a.size} dims", "target": f"{b.size} dims"}
-        return {"id": rid, "field": f"vector[{at}]", "source": _shown(float(a[at])), "target": _shown(float(b[at]))}
+        at = (next((k for k in range(a.size) if a[k].tobytes() != b[k].tobytes()), None) if ulp <= 0
+              else first_apart(a, b, ulp))
+        if at is not None:
+            return {"id": rid, "field": f"vector[{at}]", "source": _shown(float(a[at])),
+                    "target": _shown(float(b[at]))}
     ma, mb = mine.metadata[i], theirs.metadata[j]
     if canonical_metadata(ma, strict) != canonical_metadata(mb, strict):
         for key in sorted(set(ma) | set(mb), key=str):

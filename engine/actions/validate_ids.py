@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vecmig import namespaces
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import TerminalError
 from vecmig.model import Action
@@ -33,6 +34,9 @@ class ValidateIds(ActionKind):
             src.close()
         ctx.reporter.advance(action, report.checked)
         found = report.problem(action.params.get("id_type"))
+        if found is not None and found[0] == "VM107":
+            # The same id in two source namespaces: a collision the namespace mapping must resolve.
+            found = namespaces.collision(ctx.spec, report.repeated_message()) or found
         if found is not None:
             code, message, hint = found
             raise TerminalError(f"{message} [{code}]", hint=f"{hint}; nothing was written")

@@ -31,8 +31,11 @@ def strict_pair(spec: Any) -> bool:
                 and provider_class(spec.target.provider).capabilities.exact_numbers)
 
 
-def scan_scheme(strict: bool) -> str:
-    return STRICT_SCHEME if strict else SCAN_SCHEME
+def scan_scheme(strict: bool, ulp: int = 0) -> str:
+    """The digests' scheme; ``ulp`` > 0: records hashed without their vectors (compared within
+    that many ulp apart, ``vecmig.tolerance``), which no exact baseline may be compared with."""
+    scheme = STRICT_SCHEME if strict else SCAN_SCHEME
+    return scheme.replace(" buckets=", f" vectors-within-{ulp}ulp buckets=") if ulp > 0 else scheme
 
 
 def record_key(rid: RecordId, namespace: str | None = None) -> str:

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from vecmig import namespaces
 from vecmig.diff.keys import BucketSums, key_hash, record_key
 from vecmig.diff.model import RecordCounts, ShardDelta
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
 from vecmig.records import Batch, RecordId, batch_digests
 from vecmig.spec import Spec
+from vecmig.tolerance import within_ulp
 
 Progress = Callable[[int], None]
 
@@ -29,12 +31,16 @@ class SourceSide:
 
     def __init__(self) -> None:
         self.ids: list[RecordId] = []
+        self.target_ids: list[RecordId] = []  # the id the target holds it under (the mapping's)
         self.namespaces: list[str | None] = []
         self.shard: list[int] = []
         self.keys: list[int] = []
         self.digests: list[int] = []
         self.buckets = BucketSums()
         self.total = 0
+        # Where vectors are compared within a tolerance (ulp > 0) the digests leave them out and
+        # the source's vectors are kept here, one row per record: n x dim x 4 bytes of memory.
+        self.vectors: list[np.ndarray] = []
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         keys = np.fromiter(self.keys, dtype=np.uint64, count=len(self.keys))
@@ -48,25 +54,30 @@ def _namespace(batch: Batch, by_namespace: bool) -> str | None:
 
 
 def read_source(spec: Spec, src: Provider, shards: list[dict[str, Any] | None], batch_size: int,
-                by_namespace: bool, progress: Progress, strict: bool = False) -> SourceSide:
+                by_namespace: bool, progress: Progress, strict: bool = False, ulp: int = 0) -> SourceSide:
     side = SourceSide()
-    mapping = spec.mapping
     for index, shard in enumerate(shards):
         for batch in prefetch(src.scan(shard, None, batch_size)):
             if not len(batch):
                 continue
-            mapped = Batch(ids=batch.ids, vectors=batch.vectors, metadata=[mapping.apply(m) for m in batch.metadata],
-                           texts=batch.texts, extra=batch.extra)
-            ns = _namespace(batch, by_namespace)
-            for rid, digest in zip(batch.ids, batch_digests(mapped, strict), strict=True):
-                k = key_hash(record_key(rid, ns))
-                side.ids.append(rid)
-                side.namespaces.append(ns)
-                side.shard.append(index)
-                side.keys.append(k)
-                side.digests.append(digest)
-                side.buckets.add(k & 1023, digest)
-                side.total = (side.total + digest) % (1 << 128)
+            # Keyed and hashed as the target must hold the record (mapped id, namespace and
+            # metadata); listed under the source id, which the copy fetches from the source.
+            for part in namespaces.map_batch(spec, batch):
+                mapped = part.batch
+                ns = _namespace(mapped, by_namespace)
+                if ulp > 0:  # compared value by value later: digests leave the vector out
+                    side.vectors.extend(np.array(mapped.vectors, dtype=np.float32, copy=True))
+                digests = batch_digests(mapped, strict, vectors=ulp <= 0)
+                for pos, target_id, digest in zip(part.positions, mapped.ids, digests, strict=True):
+                    k = key_hash(record_key(target_id, ns))
+                    side.ids.append(batch.ids[pos])
+                    side.target_ids.append(target_id)
+                    side.namespaces.append(ns)
+                    side.shard.append(index)
+                    side.keys.append(k)
+                    side.digests.append(digest)
+                    side.buckets.add(k & 1023, digest)
+                    side.total = (side.total + digest) % (1 << 128)
             progress(len(batch))
     return side
 
@@ -85,7 +96,7 @@ class Outcome:
 
 
 def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespace: bool,
-                   progress: Progress, strict: bool = False) -> Outcome:
+                   progress: Progress, strict: bool = False, ulp: int = 0) -> Outcome:
     keys_sorted, order = side.finish()
     n = len(side.ids)
     out = Outcome(n)
@@ -102,9 +113,9 @@ def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespac
         # Hashed under the source's id: the same record in another id type is not a change (unless
         # both stores keep types exactly: then 5 and "5" differ, like 1 and 1.0).
         as_source = batch if strict else Batch(
-            ids=[side.ids[int(p)] if p >= 0 else rid for rid, p in zip(batch.ids, src_pos, strict=True)],
+            ids=[side.target_ids[int(p)] if p >= 0 else rid for rid, p in zip(batch.ids, src_pos, strict=True)],
             vectors=batch.vectors, metadata=batch.metadata, texts=batch.texts, extra=batch.extra)
-        digests = batch_digests(as_source, strict)
+        digests = batch_digests(as_source, strict, vectors=ulp <= 0)
         for j, (p, digest) in enumerate(zip(src_pos.tolist(), digests, strict=True)):
             k = int(tkeys[j])
             out.target_buckets.add(k & 1023, digest)
@@ -112,7 +123,7 @@ def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespac
             if p < 0:
                 out.extra_ids.append((batch.ids[j], ns))
                 out.extra_buckets.append(k & 1023)
-            elif side.digests[p] == digest:
+            elif side.digests[p] == digest and (ulp <= 0 or within_ulp(side.vectors[p], batch.vectors[j], ulp)):
                 out.state[p] = 1
             else:
                 out.state[p] = 2

@@ -17,6 +17,7 @@ from vecmig.spec import (
     IndexSpec,
     Locations,
     MappingSpec,
+    NamespaceMapping,
     PointerSpec,
     Spec,
     StoreSpec,
@@ -128,6 +129,17 @@ def _mapping(data: dict[str, Any]) -> MappingSpec:
     return MappingSpec(
         rename=tuple(metadata.get("rename", {}).items()),
         drop=tuple(metadata.get("drop", [])),
+        namespace=_namespace_mapping(data["namespace"]) if "namespace" in data else None,
+    )
+
+
+def _namespace_mapping(data: dict[str, Any]) -> NamespaceMapping:
+    return NamespaceMapping(
+        to="field" if data.get("to") == "field" else "namespace",
+        from_field=data.get("from") == "field",
+        name=data.get("name"),
+        names=tuple(sorted((data.get("names") or {}).items())),
+        composite_ids=bool(data.get("composite_ids", False)),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from vecmig.specload.context import _Context, _escape, _unescape
@@ -65,10 +66,18 @@ class _Interpolation:
 
 
 # Connection keys whose values are not secret as such (they may still carry a URL's userinfo,
-# which is). Every other connection key, state.url and any key naming a password, key or token
-# is a secret: a third-party provider's unknown key is masked rather than shown.
-NOT_SECRET_CONNECTION_KEYS = frozenset({"path", "embedded", "host", "concurrency", "timeout", "ready_timeout",
-                                        "nested_metadata", "name", "terminal_on_id"})  # name, terminal_on_id: memory
+# which is): keys some store's kit declares, that no kit lists among its secrets and whose name
+# does not say secret. Every other connection key, state.url and any key naming a password, key
+# or token is a secret: a third-party provider's unknown key is masked rather than shown.
+@cache
+def not_secret_connection_keys() -> frozenset[str]:
+    from vecmig.providers import kits
+
+    declared = {key for rules in kits().values() for key in rules.connection_schema}
+    secret = {key for rules in kits().values() for key in rules.secret_keys}
+    return frozenset(k for k in declared - secret if not SECRET_KEY.search(k))
+
+
 SECRET_KEY = re.compile(r"(?i)password|passwd|secret|token|api_?key|dsn|credential")
 
 
@@ -77,7 +86,7 @@ def _is_secret_pointer(pointer: str) -> bool:
     if parts[:2] == ["state", "url"]:
         return True
     if len(parts) >= 3 and parts[0] in ("source", "target") and parts[1] == "connection":
-        return parts[2] not in NOT_SECRET_CONNECTION_KEYS
+        return parts[2] not in not_secret_connection_keys()
     return bool(parts) and bool(SECRET_KEY.search(parts[-1]))
 
 

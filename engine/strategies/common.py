@@ -8,8 +8,9 @@ from typing import Any
 from vecmig import estimate, pointer
 from vecmig.diff import ShardDelta
 from vecmig.errors import PlanError
-from vecmig.ids import keeps_namespaces
+from vecmig.ids import unique_by_namespace
 from vecmig.model import Action
+from vecmig.providers import stores_that
 from vecmig.strategies.context import PlanContext
 
 
@@ -18,7 +19,7 @@ def validate_ids(ctx: PlanContext) -> list[Action]:
     n = ctx.source.count or 0
     # Without a provider instance nothing vouches for the store's ids: check them (the safe side).
     unique = ctx.source_provider is not None and ctx.source_provider.ids_unique_by_store(ctx.source)
-    if not n or unique or keeps_namespaces(ctx.spec):
+    if not n or unique or unique_by_namespace(ctx.spec):
         return []
     kinds = {"int": "integers", "text": "strings"}
     id_type = ctx.source.id_type
@@ -101,7 +102,7 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
 
 def copy_reason(ctx: PlanContext, shard: dict[str, Any], total: int, delta: ShardDelta | None,
                 listed: bool) -> str:
-    where = describe_shard(shard)
+    where = ctx.source_cls.describe_shard(shard)
     if delta is None or not ctx.diffed:
         return f"{total:,} source records in {where}: all to add (the target holds none yet)"
     c = delta.counts
@@ -111,20 +112,6 @@ def copy_reason(ctx: PlanContext, shard: dict[str, Any], total: int, delta: Shar
            f"the whole shard is copied, which is faster for so many (the {c.unchanged:,} unchanged are "
            "rewritten as they are)" if c.unchanged else "the whole shard is copied")
     return f"{total:,} source records in {where}: {what}, {c.unchanged:,} unchanged; {how}"
-
-
-def describe_shard(shard: dict[str, object]) -> str:
-    if "lo" in shard or "hi" in shard:
-        lo = "start" if shard.get("lo") is None else shard["lo"]
-        hi = "end" if shard.get("hi") is None else shard["hi"]
-        return f"ids [{lo}, {hi})"
-    if "start" in shard:
-        return f"bytes [{shard['start']}, {shard['end']})"
-    if "row_groups" in shard:
-        return f"row groups {shard['row_groups']}"
-    if "namespace" in shard:
-        return f"namespace {shard['namespace'] or '(default)'}"
-    return "the whole collection"
 
 
 def seal_target(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
@@ -324,7 +311,7 @@ def raise_no_alias(ctx: PlanContext) -> None:
         f"provider {ctx.spec.target.provider} has no aliases, so '{ctx.spec.target.alias}' cannot be switched",
         where=ctx.spec.where("/target/alias"),
         hint="replace target.alias with `pointer: {file: ...}` (a file readers follow) or `pointer: {command: ...}`, "
-             "or use a target that supports aliases (pgvector views)",
+             f"or use a target that supports aliases ({stores_that(lambda c: c.capabilities.aliases)})",
     )
 
 

@@ -39,7 +39,7 @@ from vecmig.durable import atomic_write, remove_tmp_leftovers
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema, LintFinding, Provider
-from vecmig.providers.fidelity import Refusal, check_id, lint_records, refuse
+from vecmig.providers.fidelity import Refusal, check_id, lint_records, refuse, refuse_sparse
 from vecmig.providers.files.fields import check_record_id, resolve_fields
 from vecmig.providers.files.staging import Source, Staging, read_tombstone
 from vecmig.records import Batch, RecordId
@@ -145,8 +145,8 @@ class FileProvider(Provider):
             entries = self.staging.entries()
             extra["pending_parts"] = len(entries)
             extra["pending_bytes"] = sum(p.stat().st_size for _, p in entries)
-        extra["text"] = has_text
         return Inventory(
+            has_text=has_text,
             provider=self.name,
             collection=self.store.collection or self.raw_path,
             exists=True,
@@ -217,6 +217,8 @@ class FileProvider(Provider):
         """Durable once this returns; replaying the same batch is harmless (see module doc)."""
         if not len(batch):
             return
+        if not type(self).capabilities.sparse:
+            refuse_sparse(batch, self.name)  # a format without them would drop them silently
         self._check_ids(batch.ids)
         vectors = np.asarray(batch.vectors)
         if vectors.ndim != 2 or vectors.shape[0] != len(batch.ids):

@@ -498,6 +498,10 @@ class JsonlProvider(FileProvider):
             count = count_nonblank_lines(self.path)
         return self._inventory(dim=dim, count=count, id_type=id_type, types=types, has_text=has_text, extra=extra)
 
+    @classmethod
+    def describe_shard(cls, shard: dict[str, Any]) -> str:
+        return f"bytes [{shard['start']}, {shard['end']})" if "start" in shard else super().describe_shard(shard)
+
     def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
         """Even byte ranges sized to hold about ``shard_size`` records each."""
         if not inventory.exists:

@@ -654,6 +654,10 @@ class ParquetProvider(FileProvider):
             types, has_text = dict(manifest.get("metadata", {})), bool(manifest.get("text"))
         return self._inventory(dim=dim, count=count, id_type=id_type, types=types, has_text=has_text, extra=extra)
 
+    @classmethod
+    def describe_shard(cls, shard: dict[str, Any]) -> str:
+        return f"row groups {shard['row_groups']}" if "row_groups" in shard else super().describe_shard(shard)
+
     def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
         """Whole row groups gathered up to ``shard_size`` rows; a row group of more than four
         shards' worth is sliced."""

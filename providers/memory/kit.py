@@ -16,6 +16,14 @@ FAULTS = {
     "terminal_on_id": {
         "type": ["integer", "string"], "description": "memory: an upsert holding this id fails terminally",
     },
+    "vector_ulps": {
+        "type": "integer", "minimum": 0,
+        "description": "memory: the store declares it keeps vectors within this many ulp (Capabilities.vector_ulps)",
+    },
+    "moves_ulp": {
+        "type": "integer", "minimum": 0,
+        "description": "memory: every other vector value written is moved up by this many ulp (default vector_ulps)",
+    },
     "retry_after": {
         "type": "number", "minimum": 0, "description": "memory: the Retry-After seconds a transient fault asks for",
     },
@@ -25,6 +33,7 @@ KIT = ProviderKit(
     name="memory",
     summary="in-process collections with fault settings: the engine's test double",
     provider="vecmig.providers.memory.provider:MemoryProvider",
+    suggested=False,
     rules=SpecRules(
         ("name",),
         "connection: {name: src} (optionally fail_after_batches, transient_every, terminal_on_id, retry_after)",

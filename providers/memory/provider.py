@@ -16,6 +16,10 @@ Faults (target connection keys; they act on upserts, counted per store across in
   written), so the copy retries from its last checkpoint; ``retry_after`` (seconds) is the
   delay the error asks for (0 in tests; absent: the executor's own backoff).
 * ``terminal_on_id: ID`` — any upsert holding that id fails terminally, every time.
+
+A lossy store, for the tolerance paths of validation and the diff (``vecmig.tolerance``):
+``vector_ulps: N`` declares that vectors are kept within N ulp, and ``moves_ulp: M`` (default
+N) moves every other float32 value written up by M ulp, as a Chroma cosine collection does.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from vecmig.providers.memory.store import Collection, sort_key
 from vecmig.records import Batch, RecordId
 from vecmig.spec import StoreSpec
 
-FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after")
+FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after", "vector_ulps", "moves_ulp")
 
 
 def _logical_type(value: Any) -> str:
@@ -102,10 +106,7 @@ class MemoryProvider(Provider):
                         continue
                     kind = _logical_type(value)
                     fields[key] = kind if fields.get(key, kind) == kind else "json"
-            extra: dict[str, Any] = {"text": coll.text or any(r.text is not None for r in coll.records.values()),
-                                     "checksum": coll.checksum()}
-            if any(r.sparse is not None for r in coll.records.values()):
-                extra["sparse"] = True
+            extra: dict[str, Any] = {"checksum": coll.checksum()}
             if len(kinds) > 1:
                 extra["mixed_ids"] = True
             return Inventory(
@@ -118,6 +119,8 @@ class MemoryProvider(Provider):
                 count_exact=True,
                 id_type=kinds.pop() if len(kinds) == 1 else coll.id_type,
                 fields=dict(sorted(fields.items())),
+                has_text=coll.text or any(r.text is not None for r in coll.records.values()),
+                sparse=any(r.sparse is not None for r in coll.records.values()),
                 extra=extra,
             )
 
@@ -197,10 +200,27 @@ class MemoryProvider(Provider):
                                 "(injected fault fail_after_batches)",
                                 hint="remove fail_after_batches and apply again to resume")
 
+    def vector_ulps(self) -> int:
+        return int(self.faults.get("vector_ulps", 0))
+
+    def _moved(self, batch: Batch) -> Batch:
+        """The batch as a lossy store keeps it: every other value ``moves_ulp`` floats up."""
+        steps = int(self.faults.get("moves_ulp", self.faults.get("vector_ulps", 0)))
+        if not steps or not len(batch):
+            return batch
+        vectors = np.array(batch.vectors, dtype=np.float32, copy=True)
+        flat = vectors.reshape(-1)
+        with np.errstate(over="ignore"):  # the largest float moves up to Infinity: 1 ulp, as counted
+            for _ in range(steps):
+                flat[::2] = np.nextafter(flat[::2], np.float32(np.inf))
+        return Batch(ids=batch.ids, vectors=vectors, metadata=batch.metadata, texts=batch.texts,
+                     cursor=batch.cursor, extra=batch.extra)
+
     def upsert(self, batch: Batch) -> None:
         with self.mem.lock:
             coll = self._need()
             self._inject(batch)
+            batch = self._moved(batch)
             if len(batch):
                 dim = int(batch.vectors.shape[1])
                 if coll.dimension is None:

@@ -266,6 +266,8 @@ class CatalogMixin(ConnectionMixin):
             index=index,
             aliases=aliases,
             bytes_per_record=bytes_per_record,
+            has_text=layout.text is not None,
+            metadata_column=layout.json_column.name if layout.json_column else None,
             extra=extra,
         )
 

@@ -148,6 +148,7 @@ class WriteMixin(ReadMixin):
     def upsert(self, batch: Batch) -> None:
         if not len(batch):
             return
+        fidelity.refuse_sparse(batch, self.name)  # no sparse column: they would be dropped silently
         layout = self._writable()
         ids = [self._norm_id(layout, i) for i in batch.ids]
         if len(set(ids)) != len(ids):

@@ -395,17 +395,15 @@ class PineconeProvider(Provider):
         dimension, metric, sparse = self._shape(model)
         deployment = model.deployment
         extra: dict[str, Any] = {
-            "host": model.host,
-            "namespace": self._namespace,
             "cloud": getattr(deployment, "cloud", None),
             "region": getattr(deployment, "region", None),
             "deletion_protection": model.deletion_protection,
-            "sparse": sparse,
             "ready": bool(model.status.ready),
         }
+        where = {"address": model.host, "namespace": self._namespace, "sparse": sparse}
         if not model.status.ready:
             return Inventory(provider=self.name, collection=name, exists=True, dimension=dimension, metric=metric,
-                             id_type="text", extra=extra)
+                             id_type="text", extra=extra, **where)
         self._model = model
         namespaces = self._namespace_counts()
         count = sum(namespaces.values()) if self._namespace == ALL_NAMESPACES else namespaces.get(self._namespace, 0)
@@ -413,14 +411,14 @@ class PineconeProvider(Provider):
         sample = self._sample(sample_ns) if count else None
         fields: dict[str, str] = {}
         bytes_per_record = 4 * (dimension or 0) + 16
-        extra["has_text"] = False
+        has_text = False
         if sample is not None and len(sample):
             fields = _metadata_types(sample.metadata)
             meta_bytes = sum(lint.metadata_size(m) for m in sample.metadata) / len(sample)
             id_bytes = sum(len(str(i)) for i in sample.ids) / len(sample)
             text_bytes = sum(len(t.encode()) for t in (sample.texts or []) if t) / len(sample)
             bytes_per_record = int(4 * (dimension or 0) + meta_bytes + id_bytes + text_bytes)
-            extra["has_text"] = bool(sample.texts) and any(t is not None for t in sample.texts or [])
+            has_text = bool(sample.texts) and any(t is not None for t in sample.texts or [])
         extra["namespaces"] = namespaces
         return Inventory(
             provider=self.name,
@@ -434,7 +432,9 @@ class PineconeProvider(Provider):
             fields=fields,
             index=None,
             bytes_per_record=bytes_per_record,
+            has_text=has_text,
             extra=extra,
+            **where,
         )
 
     def _namespace_counts(self) -> dict[str, int]:
@@ -446,6 +446,12 @@ class PineconeProvider(Provider):
         """The first list page's records: deterministic while the data does not change."""
         ids, _ = self._list_page(namespace, None)
         return self._fetch_ordered(namespace, ids[:SAMPLE_SIZE])
+
+    @classmethod
+    def describe_shard(cls, shard: dict[str, Any]) -> str:
+        if "namespace" in shard:
+            return f"namespace {shard['namespace'] or '(default)'}"
+        return super().describe_shard(shard)
 
     def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:
         """One shard per namespace: list tokens are opaque, so no id-range cuts exist."""
@@ -735,7 +741,7 @@ class PineconeProvider(Provider):
         if not inv.exists:
             return None
         return CollectionSchema(dimension=int(inv.dimension or 0), metric=inv.metric or "cosine", id_type="text",
-                                metadata=dict(inv.fields), text=bool(inv.extra.get("has_text")))
+                                metadata=dict(inv.fields), text=inv.has_text)
 
     # ---- planning hooks (no requests) -------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Chroma: collections behind a ``chroma run`` server or in a local persistent directory."""

@@ -1,0 +1,1 @@
+"""LanceDB (embedded): one directory of Lance tables; a collection is a table."""
