@@ -21,3 +21,20 @@ PARQUET = ProviderKit(
     rules=SpecRules(("path",), "connection: {path: data.parquet}", connection_schema=_PATH,
                     paths=_FILE, keeps_metric=False),
 )
+CSV = ProviderKit(
+    name="csv",
+    summary="a CSV file: header row, JSON-array vectors, one typed column per metadata key",
+    provider="vecmig.providers.files.csvfile:CsvProvider",
+    rules=SpecRules(("path",), "connection: {path: data.csv}", connection_schema=_PATH,
+                    paths=_FILE, keeps_metric=False),
+)
+VDF = ProviderKit(
+    name="vdf",
+    summary="a vector-io VDF directory: VDF_META.json plus Parquet files per index and namespace",
+    provider="vecmig.providers.files.vdf:VdfProvider",
+    rules=SpecRules(("path",), "connection: {path: vdf_dir}, collection: <index name>",
+                    connection_schema={"path": {"$ref": "#/$defs/nonempty_string",
+                                                "description": "the VDF directory (relative to the spec)"}},
+                    paths={"path": ("dir", "{role} VDF directory")}, needs_collection=True, namespaces=True,
+                    collection_hint="the index name inside the VDF directory: add `collection: <index>`"),
+)

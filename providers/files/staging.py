@@ -32,9 +32,11 @@ class Source:
 class Staging:
     """``<path>.vecmig-parts/``: manifest.json plus one file per acknowledged write."""
 
-    def __init__(self, final: Path, part_suffix: str) -> None:
+    def __init__(self, final: Path, part_suffix: str, where: Path | None = None) -> None:
+        """``where``: the staging directory when it cannot sit beside the file (a VDF directory,
+        whose readers take every Parquet file under a data path for data)."""
         self.final = final
-        self.dir = final.with_name(final.name + ".vecmig-parts")
+        self.dir = where if where is not None else final.with_name(final.name + ".vecmig-parts")
         self.done_dir = self.dir.with_name(self.dir.name + ".done")
         self.manifest_path = self.dir / "manifest.json"
         self.part_suffix = part_suffix
