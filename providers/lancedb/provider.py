@@ -50,7 +50,7 @@ from vecmig.providers.base import (
     Provider,
     Throughput,
 )
-from vecmig.providers.fidelity import lint_records
+from vecmig.providers.fidelity import lint_records, refuse_sparse
 from vecmig.providers.files.fields import FileFields, resolve_fields
 from vecmig.providers.files.parquet import Layout, build_schema
 from vecmig.providers.lancedb import existing, indexing
@@ -358,6 +358,7 @@ class LanceDBProvider(Provider):
     def upsert(self, batch: Batch) -> None:
         if not len(batch):
             return
+        refuse_sparse(batch, self.name)  # no sparse vectors here: they would be dropped silently
         table = self._need()
         layout = self._layout_of(table)
         if batch.vectors.shape[1] != layout.dim:

@@ -37,6 +37,7 @@ import numpy as np
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Throughput
+from vecmig.providers.fidelity import refuse_sparse
 from vecmig.providers.milvus import layout as lay
 from vecmig.providers.milvus import lint
 from vecmig.providers.milvus.ddl import MilvusDdl
@@ -186,6 +187,7 @@ class MilvusProvider(MilvusDdl):
     def upsert(self, batch: Batch) -> None:
         if not len(batch):
             return
+        refuse_sparse(batch, self.name)  # no sparse vectors here: they would be dropped silently
         layout = self._get_layout()
         if batch.vectors.shape[1] != layout.dimension:
             raise TerminalError(f"{batch.vectors.shape[1]}-dimensional vectors cannot go into Milvus collection "

@@ -41,6 +41,7 @@ from qdrant_client import QdrantClient, models
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
+from vecmig.providers.fidelity import refuse_sparse
 from vecmig.providers.qdrant import ids, lint, records, speed
 from vecmig.providers.qdrant.errors import classify, is_oversize
 from vecmig.records import Batch, RecordId
@@ -337,6 +338,7 @@ class QdrantProvider(Provider):
     def upsert(self, batch: Batch) -> None:
         if not len(batch):
             return
+        refuse_sparse(batch, self.name)  # no sparse vectors here: they would be dropped silently
         dim, metric = self._ensure_shape()
         if metric == "cosine":
             raise TerminalError(f"Qdrant collection '{self._collection}' is a cosine collection: Qdrant would store "

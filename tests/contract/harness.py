@@ -90,11 +90,14 @@ class Store:
         finally:
             provider.close()
 
-    def create(self, name: str, batch: Batch, *, metric: str = "cosine") -> None:
+    def create(self, name: str, batch: Batch, *, metric: str | None = None) -> None:
+        """A new collection for ``batch``, with the metric the module's spec asks for (a store
+        whose cosine collections normalise vectors is tested with another), else cosine."""
         if not self.caps.create_collection:
             return  # the module's spec names a collection that is there already
+        create = self.spec(name).create
         with self.open(name) as p:
-            p.create_collection(schema_for(batch, metric))
+            p.create_collection(schema_for(batch, metric or (create and create.metric) or "cosine"))
 
     def same(self, got: Batch, want: Batch, what: str) -> None:
         """:func:`assert_same` by id text, numbers' types compared where the store keeps them."""
