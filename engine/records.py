@@ -93,6 +93,33 @@ class ColumnBatch:
         return batch
 
 
+def value_type(value: Any) -> str:
+    """A metadata value's logical type, as inventories and collection schemas name it."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "text[]"
+    return "json"
+
+
+def metadata_types(metadata: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Each key's logical type over sampled records, sorted by key: "json" where records
+    disagree; a null says nothing of its key's type."""
+    fields: dict[str, str] = {}
+    for meta in metadata:
+        for key, value in meta.items():
+            if value is not None:
+                kind = value_type(value)
+                fields[key] = kind if fields.get(key, kind) == kind else "json"
+    return dict(sorted(fields.items()))
+
+
 def as_vectors(rows: list[Any], dimension: int | None = None) -> np.ndarray:
     if not rows:
         return np.zeros((0, dimension or 0), dtype=np.float32)

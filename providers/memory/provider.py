@@ -35,24 +35,10 @@ from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
 from vecmig.providers.memory import store as registry
 from vecmig.providers.memory.store import Collection, sort_key
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, RecordId, metadata_types
 from vecmig.spec import StoreSpec
 
 FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after", "vector_ulps", "moves_ulp")
-
-
-def _logical_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "text[]"
-    return "json"
 
 
 class MemoryProvider(Provider):
@@ -99,13 +85,7 @@ class MemoryProvider(Provider):
             if coll is None:
                 return Inventory(provider=self.name, collection=self._name, exists=False)
             kinds = {"int" if isinstance(rid, int) else "text" for rid in coll.records}
-            fields: dict[str, str] = {}
-            for rec in coll.records.values():
-                for key, value in rec.metadata.items():
-                    if value is None:
-                        continue
-                    kind = _logical_type(value)
-                    fields[key] = kind if fields.get(key, kind) == kind else "json"
+            fields = metadata_types(rec.metadata for rec in coll.records.values())
             extra: dict[str, Any] = {"checksum": coll.checksum()}
             if len(kinds) > 1:
                 extra["mixed_ids"] = True
@@ -118,7 +98,7 @@ class MemoryProvider(Provider):
                 count=len(coll.records),
                 count_exact=True,
                 id_type=kinds.pop() if len(kinds) == 1 else coll.id_type,
-                fields=dict(sorted(fields.items())),
+                fields=fields,
                 has_text=coll.text or any(r.text is not None for r in coll.records.values()),
                 sparse=any(r.sparse is not None for r in coll.records.values()),
                 extra=extra,

@@ -185,16 +185,3 @@ def index_info(name: str, desc: dict[str, Any]) -> tuple[dict[str, Any], str | N
     return {"name": name, "type": kind, "params": params, "metric_type": desc.get("metric_type")}, metric
 
 
-def logical_type(value: Any) -> str:
-    """A metadata value's logical type, as inventories report fields."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "text[]"
-    return "json"

@@ -43,7 +43,7 @@ from vecmig.providers.milvus import lint
 from vecmig.providers.milvus.ddl import MilvusDdl
 from vecmig.providers.milvus.kit import MAX_DIMENSION
 from vecmig.providers.milvus.session import ALL, DEFAULT_PARTITION, GRPC_OPTIONS, STRONG
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, RecordId, value_type
 
 __all__ = ["GRPC_OPTIONS", "MilvusProvider"]
 
@@ -82,7 +82,7 @@ class MilvusProvider(MilvusDdl):
             for key, value in meta.items():
                 if value is None or key in layout.scalars:
                     continue
-                kind = lay.logical_type(value)
+                kind = value_type(value)
                 fields[key] = kind if fields.get(key, kind) == kind else "json"
         aliases = self._call("listing aliases", lambda: self._c().list_aliases(self._name))
         return Inventory(

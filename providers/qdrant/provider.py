@@ -44,7 +44,7 @@ from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, P
 from vecmig.providers.fidelity import refuse_sparse
 from vecmig.providers.qdrant import ids, lint, records, speed
 from vecmig.providers.qdrant.errors import classify, is_oversize
-from vecmig.records import Batch, RecordId
+from vecmig.records import Batch, RecordId, metadata_types
 from vecmig.retry import with_retries
 from vecmig.spec import StoreSpec
 from vecmig.state.redact import secret_parts
@@ -220,7 +220,7 @@ class QdrantProvider(Provider):
         # where string ids live, so the id type and fields see both kinds.
         uuids, _ = self._scroll(FIRST_UUID, SAMPLE_SIZE)
         sample = self._to_batch([*first, *(r for r in uuids if not isinstance(r.id, int))])
-        fields = records.metadata_types(sample.metadata)
+        fields = metadata_types(sample.metadata)
         kinds = {"int" if isinstance(i, int) else "text" for i in sample.ids}
         meta_bytes = sum(len(json.dumps(m)) for m in sample.metadata) / max(1, len(sample))
         text_bytes = sum(len(t.encode()) for t in sample.texts or [] if t) / max(1, len(sample))

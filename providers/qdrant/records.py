@@ -45,28 +45,3 @@ def payloads(batch: Batch, text_key: str) -> list[dict[str, Any]]:
             payload[ids.ID_KEY] = rid
         out.append(payload)
     return out
-
-
-def _logical_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "text[]"
-    return "json"
-
-
-def metadata_types(metadata: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Each key's logical type over a sample ("json" where records disagree; nulls say nothing)."""
-    fields: dict[str, str] = {}
-    for meta in metadata:
-        for key, value in meta.items():
-            if value is not None:
-                kind = _logical_type(value)
-                fields[key] = kind if fields.get(key, kind) == kind else "json"
-    return dict(sorted(fields.items()))
