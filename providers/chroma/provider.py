@@ -343,8 +343,22 @@ class ChromaProvider(Provider):
             name, metadata=meta, embedding_function=None))
 
     def drop_collection(self) -> None:
+        """Deletes the collection's records, then the collection. Chroma 1.5.9 leaves the list
+        values of a dropped collection's records behind (its array-metadata rows outlive
+        ``delete_collection``), and records written later to another collection can come back
+        with them: a record it deletes by id takes them along, so every record goes first."""
         api, name = self._api(), self._name()
         self._coll = None
+        try:
+            coll = self._call("opening the collection", lambda: api.get_collection(name, embedding_function=None))
+        except NotFoundError:
+            return  # already gone: idempotent
+        step = self.max_batch()
+        while True:
+            page = self._call("listing ids to drop", partial(coll.get, include=[], limit=step))["ids"]
+            if not page:
+                break
+            self._call("deleting records to drop", partial(coll.delete, ids=list(page)))
         try:
             self._call("dropping the collection", lambda: api.delete_collection(name))
         except NotFoundError:

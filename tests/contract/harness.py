@@ -20,7 +20,8 @@ from vecmig.errors import TerminalError
 from vecmig.providers import provider_class
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider
 from vecmig.records import Batch, RecordId, canonical_metadata, canonical_sparse, sparse_of
-from vecmig.spec import Fields, StoreSpec
+from vecmig.spec import CreateSpec, Fields, StoreSpec
+from vecmig.tolerance import within_ulp
 
 DIM = 8
 LACK_KEYS = frozenset({"ids:int", "ids:str", "text", "sparse", "namespaces", "delete",
@@ -90,18 +91,30 @@ class Store:
         finally:
             provider.close()
 
+    def metric(self, name: str) -> str:
+        """The metric the module's spec asks a new collection for, else cosine."""
+        create = self.spec(name).create
+        return (create and create.metric) or "cosine"
+
     def create(self, name: str, batch: Batch, *, metric: str | None = None) -> None:
         """A new collection for ``batch``, with the metric the module's spec asks for (a store
         whose cosine collections normalise vectors is tested with another), else cosine."""
         if not self.caps.create_collection:
             return  # the module's spec names a collection that is there already
-        create = self.spec(name).create
         with self.open(name) as p:
-            p.create_collection(schema_for(batch, metric or (create and create.metric) or "cosine"))
+            p.create_collection(schema_for(batch, metric or self.metric(name)))
 
-    def same(self, got: Batch, want: Batch, what: str) -> None:
-        """:func:`assert_same` by id text, numbers' types compared where the store keeps them."""
-        assert_same(got, want, what, key=str, strict=self.caps.exact_numbers)
+    def vector_ulps(self, name: str) -> int:
+        """The ulp the store declares collection ``name`` may move vector values by."""
+        with self.open(name, "source") as p:
+            return p.vector_ulps()
+
+    def same(self, got: Batch, want: Batch, what: str, *, name: str | None = None) -> None:
+        """:func:`assert_same` by id text, numbers' types compared where the store keeps them;
+        with ``name``, vectors within the ulp the store declares for that collection (else bit
+        for bit)."""
+        ulps = self.vector_ulps(name) if name is not None else 0
+        assert_same(got, want, what, key=str, strict=self.caps.exact_numbers, ulps=ulps)
 
     def write(self, name: str, batch: Batch, namespace: str | None = None) -> None:
         """One upsert, acknowledged (a file store seals it: reads see only what finalize merged)."""
@@ -226,6 +239,16 @@ def store_block(spec: StoreSpec) -> dict[str, Any]:
         fields["metadata"] = list(fields["metadata"])
     if fields:
         block["fields"] = fields
+    if spec.create is not None:  # what a created collection gets (the metric the module asks for)
+        create = {k: getattr(spec.create, k) for k in ("dimension", "metric", "id_type", "cloud", "region",
+                                                       "deletion_protection", "sparse")
+                  if getattr(spec.create, k) != getattr(CreateSpec(), k)}
+        if spec.create.tags:
+            create["tags"] = dict(spec.create.tags)
+        if spec.create.index != CreateSpec().index:
+            create["index"] = {k: getattr(spec.create.index, k) for k in ("type", "m", "ef_construction", "lists")}
+        if create:
+            block["create"] = create
     return block
 
 
@@ -266,12 +289,21 @@ def canon(batch: Batch, *, key: Any = None, strict: bool = False) -> dict[Any, C
     return out
 
 
-def assert_same(got: Batch, want: Batch, what: str, *, key: Any = None, strict: bool = False) -> None:
-    """The same records (any order), naming the first ids missing, extra or different."""
+def assert_same(got: Batch, want: Batch, what: str, *, key: Any = None, strict: bool = False,
+                ulps: int = 0) -> None:
+    """The same records (any order), naming the first ids missing, extra or different; vectors
+    bit for bit, or within ``ulps`` float32 steps where the store declares that many."""
     a, b = canon(got, key=key, strict=strict), canon(want, key=key, strict=strict)
     missing, extra = [k for k in b if k not in a], [k for k in a if k not in b]
     assert not missing and not extra, f"{what}: missing {missing[:5]}, extra {extra[:5]}"
-    differ = [k for k in b if a[k] != b[k]]
+
+    def same_record(x: Canon, y: Canon) -> bool:
+        if x == y:
+            return True
+        return ulps > 0 and x[1:] == y[1:] and within_ulp(np.frombuffer(x[0], "<f4"), np.frombuffer(y[0], "<f4"),
+                                                          ulps)
+
+    differ = [k for k in b if not same_record(a[k], b[k])]
     assert not differ, f"{what}: {len(differ)} record(s) differ, e.g. {differ[0]!r}: {a[differ[0]]} != {b[differ[0]]}"
 
 

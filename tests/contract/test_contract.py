@@ -385,8 +385,10 @@ def test_transient_faults_are_retried(store: Store, tmp_path: Path) -> None:
                                             "the apply ran without faults")
     want = records(store, 60, seed=15)
     source = f"contract-src-{uuid.uuid4().hex[:8]}"
-    memory.get(source).seed("docs", want)
     name = store.fresh("faults")
+    # The source is indexed for the metric the module's spec asks the target to be created with
+    # (its target block carries that spec's create): the plan keeps it, as the other cases do.
+    memory.get(source).seed("docs", want, metric=store.metric(name))
     try:
         arm = store.sut.faults or (lambda spec: nullcontext(Faults(spec, lambda: 0)))
         with arm(store.spec(name)) as faults:
@@ -407,7 +409,7 @@ def test_transient_faults_are_retried(store: Store, tmp_path: Path) -> None:
                 assert faults.injected() > 0, "the store injected no fault: the case proved nothing"
         with store.open(name, "source") as p:
             assert p.count() == 60
-        store.same(store.read(name), want, "after an apply under transient faults")
+        store.same(store.read(name), want, "after an apply under transient faults", name=name)
     finally:
         store.drop(name)
         memory.get(source).collections.clear()

@@ -18,6 +18,8 @@ LACKS = {
     "metadata:float": "a double is kept exactly only where Chroma's JSON parser lands on it (all of up to 15 "
                       "significant digits); one it would keep 1 ulp off is refused naming the record (CH012), "
                       "as are NaN, Infinity (CH007) and -0.0 (CH008)",
+    "metadata:list_str": "Chroma keeps only non-empty lists (chromadb refuses an empty one): a record with an "
+                         "empty list is refused naming the record (CH005); non-empty lists of strings are kept",
 }
 
 
