@@ -46,7 +46,7 @@ from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
 from vecmig.providers.chroma import codec
 from vecmig.providers.chroma.errors import classify
-from vecmig.records import Batch, RecordId, sparse_of
+from vecmig.records import Batch, RecordId, metadata_types, sparse_of
 from vecmig.retry import with_retries
 from vecmig.spec import StoreSpec
 
@@ -59,20 +59,6 @@ METRICS = {v: k for k, v in SPACES.items()}
 ULP_BY_METRIC = {"cosine": 2, "euclidean": 0, "dotproduct": 0}
 SAMPLE_SIZE = 100
 _INCLUDE: Any = ["embeddings", "metadatas", "documents"]
-
-
-def _logical_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "text[]"
-    return "json"
 
 
 class ChromaProvider(Provider):
@@ -213,11 +199,7 @@ class ChromaProvider(Provider):
         id_type = self._id_type()
         sample = self._rows(coll, self._call("sampling records", lambda: coll.get(limit=SAMPLE_SIZE,
                                                                                     include=_INCLUDE)), id_type)
-        kinds: dict[str, set[str]] = {}
-        for meta in sample.metadata:
-            for key, value in meta.items():
-                kinds.setdefault(key, set()).add(_logical_type(value))
-        fields = {k: (next(iter(v)) if len(v) == 1 else "json") for k, v in sorted(kinds.items())}
+        fields = metadata_types(sample.metadata)
         dimension = int(sample.vectors.shape[1]) if len(sample) else None
         texts = sample.texts or []
         return Inventory(
