@@ -206,7 +206,7 @@ class ChromaProvider(Provider):
             provider=self.name, collection=name, exists=True, dimension=dimension, metric=self._metric(),
             count=count, count_exact=True, id_type=id_type, fields=fields,
             bytes_per_record=4 * (dimension or 0) + 64 if dimension else None,
-            extra={"text": any(t is not None for t in texts), "vector_ulps": self.vector_ulps()})
+            has_text=any(t is not None for t in texts), extra={"vector_ulps": self.vector_ulps()})
 
     def ids_unique_by_store(self, inventory: Inventory) -> bool:
         return True  # keyed by its string ids: each once, one type
@@ -304,7 +304,7 @@ class ChromaProvider(Provider):
             return None
         return CollectionSchema(dimension=int(inv.dimension or 0), metric=inv.metric or "euclidean",
                                 id_type=inv.id_type or "text", metadata=dict(inv.fields),
-                                text=bool(inv.extra.get("text")))
+                                text=inv.has_text)
 
     def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
         """Every rule ``upsert`` enforces, over the plan's sample (no I/O: the schema says the

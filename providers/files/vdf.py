@@ -205,8 +205,7 @@ class VdfProvider(Provider):
                 kinds.setdefault(key, set()).add(kind)
         id_types = {i.id_type for i in invs if i.id_type and i.count}
         size = sum(int(i.extra.get("size", 0)) for i in invs)
-        extra: dict[str, Any] = {"size": size, "files": len(invs), "namespace": entry["namespace"],
-                                 "text": any(i.extra.get("text") for i in invs)}
+        extra: dict[str, Any] = {"size": size, "files": len(invs)}
         if len(id_types) > 1:
             extra["mixed_id_types"] = True
         staging = self._staging_dir(entry["data_path"])
@@ -219,7 +218,8 @@ class VdfProvider(Provider):
             metric=vdfmeta.FROM_VDF.get(str(entry.get("metric"))), count=count, count_exact=True,
             id_type=("int" if id_types == {"int"} else "text") if id_types else None,
             fields={k: combine_kinds(v) for k, v in sorted(kinds.items())},
-            bytes_per_record=size // count if count else None, extra=extra,
+            bytes_per_record=size // count if count else None, has_text=any(i.has_text for i in invs),
+            namespace=entry["namespace"], extra=extra,
         )
 
     def shards(self, inventory: Inventory, shard_size: int) -> list[dict[str, Any]]:

@@ -124,7 +124,7 @@ def existing_target_findings(inventory: Inventory, sample: Batch, role: str) -> 
             "VM144", "error", f"record id {other!r} cannot be stored in the {'INT64' if pk_int else 'VARCHAR'} "
             f"primary key '{extra.get('pk')}' of Milvus collection '{name}'",
             "migrate into a new collection (target.create.id_type), or map the ids first"))
-    if not extra.get("text") and sample.texts is not None and any(t is not None for t in sample.texts):
+    if not inventory.has_text and sample.texts is not None and any(t is not None for t in sample.texts):
         out.append(LintFinding("VM141", "error", f"records carry text but Milvus collection '{name}' has no "
                                "VARCHAR text field", f"set {role}.fields.text to the field that should hold it"))
     if not extra.get("metadata_field") and not extra.get("dynamic"):

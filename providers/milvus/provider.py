@@ -43,7 +43,7 @@ from vecmig.providers.milvus import lint
 from vecmig.providers.milvus.ddl import MilvusDdl
 from vecmig.providers.milvus.kit import MAX_DIMENSION
 from vecmig.providers.milvus.session import ALL, DEFAULT_PARTITION, GRPC_OPTIONS, STRONG
-from vecmig.records import Batch, RecordId, value_type
+from vecmig.records import Batch, RecordId, metadata_types
 
 __all__ = ["GRPC_OPTIONS", "MilvusProvider"]
 
@@ -76,14 +76,10 @@ class MilvusProvider(MilvusDdl):
         layout = self._get_layout()
         counts = {p: self._count([p]) for p in self._partitions()}
         index, metric = self._index()
-        fields = dict(layout.scalars)
         sample = next(self.scan(None, None, SAMPLE), None)
-        for meta in sample.metadata if sample else []:
-            for key, value in meta.items():
-                if value is None or key in layout.scalars:
-                    continue
-                kind = value_type(value)
-                fields[key] = kind if fields.get(key, kind) == kind else "json"
+        sampled = metadata_types({k: v for k, v in meta.items() if k not in layout.scalars}
+                                 for meta in (sample.metadata if sample else []))
+        fields = {**dict(layout.scalars), **sampled}
         aliases = self._call("listing aliases", lambda: self._c().list_aliases(self._name))
         return Inventory(
             provider=self.name, collection=self._name, exists=True, dimension=layout.dimension, metric=metric,
@@ -91,7 +87,8 @@ class MilvusProvider(MilvusDdl):
             fields=dict(sorted(fields.items())), index=index,
             aliases={a: self._name for a in sorted(aliases.get("aliases") or [])},
             bytes_per_record=4 * layout.dimension + 64,
-            extra={"partitions": counts, "text": layout.text is not None, "pk": layout.pk, "vector": layout.vector,
+            has_text=layout.text is not None,
+            extra={"partitions": counts, "pk": layout.pk, "vector": layout.vector,
                    "metadata_field": layout.metadata, "dynamic": layout.dynamic, "scalars": sorted(layout.scalars)})
 
     def ids_unique_by_store(self, inventory: Inventory) -> bool:
@@ -264,7 +261,7 @@ class MilvusProvider(MilvusDdl):
             return None
         return CollectionSchema(dimension=int(inv.dimension or 0), metric=inv.metric or "cosine",
                                 id_type=inv.id_type or "int", metadata=dict(inv.fields),
-                                text=bool(inv.extra.get("text")))
+                                text=inv.has_text)
 
     def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
         return lint.batch_findings(sample, schema.dimension)
