@@ -160,8 +160,8 @@ class MilvusProvider(MilvusDdl):
         for i in range(0, len(wanted), 1000):
             part = wanted[i:i + 1000]
             got = self._call(f"fetching {len(part)} records", lambda part=part: self._c().query(  # type: ignore[misc]
-                self._name, filter=layout.ids_filter(part), output_fields=layout.output_fields, partition_names=partitions,
-                **STRONG))
+                self._name, filter=layout.ids_filter(part), output_fields=layout.output_fields,
+                partition_names=partitions, **STRONG))
             rows.update({r[layout.pk]: r for r in got})
         batch = lay.to_batch(layout, [rows[rid] for rid in wanted if rid in rows])
         if partitions and len(partitions) == 1:
