@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import lancedb
 import numpy as np
+import pyarrow as pa
 import pytest
 
+from tests.support.cli import vecmig
 from tests.support.milvus import MilvusLite
+from tests.support.specs import write_spec
 from vecmig.providers.base import CollectionSchema
 from vecmig.providers.milvus.provider import MilvusProvider
 from vecmig.records import Batch, RecordId
@@ -44,3 +49,25 @@ def test_milvus_string_ids_with_line_breaks_scan_resume_and_fetch(milvus: Milvus
     p.delete(ids[:4])
     assert sorted(p.fetch(ids).ids, key=str) == sorted(ids[4:], key=str) and p.count() == 4
     p.drop_collection()
+
+
+def test_lancedb_source_with_a_null_id_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A LanceDB table whose id column holds a null (LanceDB has no primary key, nothing stops
+    it): the scan sent ``id <= 'None'`` and the plan died with the Rust core's message and a
+    cargo source path instead of saying which column holds a null id."""
+    data = pa.table({"id": pa.array([1, None, 3], pa.int64()),
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.arange(6, dtype=np.float32)), 2)})
+    lancedb.connect(str(tmp_path / "lance")).create_table("docs", data=data)
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: nullid
+        source: {provider: lancedb, connection: {path: lance}, collection: docs}
+        target: {provider: jsonl, connection: {path: out.jsonl}}
+        """)
+    for cmd in ("plan", "apply"):
+        r = vecmig(cmd, str(spec), *(("--auto-approve",) if cmd == "apply" else ()))
+        out = r.stdout + r.stderr
+        assert r.returncode not in (0, None), out
+        assert "null id" in out and "'id'" in out, out
+        assert "Traceback" not in out and "cargo" not in out and "'None'" not in out, out
+    assert not (tmp_path / "out.jsonl").exists()
