@@ -71,3 +71,39 @@ def test_lancedb_source_with_a_null_id_is_refused_in_one_line(tmp_path: Path) ->
         assert "null id" in out and "'id'" in out, out
         assert "Traceback" not in out and "cargo" not in out and "'None'" not in out, out
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_chroma_int_collection_holding_a_non_canonical_id_is_refused_not_lost(tmp_path: Path) -> None:
+    """A collection vecmig created for int ids (``vecmig:id_type: int``) to which an application
+    later added ids such as "05" or "doc-9": "05" was read as 5, fetched as "5" (absent) and
+    silently left out while apply reported it copied and validation passed; "doc-9" was an
+    "internal error: ValueError". Either must stop the plan naming the id."""
+    import chromadb
+    from chromadb.config import Settings
+
+    (tmp_path / "src.jsonl").write_text('{"id":1,"vector":[1.0,2.0],"metadata":{"a":1}}\n'
+                                        '{"id":2,"vector":[3.0,4.0],"metadata":{"a":2}}\n')
+    write_spec(tmp_path, """
+        version: 1
+        name: seed
+        source: {provider: jsonl, connection: {path: src.jsonl}}
+        target: {provider: chroma, connection: {path: chroma}, collection: docs, create: {metric: euclidean}}
+        """).rename(tmp_path / "seed.yaml")
+    r = vecmig("apply", str(tmp_path / "seed.yaml"), "--auto-approve")
+    assert r.returncode == 0, r.stdout + r.stderr
+    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False))
+    coll = client.get_collection("docs")
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: out
+        source: {provider: chroma, connection: {path: chroma}, collection: docs}
+        target: {provider: jsonl, connection: {path: out.jsonl}}
+        """)
+    for bad in ("05", "-0", "doc-9"):
+        coll.add(ids=[bad], embeddings=[[5.0, 5.0]], metadatas=[{"a": 5}])
+        r = vecmig("apply", str(spec), "--auto-approve")
+        out = r.stdout + r.stderr
+        assert r.returncode not in (0, None), out
+        assert repr(bad) in out and "internal error" not in out, out
+        coll.delete(ids=[bad])
+    assert not (tmp_path / "out.jsonl").exists()
