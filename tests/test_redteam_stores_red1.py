@@ -107,3 +107,35 @@ def test_chroma_int_collection_holding_a_non_canonical_id_is_refused_not_lost(tm
         assert repr(bad) in out and "internal error" not in out, out
         coll.delete(ids=[bad])
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_milvus_metadata_key_in_two_places_is_refused_not_overwritten(milvus: MilvusLite) -> None:
+    """A user's collection with a JSON field 'metadata' and a scalar field of the same name as one
+    of its keys (a field promoted out of the JSON): the scalar silently overwrote the JSON's value,
+    so one of two different values was lost on the copy."""
+    from pymilvus import DataType, MilvusClient
+
+    from vecmig.errors import TerminalError
+
+    client = milvus.client()
+    try:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+        schema.add_field("pk", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
+        schema.add_field("metadata", DataType.JSON)
+        schema.add_field("year", DataType.INT64, nullable=True)
+        index = client.prepare_index_params()
+        index.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
+        client.create_collection("twice", schema=schema, index_params=index, consistency_level="Strong")
+        client.insert("twice", [{"pk": 1, "vector": [1.0, 2.0], "metadata": {"k": 1}, "year": 2024},
+                                {"pk": 2, "vector": [3.0, 4.0], "metadata": {"year": 1999}, "year": 2024},
+                                {"pk": 3, "vector": [5.0, 6.0], "metadata": {"lang": "en"}, "lang": "fr"}])
+    finally:
+        client.close()
+    src = MilvusProvider(StoreSpec(provider="milvus", connection={"uri": milvus.uri}, collection="twice",
+                                   pointer="/source"))
+    with pytest.raises(TerminalError, match=r"record 2: metadata key 'year'"):
+        list(src.scan(None, None, 2))
+    with pytest.raises(TerminalError, match=r"record 3: metadata key 'lang'"):
+        list(src.scan(None, 2, 2))
+    assert src.fetch([1]).metadata == [{"k": 1, "year": 2024}]

@@ -130,6 +130,12 @@ def to_batch(layout: Layout, rows: list[dict[str, Any]]) -> Batch:
         meta = dict(r.get(layout.metadata) or {}) if layout.metadata else {}
         for key, value in r.items():
             if key not in known and key != "$meta":
+                if key in meta:  # one key, two values: keeping either would drop the other silently
+                    raise TerminalError(
+                        f"record {r[layout.pk]!r}: metadata key '{key}' is both in the JSON field "
+                        f"'{layout.metadata}' and a field (or dynamic field) of its own",
+                        hint=f"rename or remove one of them in the source collection; vecmig reads both as "
+                             f"metadata key '{key}'")
                 meta[key] = value
         metadata.append(meta)
     texts = [r.get(layout.text) for r in rows] if layout.text else None
