@@ -65,6 +65,7 @@ HINTS: dict[str, tuple[str, str]] = {
                        "exactly), or store them as strings"),
 }
 
+_INT_ID = re.compile(r"0|-?[1-9][0-9]*")  # exactly what str(int) gives
 _NUMBER = re.compile(r"(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?")
 _POW10 = [float(f"1e{k}") for k in range(309)]
 
@@ -130,8 +131,18 @@ def wire_id(rid: RecordId, id_type: str | None) -> str:
 
 
 def read_id(text: str, id_type: str | None) -> RecordId:
-    """A Chroma id back as the source's: an int where the collection records int ids."""
-    return int(text) if id_type == "int" else text
+    """A Chroma id back as the source's: an int where the collection records int ids. Only the
+    decimal strings vecmig writes are ints: "05", " 7" or "1_0" would read as 5, 7 or 10, be
+    fetched under another id and go missing; "doc-9" is no int at all. Either is refused."""
+    if id_type != "int":
+        return text
+    if _INT_ID.fullmatch(text) and INT64_MIN <= int(text) <= INT64_MAX:
+        return int(text)
+    raise TerminalError(
+        f"Chroma collection records integer ids ({ID_TYPE_KEY}: int) but holds id {text!r}, which is not "
+        "the decimal form of one",
+        hint=f"remove '{ID_TYPE_KEY}' from the collection's metadata (collection.modify) to read every id as "
+             "a string, or rewrite that record under its decimal id")
 
 
 def _check_str(s: str, what: str) -> None:

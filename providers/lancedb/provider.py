@@ -196,7 +196,17 @@ class LanceDBProvider(Provider):
             col = table.search().select([layout.id]).to_arrow().column(0)
         except Exception as exc:
             raise classify(exc, doing="reading its ids", table=self.table_name) from None
-        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        self._refuse_null_ids(layout, col.null_count)
+        return col
+
+    def _refuse_null_ids(self, layout: Layout, nulls: int) -> None:
+        """LanceDB has no primary key: nothing stops a null in the id column. Such a row has no
+        identity to copy, resume after or validate by."""
+        if nulls:
+            raise TerminalError(
+                f"LanceDB table '{self.where}': {nulls} row(s) have a null id (column '{layout.id}')",
+                hint=f"give those rows ids, or delete them (table.delete(\"{layout.id} IS NULL\")), then plan again")
 
     def id_positions(self) -> Iterator[tuple[RecordId, int]]:
         """Every id with its position in id order (the scan's order), from the id column alone."""
@@ -240,6 +250,11 @@ class LanceDBProvider(Provider):
         size = max(1, int(batch_size))
         window = size * max(1, min(_WINDOW_ROWS, _WINDOW_BYTES // _row_bytes(layout)) // size)
         order = [ColumnOrdering(column_name=layout.id)]
+        try:
+            nulls = int(table.count_rows(f"{quote_column(layout.id)} IS NULL"))
+        except Exception as exc:
+            raise classify(exc, doing="counting null ids", table=self.table_name) from None
+        self._refuse_null_ids(layout, nulls)
         while True:
             where = self._range_filter(layout, shard, cursor)
             try:

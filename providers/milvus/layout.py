@@ -63,12 +63,19 @@ class Layout:
     def id_filter(self, op: str, rid: RecordId) -> str:
         return f"{self.pk} {op} {literal(rid, self.pk_int)}"
 
+    def ids_filter(self, ids: list[RecordId]) -> str:
+        """``pk in [...]`` with our own literals: pymilvus' ``ids=`` sends a line break raw, which
+        Milvus' parser refuses."""
+        return f"{self.pk} in [{', '.join(literal(rid, self.pk_int) for rid in ids)}]"
+
 
 def literal(rid: RecordId, as_int: bool) -> str:
-    """A primary-key value in Milvus' expression language (strings double-quoted, escaped)."""
+    """A primary-key value in Milvus' expression language (strings double-quoted, escaped).
+    Milvus' parser refuses a raw line break inside a string ("unterminated string literal") and
+    knows no \\x or \\u escapes: line breaks go as \\n and \\r, every other character as itself."""
     if as_int:
         return str(int(rid))
-    text = str(rid).replace("\\", "\\\\").replace('"', '\\"')
+    text = str(rid).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     return f'"{text}"'
 
 
@@ -123,6 +130,12 @@ def to_batch(layout: Layout, rows: list[dict[str, Any]]) -> Batch:
         meta = dict(r.get(layout.metadata) or {}) if layout.metadata else {}
         for key, value in r.items():
             if key not in known and key != "$meta":
+                if key in meta:  # one key, two values: keeping either would drop the other silently
+                    raise TerminalError(
+                        f"record {r[layout.pk]!r}: metadata key '{key}' is both in the JSON field "
+                        f"'{layout.metadata}' and a field (or dynamic field) of its own",
+                        hint=f"rename or remove one of them in the source collection; vecmig reads both as "
+                             f"metadata key '{key}'")
                 meta[key] = value
         metadata.append(meta)
     texts = [r.get(layout.text) for r in rows] if layout.text else None

@@ -160,7 +160,8 @@ class MilvusProvider(MilvusDdl):
         for i in range(0, len(wanted), 1000):
             part = wanted[i:i + 1000]
             got = self._call(f"fetching {len(part)} records", lambda part=part: self._c().query(  # type: ignore[misc]
-                self._name, ids=part, output_fields=layout.output_fields, partition_names=partitions, **STRONG))
+                self._name, filter=layout.ids_filter(part), output_fields=layout.output_fields,
+                partition_names=partitions, **STRONG))
             rows.update({r[layout.pk]: r for r in got})
         batch = lay.to_batch(layout, [rows[rid] for rid in wanted if rid in rows])
         if partitions and len(partitions) == 1:
@@ -221,7 +222,8 @@ class MilvusProvider(MilvusDdl):
         if not others:
             return
         found = self._call("looking for namesakes in other partitions", lambda: self._c().query(
-            self._name, ids=list(batch.ids), output_fields=[layout.pk], partition_names=others, limit=1, **STRONG))
+            self._name, filter=layout.ids_filter(list(batch.ids)), output_fields=[layout.pk], partition_names=others,
+            limit=1, **STRONG))
         if found:
             rid = found[0][layout.pk]
             raise TerminalError(
@@ -253,7 +255,7 @@ class MilvusProvider(MilvusDdl):
         for i in range(0, len(keep), 1000):
             part = keep[i:i + 1000]
             self._call(f"deleting {len(part)} records", lambda part=part: self._c().delete(  # type: ignore[misc]
-                self._name, ids=part, **where))
+                self._name, filter=layout.ids_filter(part), **where))
 
     def estimate_schema(self) -> CollectionSchema | None:
         inv = self.inventory()
