@@ -89,3 +89,33 @@ def test_qdrant_fields_vector_naming_no_vector_of_the_collection_is_refused(srv:
         provider(srv, "plain", "dense").create_collection(
             CollectionSchema(dimension=2, metric="dotproduct", id_type="int"))
     assert provider(srv, "one", None).inventory().extra["vector_name"] == "image"  # no fields.vector: the only one
+
+
+def test_vdf_fields_vector_names_the_vector_column_written_and_read(tmp_path: Path) -> None:
+    """`fields.vector: emb` on a VDF target was accepted and ignored (the column was 'vector'),
+    and on a VDF source a name the index lacks was ignored for its first vector column."""
+    import pyarrow.parquet as pq
+
+    src = records(range(1, 7), 4)
+    write_jsonl(tmp_path / "src.jsonl", src)
+    (tmp_path / "there.yaml").write_text(
+        "version: 1\nname: there\nsource: {provider: jsonl, connection: {path: src.jsonl}}\n"
+        "target: {provider: vdf, connection: {path: out_vdf}, collection: idx, fields: {vector: emb}}\n")
+    r = vecmig("apply", str(tmp_path / "there.yaml"), "--auto-approve", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "emb" in pq.read_schema(tmp_path / "out_vdf" / "idx" / "1.parquet").names
+    meta = json.loads((tmp_path / "out_vdf" / "VDF_META.json").read_text())
+    assert meta["indexes"]["idx"][0]["vector_columns"] == ["emb"]
+    for name, vector, ok in (("back", "emb", True), ("wrong", "nope", False)):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"version: 1\nname: {name}\nsource: {{provider: vdf, connection: {{path: out_vdf}}, collection: idx, "
+            f"fields: {{vector: {vector}}}}}\ntarget: {{provider: jsonl, connection: {{path: {name}.jsonl}}}}\n")
+        r = vecmig("apply", str(tmp_path / f"{name}.yaml"), "--auto-approve", cwd=tmp_path)
+        if ok:
+            assert r.returncode == 0, r.stdout + r.stderr
+            out = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+            absent_nulls = [{**r, "metadata": {k: v for k, v in r["metadata"].items() if v is not None}} for r in src]
+            assert exact(out) == exact(absent_nulls)  # a typed column's null is an absent key (by design)
+        else:
+            assert r.returncode != 0 and "has no vector column 'nope'" in r.stderr, r.stdout + r.stderr
+            assert "Traceback" not in r.stderr
