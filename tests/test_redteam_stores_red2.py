@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
@@ -18,6 +19,7 @@ from tests.support.cli import vecmig
 from vecmig.errors import TerminalError
 from vecmig.providers.base import CollectionSchema
 from vecmig.providers.qdrant.provider import QdrantProvider
+from vecmig.records import Batch
 from vecmig.spec import Fields, StoreSpec
 
 pytestmark = pytest.mark.integration
@@ -119,3 +121,23 @@ def test_vdf_fields_vector_names_the_vector_column_written_and_read(tmp_path: Pa
         else:
             assert r.returncode != 0 and "has no vector column 'nope'" in r.stderr, r.stdout + r.stderr
             assert "Traceback" not in r.stderr
+
+
+def test_qdrant_existing_dotproduct_target_of_a_cosine_source_is_not_refused_qd003(
+        srv: QdrantLocal, tmp_path: Path) -> None:
+    """QD003 judged the source's metric (JSONL: cosine) rather than the existing target's own:
+    a faithful copy into a dotproduct collection vecmig writes as it is was refused at plan."""
+    with closing(qclient(srv)) as qc:
+        qc.create_collection("dot", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT))
+    write_jsonl(tmp_path / "src.jsonl", records(range(1, 5), 1))
+    (tmp_path / "s.yaml").write_text(
+        "version: 1\nname: s\nsource: {provider: jsonl, connection: {path: src.jsonl}}\n"
+        f'target: {{provider: qdrant, connection: {{url: "{srv.url}", api_key: "${{env:QK}}"}}, collection: dot}}\n')
+    r = vecmig("apply", str(tmp_path / "s.yaml"), "--auto-approve", env={**os.environ, "QK": KEY}, cwd=tmp_path)
+    assert r.returncode == 0 and "QD003" not in r.stdout + r.stderr, r.stdout + r.stderr
+    with closing(qclient(srv)) as qc:
+        assert qc.count("dot", exact=True).count == 4
+        qc.create_collection("cos", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+    sample = Batch(ids=[1], vectors=np.ones((1, 4), np.float32), metadata=[{}], texts=[None])
+    codes = [f.code for f in provider(srv, "cos", None).lint(sample, CollectionSchema(4, "dotproduct", "int"))]
+    assert codes == ["QD003"], "an existing cosine collection is refused whatever the source's metric"

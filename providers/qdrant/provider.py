@@ -327,7 +327,11 @@ class QdrantProvider(Provider):
     # ---- writing --------------------------------------------------------------------------
 
     def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
-        return lint.lint_sample(sample, schema.metric, self._text_key, self.store.collection or "")
+        # An existing collection keeps its own metric (vecmig writes into it as it is): QD003
+        # is about that one, not the source's (a dotproduct target of a cosine source is fine).
+        info = self._info()
+        metric = self._read_shape(info)[1] if info is not None else schema.metric
+        return lint.lint_sample(sample, metric, self._text_key, self.store.collection or "")
 
     def create_collection(self, schema: CollectionSchema) -> None:
         name = self._collection
