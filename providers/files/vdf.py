@@ -156,8 +156,25 @@ class VdfProvider(Provider):
         entry = self._entry(meta)
         if entry is None:
             return []
-        vector = entry.get("vector_columns", ["vector"])[0]
+        vector = self._vector_column(entry)
         return [self._file(p, meta, vector) for p in vdfmeta.parquet_files(vdfmeta.data_dir(self.dir, entry))]
+
+    def _vector_column(self, entry: dict[str, Any] | None) -> str:
+        """The entry's vector column: the one ``fields.vector`` names (never ignored: one the
+        entry lacks is refused), else its first; a new entry's is ``fields.vector`` or "vector".
+        The spec's default name ("embedding") cannot be told from one written out: it means
+        "not named"."""
+        wanted = self.store.fields.vector if self.store.fields.vector != Fields.vector else None
+        if entry is None:
+            return wanted or "vector"
+        columns = [str(c) for c in entry.get("vector_columns") or ["vector"]]
+        if wanted is not None and wanted not in columns:
+            raise TerminalError(
+                f"VDF index '{self.index}' namespace {entry.get('namespace', '')!r} has no vector column '{wanted}' "
+                f"(fields.vector); its vector_columns are {', '.join(columns)}",
+                where=str(self.dir / vdfmeta.META),
+                hint="set fields.vector to one of them, or remove it")
+        return wanted or columns[0]
 
     def _target_namespace(self) -> str:
         return self.namespace or ""
@@ -171,7 +188,7 @@ class VdfProvider(Provider):
         entry = vdfmeta.find(meta, self.index, self._target_namespace())
         ns = self._target_namespace()
         rel = entry["data_path"] if entry else self.index + (f"_{ns}" if ns else "")
-        vector = entry.get("vector_columns", ["vector"])[0] if entry else "vector"
+        vector = self._vector_column(entry)
         path = self.dir / rel / DATA_FILE
         if entry is not None:
             files = vdfmeta.parquet_files(vdfmeta.data_dir(self.dir, entry))

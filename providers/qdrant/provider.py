@@ -46,7 +46,7 @@ from vecmig.providers.qdrant import ids, lint, records, speed
 from vecmig.providers.qdrant.errors import classify, is_oversize
 from vecmig.records import Batch, RecordId, metadata_types
 from vecmig.retry import with_retries
-from vecmig.spec import StoreSpec
+from vecmig.spec import Fields, StoreSpec
 from vecmig.state.redact import secret_parts
 
 T = TypeVar("T")
@@ -165,11 +165,22 @@ class QdrantProvider(Provider):
                 f"Qdrant collection '{self._collection}' holds sparse vectors ({', '.join(sorted(sparse))}), "
                 "which vecmig does not move", hint="migrate a collection without sparse vectors")
         vectors = info.config.params.vectors
+        wanted = self._named_vector
         if isinstance(vectors, models.VectorParams):
+            if wanted:  # never ignored: the vector named would not be the one moved
+                raise TerminalError(
+                    f"Qdrant collection '{self._collection}' has one unnamed vector, not the named vector "
+                    f"'{wanted}' ({self._role}.fields.vector)",
+                    hint=f"remove {self._role}.fields.vector, or name a collection with that named vector")
             self._vector_name, params = None, vectors
         elif isinstance(vectors, dict) and vectors:
-            wanted = self.store.fields.vector
-            name = wanted if wanted in vectors else (next(iter(vectors)) if len(vectors) == 1 else None)
+            if wanted and wanted not in vectors:
+                raise TerminalError(
+                    f"Qdrant collection '{self._collection}' has no named vector '{wanted}' "
+                    f"({self._role}.fields.vector); it has {', '.join(sorted(vectors))}",
+                    hint=f"set {self._role}.fields.vector to one of them")
+            default = Fields.vector  # not named in the spec: used when the collection has it
+            name = wanted or (default if default in vectors else next(iter(vectors)) if len(vectors) == 1 else None)
             if name is None:
                 raise TerminalError(
                     f"Qdrant collection '{self._collection}' has several named vectors ({', '.join(sorted(vectors))})",
@@ -183,6 +194,13 @@ class QdrantProvider(Provider):
                                 hint="vecmig moves one dense vector per record")
         self._shape = (int(params.size), METRIC.get(params.distance, str(params.distance).lower()))
         return self._shape
+
+    @property
+    def _named_vector(self) -> str | None:
+        """The named vector ``fields.vector`` asks for; None when it is the spec's default (the
+        spec cannot tell a default from ``vector: embedding`` written out)."""
+        wanted = self.store.fields.vector
+        return wanted if wanted and wanted != Fields.vector else None
 
     def _ensure_shape(self) -> tuple[int, str]:
         if self._shape is None:
@@ -309,7 +327,11 @@ class QdrantProvider(Provider):
     # ---- writing --------------------------------------------------------------------------
 
     def lint(self, sample: Batch, schema: CollectionSchema) -> list[LintFinding]:
-        return lint.lint_sample(sample, schema.metric, self._text_key, self.store.collection or "")
+        # An existing collection keeps its own metric (vecmig writes into it as it is): QD003
+        # is about that one, not the source's (a dotproduct target of a cosine source is fine).
+        info = self._info()
+        metric = self._read_shape(info)[1] if info is not None else schema.metric
+        return lint.lint_sample(sample, metric, self._text_key, self.store.collection or "")
 
     def create_collection(self, schema: CollectionSchema) -> None:
         name = self._collection
@@ -327,7 +349,9 @@ class QdrantProvider(Provider):
                                     f"({schema.dimension}, {metric!r})", hint="drop it, or name another collection")
             return
         params = models.VectorParams(size=int(schema.dimension), distance=DISTANCE[metric])
-        self._call(f"creating collection '{name}'", lambda c: c.create_collection(name, vectors_config=params))
+        wanted = self._named_vector  # fields.vector names the vector of the collection created
+        config: models.VectorParams | dict[str, models.VectorParams] = {wanted: params} if wanted else params
+        self._call(f"creating collection '{name}'", lambda c: c.create_collection(name, vectors_config=config))
         self._shape = None
 
     def drop_collection(self) -> None:
