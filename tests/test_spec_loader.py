@@ -840,3 +840,23 @@ def test_load_public_does_not_mutate_its_input() -> None:
 
 def test_schema_is_valid_draft_2020_12() -> None:
     Draft202012Validator.check_schema(load_schema("spec.v1"))
+
+
+@pytest.mark.parametrize(("dsn", "what"), [
+    ("postgresql://app:hunter2@db/prod", "a password in the URL"),
+    ("postgresql://app@db/prod?sslmode=require&password=hunter2", "a password in the URL"),
+    ("host=db user=app password=hunter2 dbname=prod", "a password"),
+])
+def test_a_credential_written_into_the_spec_is_refused(dsn: str, what: str) -> None:
+    """Plans and the state keep the spec as written: a literal credential would be stored."""
+    err = fails(BASE.replace('"${env:SOURCE_DSN}"', f'"{dsn}"'))
+    assert f"/source/connection/dsn holds a credential written in the spec ({what})" in err.message
+    assert "hunter2" not in err.one_line() and "${env:NAME}" in (err.hint or "")
+
+
+def test_a_literal_api_key_is_refused_and_placeholders_pass() -> None:
+    text = BASE.replace("provider: jsonl\n  connection: {path: out.jsonl}",
+                        'provider: pinecone\n  connection: {api_key: "pcsk_literal"}\n  collection: docs')
+    assert "holds a credential written in the spec (the value itself)" in fails(text).message
+    for dsn in ("postgresql://app@db/prod", "postgresql://app:${env:PW}@db/prod"):
+        assert load(BASE.replace('"${env:SOURCE_DSN}"', f'"{dsn}"'), env={**ENV, "PW": "pw"}).source.provider

@@ -41,6 +41,7 @@ from vecmig.spec import Locations, Spec
 from vecmig.specload.assembly import _assemble
 from vecmig.specload.context import _Context
 from vecmig.specload.interpolation import _Interpolation, _sensitivity
+from vecmig.specload.literal_secrets import check_literal_secrets
 from vecmig.specload.positions import _parse_yaml
 from vecmig.specload.rules import _check_rules
 from vecmig.specload.schema_errors import _first_problem
@@ -135,6 +136,7 @@ def _build(public: Any, locations: Locations, base_dir: Path, env: Mapping[str, 
             "start the file with `version: 1` on its own line, then `name:`, `source:` and `target:`",
         )
     environ = os.environ if env is None else env
+    check_literal_secrets(ctx, public)
     interp = _Interpolation(ctx, environ)
     resolved = interp.resolve(public, "")
     problem = _first_problem(ctx, resolved, interp)
