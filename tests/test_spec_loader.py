@@ -860,3 +860,9 @@ def test_a_literal_api_key_is_refused_and_placeholders_pass() -> None:
     assert "holds a credential written in the spec (the value itself)" in fails(text).message
     for dsn in ("postgresql://app@db/prod", "postgresql://app:${env:PW}@db/prod"):
         assert load(BASE.replace('"${env:SOURCE_DSN}"', f'"{dsn}"'), env={**ENV, "PW": "pw"}).source.provider
+
+
+def test_a_store_that_is_not_a_mapping_is_a_schema_error_not_a_crash() -> None:
+    err = fails(BASE.replace('source:\n  provider: pgvector\n  connection: {dsn: "${env:SOURCE_DSN}"}\n'
+                             '  collection: docs\n', "source: [pgvector]\n"))
+    assert "/source" in err.message and err.where.startswith("s.yaml:")

@@ -34,7 +34,8 @@ def _credential_in(text: str) -> str | None:
 
 def check_literal_secrets(ctx: _Context, public: dict[str, Any]) -> None:
     for role in ("source", "target"):
-        conn = (public.get(role) or {}).get("connection")
+        store = public.get(role)
+        conn = store.get("connection") if isinstance(store, dict) else None
         if not isinstance(conn, dict):
             continue
         for key, value in conn.items():

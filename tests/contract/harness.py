@@ -21,6 +21,7 @@ from vecmig.providers import provider_class
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider
 from vecmig.records import Batch, RecordId, canonical_metadata, canonical_sparse, sparse_of
 from vecmig.spec import CreateSpec, Fields, StoreSpec
+from vecmig.specload.interpolation import _is_secret_pointer
 from vecmig.tolerance import within_ulp
 
 DIM = 8
@@ -225,9 +226,18 @@ def as_dicts(batch: Batch) -> list[dict[str, Any]]:
     return out
 
 
-def store_block(spec: StoreSpec) -> dict[str, Any]:
-    """A StoreSpec as a spec's source/target mapping (what the loader turns back into one)."""
-    block: dict[str, Any] = {"provider": spec.provider, "connection": dict(spec.connection)}
+def store_block(spec: StoreSpec, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """A StoreSpec as a spec's source/target mapping (what the loader turns back into one).
+
+    Secret connection values go into ``env`` and the block names them as ``${env:...}`` (a
+    spec may not hold a credential itself)."""
+    connection = dict(spec.connection)
+    for key, value in list(connection.items()):
+        if env is not None and isinstance(value, str) and _is_secret_pointer(f"/target/connection/{key}"):
+            name = f"VECMIG_CONTRACT_{key.upper()}"
+            env[name] = value
+            connection[key] = f"${{env:{name}}}"
+    block: dict[str, Any] = {"provider": spec.provider, "connection": connection}
     if spec.collection is not None:
         block["collection"] = spec.collection
     if spec.namespace is not None:

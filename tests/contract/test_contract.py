@@ -10,6 +10,7 @@ normalisation it declares (never a silent change), and the terminal summary list
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from contextlib import nullcontext
 from pathlib import Path
@@ -392,13 +393,14 @@ def test_transient_faults_are_retried(store: Store, tmp_path: Path) -> None:
     try:
         arm = store.sut.faults or (lambda spec: nullcontext(Faults(spec, lambda: 0)))
         with arm(store.spec(name)) as faults:
+            env: dict[str, str] = {}
             text = json.dumps({
                 "version": 1, "name": "contract", "state": {"path": "state.db"},
                 "source": {"provider": "memory", "connection": {"name": source}, "collection": "docs"},
-                "target": store_block(faults.spec),
+                "target": store_block(faults.spec, env),
                 "strategy": {"type": "big-bang", "batch_size": 10, "concurrency": 1},
             })
-            spec = load_spec_text(text, file="spec.yaml", base_dir=tmp_path)
+            spec = load_spec_text(text, file="spec.yaml", base_dir=tmp_path, env={**os.environ, **env})
             state = StateStore.open(spec.name, spec.state_path, spec.state_url, create=True, redactor=spec.redactor)
             assert state is not None
             try:
