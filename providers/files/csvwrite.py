@@ -4,7 +4,6 @@ row's length in bytes) followed by the rows, which the merge copies verbatim."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,15 +27,17 @@ from vecmig.providers.files.csvcells import (
 from vecmig.providers.files.csvheader import Header
 from vecmig.providers.files.fields import FileFields
 from vecmig.providers.files.jsonio import dumps, float32_for_json
-from vecmig.providers.files.staging import Source
+from vecmig.providers.files.staging import JsonHeaderedParts, Source
 from vecmig.records import Batch, RecordId
 
 _CHUNK = 1 << 20
 _PART_HEADER = "vecmig_csv_part"
 
 
-class CsvWriting:
+class CsvWriting(JsonHeaderedParts):
     """Mixed into the CSV provider, which supplies the reading side named below."""
+
+    part_marker = _PART_HEADER
 
     path: Path
     fields: FileFields
@@ -138,21 +139,6 @@ class CsvWriting:
         with open(tmp, "wb") as out:
             out.write(header.encode() + b"\n")
             out.writelines(rows)
-
-    @staticmethod
-    def _part_header(f: IO[bytes], path: Path) -> dict[str, Any]:
-        header = json.loads(f.readline())
-        if not isinstance(header, dict) or header.get(_PART_HEADER) != 1:
-            raise TerminalError(f"{path} is not a vecmig part", hint="remove stray files from the parts directory")
-        return header
-
-    def _part_seq(self, path: Path) -> int:
-        with open(path, "rb") as f:
-            return int(self._part_header(f, path)["seq"])
-
-    def _part_ids(self, path: Path) -> list[RecordId]:
-        with open(path, "rb") as f:
-            return list(self._part_header(f, path)["ids"])
 
     def _base_ids(self) -> Iterator[RecordId]:
         return (rid for rid, _ in self.id_positions())

@@ -44,6 +44,7 @@ from vecmig.providers.files.common import (
     line_number,
     loads_record,
 )
+from vecmig.providers.files.staging import JsonHeaderedParts
 from vecmig.records import Batch, ColumnBatch, RecordId
 from vecmig.spec import StoreSpec
 
@@ -116,7 +117,8 @@ def model(dimension: int) -> Throughput:
     )
 
 
-class JsonlProvider(FileProvider):
+class JsonlProvider(JsonHeaderedParts, FileProvider):
+    part_marker = _PART_HEADER
     name = "jsonl"
     capabilities = Capabilities(
         create_collection=True,
@@ -585,21 +587,6 @@ class JsonlProvider(FileProvider):
         with open(tmp, "wb") as out:
             out.write(header.encode() + b"\n")
             out.write(body)
-
-    @staticmethod
-    def _part_header(f: IO[bytes], path: Path) -> dict[str, Any]:
-        header = json.loads(f.readline())
-        if not isinstance(header, dict) or header.get(_PART_HEADER) != 1:
-            raise TerminalError(f"{path} is not a vecmig part", hint="remove stray files from the parts directory")
-        return header
-
-    def _part_seq(self, path: Path) -> int:
-        with open(path, "rb") as f:
-            return int(self._part_header(f, path)["seq"])
-
-    def _part_ids(self, path: Path) -> list[RecordId]:
-        with open(path, "rb") as f:
-            return list(self._part_header(f, path)["ids"])
 
     def _base_ids(self) -> Iterator[RecordId]:
         with self.open_read(buffering=_CHUNK) as f:

@@ -11,9 +11,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, ClassVar, Literal
 
 from vecmig.durable import atomic_write, fsync_path
+from vecmig.errors import TerminalError
 from vecmig.records import RecordId, canonical_id
 
 PartKind = Literal["base", "part", "tomb"]
@@ -114,3 +115,26 @@ class Staging:
 def read_tombstone(path: Path) -> tuple[int, list[RecordId]]:
     doc = json.loads(path.read_bytes())
     return int(doc["seq"]), list(doc["ids"])
+
+
+class JsonHeaderedParts:
+    """Staged parts that open with one JSON line naming their seq and ids (JSONL, CSV): what the
+    merge asks of a part without reading its records. ``part_marker`` tells one format's parts
+    from stray files."""
+
+    part_marker: ClassVar[str]
+
+    @classmethod
+    def _part_header(cls, f: IO[bytes], path: Path) -> dict[str, Any]:
+        header = json.loads(f.readline())
+        if not isinstance(header, dict) or header.get(cls.part_marker) != 1:
+            raise TerminalError(f"{path} is not a vecmig part", hint="remove stray files from the parts directory")
+        return header
+
+    def _part_seq(self, path: Path) -> int:
+        with open(path, "rb") as f:
+            return int(self._part_header(f, path)["seq"])
+
+    def _part_ids(self, path: Path) -> list[RecordId]:
+        with open(path, "rb") as f:
+            return list(self._part_header(f, path)["ids"])
