@@ -7,10 +7,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+import numpy as np
+
+from vecmig.errors import TerminalError
+from vecmig.filters import Filter
 from vecmig.ids import IdReport
 from vecmig.ids import check as check_id_positions
 from vecmig.model import Inventory
 from vecmig.records import Batch, ColumnBatch, RecordId
+from vecmig.search import Hit
 from vecmig.spec import IndexSpec, StoreSpec
 
 
@@ -42,6 +47,12 @@ class Capabilities:
     # instead of by bit-exact digests. The class's worst case; a provider whose tolerance depends
     # on the collection says so per instance (:meth:`Provider.vector_ulps_for`, ``vector_ulps``).
     vector_ulps: int = 0
+    # Top-k search (:meth:`Provider.query`): "none" (the store cannot search), "exact" (every
+    # record is scored: files, memory), "index" (the store's own search: its ANN index and
+    # query-time settings where one is built, a scan where none is).
+    search: Literal["none", "exact", "index"] = "none"
+    # Queries may carry a metadata filter (``vecmig.filters``), which the store applies itself.
+    search_filters: bool = False
 
 
 @dataclass(frozen=True)
@@ -442,6 +453,22 @@ class Provider(ABC):
 
     def drop_index(self, name: str) -> None:  # noqa: B027
         """Drop an index built by :meth:`build_index`."""
+
+    # -- search ---------------------------------------------------------------------------
+    def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
+        """The ``k`` records nearest ``vector`` as the store's own search finds them (its
+        index and query-time settings, exactly as readers would get them), best first, scores
+        converted to :mod:`vecmig.search`'s similarity. ``flt`` is a filter of
+        :mod:`vecmig.filters`, translated to the store's language (checked already). Safe to
+        call from one thread per instance: callers open one provider per worker."""
+        raise TerminalError(f"{self.name} cannot answer nearest-neighbour queries",
+                            hint="validate.queries and parallel-run need a store with search")
+
+    def search_settings(self) -> dict[str, Any]:
+        """What decides the search's quality now: the index type and parameters, the
+        query-time settings (``ef_search``, ``probes``, ...). Shown beside failed queries so
+        the reader sees why, and carried over to a target vecmig creates."""
+        return {}
 
     def read_alias(self, alias: str) -> str | None:
         raise NotImplementedError(f"{self.name} has no aliases")

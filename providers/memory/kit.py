@@ -24,6 +24,13 @@ FAULTS = {
         "type": "integer", "minimum": 0,
         "description": "memory: every other vector value written is moved up by this many ulp (default vector_ulps)",
     },
+    "search_noise": {
+        "type": "number", "minimum": 0, "maximum": 1,
+        "description": "memory: this share of every top-k answer is swapped for the next-best records (a poor index)",
+    },
+    "search_delay": {
+        "type": "number", "minimum": 0, "description": "memory: seconds every query waits before answering",
+    },
     "retry_after": {
         "type": "number", "minimum": 0, "description": "memory: the Retry-After seconds a transient fault asks for",
     },

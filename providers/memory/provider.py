@@ -20,25 +20,32 @@ Faults (target connection keys; they act on upserts, counted per store across in
 A lossy store, for the tolerance paths of validation and the diff (``vecmig.tolerance``):
 ``vector_ulps: N`` declares that vectors are kept within N ulp, and ``moves_ulp: M`` (default
 N) moves every other float32 value written up by M ulp, as a Chroma cosine collection does.
+
+Search is exact; ``search_noise: F`` (0..1) swaps that share of every top-k for the next
+best records, as an index tuned too low answers: what the query-parity gate must catch.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from vecmig.errors import TerminalError, TransientError
+from vecmig.filters import Filter, matches
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, Provider, Throughput
 from vecmig.providers.memory import store as registry
 from vecmig.providers.memory.store import Collection, sort_key
 from vecmig.records import Batch, RecordId, metadata_types
+from vecmig.search import Hit, similarities, top_k
 from vecmig.spec import StoreSpec
 
-FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after", "vector_ulps", "moves_ulp")
+FAULT_KEYS = ("fail_after_batches", "transient_every", "terminal_on_id", "retry_after", "vector_ulps", "moves_ulp",
+              "search_noise", "search_delay")
 
 
 class MemoryProvider(Provider):
@@ -53,6 +60,8 @@ class MemoryProvider(Provider):
         ordered_scan=True,
         metadata="json",
         metadata_default="json",
+        search="exact",
+        search_filters=True,
     )
     # Nothing is measured: round figures that keep plan estimates small and deterministic.
     throughput = Throughput(read_records_per_s=1_000_000, write_records_per_s=1_000_000, read_mb_per_s=1_000,
@@ -152,6 +161,25 @@ class MemoryProvider(Provider):
         with self.mem.lock:
             coll = self._need()
             return self._batch(coll, [rid for rid in ids if rid in coll.records])
+
+    def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
+        """Exact search over every record; ``search_noise`` (a test knob, in [0, 1]) makes it
+        an approximate one: that share of each answer is replaced by the next-best records, as
+        a poorly tuned index would answer."""
+        with self.mem.lock:
+            coll = self._need()
+            ids = [rid for rid in sorted(coll.records, key=sort_key) if matches(coll.records[rid].metadata, flt)]
+            batch = self._batch(coll, ids)
+            metric = coll.metric or "cosine"
+        if self.faults.get("search_delay"):
+            time.sleep(float(self.faults["search_delay"]))
+        if not ids:
+            return []
+        scores = similarities(metric, batch.vectors, vector)[0]
+        noise = float(self.faults.get("search_noise", 0.0))
+        drop = round(k * noise)
+        hits = top_k(scores, ids, k + drop)
+        return hits[:k - drop] + hits[k:] if drop else hits
 
     def count(self) -> int:
         with self.mem.lock:

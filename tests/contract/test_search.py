@@ -1,0 +1,141 @@
+"""The search contract: every store answers top-k queries as :mod:`vecmig.search` defines them.
+
+A small collection (a few hundred records) is searched: on it every store's own search (an HNSW
+graph with its default ef, an IVF with few lists, a scan) finds the exact answer, so the cases
+compare ids and scores with numpy's exact search over the same records, for every metric the
+store keeps, with and without filters. A store whose index is approximate even at this size
+would fail here, which is what the query-parity gate relies on: the reference is exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.contract.harness import Store, records, vectors
+from vecmig.errors import VecmigError
+from vecmig.filters import fields, matches
+from vecmig.records import Batch
+from vecmig.search import similarities, top_k
+
+N = 240
+K = 10
+
+FILTERS = [
+    {"lang": "de"},
+    {"year": {"$gte": 2010}},
+    {"year": {"$lt": 2000}, "lang": {"$ne": "en"}},
+    {"lang": {"$in": ["en", "日本語"]}},
+    {"lang": {"$nin": ["en"]}},
+    {"$or": [{"lang": "de"}, {"year": {"$gt": 2020}}]},
+    {"$and": [{"score": {"$gte": 3.0}}, {"score": {"$lte": 20.0}}]},
+    {"ok": True},
+]
+
+
+def _exact(batch: Batch, query: np.ndarray, metric: str, k: int, flt: dict | None = None) -> list:
+    keep = [i for i, m in enumerate(batch.metadata) if matches(m, flt)]
+    sub = batch.take(keep)
+    return top_k(similarities(metric, sub.vectors, query)[0], sub.ids, k)
+
+
+def _searchable(store: Store) -> None:
+    if store.caps.search == "none":
+        pytest.fail(f"{store.sut.provider} declares no search: every store must answer queries "
+                    "(a file store by an exact scan)")
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dotproduct"])
+def test_query_finds_the_exact_top_k(store: Store, metric: str) -> None:
+    _searchable(store)
+    want = records(store, N, seed=21)
+    name = store.fresh(f"q{metric[:3]}")
+    try:
+        try:
+            store.create(name, want, metric=metric)
+        except VecmigError as e:  # a store that does not offer this metric says so, by name
+            assert metric in str(e) or "metric" in str(e), f"an unsupported metric is refused by name: {e}"
+            store.leave_out(f"query {metric}", str(e))
+            return
+        store.write(name, want)
+        with store.open(name, "source") as p:
+            got_metric = p.inventory().metric or metric
+            if got_metric != metric:
+                store.leave_out(f"query {metric}", f"collections are created with {got_metric}")
+                return
+            for qi, q in enumerate(vectors(5, seed=900)):
+                hits = p.query(q, K)
+                exact = _exact(want, q, metric, K)
+                assert [str(h.id) for h in hits] == [str(h.id) for h in exact], f"query {qi}: ids differ"
+                assert all(type(h.id) is type(e.id) for h, e in zip(hits, exact, strict=True)), "id types kept"
+                got = np.array([h.score for h in hits])
+                ref = np.array([h.score for h in exact])
+                assert np.allclose(got, ref, rtol=1e-4, atol=1e-4), f"query {qi} ({metric}): scores {got} != {ref}"
+    finally:
+        store.drop(name)
+
+
+def test_query_of_a_stored_vector_finds_itself_first(store: Store) -> None:
+    _searchable(store)
+    want = records(store, 60, seed=22)
+    name = store.seeded("qself", want)
+    try:
+        with store.open(name, "source") as p:
+            for i in (0, 17, 59):
+                hits = p.query(want.vectors[i], 3)
+                assert hits and str(hits[0].id) == str(want.ids[i])
+                assert len(hits) == 3
+            assert len(p.query(want.vectors[0], 500)) == 60, "k above the count returns every record"
+    finally:
+        store.drop(name)
+
+
+@pytest.mark.parametrize("flt", FILTERS, ids=[str(i) for i in range(len(FILTERS))])
+def test_filtered_query_matches_the_reference(store: Store, flt: dict) -> None:
+    _searchable(store)
+    if not store.caps.search_filters:
+        pytest.fail(f"{store.sut.provider} cannot filter queries; every store must (translate vecmig.filters)")
+    want = records(store, N, seed=23)
+    if any(f not in m for f in fields(flt) for m in want.metadata):
+        store.leave_out(f"filter {flt}", "the store does not keep a field it reads")
+        return
+    name = store.seeded("qflt", want)
+    try:
+        with store.open(name, "source") as p:
+            metric = p.inventory().metric or store.metric(name)
+            q = vectors(1, seed=77)[0]
+            hits = p.query(q, K, flt)
+            exact = _exact(want, q, metric, K, flt)
+            assert [str(h.id) for h in hits] == [str(h.id) for h in exact], f"filter {flt}"
+    finally:
+        store.drop(name)
+
+
+def test_a_filter_matching_nothing_returns_nothing(store: Store) -> None:
+    _searchable(store)
+    want = records(store, 30, seed=24)
+    name = store.seeded("qnone", want)
+    try:
+        with store.open(name, "source") as p:
+            assert p.query(want.vectors[0], K, {"year": {"$gt": 99999}}) == []
+    finally:
+        store.drop(name)
+
+
+def test_query_of_an_empty_collection_is_empty(store: Store) -> None:
+    _searchable(store)
+    want = records(store, 3, seed=25)
+    name = store.fresh("qempty")
+    store.create(name, want)
+    try:
+        store.write(name, want)
+        store.delete(name, want.ids)
+        with store.open(name, "source") as p:
+            assert p.query(want.vectors[0], K) == []
+    except VecmigError as e:
+        if store.lacks("delete"):
+            store.leave_out("query of an empty collection", store.lacks("delete") or str(e))
+            return
+        raise
+    finally:
+        store.drop(name)
