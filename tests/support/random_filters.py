@@ -46,7 +46,8 @@ def metadata(rng: random.Random, shape: Shape) -> dict[str, Any]:
         mixed.append(lambda: rng.random() < 0.5)
     values: dict[str, Callable[[], Any]] = {
         "s": lambda: rng.choice(STRINGS), "i": lambda: rng.choice(INTS), "f": lambda: rng.choice(FLOATS),
-        "b": lambda: rng.random() < 0.5, "l": lambda: rng.sample(STRINGS, rng.randint(0 if shape.empty_lists else 1, 3)),
+        "b": lambda: rng.random() < 0.5,
+        "l": lambda: rng.sample(STRINGS, rng.randint(0 if shape.empty_lists else 1, 3)),
         "m": lambda: rng.choice(mixed)(),
     }
     return {key: make() for key, make in values.items() if rng.random() < 0.75}
@@ -60,7 +61,8 @@ def _value(rng: random.Random, field: str, shape: Shape) -> Any:
 
 def _leaf(rng: random.Random, shape: Shape) -> dict[str, Any]:
     field = rng.choice("sifblm")
-    ops = ["implicit", "$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte"] + (["$exists"] if shape.exists else [])
+    ops = ["implicit", "$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte"]
+    ops += ["$exists"] if shape.exists else []
     op = rng.choice(ops)
     if op == "implicit":
         return {field: _value(rng, field, shape)}
