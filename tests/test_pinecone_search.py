@@ -112,7 +112,7 @@ def test_refused_filters() -> None:
         pinecone_filter({"a": {"$gte": "m"}}, text_key="text", selected=None)
     with pytest.raises(TerminalError, match="record text"):
         pinecone_filter({"text": "x"}, text_key="text", selected=None)
-    with pytest.raises(TerminalError, match="fields.metadata"):
+    with pytest.raises(TerminalError, match=r"fields\.metadata"):
         pinecone_filter({"b": 1}, text_key="text", selected=("a",))
     assert pinecone_filter({"$or": [{"a": 1}, {"b": {"$lt": 2}}]}, text_key="text", selected=None) == {
         "$or": [{"a": 1}, {"b": {"$lt": 2}}]}

@@ -63,7 +63,8 @@ def test_int_ids_scores_and_settings(server: QdrantLocal) -> None:
             assert [h.id for h in p.query(q, 4, {"k": 1})] == [
                 i for i in sorted(range(30), key=lambda i: -want[i]) if i % 3 == 1][:4]
             settings = p.search_settings()
-            assert settings["index_type"] == "hnsw" and settings["m"] == 16 and settings["ef_search"] == 100
+            assert (settings["index_type"], settings["metric"], settings["m"], settings["ef_search"]) == (
+                "hnsw", metric, 16, 100)
         finally:
             p.drop_collection()
             p.close()
