@@ -12,9 +12,7 @@ import pytest
 
 from tests.support.chroma import ChromaServer, chroma_server
 from tests.support.random_filters import Shape, check_store, records, write
-from vecmig.errors import TerminalError
 from vecmig.providers.chroma.provider import ChromaProvider
-from vecmig.providers.chroma.search import where
 from vecmig.spec import CreateSpec, StoreSpec
 
 pytestmark = pytest.mark.integration
@@ -45,20 +43,6 @@ def test_random_filters_match_the_reference(server: ChromaServer, seed: int) -> 
         p.close()
 
 
-def test_what_chroma_cannot_say_is_refused_by_operator() -> None:
-    with pytest.raises(TerminalError, match=r"\$exists"):
-        where({"a": {"$exists": True}})
-    with pytest.raises(TerminalError, match=r"\$gt"):
-        where({"a": {"$gt": "m"}})
-
-
-def test_translation_shapes() -> None:
-    assert where({"a": 1, "b": "x"}) == {"$and": [
-        {"$or": [{"a": {"$eq": 1}}, {"a": {"$contains": 1}}, {"a": {"$contains": 1.0}}]},
-        {"$or": [{"b": {"$eq": "x"}}, {"b": {"$contains": "x"}}]}]}
-    assert where({"a": {"$in": []}}) is False
-    assert where({"a": {"$nin": []}}) is True
-    assert where({"$or": [{"a": {"$nin": []}}, {"b": True}]}) is True
 
 
 def test_scores_settings_and_k_above_the_count(server: ChromaServer) -> None:

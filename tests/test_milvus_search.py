@@ -11,17 +11,12 @@ import pytest
 
 from tests.support.milvus import MilvusLite
 from tests.support.random_filters import Shape, check_store, records, write
-from vecmig.errors import TerminalError
-from vecmig.providers.milvus.layout import Layout
 from vecmig.providers.milvus.provider import MilvusProvider
-from vecmig.providers.milvus.search import expression
 from vecmig.records import Batch
 from vecmig.spec import CreateSpec, IndexSpec, StoreSpec
 
 pytestmark = pytest.mark.integration
 SHAPE = Shape()
-LAYOUT = Layout(pk="id", pk_int=False, vector="vector", dimension=4, text=None, metadata="metadata", scalars={},
-                dynamic=False)
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +46,6 @@ def test_random_filters_match_the_reference(server: MilvusLite, seed: int) -> No
         p.drop_collection()
         p.close()
 
-
-def test_expression_escapes_and_supersets() -> None:
-    assert expression({'k"\\': 'a"b\nc'}, LAYOUT) == (
-        '(metadata["k\\"\\\\"] == "a\\"b\\nc" or json_contains_any(metadata["k\\"\\\\"], ["a\\"b\\nc"]))')
-    # booleans are 0/1 to Milvus: a $ne of one is left to the check of each hit
-    assert expression({"k": {"$ne": True}}, LAYOUT) is True
-    assert expression({"k": {"$in": []}}, LAYOUT) is False
-    with pytest.raises(TerminalError, match="'id'"):
-        expression({"id": 1}, LAYOUT)
 
 
 def test_partition_scores_and_index_settings(server: MilvusLite) -> None:

@@ -13,8 +13,7 @@ from pinecone import Pinecone
 from tests.pinecone_local import PineconeLocal, reset_sdk_host_state
 from tests.support.random_filters import Shape, check_store, records, write
 from vecmig.errors import TerminalError
-from vecmig.providers.pinecone import PineconeProvider, pricing
-from vecmig.providers.pinecone.search import pinecone_filter
+from vecmig.providers.pinecone import PineconeProvider
 from vecmig.records import Batch
 from vecmig.spec import CreateSpec, StoreSpec
 
@@ -98,21 +97,22 @@ def test_the_local_server_refuses_top_k_above_10000_and_meters_by_namespace_size
             p.close()
 
 
-def test_query_cost_grows_with_the_namespace() -> None:
-    assert pricing.query_usage(1000, 1_000_000).read_units == 250.0  # a tiny namespace: 0.25 RU each
-    assert pricing.query_usage(1000, int(7.14e9)).read_units == pytest.approx(7140.0)  # the guide's 1M x 1536
-    p = PineconeProvider(StoreSpec(provider="pinecone", connection={"api_key": API_KEY}, collection="c",
-                                   pointer="/target"))
-    # 1000 queries on 1M records of 7.14 KB at the standard plan's $16 per million RU
-    assert p.cost("query", 1000, int(7.14e9), {}) == {"pinecone_read_units": round(7140 / 1e6 * 16.0, 4)}
 
 
-def test_refused_filters() -> None:
-    with pytest.raises(TerminalError, match=r"\$gte"):
-        pinecone_filter({"a": {"$gte": "m"}}, text_key="text", selected=None)
-    with pytest.raises(TerminalError, match="record text"):
-        pinecone_filter({"text": "x"}, text_key="text", selected=None)
-    with pytest.raises(TerminalError, match=r"fields\.metadata"):
-        pinecone_filter({"b": 1}, text_key="text", selected=("a",))
-    assert pinecone_filter({"$or": [{"a": 1}, {"b": {"$lt": 2}}]}, text_key="text", selected=None) == {
-        "$or": [{"a": 1}, {"b": {"$lt": 2}}]}
+def test_transient_errors_on_query_are_retried(srv: PineconeLocal) -> None:
+    p = provider(srv, "flaky")
+    try:
+        batch = records(40, 3, SHAPE)
+        write(p, batch)
+        want = [h.id for h in p.query(batch.vectors[0], 5, {"i": {"$gte": 0}})]
+        srv.reset_stats()
+        srv.set_faults(script=["429", "503", "drop", "ok"], retry_after=0, retry_after_503=0, endpoints=["query"])
+        try:
+            assert [h.id for h in p.query(batch.vectors[0], 5, {"i": {"$gte": 0}})] == want
+            assert sum(srv.stats()["faults"].values()) == 3, "every scripted fault was met and absorbed"
+        finally:
+            srv.clear_faults()
+            reset_sdk_host_state()
+    finally:
+        p.drop_collection()
+        p.close()

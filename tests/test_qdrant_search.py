@@ -10,9 +10,7 @@ import pytest
 
 from tests.qdrant_local import QdrantLocal
 from tests.support.random_filters import Shape, check_store, records, write
-from vecmig.errors import TerminalError
 from vecmig.providers.qdrant.provider import QdrantProvider
-from vecmig.providers.qdrant.search import build
 from vecmig.records import Batch
 from vecmig.spec import CreateSpec, StoreSpec
 
@@ -68,13 +66,3 @@ def test_int_ids_scores_and_settings(server: QdrantLocal) -> None:
         finally:
             p.drop_collection()
             p.close()
-
-
-def test_refused_filters() -> None:
-    with pytest.raises(TerminalError, match=r"\$gt"):
-        build({"a": {"$gt": "m"}})
-    with pytest.raises(TerminalError, match="path"):
-        build({"a.b": 1})
-    with pytest.raises(TerminalError, match="text"):
-        build({"text": "x"}, ("text", "_vecmig_id"))
-    assert build({"a": {"$in": []}}) is False
