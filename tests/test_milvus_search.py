@@ -16,7 +16,7 @@ from vecmig.records import Batch
 from vecmig.spec import CreateSpec, IndexSpec, StoreSpec
 
 pytestmark = pytest.mark.integration
-SHAPE = Shape()
+SHAPE = Shape(number_lists=True)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ from vecmig.spec import CreateSpec, StoreSpec
 
 pytestmark = pytest.mark.integration
 KEY = "search-key"
-# Qdrant's IsEmpty holds for [] too, where vecmig counts an empty list as present (module docs).
-SHAPE = Shape(string_ranges=False, empty_lists=False)
+SHAPE = Shape(string_ranges=False, number_lists=True)
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ class Shape:
     string_ranges: bool = True  # $gt & co. on strings (Pinecone, Chroma, Qdrant: numbers only)
     bools_with_numbers: bool = True  # one field may hold booleans on some records, numbers on others
     empty_lists: bool = True  # [] is kept as a value
+    number_lists: bool = False  # lists of numbers are kept (Pinecone: strings only; Chroma: one type)
 
 
 def metadata(rng: random.Random, shape: Shape) -> dict[str, Any]:
@@ -44,6 +45,8 @@ def metadata(rng: random.Random, shape: Shape) -> dict[str, Any]:
                                       lambda: rng.choice(STRINGS), lambda: rng.sample(STRINGS, rng.randint(1, 2))]
     if shape.bools_with_numbers:
         mixed.append(lambda: rng.random() < 0.5)
+    if shape.number_lists:
+        mixed.append(lambda: rng.sample([*INTS, *FLOATS], rng.randint(1, 3)))
     values: dict[str, Callable[[], Any]] = {
         "s": lambda: rng.choice(STRINGS), "i": lambda: rng.choice(INTS), "f": lambda: rng.choice(FLOATS),
         "b": lambda: rng.random() < 0.5,
