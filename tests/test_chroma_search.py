@@ -66,3 +66,17 @@ def test_scores_settings_and_k_above_the_count(server: ChromaServer) -> None:
         finally:
             p.drop_collection()
             p.close()
+
+
+def test_int_ids_come_back_as_ints(server: ChromaServer) -> None:
+    batch = records(12, 9, SHAPE)
+    batch.ids = list(range(100, 112))
+    p = provider(server, "int-ids")
+    p.connect()
+    try:
+        write(p, batch)
+        hits = p.query(batch.vectors[0], 3)
+        assert hits[0].id == 100 and all(type(h.id) is int for h in hits)
+    finally:
+        p.drop_collection()
+        p.close()

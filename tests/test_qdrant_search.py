@@ -3,7 +3,9 @@ vecmig.filters.matches, ids mapped back (uuid5 points), scores per distance, wha
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -65,3 +67,30 @@ def test_int_ids_scores_and_settings(server: QdrantLocal) -> None:
         finally:
             p.drop_collection()
             p.close()
+
+
+def test_a_cosine_collection_made_by_qdrant_client_scores_cosine_similarity(server: QdrantLocal) -> None:
+    """vecmig creates no cosine collection (QD003), but reads one: Qdrant normalises the points and
+    the query, and its score is the cosine similarity."""
+    from qdrant_client import QdrantClient, models
+
+    rng = np.random.default_rng(8)
+    vectors = rng.standard_normal((25, 4)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an API key over plain http: a local server
+        client = QdrantClient(url=server.url, api_key=KEY, prefer_grpc=False, check_compatibility=False)
+    with closing(client):
+        client.create_collection("cos", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+        client.upsert("cos", points=[models.PointStruct(id=i, vector=v.tolist(), payload={"even": i % 2 == 0})
+                                     for i, v in enumerate(vectors)], wait=True)
+    p = provider(server, "cos")
+    try:
+        q = vectors[4] * 3.0
+        v = vectors.astype(np.float64)
+        want = v @ q / np.linalg.norm(v, axis=1) / np.linalg.norm(q)
+        hits = p.query(q, 25)
+        assert hits[0].id == 4 and np.allclose([h.score for h in hits], sorted(want, reverse=True), atol=1e-5)
+        assert all(h.id % 2 == 0 for h in p.query(q, 5, {"even": True}))
+    finally:
+        p.drop_collection()
+        p.close()
