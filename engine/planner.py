@@ -22,7 +22,7 @@ from vecmig.refresh import Refreshed
 from vecmig.spec import Spec
 from vecmig.state.reader import StateReader
 from vecmig.state.rows import RoundRow
-from vecmig.strategies import BUILDERS, cdc
+from vecmig.strategies import BUILDERS, cdc, phased
 from vecmig.strategies.context import PlanContext
 from vecmig.tolerance import describe
 
@@ -80,7 +80,7 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
                 for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_namespaces(spec, seen)
-                + lint_sample(spec, seen) + cdc.findings(spec, seen, state)]
+                + lint_sample(spec, seen) + cdc.findings(spec, seen, state) + phased.findings(spec, seen)]
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),
@@ -311,6 +311,7 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         diff=seen.diff,
         fits=fits,
         feed=seen.feed,
+        sample=seen.sample,
     )
 
 

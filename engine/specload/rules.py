@@ -16,12 +16,14 @@ from vecmig.spec import IMPLEMENTED_STRATEGIES, StrategySpec
 from vecmig.specload.context import _Context, _unescape
 from vecmig.specload.namespace_rules import _check_namespace_mapping
 from vecmig.specload.store_rules import _check_honoured, _check_store, _rules
+from vecmig.specload.wave_rules import _check_waves
 
 
 def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     for role in ("source", "target"):
         _check_store(ctx, spec[role], f"/{role}")
     _check_strategy(ctx, spec)
+    _check_waves(ctx, spec)
     _check_alias(ctx, spec)
     _check_not_same(ctx, spec, base_dir)
     _check_paths(ctx, spec, base_dir)

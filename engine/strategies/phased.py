@@ -1,0 +1,213 @@
+"""phased: the records move in waves, each copied, validated and (where it names an alias)
+switched before the next starts.
+
+validate ids → create → index (readers switched after a wave must find one) → for each wave:
+copy its records → validate them → switch its alias → a gate (``approve_wave``: apply stops
+here unless --auto-approve) → after the last wave: prune extras → the spec's own cutover.
+
+Membership is decided per record by the first-match rule (vecmig.waves): a namespace wave reads
+only its namespace's shards; an id-range or filter wave scans every shard and writes the records
+it takes. Every wave's copy journals the ids it writes (before-images, "absent" ones in a
+collection vecmig created), so ``rollback --wave`` deletes exactly that wave's records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from vecmig import estimate, waves
+from vecmig.errors import PlanError
+from vecmig.model import Action, Warning_
+from vecmig.records import Batch
+from vecmig.refresh import Refreshed
+from vecmig.spec import Spec
+from vecmig.strategies import common
+from vecmig.strategies.context import PlanContext
+from vecmig.waves import Wave
+
+LEFT_BEHIND = "VM150"  # rest: false leaves records behind
+
+
+def build(ctx: PlanContext) -> list[Action]:
+    spec = ctx.spec
+    if ctx.target_cls.needs_finalize:
+        raise PlanError(f"strategy phased writes the target wave by wave, and {spec.target.provider} is written "
+                        "once, at the end (staged parts merged into one file)", where=spec.where("/strategy/type"),
+                        hint="use strategy big-bang for a file target")
+    layout = wave_layout(ctx)
+    prelude = common.validate_ids(ctx)
+    prelude += common.create_target(ctx, common.ids(prelude))
+    prelude += common.build_index(ctx, common.ids(prelude[-1:]))
+    copies = common.copy_shards(ctx, ())
+    actions = list(prelude)
+    after = common.ids(prelude[-1:])
+    for k, wave in enumerate(layout):
+        nxt = layout[k + 1].name if k + 1 < len(layout) else None
+        made = wave_actions(ctx, wave, k, len(layout), nxt, copies, after)
+        actions += made
+        if made:
+            after = common.ids(made[-1:])
+    prune = ctx.target_owned or (ctx.target.exists and ctx.foreign_count == 0)
+    if prune:
+        tail = common.delete_extra(ctx, after)
+        actions += tail
+        after = common.ids(tail[-1:]) or after
+    if common.needs_cutover(ctx):
+        actions += common.cutover(ctx, after)
+    if not common.writes(actions):
+        actions = [a for a in actions if a.kind not in ("validate_ids", "approve_wave")]
+    return actions
+
+
+def wave_layout(ctx: PlanContext) -> list[Wave]:
+    spaces = sorted({ns for s in ctx.shards if (ns := waves.shard_namespace(s)) is not None})
+    if ctx.spec.strategy.waves_by_namespace and not spaces:
+        raise PlanError(f"waves: {{by: namespace}}, but {ctx.spec.source.label} has no namespaces to split by",
+                        where=ctx.spec.where("/strategy/waves"), hint="list the waves (ids or filter)")
+    return waves.layout(ctx.spec, spaces)
+
+
+def wave_actions(ctx: PlanContext, wave: Wave, k: int, n: int, nxt: str | None, copies: list[Action],
+                 after: tuple[str, ...]) -> list[Action]:
+    """One wave: its copies, its checks, its switch and (unless last) the gate before the next."""
+    copied = wave_copies(ctx, wave, copies, after)
+    out = list(copied)
+    checks = wave_checks(ctx, wave, copied, common.ids(copied) or after)
+    out += checks
+    last = common.ids(out[-1:]) or after
+    if wave.alias:
+        out += wave_cutover(ctx, wave, last)
+        last = common.ids(out[-1:])
+    if nxt is not None:
+        out.append(Action(
+            id=waves.action_id(wave.name, "approve"),
+            kind="approve_wave",
+            reason=(f"wave {wave.name} ({k + 1} of {n}) is done and validated: `vecmig apply` stops here unless "
+                    f"--auto-approve, and the next apply starts wave {nxt}"),
+            depends_on=last,
+            params={"wave": wave.name, "number": k + 1, "of": n, "next": nxt},
+            reverse="nothing to undo (a gate)",
+            estimate=estimate.fixed(0.0, 0.1),
+        ))
+    return out
+
+
+def wave_copies(ctx: PlanContext, wave: Wave, copies: list[Action], after: tuple[str, ...]) -> list[Action]:
+    out = []
+    for a in copies:
+        shard = a.params.get("shard")
+        if not waves.may_hold(wave, shard):
+            continue
+        frac = share(ctx.sample, wave, shard)
+        records = round(a.estimate.records * frac)
+        params: dict[str, Any] = {**a.params, "wave": wave.params()}
+        # The ids written are journaled (as absent before) so that this wave alone can be undone.
+        params["journal"] = not ctx.foreign_target
+        scope = ("the whole shard is read and only the wave's records written"
+                 if wave.take is None or "namespace" not in wave.take or wave.skip else "")
+        out.append(replace(
+            a, id=waves.action_id(wave.name, a.id), depends_on=after, params=params,
+            reason=f"wave {wave.name}: {a.reason}" + (f"; {scope}" if scope else "")
+                   + f" (about {records:,} of them this wave's, {how(ctx, wave)})",
+            reverse=("restore the before-images of overwritten records and delete the rest" if ctx.foreign_target
+                     else "delete the records this wave wrote (journaled by id); a full rollback drops the "
+                          "collection"),
+            estimate=replace(estimate.scaled(a.estimate, frac), records=records),
+        ))
+    return out
+
+
+def wave_checks(ctx: PlanContext, wave: Wave, copied: list[Action], after: tuple[str, ...]) -> list[Action]:
+    """The one place a wave's validation list is built: completeness of the wave's records
+    (query parity joins it here when that validation exists)."""
+    if not ctx.spec.validate.completeness or not copied:
+        return []
+    n = sum(a.estimate.records for a in copied)
+    shards = [a.params["shard"] for a in copied]
+    est = estimate.validate_estimate(n, n * ctx.bytes_per_record, ctx.read_model, ctx.write_model,
+                                     server_digest=False)
+    return [Action(
+        id=waves.action_id(wave.name, "validate.completeness"),
+        kind="validate_completeness",
+        reason=(f"the records of wave {wave.name} must match one by one (counts, ids, checksums) before it is "
+                "switched or the next wave starts; extras are not looked for (the target holds other waves too)"),
+        depends_on=after,
+        params={"shards": shards, "checksums": ctx.spec.validate.checksums, "wave": wave.params()},
+        reversible=True,
+        reverse="nothing to undo (read-only)",
+        estimate=estimate.with_cost(est, ctx.cost("source", "scan", n), ctx.cost("target", "fetch", n)),
+    )]
+
+
+def wave_cutover(ctx: PlanContext, wave: Wave, after: tuple[str, ...]) -> list[Action]:
+    t = ctx.spec.target
+    if not ctx.target_cls.capabilities.aliases:
+        raise PlanError(f"wave {wave.name} names alias {wave.alias!r}, but {t.provider} has no aliases",
+                        where=ctx.spec.where("/strategy/waves"), hint="remove the wave's alias")
+    current = ctx.target.aliases.get(wave.alias or "")
+    if current == t.collection:
+        return []
+    return [Action(
+        id=waves.action_id(wave.name, "cutover.alias"),
+        kind="cutover",
+        reason=f"wave {wave.name}'s readers of '{wave.alias}' move from {current or 'nothing'} to {t.collection}",
+        depends_on=after,
+        params={"alias": wave.alias, "to": t.collection, "from": current},
+        reverse=f"point '{wave.alias}' back at {current}" if current else f"remove '{wave.alias}'",
+        estimate=estimate.fixed(0.05, 1.0),
+    )]
+
+
+def exact(wave: Wave) -> bool:
+    """Membership follows from namespaces alone: counted exactly from the shards."""
+    return all("namespace" in d for d in ((wave.take,) if wave.take else ()) + wave.skip) and wave.take is not None
+
+
+def how(ctx: PlanContext, wave: Wave) -> str:
+    if exact(wave):
+        return "counted from the namespace's shards"
+    if ctx.sample is not None and len(ctx.sample):
+        return f"estimated from the plan's sample of {len(ctx.sample):,} records"
+    return "not estimated: no sample was read, every record counted as the wave's"
+
+
+def share(sample: Batch | None, wave: Wave, shard: dict[str, Any] | None) -> float:
+    """The fraction of ``shard`` that is ``wave``'s: exact for namespace waves, else from the sample."""
+    if exact(wave):
+        return 1.0
+    if sample is None or not len(sample):
+        return 1.0
+    ns = waves.shard_namespace(shard)
+    own = [i for i in range(len(sample)) if ns is None or sample.extra.get("namespace", ns) == ns] \
+        or list(range(len(sample)))
+    taken = sum(1 for i in own if waves.picks(wave.params(), sample.ids[i], sample.metadata[i], ns))
+    return taken / len(own)
+
+
+def findings(spec: Spec, seen: Refreshed) -> list[Warning_]:
+    """``rest: false``: say how many records no wave takes (they stay behind in the source)."""
+    s = spec.strategy
+    if s.type != "phased" or s.rest or s.waves_by_namespace:
+        return []
+    n, counted = left_behind(spec, seen.shards, seen.sample)
+    many = "an unknown number of" if n < 0 else f"{n:,}"
+    return [Warning_(
+        LEFT_BEHIND,
+        f"rest: false: {many} source record(s) match no wave and are not migrated ({counted})",
+        "warning",
+        "add a wave for them, or drop `rest: false` so that a last wave named rest takes them")]
+
+
+def left_behind(spec: Spec, shards: tuple[dict[str, Any], ...], sample: Batch | None) -> tuple[int, str]:
+    """Records no wave takes, and how they were counted (-1: not counted)."""
+    listed = [w.take for w in waves.layout(spec, []) if w.take is not None]
+    rest = Wave(waves.REST, None, tuple(listed))
+    if all("namespace" in d for d in listed):
+        taken = {d["namespace"] or "" for d in listed}
+        n = sum(int(sh.get("records", 0)) for sh in shards if (waves.shard_namespace(sh) or "") not in taken)
+        return n, "counted from the source's namespaces"
+    if sample is None or not len(sample):
+        return -1, "not counted: the plan read no sample of the source"
+    total = sum(share(sample, rest, sh) * int(sh.get("records", 0)) for sh in shards)
+    return round(total), f"estimated from the plan's sample of {len(sample):,} records"
