@@ -60,10 +60,6 @@ def _check_waves(ctx: _Context, spec: dict[str, Any]) -> None:
             if ns in spaces:
                 raise ctx.error(f"namespace {ns!r} is named by two waves ({waves[spaces[ns]]['name']!r} and "
                                 f"{name!r})", f"{at}/namespace", "name each namespace in one wave only")
-            if spec["source"].get("namespace") != "*":
-                raise ctx.error(f"wave {name!r} selects namespace {ns!r}, but the source is not read namespace "
-                                "by namespace", f"{at}/namespace",
-                                "set `namespace: \"*\"` under source (a store with namespaces)")
             spaces[ns] = i
         if "ids" in wave:
             lo, hi = wave["ids"]["from"], wave["ids"]["to"]
@@ -86,3 +82,8 @@ def _check_waves(ctx: _Context, spec: dict[str, Any]) -> None:
                 where = f"{at}/filter/{e.path}" if e.path and ctx.has(f"{at}/filter/{e.path}") else f"{at}/filter"
                 raise ctx.error(f"wave {name!r}: {e}", where,
                                 'write a filter like {genre: drama} or {year: {$gte: 2020}} (vecmig.filters)') from None
+    if spaces and spec["source"].get("namespace") != "*":
+        i = min(spaces.values())
+        raise ctx.error(f"wave {waves[i]['name']!r} selects namespace {waves[i]['namespace']!r}, but the source is "
+                        "not read namespace by namespace", f"/strategy/waves/{i}/namespace",
+                        "set `namespace: \"*\"` under source (a store with namespaces)")
