@@ -288,3 +288,57 @@ def test_a_foreign_target_gets_its_records_back_when_a_wave_is_rolled_back(tmp_p
     assert all(now[k] == snapshot[k] for k in snapshot), "overwritten records restored from before-images"
     assert set(now) == set(snapshot) | wave_ids(spec, "low", 300)
     h.close()
+
+
+# ---- through the operations: a saved plan goes on wave by wave ---------------------------------
+
+
+def test_the_same_saved_plan_continues_the_round_wave_by_wave(tmp_path: Path) -> None:
+    from tests.unit.test_operations import RecordingUi
+    from vecmig.operations import apply as apply_ops
+    from vecmig.operations import rollback as rollback_ops
+    from vecmig.operations.plan import PlanRequest, plan
+
+    h = Harness(tmp_path)
+    h.seed(600)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(spec_text())
+    out = tmp_path / "plan.json"
+    plan(PlanRequest(spec_path, out), RecordingUi())
+    spec = load(spec_text(), tmp_path)
+    paused = []
+    for _ in range(3):
+        r = apply_ops.apply(apply_ops.ApplyRequest(out), RecordingUi(answer=False))
+        assert r.applied and r.approval == "saved-plan"
+        paused.append(r.paused)
+    assert paused == ["wave low (1 of 3) is done and validated; run `vecmig apply` again to start wave de",
+                      "wave de (2 of 3) is done and validated; run `vecmig apply` again to start wave rest", None]
+    same(h.source, "docs", h.target, "docs_v2")
+    # The round is complete: the saved plan is now stale like any other.
+    with pytest.raises(VecmigError, match="saved plan is stale"):
+        apply_ops.apply(apply_ops.ApplyRequest(out), RecordingUi())
+    ui = RecordingUi()
+    r2 = rollback_ops.rollback(rollback_ops.RollbackRequest(spec_path, wave="last"), ui)
+    assert r2.wave == "rest" and ui.questions == ["Do you want to roll back wave rest?"]
+    assert target_ids(h) == wave_ids(spec, "low", 600) | wave_ids(spec, "de", 600)
+    with pytest.raises(VecmigError, match="round 1 has no wave 'nope' \\(its waves: low, de, rest\\)"):
+        rollback_ops.rollback(rollback_ops.RollbackRequest(spec_path, wave="nope"), RecordingUi())
+    h.close()
+
+
+def test_a_saved_plan_is_stale_once_the_source_changed_between_waves(tmp_path: Path) -> None:
+    from tests.unit.test_operations import RecordingUi
+    from vecmig.operations import apply as apply_ops
+    from vecmig.operations.plan import PlanRequest, plan
+
+    h = Harness(tmp_path)
+    h.seed(600)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(spec_text())
+    out = tmp_path / "plan.json"
+    plan(PlanRequest(spec_path, out), RecordingUi())
+    assert apply_ops.apply(apply_ops.ApplyRequest(out), RecordingUi()).paused
+    h.source.seed("docs", records(5, start=9001, seed=4))
+    with pytest.raises(VecmigError, match="the source changed since its first waves were applied"):
+        apply_ops.apply(apply_ops.ApplyRequest(out), RecordingUi())
+    h.close()
