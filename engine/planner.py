@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, calibrate, estimate, namespaces, pointer
+from vecmig import __version__, calibrate, estimate, namespaces, pointer, waves
 from vecmig.errors import PlanError, SpecError, TerminalError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
 from vecmig.providers import provider_class, stores_that
@@ -371,7 +371,10 @@ def remaining_actions(state: StateReader, round_row: RoundRow, notes: list[str] 
 
 def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, str]:
     """action id -> why it runs again, from what a failed validation found."""
-    shards = {int(a.params.get("index", -1)): a for a in actions if a.kind == "copy_shard"}
+    # Strategy phased: every wave copies the same shards; only the failed wave's copies run again.
+    wave = found.get("wave")
+    shards = {int(a.params.get("index", -1)): a for a in actions
+              if a.kind == "copy_shard" and waves.wave_of(a.id) == wave}
     out: dict[str, str] = {}
     entries = [e for e in found.get("shards", []) if e.get("missing") or e.get("different")]
     if not found.get("shards"):

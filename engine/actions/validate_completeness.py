@@ -229,7 +229,9 @@ class ValidateCompleteness(ActionKind):
         result = {"source": src_json, "target": tgt_json, "target_count": target_count,
                   "extra": len(extra), "shards": shards_out, "ok": not problems,
                   "method": methods.pop() if len(methods) == 1 else "mixed"}
-        if baseline is not None and not problems:
+        if wave is not None:
+            result["wave"] = wave["name"]  # a re-copy after a failure is of this wave's shards only
+        if baseline is not None and not problems and wave is None:
             result["baseline"] = baseline
         if by_versions is not None:
             result["versions"] = by_versions.accounting

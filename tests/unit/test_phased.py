@@ -342,3 +342,50 @@ def test_a_saved_plan_is_stale_once_the_source_changed_between_waves(tmp_path: P
     with pytest.raises(VecmigError, match="the source changed since its first waves were applied"):
         apply_ops.apply(apply_ops.ApplyRequest(out), RecordingUi())
     h.close()
+
+
+class CorruptAfter:
+    """A reporter that changes one target record right after ``action`` finished (as a trigger
+    or another writer would), so the wave's validation that follows finds it."""
+
+    def __init__(self, h: Harness, action: str, rid: int) -> None:
+        self.h, self.action, self.rid = h, action, rid
+
+    def start(self, action: object, total: int, done: int) -> None: ...
+    def advance(self, action: object, records: int) -> None: ...
+    def note(self, message: str) -> None: ...
+
+    def finish(self, action: object, status: str, detail: str = "") -> None:
+        if getattr(action, "id", None) == self.action and status == "done":
+            coll = self.h.target.collections["docs_v2"]
+            coll.records[self.rid].metadata["lang"] = "tampered"
+
+
+def test_a_failed_wave_validation_recopies_that_wave_only(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.seed(600)
+    spec = load(spec_text(), tmp_path)
+    apply(h, spec, "yes")  # wave low
+    de = sorted(wave_ids(spec, "de", 600))
+    state = h.state(spec, create=True)
+    assert state is not None
+    with pytest.raises(VecmigError, match="completeness check failed: shard 0: 1 different"):
+        apply_plan(spec, make_plan(spec, state, refresh(spec)), state, approval="yes",
+                   reporter=CorruptAfter(h, "wave[de].copy.shard[0]", int(str(de[3]))))
+    plan = make_plan(spec, state, refresh(spec))
+    redo = [a.id for a in plan.actions if a.status == "recopy"]
+    assert redo == ["wave[de].copy.shard[0]"], redo
+    assert apply_plan(spec, plan, state, approval="yes")["paused"]
+    apply_plan(spec, make_plan(spec, state, refresh(spec)), state, approval="yes")
+    same(h.source, "docs", h.target, "docs_v2")
+    h.close()
+
+
+def test_waves_by_namespace_are_one_per_namespace_in_name_order(tmp_path: Path) -> None:
+    spec = load(spec_text("[{name: x, ids: {from: 0, to: 1}}]"), tmp_path)
+    by_ns = Spec.__new__(Spec)
+    object.__setattr__(by_ns, "strategy", type(spec.strategy)(type="phased", waves_by_namespace=True))
+    layout = waves.layout(by_ns, ["us", "", "eu"])
+    assert [(w.name, w.take) for w in layout] == [("default", {"namespace": ""}), ("eu", {"namespace": "eu"}),
+                                                 ("us", {"namespace": "us"})]
+    assert layout[2].skip == ({"namespace": ""}, {"namespace": "eu"})
