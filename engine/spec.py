@@ -124,8 +124,8 @@ class StrategySpec:
 @dataclass(frozen=True)
 class WaveSpec:
     """One wave of strategy phased: exactly one of a source namespace, a half-open id range
-    ``[ids_from, ids_to)`` or a metadata filter (vecmig.filters); ``alias`` is switched to the
-    target once the wave is validated."""
+    ``[ids_from, ids_to)`` or a metadata filter (vecmig.filters); ``alias`` (or ``pointer``) is
+    switched to the target once the wave is validated."""
 
     name: str
     namespace: str | None = None
@@ -133,6 +133,7 @@ class WaveSpec:
     ids_to: int | str | None = None
     filter: dict[str, Any] | None = None
     alias: str | None = None
+    pointer: PointerSpec | None = None  # what this wave's readers follow (e.g. one tenant's config)
 
     def definition(self) -> dict[str, Any]:
         """What selects the wave's records, as plans carry it."""

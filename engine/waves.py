@@ -30,6 +30,7 @@ class Wave:
     take: dict[str, Any] | None  # None: every record the earlier waves leave (the rest wave)
     skip: tuple[dict[str, Any], ...]
     alias: str | None = None
+    pointer: bool = False  # the wave names a pointer of its own (the spec's WaveSpec holds it)
 
     def params(self) -> dict[str, Any]:
         return {"name": self.name, "take": self.take, "skip": list(self.skip)}
@@ -43,12 +44,13 @@ def layout(spec: Spec, namespaces: Sequence[str]) -> list[Wave]:
     """The spec's waves in order, each with the definitions it must not take, and the rest
     wave last where the spec keeps it. ``namespaces``: the source's, in name order (``by: namespace``)."""
     s = spec.strategy
-    defs: list[tuple[str, dict[str, Any], str | None]] = (
-        [(ns or "default", {"namespace": ns}, None) for ns in sorted(namespaces)] if s.waves_by_namespace
-        else [(w.name, w.definition(), w.alias) for w in s.waves])
-    out = [Wave(name, d, tuple(x for _, x, _ in defs[:i]), alias) for i, (name, d, alias) in enumerate(defs)]
+    defs: list[tuple[str, dict[str, Any], str | None, bool]] = (
+        [(ns or "default", {"namespace": ns}, None, False) for ns in sorted(namespaces)] if s.waves_by_namespace
+        else [(w.name, w.definition(), w.alias, w.pointer is not None) for w in s.waves])
+    out = [Wave(name, d, tuple(x[1] for x in defs[:i]), alias, ptr)
+           for i, (name, d, alias, ptr) in enumerate(defs)]
     if s.rest and not s.waves_by_namespace:
-        out.append(Wave(REST, None, tuple(d for _, d, _ in defs)))
+        out.append(Wave(REST, None, tuple(x[1] for x in defs)))
     return out
 
 

@@ -132,7 +132,8 @@ def _strategy(data: dict[str, Any]) -> StrategySpec:
 def _wave(data: dict[str, Any]) -> WaveSpec:
     ids = data.get("ids") or {}
     return WaveSpec(name=str(data["name"]), namespace=data.get("namespace"), ids_from=ids.get("from"),
-                    ids_to=ids.get("to"), filter=data.get("filter"), alias=data.get("alias"))
+                    ids_to=ids.get("to"), filter=data.get("filter"), alias=data.get("alias"),
+                    pointer=_live_pointer(data["pointer"]) if "pointer" in data else None)
 
 
 def _mapping(data: dict[str, Any]) -> MappingSpec:

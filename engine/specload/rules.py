@@ -51,6 +51,10 @@ def _check_paths(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     pointer = spec["target"].get("pointer") or {}
     if isinstance(pointer.get("file"), str):
         files.append(("/target/pointer/file", "pointer file", "file", False))
+    waves = (spec.get("strategy") or {}).get("waves")
+    for i, wave in enumerate(waves if isinstance(waves, list) else []):
+        if isinstance((wave.get("pointer") or {}).get("file"), str):
+            files.append((f"/strategy/waves/{i}/pointer/file", "pointer file", "file", False))
     state = spec.get("state") or {}
     if isinstance(state.get("path"), str) and "url" not in state:
         files.append(("/state/path", "state file", "file", False))
@@ -75,7 +79,7 @@ def _resolved_value(spec: dict[str, Any], at: str) -> str:
     """The resolved value at a JSON pointer of the resolved spec."""
     value: Any = spec
     for token in at.split("/")[1:]:
-        value = value[_unescape(token)]
+        value = value[int(token)] if isinstance(value, list) else value[_unescape(token)]
     return str(value)
 
 

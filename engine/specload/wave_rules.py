@@ -48,6 +48,9 @@ def _check_waves(ctx: _Context, spec: dict[str, Any]) -> None:
                             + (f", not {' and '.join(given)}" if given else ""), at,
                             "split it into one wave per selector (a record goes to the first wave that takes it)")
         name = wave["name"]
+        if "alias" in wave and "pointer" in wave:
+            raise ctx.error(f"wave {name!r} takes either alias or pointer, not both", f"{at}/pointer",
+                            "stores with aliases switch the alias; use pointer only for stores without them")
         if name in names:
             raise ctx.error(f"wave name {name!r} is used twice (waves {names[name] + 1} and {i + 1})",
                             f"{at}/name", "give every wave its own name: action ids and `rollback --wave` use it")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from vecmig import estimate, waves
+from vecmig import estimate, namespaces, pointer, waves
 from vecmig.errors import PlanError
 from vecmig.model import Action, Warning_
 from vecmig.records import Batch
@@ -76,7 +76,7 @@ def wave_actions(ctx: PlanContext, wave: Wave, k: int, n: int, nxt: str | None, 
     checks = wave_checks(ctx, wave, copied, common.ids(copied) or after)
     out += checks
     last = common.ids(out[-1:]) or after
-    if wave.alias:
+    if wave.alias or wave.pointer:
         out += wave_cutover(ctx, wave, last)
         last = common.ids(out[-1:])
     if nxt is not None:
@@ -142,6 +142,8 @@ def wave_checks(ctx: PlanContext, wave: Wave, copied: list[Action], after: tuple
 
 def wave_cutover(ctx: PlanContext, wave: Wave, after: tuple[str, ...]) -> list[Action]:
     t = ctx.spec.target
+    if wave.pointer:
+        return wave_pointer(ctx, wave, after)
     if not ctx.target_cls.capabilities.aliases:
         raise PlanError(f"wave {wave.name} names alias {wave.alias!r}, but {t.provider} has no aliases",
                         where=ctx.spec.where("/strategy/waves"), hint="remove the wave's alias")
@@ -156,6 +158,39 @@ def wave_cutover(ctx: PlanContext, wave: Wave, after: tuple[str, ...]) -> list[A
         params={"alias": wave.alias, "to": t.collection, "from": current},
         reverse=f"point '{wave.alias}' back at {current}" if current else f"remove '{wave.alias}'",
         estimate=estimate.fixed(0.05, 1.0),
+    )]
+
+
+def wave_pointer(ctx: PlanContext, wave: Wave, after: tuple[str, ...]) -> list[Action]:
+    """Repoint what this wave's readers follow (a file and/or a command) at the target; its
+    namespace there where the wave is one namespace of a target kept by namespace."""
+    t = ctx.spec.target
+    listed = (ctx.spec.public.get("strategy") or {}).get("waves") or []
+    written = next(w.get("pointer") or {} for w in listed if w.get("name") == wave.name)
+    live = next(w.pointer for w in ctx.spec.strategy.waves if w.name == wave.name)
+    assert live is not None
+    namespace = t.namespace
+    if wave.namespace is not None and namespaces.target_by_namespace(ctx.spec):
+        namespace = namespaces.rename(ctx.spec, wave.namespace)
+    current = pointer.current_index(t.path(live.file)) if live.file else None
+    params: dict[str, Any] = {"pointer": {k: written[k] for k in ("file", "command") if k in written},
+                              "wave": wave.name, "to": t.collection, "namespace": namespace, "from": current}
+    does = []
+    if "file" in written and live.file:
+        params["writes"] = pointer.shown_path(str(written["file"]), t.path(live.file))
+        does.append(f"writes {params['writes']}")
+    if "command" in written:
+        params["runs"] = written["command"]
+        does.append(f"runs `{written['command']}`")
+    return [Action(
+        id=waves.action_id(wave.name, "cutover.pointer"),
+        kind="cutover",
+        reason=(f"wave {wave.name}'s readers move from {current or 'nothing recorded'} to {t.collection}"
+                + (f" (namespace {namespace})" if namespace and namespace != "*" else "") + ": " + " and ".join(does)),
+        depends_on=after,
+        params=params,
+        reverse="restore what the wave's pointer held before (file: removed if it did not exist)",
+        estimate=estimate.fixed(0.1, 10.0) if live.command else estimate.fixed(0.05, 1.0),
     )]
 
 

@@ -389,3 +389,33 @@ def test_waves_by_namespace_are_one_per_namespace_in_name_order(tmp_path: Path) 
     assert [(w.name, w.take) for w in layout] == [("default", {"namespace": ""}), ("eu", {"namespace": "eu"}),
                                                  ("us", {"namespace": "us"})]
     assert layout[2].skip == ({"namespace": ""}, {"namespace": "eu"})
+
+
+def test_a_wave_pointer_is_repointed_after_its_wave_and_back_on_its_rollback(tmp_path: Path) -> None:
+    import json
+
+    h = Harness(tmp_path)
+    h.seed(300)
+    spec = load(spec_text("[{name: low, ids: {from: 1, to: 100}, pointer: {file: low-live.json}}]"), tmp_path)
+    plan = h.plan(spec)
+    by_id = {a.id: a for a in plan.actions}
+    step = by_id["wave[low].cutover.pointer"]
+    assert step.depends_on == ("wave[low].validate.completeness",) and step.params["wave"] == "low"
+    assert "writes " in step.reason and step.reason.endswith("low-live.json")
+    live = tmp_path / "low-live.json"
+    apply(h, spec, "yes")  # wave low, its switch, then the gate
+    assert json.loads(live.read_text())["index"] == "docs_v2"
+    state = h.state(spec, create=False)
+    assert state is not None
+    rollback_wave(spec, state, wave_undo(state, LAST), approval="auto-approve")
+    assert not live.exists(), "the file did not exist before the wave: removed again"
+    assert target_ids(h) == set()
+    h.close()
+
+
+def test_a_wave_pointer_file_is_checked_like_any_spec_path(tmp_path: Path) -> None:
+    (tmp_path / "adir").mkdir()
+    got = error(spec_text("[{name: low, ids: {from: 1, to: 100}, pointer: {file: adir}}]"), tmp_path)
+    assert "/strategy/waves/0/pointer/file" in got, got
+    got = error(spec_text("[{name: low, ids: {from: 1, to: 9}, alias: a, pointer: {file: x.json}}]"), tmp_path)
+    assert "wave 'low' takes either alias or pointer, not both" in got, got
