@@ -4,11 +4,13 @@ the real SDK) moved wave by wave into another index.
 The first apply stops after wave eu with exit 0 and says so; the second is SIGKILLed in the
 middle of wave us's copy; a third (--auto-approve) resumes it and runs to the end. Every record
 is then compared with the source bit for bit, per (namespace, id), and counted (nothing doubled).
-`rollback --wave last` removes exactly the last wave's records; a full rollback the rest.
+Each wave repoints its tenant's pointer file. `rollback --wave last` removes exactly the last
+wave's records (and its pointer); a full rollback the rest.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pinecone import Pinecone
@@ -53,7 +55,10 @@ def test_three_namespaces_in_waves_with_a_kill_in_wave_two(pinecone_srv: Spawned
           batch_size: 40
           concurrency: 2
           rest: false
-          waves: [{{name: eu, namespace: eu}}, {{name: us, namespace: us}}, {{name: apac, namespace: apac}}]
+          waves:
+            - {{name: eu, namespace: eu, pointer: {{file: eu-live.json}}}}
+            - {{name: us, namespace: us, pointer: {{file: us-live.json}}}}
+            - {{name: apac, namespace: apac, pointer: {{file: apac-live.json}}}}
         """)
     plan = run("plan", str(spec))
     assert "wave[eu].copy.shard[1]" in plan and "wave[us].approve" in plan and "wave[apac].approve" not in plan
@@ -62,6 +67,10 @@ def test_three_namespaces_in_waves_with_a_kill_in_wave_two(pinecone_srv: Spawned
     out = run("apply", str(spec), input="yes\n")
     assert "wave eu (1 of 3) is done and validated; run `vecmig apply` again to start wave us" in out, out
     assert set(pinecone_by_namespace(srv, "dst")) == {k for k in source if k[0] == "eu"}
+    # The tenant's readers follow their own pointer: switched with the wave, to its namespace.
+    live = json.loads((tmp_path / "eu-live.json").read_text())
+    assert (live["index"], live["namespace"]) == ("dst", "eu")
+    assert not (tmp_path / "us-live.json").exists()
 
     # 2. The next apply goes on with wave us and is SIGKILLed in the middle of its copy.
     db = tmp_path / ".vecmig" / "waves.db"
@@ -89,6 +98,7 @@ def test_three_namespaces_in_waves_with_a_kill_in_wave_two(pinecone_srv: Spawned
     assert "wave apac" in out, out
     assert_same({k: v for k, v in source.items() if k[0] != "apac"}, pinecone_by_namespace(srv, "dst"))
     assert total(srv, "dst") == 480
+    assert not (tmp_path / "apac-live.json").exists() and (tmp_path / "us-live.json").exists()
 
     # A full rollback removes the rest (vecmig created the index: it is dropped).
     run("rollback", str(spec), "--auto-approve")

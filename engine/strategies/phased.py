@@ -172,7 +172,10 @@ def wave_pointer(ctx: PlanContext, wave: Wave, after: tuple[str, ...]) -> list[A
     namespace = t.namespace
     if wave.namespace is not None and namespaces.target_by_namespace(ctx.spec):
         namespace = namespaces.rename(ctx.spec, wave.namespace)
-    current = pointer.current_index(t.path(live.file)) if live.file else None
+    now = pointer.parse(pointer.read_file(t.path(live.file))) if live.file else None
+    current = now.index if now else None
+    if now is not None and (now.index, now.namespace) == (t.collection, namespace) and not live.command:
+        return []  # already switched (an earlier round)
     params: dict[str, Any] = {"pointer": {k: written[k] for k in ("file", "command") if k in written},
                               "wave": wave.name, "to": t.collection, "namespace": namespace, "from": current}
     does = []
