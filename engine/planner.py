@@ -311,7 +311,6 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         diff=seen.diff,
         fits=fits,
         feed=seen.feed,
-        sample=seen.sample,
     )
 
 

@@ -9,7 +9,6 @@ from vecmig.calibrate import Fit
 from vecmig.diff import RecordDiff, ShardDelta
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema, FeedReport, Provider, Throughput
-from vecmig.records import Batch
 from vecmig.spec import Spec
 
 DAYS_PER_MONTH = 30.0  # storage is billed per GB-month; a month of 30 days keeps the arithmetic plain
@@ -56,8 +55,6 @@ class PlanContext:
     fits: dict[str, Fit] = field(default_factory=dict)
     # The source's change feed as refresh found it (strategy cdc); None: the store has none.
     feed: FeedReport | None = None
-    # The plan's first source records, where refresh read them (phased: a wave's share of a shard).
-    sample: Batch | None = None
 
     @property
     def bytes_per_record(self) -> int:

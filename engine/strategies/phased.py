@@ -94,26 +94,26 @@ def wave_actions(ctx: PlanContext, wave: Wave, k: int, n: int, nxt: str | None, 
 
 
 def wave_copies(ctx: PlanContext, wave: Wave, copies: list[Action], after: tuple[str, ...]) -> list[Action]:
+    """The wave's copies: a namespace wave the shards of its namespace; any other every shard,
+    read whole, writing only the records the wave takes (so its estimate is an upper bound:
+    which records are the wave's is known only as they are read)."""
     out = []
+    whole = exact(wave)
     for a in copies:
         shard = a.params.get("shard")
         if not waves.may_hold(wave, shard):
             continue
-        frac = share(ctx.sample, wave, shard)
-        records = round(a.estimate.records * frac)
         params: dict[str, Any] = {**a.params, "wave": wave.params()}
         # The ids written are journaled (as absent before) so that this wave alone can be undone.
         params["journal"] = not ctx.foreign_target
-        scope = ("the whole shard is read and only the wave's records written"
-                 if wave.take is None or "namespace" not in wave.take or wave.skip else "")
+        scope = "" if whole else (f"; read whole, and only the wave's records written (up to {a.estimate.records:,}: "
+                                  "each record is matched as it is read)")
         out.append(replace(
             a, id=waves.action_id(wave.name, a.id), depends_on=after, params=params,
-            reason=f"wave {wave.name}: {a.reason}" + (f"; {scope}" if scope else "")
-                   + f" (about {records:,} of them this wave's, {how(ctx, wave)})",
+            reason=f"wave {wave.name}: {a.reason}{scope}",
             reverse=("restore the before-images of overwritten records and delete the rest" if ctx.foreign_target
                      else "delete the records this wave wrote (journaled by id); a full rollback drops the "
                           "collection"),
-            estimate=replace(estimate.scaled(a.estimate, frac), records=records),
         ))
     return out
 
@@ -200,14 +200,6 @@ def wave_pointer(ctx: PlanContext, wave: Wave, after: tuple[str, ...]) -> list[A
 def exact(wave: Wave) -> bool:
     """Membership follows from namespaces alone: counted exactly from the shards."""
     return all("namespace" in d for d in ((wave.take,) if wave.take else ()) + wave.skip) and wave.take is not None
-
-
-def how(ctx: PlanContext, wave: Wave) -> str:
-    if exact(wave):
-        return "counted from the namespace's shards"
-    if ctx.sample is not None and len(ctx.sample):
-        return f"estimated from the plan's sample of {len(ctx.sample):,} records"
-    return "not estimated: no sample was read, every record counted as the wave's"
 
 
 def share(sample: Batch | None, wave: Wave, shard: dict[str, Any] | None) -> float:
