@@ -4,9 +4,11 @@ rollback of one wave (exactly its records) or of all."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.support.memory import SOURCE, TARGET, Harness, StopAfter, capture_context, records, same
@@ -16,6 +18,7 @@ from vecmig.executor import apply_plan
 from vecmig.planner import make_plan
 from vecmig.refresh import refresh
 from vecmig.rollback_wave import LAST, rollback_wave, wave_undo
+from vecmig.schemas import load as load_schema
 from vecmig.spec import Spec
 from vecmig.spec_loader import load_spec_text
 from vecmig.state.store import StateStore
@@ -157,6 +160,8 @@ def test_plan_layout_chains_the_waves(tmp_path: Path) -> None:
     assert copy["journal"] is True
     assert by_id["wave[de].validate.completeness"].params["wave"] == copy["wave"]
     assert by_id["wave[low].approve"].params == {"wave": "low", "number": 1, "of": 3, "next": "de"}
+    # The saved plan's schema takes wave ids and the gate's kind.
+    jsonschema.validate(json.loads(plan.to_json_text()), load_schema("plan.v1"))
     h.close()
 
 
@@ -392,8 +397,6 @@ def test_waves_by_namespace_are_one_per_namespace_in_name_order(tmp_path: Path) 
 
 
 def test_a_wave_pointer_is_repointed_after_its_wave_and_back_on_its_rollback(tmp_path: Path) -> None:
-    import json
-
     h = Harness(tmp_path)
     h.seed(300)
     spec = load(spec_text("[{name: low, ids: {from: 1, to: 100}, pointer: {file: low-live.json}}]"), tmp_path)
