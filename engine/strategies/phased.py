@@ -202,19 +202,6 @@ def exact(wave: Wave) -> bool:
     return all("namespace" in d for d in ((wave.take,) if wave.take else ()) + wave.skip) and wave.take is not None
 
 
-def share(sample: Batch | None, wave: Wave, shard: dict[str, Any] | None) -> float:
-    """The fraction of ``shard`` that is ``wave``'s: exact for namespace waves, else from the sample."""
-    if exact(wave):
-        return 1.0
-    if sample is None or not len(sample):
-        return 1.0
-    ns = waves.shard_namespace(shard)
-    own = [i for i in range(len(sample)) if ns is None or sample.extra.get("namespace", ns) == ns] \
-        or list(range(len(sample)))
-    taken = sum(1 for i in own if waves.picks(wave.params(), sample.ids[i], sample.metadata[i], ns))
-    return taken / len(own)
-
-
 def findings(spec: Spec, seen: Refreshed) -> list[Warning_]:
     """``rest: false``: say how many records no wave takes (they stay behind in the source)."""
     s = spec.strategy
@@ -232,7 +219,9 @@ def findings(spec: Spec, seen: Refreshed) -> list[Warning_]:
 
 
 def left_behind(spec: Spec, shards: tuple[dict[str, Any], ...], sample: Batch | None) -> tuple[int, str]:
-    """Records no wave takes, and how they were counted (-1: not counted)."""
+    """Records no wave takes, and how they were counted (-1: not counted). Namespaces are
+    counted exactly from the shards; anything else is scaled from the plan's sample, which is
+    the source's first records: a guide for filters, not for id ranges."""
     listed = [w.take for w in waves.layout(spec, []) if w.take is not None]
     rest = Wave(waves.REST, None, tuple(listed))
     if all("namespace" in d for d in listed):
@@ -241,5 +230,9 @@ def left_behind(spec: Spec, shards: tuple[dict[str, Any], ...], sample: Batch | 
         return n, "counted from the source's namespaces"
     if sample is None or not len(sample):
         return -1, "not counted: the plan read no sample of the source"
-    total = sum(share(sample, rest, sh) * int(sh.get("records", 0)) for sh in shards)
-    return round(total), f"estimated from the plan's sample of {len(sample):,} records"
+    hit = sum(1 for rid, meta in zip(sample.ids, sample.metadata, strict=True)
+              if waves.picks(rest.params(), rid, meta, None))
+    total = sum(int(sh.get("records", 0)) for sh in shards)
+    how = (f"estimated: {hit} of the source's first {len(sample):,} records (the plan's sample) match no wave; "
+           "later records may differ, id ranges above all")
+    return round(total * hit / len(sample)), how

@@ -171,7 +171,8 @@ def test_rest_false_leaves_records_behind_with_a_warning(tmp_path: Path) -> None
     plan = h.plan(load(spec_text().replace("  waves:", "  rest: false\n  waves:"), tmp_path))
     assert "wave[rest]" not in " ".join(a.id for a in plan.actions)
     (w,) = [w for w in plan.warnings if w.code == "VM150"]
-    assert "match no wave and are not migrated (estimated from the plan's sample of" in w.message, w.message
+    assert "match no wave and are not migrated (estimated: " in w.message, w.message
+    assert "(the plan's sample)" in w.message and "id ranges above all" in w.message, w.message
     h.close()
 
 
@@ -422,3 +423,17 @@ def test_a_wave_pointer_file_is_checked_like_any_spec_path(tmp_path: Path) -> No
     assert "/strategy/waves/0/pointer/file" in got, got
     got = error(spec_text("[{name: low, ids: {from: 1, to: 9}, alias: a, pointer: {file: x.json}}]"), tmp_path)
     assert "wave 'low' takes either alias or pointer, not both" in got, got
+
+
+def test_rest_false_with_namespace_waves_counts_exactly_from_the_shards(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from vecmig.spec import WaveSpec
+    from vecmig.strategies.phased import left_behind
+
+    spec = load(spec_text(), tmp_path)
+    spec = replace(spec, strategy=replace(spec.strategy, rest=False, waves=(WaveSpec("eu", namespace="eu"),
+                                                                            WaveSpec("us", namespace="us"))))
+    shards = ({"namespace": "eu", "records": 10}, {"namespace": "us", "records": 20},
+              {"namespace": "apac", "records": 7}, {"namespace": "", "records": 3})
+    assert left_behind(spec, shards, None) == (10, "counted from the source's namespaces")
