@@ -23,7 +23,9 @@ class ApproveWave(ActionKind):
         p = action.params
         if ctx.approval == "auto-approve":
             return {"wave": p["wave"], "approved": "auto-approve"}
-        ctx.paused = (f"wave {p['wave']} ({p['number']} of {p['of']}) is done and validated; "
+        done = ("done and validated" if p.get("validated", True)
+                else "done (not validated: validate.completeness is off)")
+        ctx.paused = (f"wave {p['wave']} ({p['number']} of {p['of']}) is {done}; "
                       f"run `vecmig apply` again to start wave {p['next']}")
         return {"wave": p["wave"], "paused": ctx.paused}
 

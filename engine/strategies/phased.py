@@ -80,13 +80,14 @@ def wave_actions(ctx: PlanContext, wave: Wave, k: int, n: int, nxt: str | None, 
         out += wave_cutover(ctx, wave, last)
         last = common.ids(out[-1:])
     if nxt is not None:
+        done = "done and validated" if checks else "done (validate.completeness is off)"
         out.append(Action(
             id=waves.action_id(wave.name, "approve"),
             kind="approve_wave",
-            reason=(f"wave {wave.name} ({k + 1} of {n}) is done and validated: `vecmig apply` stops here unless "
+            reason=(f"wave {wave.name} ({k + 1} of {n}) is {done}: `vecmig apply` stops here unless "
                     f"--auto-approve, and the next apply starts wave {nxt}"),
             depends_on=last,
-            params={"wave": wave.name, "number": k + 1, "of": n, "next": nxt},
+            params={"wave": wave.name, "number": k + 1, "of": n, "next": nxt, "validated": bool(checks)},
             reverse="nothing to undo (a gate)",
             estimate=estimate.fixed(0.0, 0.1),
         ))

@@ -159,7 +159,7 @@ def test_plan_layout_chains_the_waves(tmp_path: Path) -> None:
                             "skip": [{"ids": {"from": 1, "to": 200}}]}
     assert copy["journal"] is True
     assert by_id["wave[de].validate.completeness"].params["wave"] == copy["wave"]
-    assert by_id["wave[low].approve"].params == {"wave": "low", "number": 1, "of": 3, "next": "de"}
+    assert by_id["wave[low].approve"].params == {"wave": "low", "number": 1, "of": 3, "next": "de", "validated": True}
     # The saved plan's schema takes wave ids and the gate's kind.
     jsonschema.validate(json.loads(plan.to_json_text()), load_schema("plan.v1"))
     h.close()
