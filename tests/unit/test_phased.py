@@ -437,3 +437,22 @@ def test_rest_false_with_namespace_waves_counts_exactly_from_the_shards(tmp_path
     shards = ({"namespace": "eu", "records": 10}, {"namespace": "us", "records": 20},
               {"namespace": "apac", "records": 7}, {"namespace": "", "records": 3})
     assert left_behind(spec, shards, None) == (10, "counted from the source's namespaces")
+
+
+def test_golden_phased_plan(tmp_path: Path) -> None:
+    """The phased plan into an absent target, byte for byte (tests/unit/golden/phased-absent.json;
+    regenerate with VECMIG_UPDATE_GOLDENS=1 and review the diff), and the same twice."""
+    import os
+
+    from tests.support.memory import UPDATE_ENV, normalised
+
+    h = Harness(tmp_path)
+    h.seed(2500)
+    spec = load(spec_text(alias="docs_live"), tmp_path)
+    first = h.plan(spec).to_json_text()
+    assert h.plan(spec).to_json_text() == first, "the same inputs must give a byte-identical plan"
+    path = Path(__file__).parent / "golden" / "phased-absent.json"
+    if os.environ.get(UPDATE_ENV):
+        path.write_text(normalised(first))
+    assert normalised(first) == path.read_text(), f"the plan differs from {path.name}"
+    h.close()
