@@ -122,3 +122,19 @@ def may_hold(wave: Wave, shard: Mapping[str, Any] | None) -> bool:
     if wave.take is not None and "namespace" in wave.take:
         return (wave.take["namespace"] or "") == ns
     return not any("namespace" in d and (d["namespace"] or "") == ns for d in wave.skip)
+
+
+def ids_may_overlap(wave: Wave, bounds: tuple[Any, Any] | None) -> bool:
+    """Whether an id-range wave can take records of a shard covering ``[lo, hi)``. Only integer
+    bounds are compared: text order in a store (a database collation) need not be Python's, and a
+    shard skipped wrongly would lose the wave's records there."""
+    take = wave.take or {}
+    if bounds is None or "ids" not in take:
+        return True
+    lo, hi = bounds
+    start, end = take["ids"]["from"], take["ids"]["to"]
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end)):
+        return True
+    if not all(x is None or (isinstance(x, int) and not isinstance(x, bool)) for x in (lo, hi)):
+        return True
+    return (lo is None or lo < end) and (hi is None or start < hi)

@@ -6,9 +6,10 @@ copy its records → validate them → switch its alias → a gate (``approve_wa
 here unless --auto-approve) → after the last wave: prune extras → the spec's own cutover.
 
 Membership is decided per record by the first-match rule (vecmig.waves): a namespace wave reads
-only its namespace's shards; an id-range or filter wave scans every shard and writes the records
-it takes. Every wave's copy journals the ids it writes (before-images, "absent" ones in a
-collection vecmig created), so ``rollback --wave`` deletes exactly that wave's records.
+only its namespace's shards, an id-range wave the integer-id shards its range overlaps, a filter
+wave every shard; each writes only the records it takes. Every wave's copy journals the ids it
+writes (before-images, "absent" ones in a collection vecmig created), so ``rollback --wave``
+deletes exactly that wave's records.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ def wave_copies(ctx: PlanContext, wave: Wave, copies: list[Action], after: tuple
     whole = exact(wave)
     for a in copies:
         shard = a.params.get("shard")
-        if not waves.may_hold(wave, shard):
-            continue
+        bounds = ctx.source_cls.shard_id_range(shard) if isinstance(shard, dict) else None
+        if not waves.may_hold(wave, shard) or not waves.ids_may_overlap(wave, bounds):
+            continue  # none of the wave's records can be there
         params: dict[str, Any] = {**a.params, "wave": wave.params()}
         # The ids written are journaled (as absent before) so that this wave alone can be undone.
         params["journal"] = not ctx.foreign_target

@@ -456,3 +456,18 @@ def test_golden_phased_plan(tmp_path: Path) -> None:
         path.write_text(normalised(first))
     assert normalised(first) == path.read_text(), f"the plan differs from {path.name}"
     h.close()
+
+
+def test_an_id_range_wave_reads_only_the_integer_shards_it_can_overlap(tmp_path: Path) -> None:
+    wave = waves.Wave("w", {"ids": {"from": 100, "to": 200}}, ())
+    assert waves.ids_may_overlap(wave, (None, 100)) is False  # [start, 100): 100 is the next shard's
+    assert waves.ids_may_overlap(wave, (200, None)) is False
+    assert waves.ids_may_overlap(wave, (150, 300)) and waves.ids_may_overlap(wave, (None, None))
+    assert waves.ids_may_overlap(wave, ("a", "m")), "text bounds are never compared (store collations differ)"
+    assert waves.ids_may_overlap(waves.Wave("f", {"filter": {"x": 1}}, ()), (0, 1))
+    h = Harness(tmp_path)
+    h.seed(2500)
+    plan = h.plan(load(spec_text("[{name: mid, ids: {from: 1200, to: 1500}}]"), tmp_path))
+    assert [a.id for a in plan.actions if a.id.startswith("wave[mid].copy")] == ["wave[mid].copy.shard[1]"]
+    assert len([a for a in plan.actions if a.id.startswith("wave[rest].copy")]) == 3
+    h.close()
