@@ -21,6 +21,7 @@ SYMBOLS = {
     "cutover": ("~", "yellow"),
     "validate_ids": ("?", "cyan"),
     "validate_completeness": ("?", "cyan"),
+    "approve_wave": ("?", "cyan"),  # a gate: apply stops here unless --auto-approve
     "delete_extra": ("-", "red"),
     "decommission": ("-", "red"),
 }

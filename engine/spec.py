@@ -22,7 +22,7 @@ from vecmig.state.redact import Redactor
 _PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Metric = Literal["cosine", "euclidean", "dotproduct"]
-IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green", "cdc")
+IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green", "cdc", "phased")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,34 @@ class StrategySpec:
     max_lag: int = 100
     max_lag_seconds: float | None = None
     freeze_writes: bool = False
+    # phased: the waves in order (vecmig.waves), or one per source namespace (``by: namespace``);
+    # ``rest``: a last wave takes what no wave takes (False: it is left behind, and the plan says so).
+    waves: tuple[WaveSpec, ...] = ()
+    waves_by_namespace: bool = False
+    rest: bool = True
+
+
+@dataclass(frozen=True)
+class WaveSpec:
+    """One wave of strategy phased: exactly one of a source namespace, a half-open id range
+    ``[ids_from, ids_to)`` or a metadata filter (vecmig.filters); ``alias`` (or ``pointer``) is
+    switched to the target once the wave is validated."""
+
+    name: str
+    namespace: str | None = None
+    ids_from: int | str | None = None
+    ids_to: int | str | None = None
+    filter: dict[str, Any] | None = None
+    alias: str | None = None
+    pointer: PointerSpec | None = None  # what this wave's readers follow (e.g. one tenant's config)
+
+    def definition(self) -> dict[str, Any]:
+        """What selects the wave's records, as plans carry it."""
+        if self.namespace is not None:
+            return {"namespace": self.namespace}
+        if self.filter is not None:
+            return {"filter": self.filter}
+        return {"ids": {"from": self.ids_from, "to": self.ids_to}}
 
 
 @dataclass(frozen=True)

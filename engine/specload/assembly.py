@@ -23,6 +23,7 @@ from vecmig.spec import (
     StoreSpec,
     StrategySpec,
     ValidateSpec,
+    WaveSpec,
 )
 
 
@@ -111,6 +112,7 @@ def _create(data: dict[str, Any]) -> CreateSpec:
 
 
 def _strategy(data: dict[str, Any]) -> StrategySpec:
+    waves = data.get("waves")
     lag = data.get("max_lag")  # the schema allows an integer (records) or "<n>s" (seconds)
     return StrategySpec(
         type=data.get("type", StrategySpec.type),
@@ -121,7 +123,17 @@ def _strategy(data: dict[str, Any]) -> StrategySpec:
         max_lag=int(lag) if isinstance(lag, int) else StrategySpec.max_lag,
         max_lag_seconds=float(lag[:-1]) if isinstance(lag, str) else None,
         freeze_writes=bool(data.get("freeze_writes", StrategySpec.freeze_writes)),
+        waves=tuple(_wave(w) for w in waves) if isinstance(waves, list) else (),
+        waves_by_namespace=isinstance(waves, dict),
+        rest=bool(data.get("rest", StrategySpec.rest)),
     )
+
+
+def _wave(data: dict[str, Any]) -> WaveSpec:
+    ids = data.get("ids") or {}
+    return WaveSpec(name=str(data["name"]), namespace=data.get("namespace"), ids_from=ids.get("from"),
+                    ids_to=ids.get("to"), filter=data.get("filter"), alias=data.get("alias"),
+                    pointer=_live_pointer(data["pointer"]) if "pointer" in data else None)
 
 
 def _mapping(data: dict[str, Any]) -> MappingSpec:
