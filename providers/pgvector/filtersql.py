@@ -32,6 +32,7 @@ from psycopg import sql
 
 from vecmig.errors import TerminalError
 from vecmig.filters import Filter
+from vecmig.providers.floatcmp import bracket
 from vecmig.providers.pgvector.sql import Layout
 
 TRUE = sql.SQL("true")
@@ -217,19 +218,6 @@ def _exact(n: sql.Composable, op: str, arg: int | float) -> sql.Composable:
 def _float_literal(x: float) -> sql.Composable:
     text = "Infinity" if x == math.inf else "-Infinity" if x == -math.inf else repr(x)
     return sql.SQL("CAST({} AS float8)").format(sql.Literal(text))
-
-
-def bracket(n: int) -> tuple[float, float] | float:
-    """``n`` as a float when float8 holds it exactly, else the two adjacent floats around it."""
-    try:
-        near = float(n)
-    except OverflowError:
-        near = math.inf if n > 0 else -math.inf
-    if near == n:
-        return near
-    if near > n:
-        return math.nextafter(near, -math.inf), near
-    return near, math.nextafter(near, math.inf)
 
 
 def _float(f: sql.Composable, op: str, arg: int | float) -> sql.Composable:

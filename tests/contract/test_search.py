@@ -47,12 +47,13 @@ def _exact(batch: Batch, query: np.ndarray, metric: str, k: int, flt: dict | Non
 
 @contextlib.contextmanager
 def _searching(store: Store, name: str, metric: str | None = None) -> Iterator[Provider]:
-    """Collection ``name`` opened as a source. A store that records no metric (a JSONL, CSV or
-    Parquet file: its kit's ``keeps_metric`` is false) is told it in ``connection.metric``, as a
-    spec must: nothing else says which metric its readers use."""
+    """Collection ``name`` opened as a source. A store that may record no metric (a JSONL, CSV or
+    Parquet file; a LanceDB table made with lancedb's own API, without an index) is told it in
+    ``connection.metric`` (its kit's optional key), as a spec must: nothing else says which
+    metric its readers use. Where the store records one, the two must agree."""
     spec = store.spec(name, "source")
     rules = rules_of(store.sut.provider)
-    if rules is not None and not rules.keeps_metric:
+    if rules is not None and "metric" in rules.optional_keys:
         spec = replace(spec, connection={**spec.connection, "metric": metric or store.metric(name)})
     provider = store.cls(spec)
     provider.connect()
