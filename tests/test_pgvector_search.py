@@ -132,6 +132,7 @@ def test_filters_over_typed_columns_equal_the_reference(db: str) -> None:
 def test_filters_over_one_jsonb_document_equal_the_reference(db: str) -> None:
     rng = random.Random(6)
     names = {k: ARGS for k in ("a", "b", "c", "d", "doc")}
+    names["a"] = [*ARGS, 0.0, -0.0, math.inf, -math.inf, 1.7976931348623157e308]
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE docs (id text PRIMARY KEY, embedding vector({DIM}), doc jsonb)")
         with conn.cursor() as cur:
@@ -141,6 +142,11 @@ def test_filters_over_one_jsonb_document_equal_the_reference(db: str) -> None:
                 else:
                     doc = {k: json_value(rng) for k in "abcd" if rng.random() < 0.8}
                 cur.execute("INSERT INTO docs VALUES (%s, %s, %s)", (f"r{rid}", vec(rng), Jsonb(doc)))
+            # Numbers Python parses to inf or 0.0 (written as text: no Python float holds them).
+            huge, tiny = "1" + "0" * 400 + ".5", "0." + "0" * 400 + "1"
+            for i, text in enumerate([f'{{"a": {huge}}}', f'{{"a": -{huge}}}', f'{{"a": {tiny}}}',
+                                      f'{{"a": [{tiny}, 1.7976931348623157e308]}}']):
+                cur.execute("INSERT INTO docs VALUES (%s, %s, %s::jsonb)", (f"x{i}", vec(rng), text))
     p = provider(db, "docs", metadata="doc")
     try:
         agree(p, [random_filter(rng, names) for _ in range(600)])
