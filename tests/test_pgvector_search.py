@@ -240,6 +240,11 @@ def test_hnsw_scores_are_similarities_and_views_search_their_table(db: str) -> N
         want = similarities("cosine", vectors[[int(h.id) for h in hits]], q)[0]
         assert np.allclose([h.score for h in hits], want, atol=1e-5)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        with p.transaction() as cur:  # a zero vector: pgvector's cosine distance is NaN (HNSW leaves it out)
+            cur.execute("INSERT INTO hn VALUES (-1, %s, 0)", ("[" + ",".join(["0"] * 8) + "]",))
+            cur.execute("SET enable_indexscan = off")
+        zero = [h for h in p.query(q, 501) if h.id == -1]
+        assert len(zero) == 1 and zero[0].score == 0.0, "similar to nothing, as vecmig.search scores it"
     finally:
         p.close()
 

@@ -87,8 +87,8 @@ class SearchMixin(CatalogMixin):
         q = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         with self._tx() as cur:
             rows = cur.execute(self.query_sql(k, flt), (q,)).fetchall()
-        if metric == "cosine":
-            return [Hit(rid, 1.0 - float(d)) for rid, d in rows]
+        if metric == "cosine":  # a zero vector has no direction: NaN here, similar to nothing in vecmig.search
+            return [Hit(rid, 0.0 if d != d else 1.0 - float(d)) for rid, d in rows]
         return [Hit(rid, -float(d)) for rid, d in rows]
 
     def query_sql(self, k: int, flt: Filter | None = None) -> sql.Composed:
