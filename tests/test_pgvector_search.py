@@ -234,7 +234,13 @@ def test_hnsw_scores_are_similarities_and_views_search_their_table(db: str) -> N
         assert settings == {"type": "hnsw", "name": "hn_idx", "opclass": "vector_cosine_ops", "m": 8,
                             "ef_construction": 64, "metric": "cosine", "ef_search": 40, "probes": 1}
         q = vectors[7]
+        with p.transaction() as cur:
+            backend = cur.connection.info.backend_pid
         hits = p.query(q, 5, {"grp": {"$in": [2, 4]}})
+        for v in vectors[:20]:
+            p.query(v, 3)
+        with p.transaction() as cur:
+            assert cur.connection.info.backend_pid == backend, "every query on the provider's one session"
         assert hits and all(int(h.id) % 5 in (2, 4) for h in hits)
         want = similarities("cosine", vectors[[int(h.id) for h in hits]], q)[0]
         assert np.allclose([h.score for h in hits], want, atol=1e-5)
