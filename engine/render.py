@@ -21,6 +21,7 @@ SYMBOLS = {
     "cutover": ("~", "yellow"),
     "validate_ids": ("?", "cyan"),
     "validate_completeness": ("?", "cyan"),
+    "validate_queries": ("?", "cyan"),
     "delete_extra": ("-", "red"),
     "decommission": ("-", "red"),
 }
