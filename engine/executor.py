@@ -201,6 +201,10 @@ def summary(result: dict[str, Any]) -> str:
     if "changes_per_s" in result:
         return (f" · {result['changes']:,} changes at {result['changes_per_s']:,.0f}/s · lag {result['lag_records']:,}"
                 f"{' · source frozen' if result.get('frozen') else ''}")
+    if isinstance(result.get("report"), dict) and "failures" in result:
+        a = result["report"].get("aggregate") or {}
+        return "".join(f" · {label} {a[key]:.2f}" for key, label in (
+            ("overlap", "overlap"), ("recall_target", "target recall")) if isinstance(a.get(key), float | int))
     if "target_count" in result:
         return (f" · {result['source']['count']:,} records match · checksum {result['source']['sum'][:16]}"
                 f" · {len(result['shards'])} shard(s)")
