@@ -81,9 +81,13 @@ def test_query_of_a_stored_vector_finds_itself_first(store: Store) -> None:
     name = store.seeded("qself", want)
     try:
         with store.open(name, "source") as p:
+            metric = p.inventory().metric or store.metric(name)
             for i in (0, 17, 59):
                 hits = p.query(want.vectors[i], 3)
-                assert hits and str(hits[0].id) == str(want.ids[i])
+                # Under dotproduct a longer vector can outscore the query's own: the first hit
+                # is then the exact search's first, not necessarily the record itself.
+                first = want.ids[i] if metric != "dotproduct" else _exact(want, want.vectors[i], metric, 1)[0].id
+                assert hits and str(hits[0].id) == str(first)
                 assert len(hits) == 3
             assert len(p.query(want.vectors[0], 500)) == 60, "k above the count returns every record"
     finally:
