@@ -85,9 +85,12 @@ class ValidateQueries(ActionKind):
             "queries": {"sample": sum(1 for q in queries if q.source_id is not None),
                         "file": sum(1 for q in queries if q.source_id is None), "k": k},
         }
+        sm, tm = source_settings.get("metric"), target_settings.get("metric")
+        if sm and tm and str(sm) != str(tm):
+            result["notes"] = [f"the target searches by {tm}, the source by {sm}"]
         if failures:
             raise ValidationFailed(
-                "query parity failed: " + "; ".join(failures), result=result,
+                "query parity failed: " + "; ".join(failures + result.get("notes", [])), result=result,
                 hint="nothing was switched; fix the target's search settings and run `vecmig apply` again "
                      "(`vecmig report SPEC` shows every measure)")
         return result
