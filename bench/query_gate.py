@@ -52,7 +52,7 @@ target: {{provider: pgvector, connection: {{dsn: "${{env:BENCH_DSN}}"}}, collect
          create: {{metric: cosine, index: {{type: hnsw, m: 16, ef_construction: 64}}}}}}
 strategy: {{type: big-bang, batch_size: 5000, concurrency: 2, shard_size: {shard}}}
 validate:
-  completeness: {{checksums: false}}
+  completeness: true
   queries: {{sample: {queries}, seed: 0, k: 10, concurrency: {concurrency}, min_overlap: 0, min_recall: 0,
             max_error_rate: 0}}
 """

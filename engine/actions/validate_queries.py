@@ -28,6 +28,7 @@ from vecmig.errors import Interrupted, StalePlanError, ValidationFailed
 from vecmig.model import Action
 from vecmig.quality import Gate, Query, compare, load_queries, run_queries, sample_queries
 from vecmig.quality.exact import exact_answers
+from vecmig.quality.params import QueryGateParams
 from vecmig.quality.runner import Answer, Call
 from vecmig.state.rows import ActionRow
 from vecmig.strategies.queries import target_filter
@@ -42,28 +43,37 @@ def query_file(ctx: RunContext, written: str) -> Path:
     return p if p.is_absolute() else ctx.spec.source.base_dir / p
 
 
+def summarise_report(result: dict[str, Any]) -> str:
+    """" · overlap 1.00 · target recall 0.98" from a comparison report result."""
+    a = (result.get("report") or {}).get("aggregate") or {}
+    return "".join(f" · {label} {a[key]:.2f}" for key, label in (
+        ("overlap", "overlap"), ("recall_target", "target recall")) if isinstance(a.get(key), float | int))
+
+
 class ValidateQueries(ActionKind):
     kind = "validate_queries"
+    # Read-only: it may run beside other readers (declared for the scheduler that reads it).
+    effect = "read"
+    runs_beside_others = True
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
-        p = action.params
-        k, flt = int(p["k"]), p.get("filter")
+        p = QueryGateParams.from_json(action.params)
         queries = self._file_queries(ctx, p)
         src = ctx.source()
         try:
-            batch = int(p.get("batch_size") or 1000)
-            if p.get("sample"):
-                queries = sample_queries(src.scan(None, None, batch), int(p["sample"]), seed=int(p.get("seed", 0)),
-                                         k=k, flt=flt) + queries
+            if p.sample:
+                queries = sample_queries(src.scan(None, None, p.batch_size), p.sample, seed=p.seed, k=p.k,
+                                         flt=p.filter) + queries
             ctx.reporter.start(action, 2 * len(queries), 0)
-            exact = exact_answers(src.scan(None, None, batch), queries, str(p["metric"]))
+            exact = exact_answers(src.scan(None, None, p.batch_size), queries, p.metric)
             source_settings = src.search_settings()
         finally:
             src.close()
-        renames = dict(p.get("renames") or {})
-        ans_s, wall_s = self._ask(ctx, action, ctx.source, [Call(q.array(), q.k, q.filter) for q in queries], p)
+        ans_s, wall_s = self._ask(ctx, action, ctx.source, [Call(q.array(), q.k, q.filter) for q in queries],
+                                  p.concurrency)
         ans_t, wall_t = self._ask(ctx, action, ctx.target,
-                                  [Call(q.array(), q.k, target_filter(q.filter, renames)) for q in queries], p)
+                                  [Call(q.array(), q.k, target_filter(q.filter, p.renames)) for q in queries],
+                                  p.concurrency)
         if ctx.stop.is_set():
             raise Interrupted("interrupted during validate.queries (read-only: it runs again from its start)",
                               hint="run `vecmig apply` again to resume")
@@ -73,7 +83,7 @@ class ValidateQueries(ActionKind):
         finally:
             tgt.close()
         report = compare(queries, ans_s, ans_t, exact, wall_source=wall_s, wall_target=wall_t)
-        gate = Gate.from_json(p.get("gate") or {})
+        gate = Gate.from_json(p.gate)
         failures = gate.check(report, target_settings)
         result: dict[str, Any] = {
             "title": TITLE,
@@ -83,7 +93,7 @@ class ValidateQueries(ActionKind):
             "gate": gate.to_json(),
             "search_settings": {"source": source_settings, "target": target_settings},
             "queries": {"sample": sum(1 for q in queries if q.source_id is not None),
-                        "file": sum(1 for q in queries if q.source_id is None), "k": k},
+                        "file": sum(1 for q in queries if q.source_id is None), "k": p.k},
         }
         sm, tm = source_settings.get("metric"), target_settings.get("metric")
         if sm and tm and str(sm) != str(tm):
@@ -95,27 +105,28 @@ class ValidateQueries(ActionKind):
                      "(`vecmig report SPEC` shows every measure)")
         return result
 
-    def _file_queries(self, ctx: RunContext, p: dict[str, Any]) -> list[Query]:
-        written = p.get("file")
-        if not written:
+    def summarise(self, result: dict[str, Any]) -> str:
+        return summarise_report(result)
+
+    def _file_queries(self, ctx: RunContext, p: QueryGateParams) -> list[Query]:
+        if not p.file:
             return []
-        path = query_file(ctx, str(written))
+        path = query_file(ctx, p.file)
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise StalePlanError(f"query file {written} planned for validate.queries cannot be read now: "
+            raise StalePlanError(f"query file {p.file} planned for validate.queries cannot be read now: "
                                  f"{e.strerror or e}", hint="restore it, or plan again") from None
         now = hashlib.sha256(data).hexdigest()
-        if now != p.get("sha256"):
-            raise StalePlanError(f"query file {written} changed since the plan (sha256 {str(p.get('sha256'))[:12]}… "
+        if now != p.sha256:
+            raise StalePlanError(f"query file {p.file} changed since the plan (sha256 {str(p.sha256)[:12]}… "
                                  f"planned, {now[:12]}… now)",
                                  hint="run `vecmig plan`/`vecmig apply SPEC` again: the gate runs the queries it "
                                       "was planned with or none")
-        return load_queries(path, shown=str(written), default_k=int(p["k"]), dimension=None,
-                            default_filter=p.get("filter"))
+        return load_queries(path, shown=p.file, default_k=p.k, dimension=None, default_filter=p.filter)
 
     def _ask(self, ctx: RunContext, action: Action, open_provider: Any, calls: list[Call],
-             p: dict[str, Any]) -> tuple[list[Answer], float]:
+             concurrency: int) -> tuple[list[Answer], float]:
         lock = threading.Lock()
 
         def seen(_: int, __: Answer) -> None:
@@ -123,8 +134,7 @@ class ValidateQueries(ActionKind):
                 ctx.reporter.advance(action, 1)
 
         started = time.perf_counter()
-        answers = run_queries(open_provider, calls, concurrency=int(p.get("concurrency") or 1), stop=ctx.stop,
-                              on_answer=seen)
+        answers = run_queries(open_provider, calls, concurrency=concurrency, stop=ctx.stop, on_answer=seen)
         return answers, time.perf_counter() - started
 
     def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:

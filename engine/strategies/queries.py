@@ -28,6 +28,7 @@ from vecmig.model import Action, Estimate
 from vecmig.providers import stores_that
 from vecmig.providers.base import Throughput
 from vecmig.quality import Gate
+from vecmig.quality.params import QueryGateParams
 from vecmig.quality.queries import load_queries
 from vecmig.spec import QueriesSpec, Spec, StoreSpec
 from vecmig.state.reader import StateReader
@@ -78,13 +79,11 @@ def validate_queries(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
     from_file = _file_queries(ctx, q)
     renames = dict(ctx.spec.mapping.rename)
     gate = gate_of(q).to_json()
-    params: dict[str, Any] = {
-        "sample": q.sample, "seed": q.seed, "k": q.k, "concurrency": q.concurrency,
-        "filter": q.filter, "renames": renames, "gate": gate,
-        "metric": ctx.source.metric or ctx.schema.metric, "batch_size": ctx.copy_batch,
-        "file": written, "sha256": file_digest(q.path) if q.path is not None else None,
-        "file_queries": from_file,
-    }
+    params = QueryGateParams(
+        k=q.k, metric=ctx.source.metric or ctx.schema.metric, sample=q.sample, seed=q.seed,
+        concurrency=q.concurrency, filter=q.filter, renames=renames, gate=gate, batch_size=ctx.copy_batch,
+        file=written, sha256=file_digest(q.path) if q.path is not None else None, file_queries=from_file,
+    ).to_json()
     n_queries = q.sample + from_file
     return [Action(
         id=ACTION_ID,
