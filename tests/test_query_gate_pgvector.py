@@ -73,11 +73,12 @@ def test_an_hnsw_target_passes_with_filtered_queries_and_the_view_switches(pg_db
     spec = spec_for(tmp_path, ", create: {metric: cosine, index: {type: hnsw, m: 16, ef_construction: 64}}",
                     "{sample: 40, file: queries.jsonl, min_overlap: 0.9, min_recall: 0.9, max_recall_drop: 0.05}")
     env = env_for(pg_db)
-    r = vecmig("plan", str(spec), env=env)
+    plan = tmp_path / "plan.json"
+    r = vecmig("plan", str(spec), "-out", str(plan), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert ("40 sampled + 4 file queries, k=10: overlap ≥ 0.9, recall ≥ 0.9, recall drop ≤ 0.05, errors ≤ 0%"
             in r.stdout)
-    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    r = vecmig("apply", str(plan), env=env)  # the saved plan, exactly
     assert r.returncode == 0, r.stdout + r.stderr
     assert view_target(pg_db) == ["docs_green"]
     got = report(spec, env)
