@@ -146,3 +146,28 @@ def test_a_target_with_another_metric_is_caught_by_its_scores(pg_db: str, tmp_pa
     assert view_target(pg_db) == ["docs"]
     agg = report(spec, env)["report"]["aggregate"]  # type: ignore[index]
     assert agg["overlap"] >= 0.9  # unit-norm vectors: the same neighbours, other scores
+
+
+def test_cdc_runs_the_gate_after_the_catch_up_and_before_the_switch(pg_db: str, tmp_path: Path) -> None:
+    source(pg_db)
+    spec = write_spec(tmp_path, """
+        version: 1
+        name: gate-cdc
+        source: {provider: pgvector, connection: {dsn: "${env:SOURCE_DSN}"}, collection: docs,
+                 fields: {id: id, vector: embedding, text: body}}
+        target: {provider: pgvector, connection: {dsn: "${env:TARGET_DSN}"}, collection: docs_green,
+                 alias: docs_live, fields: {id: id, vector: embedding, text: body},
+                 create: {metric: cosine, index: {type: hnsw, m: 16, ef_construction: 64}}}
+        strategy: {type: cdc, batch_size: 500, shard_size: 1500, max_lag: 0, freeze_writes: true}
+        validate: {queries: {sample: 20, min_overlap: 0.9, min_recall: 0.9}}
+        """)
+    env = env_for(pg_db)
+    r = vecmig("plan", str(spec), "--json", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ids = [a["id"] for a in json.loads(r.stdout)["actions"]]
+    assert ids[ids.index("catch_up.source"):] == ["catch_up.source", "validate.completeness", "validate.queries",
+                                                  "cutover.alias", "close_feed.source"]
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert view_target(pg_db) == ["docs_green"]
+    assert report(spec, env)["status"] == "done"
