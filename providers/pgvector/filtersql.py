@@ -25,17 +25,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from psycopg import sql
 
 from vecmig.errors import TerminalError
 from vecmig.filters import Filter
+from vecmig.providers.floatcmp import bracket
 from vecmig.providers.pgvector.sql import Layout
 
 TRUE = sql.SQL("true")
 FALSE = sql.SQL("false")
+# Decimal text at or beyond which float parsing gives ±inf (half way between the largest float
+# and 2**1024, ties to even), and at or below which it gives 0.0 (half the smallest subnormal).
+_OVERFLOW = sql.SQL("CAST({} AS numeric)").format(sql.Literal(str(2**1024 - 2**970)))
+with localcontext(prec=1200):
+    _UNDERFLOW = sql.SQL("CAST({} AS numeric)").format(sql.Literal(format(Decimal(1) / Decimal(2**1075), "f")))
 _SQL_OP = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
@@ -196,7 +202,11 @@ def _json_number(x: sql.Composable, op: str, numbers: list[int | float]) -> sql.
     else the float its text parses to (``numeric::float8`` parses the same text)."""
     n = sql.SQL("({}::numeric)").format(x)
     exact = _any([_exact(n, op, a) for a in numbers])
-    near = _any([_float(sql.SQL("({}::float8)").format(n), op, a) for a in numbers])
+    # Python parses text beyond float8's range as ±inf or 0.0; PostgreSQL's cast raises instead.
+    parsed = sql.SQL("(CASE WHEN abs({0}) >= {1} THEN CASE WHEN {0} > 0 THEN CAST('Infinity' AS float8) "
+                     "ELSE CAST('-Infinity' AS float8) END WHEN abs({0}) <= {2} THEN CAST(0 AS float8) "
+                     "ELSE {0}::float8 END)").format(n, _OVERFLOW, _UNDERFLOW)
+    near = _any([_float(parsed, op, a) for a in numbers])
     return _sure(sql.SQL("CASE WHEN jsonb_typeof({0}) <> 'number' THEN false WHEN scale({1}) = 0 THEN {2} "
                          "ELSE {3} END").format(x, n, exact, near))
 
@@ -217,19 +227,6 @@ def _exact(n: sql.Composable, op: str, arg: int | float) -> sql.Composable:
 def _float_literal(x: float) -> sql.Composable:
     text = "Infinity" if x == math.inf else "-Infinity" if x == -math.inf else repr(x)
     return sql.SQL("CAST({} AS float8)").format(sql.Literal(text))
-
-
-def bracket(n: int) -> tuple[float, float] | float:
-    """``n`` as a float when float8 holds it exactly, else the two adjacent floats around it."""
-    try:
-        near = float(n)
-    except OverflowError:
-        near = math.inf if n > 0 else -math.inf
-    if near == n:
-        return near
-    if near > n:
-        return math.nextafter(near, -math.inf), near
-    return near, math.nextafter(near, math.inf)
 
 
 def _float(f: sql.Composable, op: str, arg: int | float) -> sql.Composable:

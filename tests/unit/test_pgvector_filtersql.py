@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import random
 
-from vecmig.providers.pgvector.filtersql import bracket, where
+from vecmig.providers.floatcmp import bracket
+from vecmig.providers.pgvector.filtersql import where
 from vecmig.providers.pgvector.sql import Column, Layout, Relation
 
 
