@@ -5,7 +5,7 @@ dynamic fields: :mod:`layout`).
 Milvus' expressions read a JSON key unlike vecmig in places (measured on Milvus Lite 3.2):
 a missing key makes a comparison null, and ``not`` of null is still not true, so ``$ne`` is
 ``not exists k or not (...)``; a list never equals a value, its elements are reached with
-``json_contains``; and booleans compare as the numbers 0 and 1 (``k == 1`` holds for ``true``,
+``json_contains_any``; and booleans compare as the numbers 0 and 1 (``k == 1`` holds for ``true``,
 ``k >= 1`` too, ``k != 1`` drops ``true``). So the expression is built to match a SUPERSET of
 what the filter matches (a ``$ne``/``$nin`` of 0, 1, true or false is left to the check below),
 and every hit is checked with :func:`vecmig.filters.matches` on its metadata: when a hit is
@@ -72,7 +72,9 @@ def _forms(x: Any) -> list[Any]:
 
 
 def _eq(ref: str, x: Any) -> Expr:
-    return _any([f"{ref} == {_value(x)}", *(f"json_contains({ref}, {_value(f)})" for f in _forms(x))])
+    # json_contains takes no negative literal (Milvus Lite 3.2's parser); json_contains_any's list does
+    elements = ", ".join(_value(f) for f in _forms(x))
+    return f"({ref} == {_value(x)} or json_contains_any({ref}, [{elements}]))"
 
 
 def _ne(ref: str, x: Any) -> Expr:

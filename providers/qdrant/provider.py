@@ -261,7 +261,7 @@ class QdrantProvider(Provider):
 
     def search_settings(self) -> dict[str, Any]:
         info = self._info()
-        return search.settings(info, self._read_shape(info)) if info is not None else {}
+        return search.settings(info, self._read_shape(info)[1]) if info is not None else {}
 
     def collection_exists(self) -> bool:
         return self._info() is not None

@@ -8,10 +8,14 @@ How each condition is put, so that Qdrant's answer is :func:`vecmig.filters.matc
   in vecmig);
 * ``$ne``/``$nin`` are ``must_not`` of the equality: a point without the field, or with null,
   passes, as vecmig has it (``MatchExcept`` would not say that);
-* ``$exists`` is ``IsEmpty`` (missing, null or ``[]``), negated for ``true``: a field holding
-  an empty list counts as absent here, where vecmig counts it present;
+* ``$exists: false`` is ``IsEmpty`` (missing, null or ``[]``); ``$exists: true`` is sent as no
+  condition at all, since ``not IsEmpty`` would drop ``[]``, which vecmig counts as present;
 * ranges compare numbers only (a string bound is refused by operator), and a list payload
   is in range when an element is, where vecmig's ranges never match a list;
+* so what Qdrant is sent matches a SUPERSET of the filter's records: every hit is checked with
+  :func:`vecmig.filters.matches` on the payload keys the filter reads, and when one is dropped
+  from a full page the search is asked again for twice as many, until ``k`` pass or Qdrant has
+  no more. The answer is exactly the filter's top k;
 * keys are payload paths to Qdrant, so a field name with ``.`` or ``[`` is refused, as are the
   text key and the key that holds mapped ids.
 
@@ -27,7 +31,7 @@ import numpy as np
 from qdrant_client import models
 
 from vecmig.errors import TerminalError
-from vecmig.filters import Filter, conditions
+from vecmig.filters import Filter, conditions, fields, matches
 from vecmig.providers.qdrant import ids
 from vecmig.search import Hit
 
@@ -98,8 +102,9 @@ def _condition(key: str, op: str, arg: Any) -> Built:
     if op == "$nin":
         return _not(_in(key, list(arg)))
     if op == "$exists":
-        empty = _f(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=key))])
-        return _not(empty) if arg else empty
+        if arg:
+            return True  # checked on every hit (see the module's docs)
+        return _f(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=key))])
     if not _number(arg):
         raise TerminalError(f"Qdrant cannot filter '{key}' with {op} on {arg!r}: its ranges compare numbers only",
                             hint="use $eq/$in for strings, or store the field as a number")
@@ -146,8 +151,18 @@ def query(call: Any, collection: str, using: str | None, vector: Any, k: int, fl
     if k <= 0 or built is False:
         return []
     values = [float(x) for x in np.asarray(vector, dtype=np.float32).reshape(-1)]
-    response = call(f"querying collection '{collection}'", lambda c: c.query_points(
-        collection, query=values, using=using, query_filter=None if built is True else built, limit=k,
-        with_payload=[ids.ID_KEY], with_vectors=False))
-    return [Hit(ids.record_id(p.id, dict(p.payload or {}), collection), to_similarity(metric, p.score))
-            for p in response.points]
+    keys = [ids.ID_KEY, *sorted(fields(flt))] if flt else [ids.ID_KEY]
+    limit = k
+    while True:
+        response = call(f"querying collection '{collection}'", lambda c, limit=limit: c.query_points(
+            collection, query=values, using=using, query_filter=None if built is True else built, limit=limit,
+            with_payload=keys, with_vectors=False))
+        hits: list[Hit] = []
+        for p in response.points:
+            payload = dict(p.payload or {})
+            rid = ids.record_id(p.id, payload, collection)  # takes the mapped id out of the payload
+            if matches(payload, flt):
+                hits.append(Hit(rid, to_similarity(metric, p.score)))
+        if len(hits) >= k or len(response.points) < limit:
+            return hits[:k]
+        limit *= 2
