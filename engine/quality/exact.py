@@ -52,7 +52,7 @@ def exact_answers(batches: Iterable[Batch], queries: Sequence[Query], metric: st
                 if floor is None:
                     hits = top_k(rows[row], ids, k)
                 else:
-                    keep = np.flatnonzero(rows[row] >= floor[row])
-                    hits = top_k(rows[row][keep], [ids[i] for i in keep], k)
+                    cand = np.flatnonzero(rows[row] >= floor[row])
+                    hits = top_k(rows[row][cand], [ids[i] for i in cand], k)
                 best[qi] = merge(best[qi], hits, k)
     return best
