@@ -139,6 +139,8 @@ def main() -> None:
     a = gate["report"]["aggregate"]
     out["aggregate"] = a
     out["search_settings"] = gate["search_settings"]
+    parts = gate.get("seconds") or {}
+    out["gate_parts_s"] = parts
     raw_qps = args.queries / out["raw_s"]
     out["raw_qps"] = raw_qps
     base.RESULTS.mkdir(parents=True, exist_ok=True)
@@ -153,8 +155,10 @@ def main() -> None:
 {lt['p50']:.1f} / {lt['p95']:.1f} / {lt['p99']:.1f} |
 | recall@10 against exact search | {a['recall_source']:.3f} | {a['recall_target']:.3f} |
 
-- the gate for {args.queries:,} sampled queries (sample scan, exact answers, both sides): {out['gate_s']:.1f} s \
-(the whole apply: {out['apply_s']:.1f} s; the source's HNSW build: {out['source_index_s']:.1f} s)
+- the gate for {args.queries:,} sampled queries: {out['gate_s']:.1f} s: sample scan {parts.get('sample', 0):.1f} s, \
+exact answers (scan + scoring) {parts.get('exact', 0):.1f} s, source queries {parts.get('source_queries', 0):.1f} s, \
+target queries {parts.get('target_queries', 0):.1f} s (the whole apply: {out['apply_s']:.1f} s; the source's \
+HNSW build: {out['source_index_s']:.1f} s)
 - baseline, {args.queries:,} bare psycopg queries on the source: {out['raw_s']:.2f} s ({raw_qps:,.0f}/s); \
 the gate's source side runs at {a['qps_source'] / raw_qps:.0%} of it
 - overlap@10 of target with source: {a['overlap']:.3f} (min {a['overlap_min']}); target recall minus \

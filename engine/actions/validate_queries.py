@@ -59,13 +59,18 @@ class ValidateQueries(ActionKind):
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         p = QueryGateParams.from_json(action.params)
         queries = self._file_queries(ctx, p)
+        seconds: dict[str, float] = {}
         src = ctx.source()
         try:
+            started = time.perf_counter()
             if p.sample:
                 queries = sample_queries(src.scan(None, None, p.batch_size), p.sample, seed=p.seed, k=p.k,
                                          flt=p.filter) + queries
+            seconds["sample"] = time.perf_counter() - started
             ctx.reporter.start(action, 2 * len(queries), 0)
+            started = time.perf_counter()
             exact = exact_answers(src.scan(None, None, p.batch_size), queries, p.metric)
+            seconds["exact"] = time.perf_counter() - started
             source_settings = src.search_settings()
         finally:
             src.close()
@@ -94,6 +99,10 @@ class ValidateQueries(ActionKind):
             "search_settings": {"source": source_settings, "target": target_settings},
             "queries": {"sample": sum(1 for q in queries if q.source_id is not None),
                         "file": sum(1 for q in queries if q.source_id is None), "k": p.k},
+            # Where the gate's time went: the sample's scan, the exact answers' scan and scoring,
+            # each side's queries (wall time at the plan's concurrency).
+            "seconds": {k: round(v, 3) for k, v in {**seconds, "source_queries": wall_s,
+                                                    "target_queries": wall_t}.items()},
         }
         sm, tm = source_settings.get("metric"), target_settings.get("metric")
         if sm and tm and str(sm) != str(tm):
