@@ -163,8 +163,8 @@ class QueriesSpec:
     Queries are ``sample`` source records' vectors (picked by ``seed``) and/or the queries of
     ``file`` (``file`` as written, ``path`` resolved against the spec's folder). ``filter`` is in
     the source's field names; the target's side is renamed through the mapping. A threshold left
-    out of the spec keeps its default here, so a gate always gates (set ``min_recall: 0`` to
-    measure without gating recall).
+    out of the spec keeps its default here, so a gate always gates (set a threshold to 0, or
+    ``max_recall_drop: 1``, to measure without gating it).
     """
 
     sample: int = 0
@@ -175,8 +175,11 @@ class QueriesSpec:
     filter: dict[str, Any] | None = None
     concurrency: int = 4
     min_overlap: float | None = 0.9
-    min_recall: float | None = 0.9
-    max_recall_drop: float | None = None
+    # No absolute recall floor unless asked: the source's own index may not reach one (HNSW at
+    # ef_search 40 found 0.90 of the true top-10 on the benchmark's data), and a faithful copy
+    # must pass. What is gated by default is the target losing recall against the source.
+    min_recall: float | None = None
+    max_recall_drop: float | None = 0.05
     max_latency_ratio: float | None = None
     max_score_diff: float | None = None
     max_error_rate: float | None = 0.0

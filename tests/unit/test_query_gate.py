@@ -65,14 +65,15 @@ def test_plan_puts_the_gate_after_completeness_and_before_the_switch(h: Harness)
     assert gate.kind == "validate_queries" and gate.depends_on == ("validate.completeness",)
     assert plan.actions[4].depends_on == ("validate.queries",)
     assert gate.reason == ("20 sampled + 3 file queries, k=10: overlap ≥ 0.95, recall ≥ 0.8, "
-                           "p95 latency ≤ 3× source, errors ≤ 0%")
+                           "recall drop ≤ 0.05, p95 latency ≤ 3× source, errors ≤ 0%")
     assert gate.reverse == "nothing to undo (read-only)" and gate.reversible and not gate.destructive
     p = gate.params
     import hashlib
     assert p["sha256"] == hashlib.sha256((h.tmp / "q.jsonl").read_bytes()).hexdigest()
     assert (p["file"], p["file_queries"], p["sample"], p["seed"], p["k"], p["concurrency"]) == ("q.jsonl", 3, 20, 3,
                                                                                                   10, 2)
-    assert p["gate"] == {"min_overlap": 0.95, "min_recall": 0.8, "max_latency_ratio": 3.0, "max_error_rate": 0.0}
+    assert p["gate"] == {"min_overlap": 0.95, "min_recall": 0.8, "max_recall_drop": 0.05, "max_latency_ratio": 3.0,
+                         "max_error_rate": 0.0}
     assert gate.estimate.seconds_high > 0 and gate.estimate.records == 0
 
 
