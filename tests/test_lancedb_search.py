@@ -120,8 +120,8 @@ def test_an_index_decides_the_metric_and_settings_show_it(tmp_path: Path, metric
     t.create_index("vector", config=IvfFlat(distance_type=search.indexing.distance(metric), num_partitions=4))
     p = provider(tmp_path, "indexed")
     settings = p.search_settings()
-    assert settings["metric"] == metric and settings["index"]["type"] == "ivfflat"
-    assert settings["index"]["num_indexed_rows"] == N
+    assert settings == {"type": "ivfflat", "name": "vector_idx", "metric": metric, "num_indexed_rows": N,
+                        "num_unindexed_rows": 0, "nprobes": None, "refine_factor": None, "ef": None}
     q = vectors[10]
     hits = p.query(q, 5)
     assert hits[0].id == 10 or metric == "dotproduct", "a stored vector finds itself first"

@@ -241,7 +241,7 @@ BAD = [
         BASE.replace("{path: out.jsonl}", "{pth: out.jsonl}"),
         "unknown key 'pth' in /target/connection (did you mean 'path'?)",
         "s.yaml:9:16: /target/connection/pth",
-        "allowed keys in /target/connection: path",
+        "allowed keys in /target/connection: metric, path",
     ),
     # --- environment
     case(

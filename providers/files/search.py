@@ -71,4 +71,4 @@ def exact_query(scan: Callable[[], Iterator[Batch]], metric: str, vector: np.nda
 
 
 def settings(metric: str | None) -> dict[str, Any]:
-    return {"metric": metric, "index": None, "search": "exact scan"}
+    return {"type": "exact", "metric": metric}  # every record scored: no index, no knobs

@@ -235,12 +235,15 @@ def query(table: Any, layout: Layout, store: StoreSpec, what: str, vector: np.nd
 
 
 def settings(table: Any, layout: Layout, store: StoreSpec, what: str) -> dict[str, Any]:
-    """The vector index (type, rows it covers) and the query-time knobs: LanceDB's defaults, as
-    readers who set none get them (None: the library's default)."""
+    """One flat mapping in the store-neutral words of the query-parity report: ``type`` (hnsw,
+    ivfflat, none), ``name``, ``metric``, the rows the index covers, and the query-time knobs,
+    which LanceDB does not store: None means its default, as readers who set none get it."""
     metric, index = metric_of(table, layout, store, what)
+    out: dict[str, Any] = {"type": "none", "metric": metric}
     if index is not None:
+        out.update(index)
         stats = table.index_stats(index["name"])
-        for key in ("num_indexed_rows", "num_unindexed_rows", "num_indices"):
+        for key in ("num_indexed_rows", "num_unindexed_rows"):
             if getattr(stats, key, None) is not None:
-                index[key] = int(getattr(stats, key))
-    return {"metric": metric, "index": index, "nprobes": None, "refine_factor": None, "ef": None}
+                out[key] = int(getattr(stats, key))
+    return {**out, "nprobes": None, "refine_factor": None, "ef": None}

@@ -36,6 +36,7 @@ OPERATOR = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
 # iterative scans; an older pgvector has no such setting and they are left out).
 SETTINGS = ("hnsw.ef_search", "ivfflat.probes", "hnsw.iterative_scan", "ivfflat.iterative_scan",
             "hnsw.max_scan_tuples", "ivfflat.max_probes")
+NEUTRAL = {"hnsw.ef_search": "ef_search", "ivfflat.probes": "probes"}  # the words every store's report uses
 
 
 class SearchMixin(CatalogMixin):
@@ -87,8 +88,8 @@ class SearchMixin(CatalogMixin):
         q = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         with self._tx() as cur:
             rows = cur.execute(self.query_sql(k, flt), (q,)).fetchall()
-        if metric == "cosine":
-            return [Hit(rid, 1.0 - float(d)) for rid, d in rows]
+        if metric == "cosine":  # a zero vector has no direction: NaN here, similar to nothing in vecmig.search
+            return [Hit(rid, 0.0 if d != d else 1.0 - float(d)) for rid, d in rows]
         return [Hit(rid, -float(d)) for rid, d in rows]
 
     def query_sql(self, k: int, flt: Filter | None = None) -> sql.Composed:
@@ -110,16 +111,21 @@ class SearchMixin(CatalogMixin):
         super().drop_index(name)
 
     def search_settings(self) -> dict[str, Any]:
-        """The index (type, operator class, build parameters) and this session's query-time
-        settings, as PostgreSQL reports them (NULL: the setting does not exist in this pgvector)."""
+        """One flat mapping in the store-neutral words the query-parity report reads: ``type``
+        (hnsw, ivfflat, none), ``name``, ``opclass``, ``metric``, the build parameters (``m``,
+        ``ef_construction`` / ``lists``), and this session's ``ef_search`` (``hnsw.ef_search``)
+        and ``probes`` (``ivfflat.probes``) as PostgreSQL reports them: database and role
+        defaults included. pgvector 0.8's iterative-scan settings keep their own names."""
         index, metric = self._index_and_metric()
         names = sql.SQL(", ").join(sql.SQL("current_setting({}, true)").format(sql.Literal(n)) for n in SETTINGS)
         with self._tx() as cur:
             # pgvector defines its settings when its library loads: a vector value loads it.
             cur.execute("SELECT '[1]'::vector IS NOT NULL")
             row = cur.execute(sql.SQL("SELECT {}").format(names)).fetchone()
-        out: dict[str, Any] = {"metric": metric, "index": index}
+        out: dict[str, Any] = {"type": "none", "metric": metric}
+        if index is not None:
+            out.update(type=index["type"], name=index["name"], opclass=index["opclass"], **index["params"])
         for name, value in zip(SETTINGS, row or (), strict=False):
             if value is not None:
-                out[name] = int(value) if value.lstrip("-").isdigit() else value
+                out[NEUTRAL.get(name, name)] = int(value) if value.lstrip("-").isdigit() else value
         return out

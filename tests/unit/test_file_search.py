@@ -60,7 +60,7 @@ def test_batches_find_what_one_pass_finds(tmp_path: Path, monkeypatch: pytest.Mo
             got = p.query(q, 25, flt)
             assert [h.id for h in got] == [h.id for h in want]
             assert np.allclose([h.score for h in got], [h.score for h in want])
-    assert p.search_settings() == {"metric": metric, "index": None, "search": "exact scan"}
+    assert p.search_settings() == {"type": "exact", "metric": metric}
 
 
 @pytest.mark.parametrize("provider", ["jsonl", "csv", "parquet"])
