@@ -133,11 +133,9 @@ def query(coll: Any, call: Callable[[str, Callable[[], Any]], Any], vector: np.n
     clause = where(flt) if flt else True
     if k <= 0 or clause is False:
         return []
-    count = int(call("counting records", coll.count))
-    if count == 0:
-        return []
+    # n_results above the collection's count is answered with every record (chromadb 1.5)
     args: dict[str, Any] = {"query_embeddings": [np.asarray(vector, dtype=np.float32).reshape(-1).tolist()],
-                            "n_results": min(k, count), "include": ["distances"]}
+                            "n_results": k, "include": ["distances"]}
     if clause is not True:
         args["where"] = clause
     got = call("querying", lambda: coll.query(**args))

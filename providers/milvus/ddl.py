@@ -50,6 +50,7 @@ class MilvusDdl(MilvusSession):
         self._replace_index(self._get_layout(), "FLAT", {}, lay.METRICS.get(metric or "cosine", "COSINE"))
 
     def _replace_index(self, layout: lay.Layout, kind: str, params: dict[str, Any], metric: str) -> None:
+        self._searching = None  # the index searches read is about to change
         client = self._c()
         self._call("flushing", lambda: client.flush(self._name))
         self._call("releasing the collection", lambda: client.release_collection(self._name))

@@ -174,7 +174,9 @@ class MilvusProvider(MilvusDdl):
     def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
         """The configured partition's (or every partition's) nearest records: :mod:`search`."""
         layout = self._get_layout()
-        index, metric = self._index()
+        if self._searching is None or self._searching[0] is not layout:  # one describe per index, not per query
+            self._searching = (layout, *self._index())
+        _, index, metric = self._searching
         if metric is None:
             kind = (index or {}).get("metric_type") or "no index"
             raise TerminalError(f"Milvus collection '{self._name}' is searched by {kind}, not a metric vecmig compares "
@@ -189,7 +191,7 @@ class MilvusProvider(MilvusDdl):
                 output_fields=fields, partition_names=partitions, search_params=params, **STRONG))
             return list(got[0])
 
-        return search.search(run, layout, k, flt, metric, self.count())
+        return search.search(run, layout, k, flt, metric)
 
     def search_settings(self) -> dict[str, Any]:
         return search.settings(*self._index())

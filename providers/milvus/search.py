@@ -138,30 +138,30 @@ def _metadata(layout: lay.Layout, entity: dict[str, Any]) -> dict[str, Any]:
 
 
 def search(run: Callable[[int, Expr, list[str]], list[dict[str, Any]]], layout: lay.Layout, k: int,
-           flt: Filter | None, metric: str, count: int) -> list[Hit]:
+           flt: Filter | None, metric: str) -> list[Hit]:
     """``run(limit, expression, output_fields)`` is one retried ``client.search``; see the
     module's docs for why a filtered search may ask more than once."""
     if k > MAX_LIMIT:
         raise TerminalError(f"Milvus answers at most {MAX_LIMIT} results per search, not k={k}",
                             hint=f"ask for k <= {MAX_LIMIT}")
     expr = expression(flt, layout) if flt else True
-    if k <= 0 or expr is False or count == 0:
+    if k <= 0 or expr is False:
         return []
     if not flt:
-        return [Hit(h["id"], to_similarity(metric, h["distance"])) for h in run(min(k, count), True, [])]
+        return [Hit(h["id"], to_similarity(metric, h["distance"])) for h in run(k, True, [])]
     fields = [f for f in (layout.metadata, *layout.scalars) if f] + (["$meta"] if layout.dynamic else [])
-    limit = min(k, count)
+    limit = k
     while True:
         got = run(limit, expr, fields)
         hits = [Hit(h["id"], to_similarity(metric, h["distance"])) for h in got
                 if matches(_metadata(layout, h.get("entity") or {}), flt)]
-        if len(hits) >= k or len(got) < limit or limit >= count:
+        if len(hits) >= k or len(got) < limit:  # k passed, or Milvus has no more
             return hits[:k]
         if limit >= MAX_LIMIT:
             raise TerminalError(f"Milvus' {MAX_LIMIT} results per search left fewer than k={k} records passing the "
                                 "filter (some matched only as Milvus reads booleans and numbers)",
                                 hint="ask for a smaller k, or filter without $ne/$nin of 0, 1, true or false")
-        limit = min(2 * limit, count, MAX_LIMIT)
+        limit = min(2 * limit, MAX_LIMIT)
 
 
 def search_params(index: dict[str, Any] | None, metric_type: str) -> dict[str, Any]:
