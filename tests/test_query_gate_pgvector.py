@@ -89,7 +89,7 @@ def test_an_hnsw_target_passes_with_filtered_queries_and_the_view_switches(pg_db
     assert named["fr-or-es"]["filter"] == {"lang": {"$in": ["fr", "es"]}}
     assert named["en-0"]["recall_target"] >= 0.8
     settings = got["search_settings"]["target"]  # type: ignore[index]
-    assert settings["index"]["type"] == "hnsw"
+    assert (settings["type"], settings["m"], settings["ef_construction"]) == ("hnsw", 16, 64)
 
 
 def test_a_poor_ivfflat_target_fails_with_exit_1_and_the_view_stays(pg_db: str, tmp_path: Path) -> None:

@@ -19,6 +19,9 @@ PRIMARY = ("m", "ef_construction", "lists", "nlist", "probes", "nprobe", "ef_sea
 NOISE = frozenset({"name", "opclass", "type", "index_type", "iterative_scan", "max_scan_tuples", "max_probes",
                    "namespace", "max_top_k"})
 INDEX_TYPES = frozenset({"hnsw", "ivfflat", "ivf", "ivf_flat", "ivf_pq", "ivf_sq8", "diskann", "flat"})
+# Settings a store reports whatever its index is, which only an index of this family reads
+# (left out for any other index, and for none: an exact scan reads neither).
+ONLY_FOR = {"ef_search": "hnsw", "ef": "hnsw", "hnsw_ef": "hnsw", "probes": "ivf", "nprobe": "ivf"}
 
 
 def index_kind(settings: Mapping[str, Any]) -> str:
@@ -53,6 +56,8 @@ def flat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             out.setdefault(name, value)
 
     walk(settings)
+    if kind:
+        out = {k: v for k, v in out.items() if k not in ONLY_FOR or kind.startswith(ONLY_FOR[k])}
     return out
 
 
@@ -62,7 +67,7 @@ def settings_phrase(settings: Mapping[str, Any]) -> str:
         return ""
     flat = flat_settings(settings)
     kind = index_kind(settings)
-    if not kind and "index" in settings and settings["index"] is None:
+    if (not kind and "index" in settings and settings["index"] is None) or kind == "none":
         kind = "no index (exact scan)"
     keys = [k for k in PRIMARY if k in flat] + sorted(k for k in flat if k not in PRIMARY and k not in NOISE)
     return " ".join(([kind] if kind else []) + [f"{k}={flat[k]}" for k in keys])
