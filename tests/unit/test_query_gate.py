@@ -243,3 +243,22 @@ def test_report_says_when_there_is_none(h: Harness) -> None:
     h.apply(load_spec_text(spec_text("blue-green"), file="spec.yaml", base_dir=h.tmp))
     with pytest.raises(VecmigError, match="no comparison report in the state of unit"):
         comparison_report(ReportRequest(h.tmp / "spec.yaml"), RecordingUi())
+
+
+@pytest.mark.parametrize(("settings", "phrase", "advice"), [
+    ({"type": "ivfflat", "name": "i", "opclass": "vector_cosine_ops", "lists": 200, "probes": 1, "ef_search": 40,
+      "metric": "cosine", "ivfflat.iterative_scan": "off"},
+     "ivfflat lists=200 probes=1 metric=cosine", "raise probes (now 1) or build hnsw"),
+    ({"metric": "cosine", "index": {"type": "hnsw", "params": {"m": 16, "ef_construction": 64}},
+      "hnsw.ef_search": 40, "ivfflat.probes": 1}, "hnsw m=16 ef_construction=64 ef_search=40 metric=cosine",
+     "raise ef_search (now 40)"),
+    ({"type": "none", "metric": "euclidean", "ef_search": 40, "probes": 1}, "no index (exact scan) metric=euclidean",
+     ""),
+    ({"index_type": "serverless", "metric": "dotproduct", "namespace": "", "max_top_k": 10000},
+     "serverless metric=dotproduct", "check the target index's parameters against the source's"),
+])
+def test_search_settings_read_as_one_phrase(settings: dict[str, object], phrase: str, advice: str) -> None:
+    from vecmig.quality.settings import advice as advise
+    from vecmig.quality.settings import settings_phrase
+
+    assert (settings_phrase(settings), advise(settings)) == (phrase, advice)
