@@ -342,7 +342,7 @@ def pipeline(ctx: PlanContext, *, prune: bool) -> list[Action]:
         out = [a for a in out if a.kind != "validate_ids"]
     # Query parity gates what this round wrote and any switch still to come; a target already
     # equal to the source and already live has nothing left to gate.
-    if writes(out) or (needs_cutover(ctx) and cutover(ctx, ())):
+    if ctx.spec.validate.queries is not None and (writes(out) or (needs_cutover(ctx) and cutover(ctx, ()))):
         out.extend(validate_queries(ctx, ids(out[-1:])))
     return out
 

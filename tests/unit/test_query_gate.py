@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.memory import Harness, spec_text
+from tests.support.memory import Harness, StopAfter, capture_context, spec_text
 from tests.unit.test_operations import RecordingUi
-from vecmig.errors import PlanError, SpecError, StalePlanError, ValidationFailed, VecmigError
+from vecmig.errors import Interrupted, PlanError, SpecError, StalePlanError, ValidationFailed, VecmigError
 from vecmig.executor import apply_plan
+from vecmig.model import Action
 from vecmig.operations.report import ReportRequest, comparison_report
 from vecmig.planner import make_plan
 from vecmig.providers.base import Capabilities
@@ -262,3 +263,25 @@ def test_search_settings_read_as_one_phrase(settings: dict[str, object], phrase:
     from vecmig.quality.settings import settings_phrase
 
     assert (settings_phrase(settings), advise(settings)) == (phrase, advice)
+
+
+class StopInGate(StopAfter):
+    """Sets ``ctx.stop`` (as SIGINT does) after ``batches`` answers of the gate."""
+
+    def advance(self, action: Action, records: int) -> None:
+        if action.kind == "validate_queries":
+            super().advance(action, records)
+
+
+def test_a_gate_interrupted_runs_again_from_its_start(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h.seed(N)
+    s = spec(h, "{sample: 25, concurrency: 1}", target={"search_delay": 0.001})
+    stopper = StopInGate(5)
+    with capture_context(monkeypatch, stopper), pytest.raises(Interrupted):
+        h.apply(s, reporter=stopper)
+    assert h.statuses(s)["validate.queries"] == "running" and h.statuses(s)["cutover.alias"] == "pending"
+    assert memory.get("dst").aliases == {}
+    h.apply(s)
+    assert memory.get("dst").aliases == {"docs_live": "docs_v2"}
+    result = comparison_report(ReportRequest(h.tmp / "spec.yaml"), RecordingUi()).result
+    assert result["report"]["aggregate"]["queries"] == 25 and result["report"]["aggregate"]["error_rate_target"] == 0
