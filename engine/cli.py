@@ -301,6 +301,29 @@ def rollback(ctx: typer.Context, spec_path: Spec_,
         ui.console.print(f"\n[bold green]Rollback complete![/bold green] {result.undone} actions undone.")
 
 
+class ReportFormat(StrEnum):
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    spec_path: Spec_,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="markdown (for people) or json (as state keeps it).")]
+    = ReportFormat.markdown,
+    round_no: Annotated[int | None, typer.Option("--round", min=1, help="The report of this round.")] = None,
+) -> None:
+    """Show the latest query-parity (comparison) report of the migration."""
+    from vecmig.operations.report import ReportRequest, comparison_report
+
+    r = comparison_report(ReportRequest(spec_path, round_no), Terminal(_opts(ctx)))
+    if fmt is ReportFormat.json:
+        sys.stdout.write(json.dumps(r.to_json(), indent=2, sort_keys=True, default=str) + "\n")
+    else:
+        sys.stdout.write(r.markdown())
+
+
 @app.command("force-unlock")
 def force_unlock(ctx: typer.Context, spec_path: Spec_,
                  lock_id: Annotated[str, typer.Argument(help="The lock ID to remove.")]) -> None:

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
+from vecmig.actions.validate_queries import summarise_report
 from vecmig.errors import Interrupted, Terminated, VecmigError
 from vecmig.model import Action, Plan
 from vecmig.refresh import refresh
@@ -216,6 +217,8 @@ def summary(result: dict[str, Any]) -> str:
     if "changes_per_s" in result:
         return (f" · {result['changes']:,} changes at {result['changes_per_s']:,.0f}/s · lag {result['lag_records']:,}"
                 f"{' · source frozen' if result.get('frozen') else ''}")
+    if isinstance(result.get("report"), dict) and "failures" in result:
+        return summarise_report(result)
     if "target_count" in result:
         return (f" · {result['source']['count']:,} records match · checksum {result['source']['sum'][:16]}"
                 f" · {len(result['shards'])} shard(s)")

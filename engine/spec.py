@@ -185,9 +185,39 @@ class MappingSpec:
 
 
 @dataclass(frozen=True)
+class QueriesSpec:
+    """``validate.queries``: query parity between source and target before cutover.
+
+    Queries are ``sample`` source records' vectors (picked by ``seed``) and/or the queries of
+    ``file`` (``file`` as written, ``path`` resolved against the spec's folder). ``filter`` is in
+    the source's field names; the target's side is renamed through the mapping. A threshold left
+    out of the spec keeps its default here, so a gate always gates (set a threshold to 0, or
+    ``max_recall_drop: 1``, to measure without gating it).
+    """
+
+    sample: int = 0
+    seed: int = 0
+    k: int = 10
+    file: str | None = None
+    path: Path | None = None
+    filter: dict[str, Any] | None = None
+    concurrency: int = 4
+    min_overlap: float | None = 0.9
+    # No absolute recall floor unless asked: the source's own index may not reach one (HNSW at
+    # ef_search 40 found 0.90 of the true top-10 on the benchmark's data), and a faithful copy
+    # must pass. What is gated by default is the target losing recall against the source.
+    min_recall: float | None = None
+    max_recall_drop: float | None = 0.05
+    max_latency_ratio: float | None = None
+    max_score_diff: float | None = None
+    max_error_rate: float | None = 0.0
+
+
+@dataclass(frozen=True)
 class ValidateSpec:
     completeness: bool = True
     checksums: bool = True
+    queries: QueriesSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,13 @@ from vecmig.actions.open_feed import OpenFeed
 from vecmig.actions.undo import Undo
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.actions.validate_ids import ValidateIds
+from vecmig.actions.validate_queries import ValidateQueries
 
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
-              Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed, ApproveWave)
+              Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed, ApproveWave,
+              ValidateQueries)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

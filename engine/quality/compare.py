@@ -16,6 +16,7 @@ from typing import Any
 from vecmig.quality import metrics
 from vecmig.quality.queries import Query
 from vecmig.quality.runner import Answer
+from vecmig.quality.settings import advice, settings_phrase
 from vecmig.search import Hit
 
 
@@ -171,41 +172,3 @@ def compare(queries: Sequence[Query], source: Sequence[Answer], target: Sequence
         "qps_target": round(n / wall_target, 1) if wall_target > 0 else None,
     }
     return Report(k=max((q.k for q in queries), default=0), queries=tuple(rows), aggregate=aggregate)
-
-
-def settings_phrase(settings: Mapping[str, Any]) -> str:
-    """"ivfflat lists=1000 probes=1" from a store's search settings (its own keys as it gives them)."""
-    if not settings:
-        return ""
-    kind = settings.get("type") or settings.get("index") or ""
-    if isinstance(kind, Mapping):
-        kind = kind.get("type", "")
-    parts = [str(kind)] if kind else []
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, Mapping):
-            flat.update({k: v for k, v in value.items() if k != "type"})
-        elif key not in ("type", "index"):
-            flat[key] = value
-    parts += [f"{k}={v}" for k, v in sorted(flat.items()) if isinstance(v, int | float | str) and k != "name"]
-    return " ".join(parts)
-
-
-def advice(settings: Mapping[str, Any]) -> str:
-    """What usually lifts recall for the search settings found (store-neutral names)."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, Mapping):
-            flat.update(value)
-        else:
-            flat[key] = value
-    kind = str(flat.get("type", "")).lower()
-    probes = flat.get("probes", flat.get("nprobe", flat.get("nprobes")))
-    ef = flat.get("ef_search", flat.get("ef", flat.get("hnsw_ef")))
-    if probes is not None and ("ivf" in kind or not kind):
-        return f"raise probes (now {probes}) or build hnsw"
-    if ef is not None and "hnsw" in kind:
-        return f"raise ef_search (now {ef})"
-    if kind in ("", "none"):
-        return ""
-    return "check the target index's parameters against the source's"

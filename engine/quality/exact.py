@@ -42,7 +42,17 @@ def exact_answers(batches: Iterable[Batch], queries: Sequence[Query], metric: st
                 sub = scores[:, keep]
             else:
                 ids, sub = batch.ids, scores
-            for qi in members:
+            rows = sub[members]
+            n, kmax = len(ids), max(queries[qi].k for qi in members)
+            # Only candidates are sorted: every score at least the row's kmax-th largest (ties
+            # included, so equal scores keep the records' order, as top_k over all would).
+            floor = np.partition(rows, n - kmax, axis=1)[:, n - kmax] if n > 4 * kmax else None
+            for row, qi in enumerate(members):
                 k = queries[qi].k
-                best[qi] = merge(best[qi], top_k(sub[qi], ids, k), k)
+                if floor is None:
+                    hits = top_k(rows[row], ids, k)
+                else:
+                    cand = np.flatnonzero(rows[row] >= floor[row])
+                    hits = top_k(rows[row][cand], [ids[i] for i in cand], k)
+                best[qi] = merge(best[qi], hits, k)
     return best

@@ -19,6 +19,7 @@ from vecmig.spec import (
     MappingSpec,
     NamespaceMapping,
     PointerSpec,
+    QueriesSpec,
     Spec,
     StoreSpec,
     StrategySpec,
@@ -44,7 +45,7 @@ def _assemble(
         target=_store(spec["target"], "/target", base_dir),
         strategy=_strategy(spec.get("strategy", {})),
         mapping=_mapping(spec.get("mapping", {})),
-        validate=_validate(spec.get("validate", {})),
+        validate=_validate(spec.get("validate", {}), base_dir),
         state_path=state_path,
         state_url=state_url,
         public=public,
@@ -155,10 +156,39 @@ def _namespace_mapping(data: dict[str, Any]) -> NamespaceMapping:
     )
 
 
-def _validate(data: dict[str, Any]) -> ValidateSpec:
+def _validate(data: dict[str, Any], base_dir: Path) -> ValidateSpec:
+    queries = _queries(data["queries"], base_dir) if "queries" in data else None
     completeness = data.get("completeness", True)
     if completeness is False:
-        return ValidateSpec(completeness=False, checksums=False)
+        return ValidateSpec(completeness=False, checksums=False, queries=queries)
     if completeness is True:
-        return ValidateSpec()
-    return ValidateSpec(completeness=True, checksums=bool(completeness.get("checksums", True)))
+        return ValidateSpec(queries=queries)
+    return ValidateSpec(completeness=True, checksums=bool(completeness.get("checksums", True)), queries=queries)
+
+
+def _queries(data: dict[str, Any], base_dir: Path) -> QueriesSpec:
+    file = data.get("file")
+    path = None
+    if file is not None:
+        raw = Path(file).expanduser()
+        path = Path(os.path.normpath(raw if raw.is_absolute() else base_dir / raw))
+
+    def threshold(key: str) -> float | None:
+        value = data.get(key, getattr(QueriesSpec, key))
+        return None if value is None else float(value)
+
+    return QueriesSpec(
+        sample=int(data.get("sample", 0)),
+        seed=int(data.get("seed", 0)),
+        k=int(data.get("k", QueriesSpec.k)),
+        file=file,
+        path=path,
+        filter=dict(data["filter"]) if "filter" in data else None,
+        concurrency=int(data.get("concurrency", QueriesSpec.concurrency)),
+        min_overlap=threshold("min_overlap"),
+        min_recall=threshold("min_recall"),
+        max_recall_drop=threshold("max_recall_drop"),
+        max_latency_ratio=threshold("max_latency_ratio"),
+        max_score_diff=threshold("max_score_diff"),
+        max_error_rate=threshold("max_error_rate"),
+    )
