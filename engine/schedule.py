@@ -44,7 +44,8 @@ def check_graph(actions: Sequence[Action], done: Collection[str] = ()) -> None:
                                   "(nor done by an earlier run of its round)", hint=REPLAN)
     cycle = _cycle(actions)
     if cycle:
-        raise VecmigError(f"the plan's actions depend on each other in a cycle: {' → '.join(cycle)}",
+        raise VecmigError(f"the plan's actions depend on each other in a cycle (each waits for the next): "
+                          f"{' → '.join(cycle)}",
                           hint=REPLAN)
 
 
