@@ -126,6 +126,7 @@ def run_graph(ctx: RunContext, actions: Sequence[Action], run_one: Callable[[Act
                                       f"{', '.join(pending[0].depends_on)})", hint=REPLAN)
                 break
             ended, _ = wait(running, return_when=FIRST_COMPLETED)
+            in_flight = len(running)
             for f in sorted(ended, key=lambda f: order[running[f].id]):
                 a = running.pop(f)
                 busy.end(a.kind)
@@ -134,8 +135,8 @@ def run_graph(ctx: RunContext, actions: Sequence[Action], run_one: Callable[[Act
                     finished.add(a.id)
                     continue
                 if not failures:
-                    involved = len(running) + len(ended)
-                    if running:
+                    involved = in_flight
+                    if in_flight > 1:
                         ctx.stop.set()  # the others finish their batch in flight, checkpoint, stop
                 failures.append((order[a.id], exc))
     except BaseException:

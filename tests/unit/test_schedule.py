@@ -17,7 +17,7 @@ from tests.support.memory import Harness, same, spec_text
 from tests.unit.test_operations import RecordingUi
 from vecmig import planfile
 from vecmig.actions import KINDS, ActionKind, RunContext
-from vecmig.errors import VecmigError
+from vecmig.errors import Interrupted, VecmigError
 from vecmig.executor import apply_plan
 from vecmig.model import Action, Plan, canonical_json, sha256_hex
 from vecmig.operations import apply as apply_ops
@@ -204,3 +204,21 @@ def test_symbols_come_from_the_declared_effect(probes: None) -> None:
 def _ctx() -> RunContext:
     """What the scheduler reads of a run's context: its stop flag."""
     return cast(RunContext, SimpleNamespace(stop=threading.Event()))
+
+
+def test_what_a_stopped_group_raises(probes: None) -> None:
+    """Several in flight, all interrupted: one line for all; a real error among them wins; alone: its own."""
+    def interrupted(meet: threading.Barrier) -> Any:
+        def one(a: Action) -> None:
+            meet.wait()  # both are in flight before either fails
+            if a.id == "real":
+                raise VecmigError("real failure")
+            raise Interrupted(f"interrupted: {a.id} stopped")
+        return one
+
+    with pytest.raises(Interrupted, match="every action in flight finished its batch"):
+        run_graph(_ctx(), [act("a"), act("b")], interrupted(threading.Barrier(2, timeout=WAIT_S)), workers=2)
+    with pytest.raises(VecmigError, match="real failure"):
+        run_graph(_ctx(), [act("a"), act("real")], interrupted(threading.Barrier(2, timeout=WAIT_S)), workers=2)
+    with pytest.raises(Interrupted, match="interrupted: a stopped"):
+        run_graph(_ctx(), [act("a")], interrupted(threading.Barrier(1, timeout=WAIT_S)), workers=2)
