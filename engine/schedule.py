@@ -14,6 +14,7 @@ when all were interrupted, an ``Interrupted``). An exclusive action's error is r
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -52,23 +53,28 @@ def check_graph(actions: Sequence[Action], done: Collection[str] = ()) -> None:
 def _cycle(actions: Sequence[Action]) -> list[str]:
     """One dependency cycle among ``actions`` (ids, first repeated at the end), or []."""
     in_plan = {a.id: a for a in actions}
-    left = {a.id: {d for d in a.depends_on if d in in_plan} for a in actions}
-    progress = True
-    while progress:
-        progress = False
-        for aid in [aid for aid, deps in left.items() if not deps]:
-            del left[aid]
-            for deps in left.values():
-                deps.discard(aid)
-            progress = True
-    if not left:
+    deps = {a.id: {d for d in a.depends_on if d in in_plan} for a in actions}
+    dependents: dict[str, list[str]] = {aid: [] for aid in in_plan}
+    for aid, ds in deps.items():
+        for d in ds:
+            dependents[d].append(aid)
+    waiting = {aid: len(ds) for aid, ds in deps.items()}
+    free = [aid for aid, n in waiting.items() if n == 0]
+    while free:  # Kahn: take away what waits on nothing; what is left waits on a cycle
+        aid = free.pop()
+        del waiting[aid]
+        for d in dependents[aid]:
+            waiting[d] -= 1
+            if not waiting[d]:
+                free.append(d)
+    if not waiting:
         return []
     # Every action left depends on another one left: walking back from any of them meets a cycle.
     path: list[str] = []
-    at = next(iter(left))
+    at = min(waiting)
     while at not in path:
         path.append(at)
-        at = min(left[at])
+        at = min(d for d in deps[at] if d in waiting)
     return [*path[path.index(at):], at]
 
 
@@ -104,41 +110,35 @@ def run_graph(ctx: RunContext, actions: Sequence[Action], run_one: Callable[[Act
     ``done``: ids finished before (their dependents are ready). Returns, per kind, the wall
     seconds during which actions of it were running."""
     check_graph(actions, done)
-    pending = list(actions)
-    finished = set(done)
-    running: dict[Future[object], Action] = {}
+    graph = _Graph(actions, done)
+    running: dict[Future[object], int] = {}
     failures: list[tuple[int, BaseException]] = []
-    involved = 0  # actions running when the first failure came (itself included)
-    order = {a.id: i for i, a in enumerate(actions)}
+    involved = 0  # actions in flight when the first failure came (itself included)
     busy = _Busy()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vecmig-action")
     try:
         while True:
-            ran_alone = False
-            if not failures and not ctx.stop.is_set():
-                ran_alone = _start_ready(pending, finished, running, pool, run_one, workers, busy)
-            if ran_alone:
-                continue  # it ran on this thread: look again at what it made ready
+            if not failures and not ctx.stop.is_set() and _start_ready(graph, running, pool, run_one, workers, busy):
+                continue  # an exclusive action ran on this thread: look again at what it made ready
             if not running:
-                if pending and not failures and not ctx.stop.is_set():
+                if graph.left and not failures and not ctx.stop.is_set():
                     # check_graph makes this unreachable; never end a run with actions silently left
-                    raise VecmigError(f"{pending[0].id} never became ready (its dependencies: "
-                                      f"{', '.join(pending[0].depends_on)})", hint=REPLAN)
+                    raise VecmigError(f"{graph.first_left().id} never became ready", hint=REPLAN)
                 break
             ended, _ = wait(running, return_when=FIRST_COMPLETED)
             in_flight = len(running)
-            for f in sorted(ended, key=lambda f: order[running[f].id]):
-                a = running.pop(f)
-                busy.end(a.kind)
+            for f in sorted(ended, key=lambda f: running[f]):
+                i = running.pop(f)
+                busy.end(actions[i].kind)
                 exc = f.exception()
                 if exc is None:
-                    finished.add(a.id)
+                    graph.finish(i)
                     continue
                 if not failures:
                     involved = in_flight
                     if in_flight > 1:
                         ctx.stop.set()  # the others finish their batch in flight, checkpoint, stop
-                failures.append((order[a.id], exc))
+                failures.append((i, exc))
     except BaseException:
         if running:
             ctx.stop.set()  # a second signal while they run: they stop after their batch in flight
@@ -146,32 +146,65 @@ def run_graph(ctx: RunContext, actions: Sequence[Action], run_one: Callable[[Act
     finally:
         pool.shutdown(wait=True)
     if failures:
-        raise _first(failures, involved, [a for a in actions if order[a.id] in {i for i, _ in failures}])
+        raise _first(failures, involved, [actions[i] for i, _ in failures])
     return busy.seconds
 
 
-def _start_ready(pending: list[Action], finished: set[str], running: dict[Future[object], Action],
-                 pool: ThreadPoolExecutor, run_one: Callable[[Action], object], workers: int, busy: _Busy) -> bool:
-    """Start what is ready, in plan order; True when an exclusive action ran (on this thread)."""
-    for a in list(pending):
-        if not all(d in finished for d in a.depends_on):
-            continue
+class _Graph:
+    """What is ready, in plan order (a heap of plan positions), and what waits on what."""
+
+    def __init__(self, actions: Sequence[Action], done: Collection[str]) -> None:
+        self.actions = actions
+        position = {a.id: i for i, a in enumerate(actions)}
+        self.dependents: list[list[int]] = [[] for _ in actions]
+        self.waiting = [0] * len(actions)
+        finished = set(done)
+        for i, a in enumerate(actions):
+            for dep in set(a.depends_on) - finished:
+                self.dependents[position[dep]].append(i)
+                self.waiting[i] += 1
+        self.ready = [i for i, n in enumerate(self.waiting) if n == 0]
+        heapq.heapify(self.ready)
+        self.left = len(actions)  # not started yet
+
+    def peek(self) -> int | None:
+        return self.ready[0] if self.ready else None
+
+    def take(self) -> Action:
+        self.left -= 1
+        return self.actions[heapq.heappop(self.ready)]
+
+    def finish(self, i: int) -> None:
+        for j in self.dependents[i]:
+            self.waiting[j] -= 1
+            if not self.waiting[j]:
+                heapq.heappush(self.ready, j)
+
+    def first_left(self) -> Action:
+        return next((a for i, a in enumerate(self.actions) if self.waiting[i]), self.actions[0])
+
+
+def _start_ready(graph: _Graph, running: dict[Future[object], int], pool: ThreadPoolExecutor,
+                 run_one: Callable[[Action], object], workers: int, busy: _Busy) -> bool:
+    """Start what is ready, first in plan order first; True when an exclusive action ran (on this thread)."""
+    while (i := graph.peek()) is not None:
+        a = graph.actions[i]
         if not KINDS[a.kind].runs_beside_others:
             if running:
                 return False  # it waits for the running ones, and nothing starts before it
-            pending.remove(a)
+            graph.take()
             busy.start(a.kind)
             try:
                 run_one(a)
             finally:
                 busy.end(a.kind)
-            finished.add(a.id)
+            graph.finish(i)
             return True
         if len(running) >= workers:
             return False
-        pending.remove(a)
+        graph.take()
         busy.start(a.kind)
-        running[pool.submit(run_one, a)] = a
+        running[pool.submit(run_one, a)] = i
     return False
 
 
