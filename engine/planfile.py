@@ -20,6 +20,7 @@ from vecmig import __version__, safe_paths
 from vecmig.errors import SpecError, StalePlanError, VecmigError
 from vecmig.model import PLAN_FORMAT_VERSION, Plan, canonical_json, sha256_hex
 from vecmig.refresh import Refreshed
+from vecmig.schedule import check_graph
 from vecmig.state.store import StateStore
 
 
@@ -94,7 +95,20 @@ def open_saved(path: Path) -> SavedPlan:
                              f"which is incompatible with {__version__}", hint="re-plan with this version")
     spec_dir = Path(raw.pop("spec_dir", "."))
     spec_file = raw.pop("spec_file", None)
-    return SavedPlan(Plan.from_json(raw), spec_dir, Path(spec_file) if spec_file else None)
+    try:
+        plan = Plan.from_json(raw)
+    except (KeyError, TypeError, ValueError) as e:
+        raise VecmigError(f"cannot read plan file {path}: not a saved plan ({type(e).__name__}: {e})",
+                          hint="pass a file written by `vecmig plan -out`") from None
+    # What can be told without the state: ids, kinds, cycles. A dependency outside the plan may be
+    # an action an earlier run of the round did (a resumed round's plan leaves those out): the
+    # apply checks it against the state (vecmig.executor.done_elsewhere).
+    outside = {d for a in plan.actions for d in a.depends_on} - {a.id for a in plan.actions}
+    try:
+        check_graph(plan.actions, outside)
+    except VecmigError as e:
+        raise VecmigError(f"plan file {path}: {e.message}", hint=e.hint) from None
+    return SavedPlan(plan, spec_dir, Path(spec_file) if spec_file else None)
 
 
 def check_spec_unchanged(saved: SavedPlan, plan_path: Path) -> None:

@@ -46,8 +46,8 @@ def similarities(metric: str, vectors: np.ndarray, queries: np.ndarray) -> np.nd
         return cosine
     if metric == "euclidean":
         d2 = (q * q).sum(1)[:, None] + (v * v).sum(1)[None, :] - 2.0 * (q @ v.T)
-        dist: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
-        return -dist
+        distance: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
+        return -distance
     raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
 
 

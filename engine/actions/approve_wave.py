@@ -18,6 +18,10 @@ from vecmig.state.rows import ActionRow
 
 class ApproveWave(ActionKind):
     kind = "approve_wave"
+    effect = "read"  # a gate: it changes nothing (shown "?" like the checks)
+
+    def summarise(self, result: dict[str, Any]) -> str:
+        return f" · paused: {result['paused']}" if result.get("paused") else ""
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         p = action.params

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from vecmig import planfile, policy, waves_resume
 from vecmig.diff.baseline import diff_wanted, last_baseline, last_versions
-from vecmig.executor import apply_plan
+from vecmig.executor import apply_plan, done_elsewhere
 from vecmig.model import Plan
 from vecmig.operations.common import load, open_state
 from vecmig.operations.ui import Approval, Ui
 from vecmig.planner import make_plan
 from vecmig.refresh import refresh
+from vecmig.schedule import check_graph
 from vecmig.spec import Spec
 from vecmig.state.lock import Lock
 from vecmig.state.store import StateStore
@@ -90,6 +91,7 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
             the_plan = waves_resume.remaining(the_plan, state, seen)
         elif saved:
             planfile.check_fresh(the_plan, state, seen)
+            check_graph(the_plan.actions, done_elsewhere(state, the_plan))
         else:
             the_plan = policy.apply(make_plan(spec, state, seen), policy.from_spec(spec))
             policy.check_apply_allowed(the_plan, allow_destructive=request.allow_destructive)
