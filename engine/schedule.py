@@ -119,7 +119,7 @@ def run_graph(ctx: RunContext, actions: Sequence[Action], run_one: Callable[[Act
     try:
         while True:
             # A wave gate (strategy phased) pauses the run: what runs ends, nothing new starts.
-            halted = ctx.stop.is_set() or ctx.paused is not None
+            halted = ctx.stop.is_set() or getattr(ctx, "paused", None) is not None
             if not failures and not halted and _start_ready(graph, running, pool, run_one, workers, busy):
                 continue  # an exclusive action ran on this thread: look again at what it made ready
             if not running:

@@ -140,11 +140,23 @@ def _spec_reads(path: Path) -> list[str]:
     return found
 
 
+def _function_at(path: Path, read: str) -> str:
+    """The function holding the read ``file:line: ...`` reports."""
+    line = int(read.split(":")[1])
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.FunctionDef) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            return node.name
+    return ""
+
+
 def test_no_action_executor_or_rollback_module_reads_the_specs_strategy_validate_or_cost() -> None:
     modules = [*sorted((ENGINE / "actions").glob("*.py")), ENGINE / "executor.py", ENGINE / "rollback.py",
                ENGINE / "schedule.py"]
     assert len(modules) > 10
-    reads = [r for m in modules for r in _spec_reads(m)]
+    # A wave's pointer is read from the spec as target.pointer is (StoreSpec.live_pointer): its
+    # resolved file and command may hold values a plan never carries; the plan holds them as written.
+    allowed = {("cutover.py", "_pointer_spec")}
+    reads = [r for m in modules for r in _spec_reads(m) if (m.name, _function_at(m, r)) not in allowed]
     assert not reads, "apply must read these from the plan's action params (vecmig.actions.params): " + \
         "; ".join(reads)
 
