@@ -14,6 +14,7 @@ from vecmig.actions.decommission import Decommission
 from vecmig.actions.delete_extra import DeleteExtra
 from vecmig.actions.finalize import Finalize
 from vecmig.actions.open_feed import OpenFeed
+from vecmig.actions.replay import ReplayQueries
 from vecmig.actions.undo import Undo
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.actions.validate_ids import ValidateIds
@@ -21,7 +22,8 @@ from vecmig.actions.validate_ids import ValidateIds
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
-              Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed)
+              Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed,
+              ReplayQueries)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

@@ -24,6 +24,7 @@ from vecmig.spec import (
     StrategySpec,
     ValidateSpec,
 )
+from vecmig.specload.run_rules import assemble_gate, assemble_replay, assemble_rollback_on
 
 
 def _assemble(
@@ -51,6 +52,7 @@ def _assemble(
         secrets=secrets,
         shown=shown,
         cost=_cost(spec.get("cost", {})),
+        rollback_on=assemble_rollback_on(spec.get("rollback_on")),
     )
 
 
@@ -121,6 +123,8 @@ def _strategy(data: dict[str, Any]) -> StrategySpec:
         max_lag=int(lag) if isinstance(lag, int) else StrategySpec.max_lag,
         max_lag_seconds=float(lag[:-1]) if isinstance(lag, str) else None,
         freeze_writes=bool(data.get("freeze_writes", StrategySpec.freeze_writes)),
+        replay=assemble_replay(data.get("replay")),
+        gate=assemble_gate(data.get("gate")),
     )
 
 

@@ -15,6 +15,7 @@ from vecmig import safe_paths
 from vecmig.spec import IMPLEMENTED_STRATEGIES, StrategySpec
 from vecmig.specload.context import _Context, _unescape
 from vecmig.specload.namespace_rules import _check_namespace_mapping
+from vecmig.specload.run_rules import check_runs
 from vecmig.specload.store_rules import _check_honoured, _check_store, _rules
 
 
@@ -22,6 +23,7 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     for role in ("source", "target"):
         _check_store(ctx, spec[role], f"/{role}")
     _check_strategy(ctx, spec)
+    check_runs(ctx, spec)
     _check_alias(ctx, spec)
     _check_not_same(ctx, spec, base_dir)
     _check_paths(ctx, spec, base_dir)
@@ -103,9 +105,9 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any]) -> None:
             "(stores without aliases: `pointer: {file: ...}`)",
         )
     for key in ("max_lag", "freeze_writes"):
-        if key in strategy and kind != "cdc":
+        if key in strategy and kind not in ("cdc", "parallel-run"):
             raise ctx.error(
-                f"strategy.{key} applies only to cdc, not {kind}",
+                f"strategy.{key} applies only to cdc and parallel-run, not {kind}",
                 f"/strategy/{key}",
                 f"remove {key}, or use `type: cdc`",
             )
