@@ -18,12 +18,13 @@ from vecmig.actions.replay import ReplayQueries
 from vecmig.actions.undo import Undo
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.actions.validate_ids import ValidateIds
+from vecmig.actions.watch import Watch
 
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
               Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed,
-              ReplayQueries)
+              ReplayQueries, Watch)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]
