@@ -1,9 +1,12 @@
 """Apply a plan: a dispatcher over action kinds, with the state store as the ledger.
 
-Copy shards run on a thread pool (each worker opens its own connections); every other
-action runs alone, in plan order. SIGINT, SIGTERM or SIGHUP asks workers to stop after the batch
-in flight; that batch is checkpointed, the lock released, the run closed as interrupted, and
-vecmig exits 128 + the signal's number (130, 143, 129).
+Actions run by their dependency graph (``vecmig.schedule``): ready actions whose kind runs
+beside others (copy shards, read-only checks, catch-up) share a thread pool of the plan's
+frozen concurrency (each worker opens its own connections); every other action runs alone.
+Everything an action needs is in its parameters (``vecmig.actions.params``), not re-read from
+the spec. SIGINT, SIGTERM or SIGHUP asks workers to stop after the batch in flight; that batch
+is checkpointed, the lock released, the run closed as interrupted, and vecmig exits 128 + the
+signal's number (130, 143, 129).
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
+from vecmig.actions.params import CONCURRENCY
 from vecmig.errors import Interrupted, Terminated, VecmigError
 from vecmig.model import Action, Plan
 from vecmig.refresh import refresh
+from vecmig.schedule import check_graph, run_graph, workers_for
 from vecmig.spec import Spec
 from vecmig.state.store import StateStore
 
@@ -29,6 +33,10 @@ from vecmig.state.store import StateStore
 def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
                reporter: Reporter | None = None) -> dict[str, Any]:
     ctx = RunContext(spec=spec, state=state, round=plan.round, reporter=reporter or SilentReporter())
+    # Actions of this round done by an earlier run are not in a resumed plan: what depends on
+    # them is ready. A graph the scheduler cannot run is refused before the state is touched.
+    done_before = done_elsewhere(state, plan)
+    check_graph(plan.actions, done_before)
     rounds = state.rounds()
     if not any(r["round"] == plan.round for r in rounds):
         for r in rounds:
@@ -55,14 +63,12 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
     try:
         with stop_on_signals(ctx.stop, received):
             resume_holds(ctx, plan)
-            for wave in _waves(plan.actions):
-                t0 = time.monotonic()
-                _run_wave(ctx, wave)
-                if wave[0].kind == "copy_shard":
-                    copy_seconds += time.monotonic() - t0
-                if ctx.stop.is_set():
-                    raise Interrupted(f"{_by(received)}: the batch in flight was finished and checkpointed",
-                                      hint="run `vecmig apply` again to resume")
+            busy = run_graph(ctx, plan.actions, lambda a: run_action(ctx, a),
+                             workers=workers_for(plan.actions, CONCURRENCY), done=done_before)
+            copy_seconds = busy.get("copy_shard", 0.0)
+            if ctx.stop.is_set():
+                raise Interrupted(f"{_by(received)}: the batch in flight was finished and checkpointed",
+                                  hint="run `vecmig apply` again to resume")
         seen = refresh(spec, shards=False)
         state.set_round_status(plan.round, "complete", source_fingerprint=seen.source.fingerprint,
                                target_fingerprint=seen.target.fingerprint)
@@ -100,39 +106,11 @@ def resume_holds(ctx: RunContext, plan: Plan) -> None:
             KINDS[row["kind"]].resume(ctx, resolved(ctx, Action.from_json(json.loads(row["params_json"]))))
 
 
-def _waves(actions: tuple[Action, ...]) -> Iterator[list[Action]]:
-    """Consecutive copy shards form one parallel wave; everything else runs alone."""
-    wave: list[Action] = []
-    for a in actions:
-        if a.kind == "copy_shard":
-            wave.append(a)
-            continue
-        if wave:
-            yield wave
-            wave = []
-        yield [a]
-    if wave:
-        yield wave
-
-
-def _run_wave(ctx: RunContext, wave: list[Action]) -> None:
-    if len(wave) == 1:
-        run_action(ctx, wave[0])
-        return
-    workers = max(1, min(ctx.spec.strategy.concurrency, len(wave)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-shard") as pool:
-        futures = [pool.submit(run_action, ctx, a) for a in wave]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
-            ctx.stop.set()  # let the other shards checkpoint and stop
-            wait(futures)
-            errors = [f.exception() for f in futures if f.exception() is not None]
-            real = [e for e in errors if not isinstance(e, Interrupted)]
-            if real:
-                raise real[0]  # type: ignore[misc]
-            raise Interrupted("interrupted: every shard in flight finished its batch and checkpointed it",
-                              hint="run `vecmig apply` again to resume")
+def done_elsewhere(state: StateStore, plan: Plan) -> set[str]:
+    """Ids of this round's actions done by an earlier run and not in ``plan`` (a resumed round's
+    plan leaves them out; one it runs again, a re-copy, is not done for its dependents)."""
+    here = {a.id for a in plan.actions}
+    return {r["action_id"] for r in state.actions(plan.round) if r["status"] == "done" and r["action_id"] not in here}
 
 
 def run_action(ctx: RunContext, action: Action) -> None:
@@ -173,46 +151,32 @@ def run_action(ctx: RunContext, action: Action) -> None:
         result_json=json.dumps(result, sort_keys=True, default=str),
         audit_data={"result": result},
     )
-    ctx.reporter.finish(action, "done", f"{seconds:.2f}s{summary(result)}")
+    ctx.reporter.finish(action, "done", f"{seconds:.2f}s{kind.summarise(result)}")
 
 
 def run_actions(ctx: RunContext, actions: Iterable[Action],
                 done: Callable[[RunContext, Action, dict[str, Any]], None]) -> int:
-    """Run ``actions`` one by one, in order, through the same dispatch as ``run_action``;
-    ``done`` records each one that finished (rollback: the original's row goes to
-    "rolled_back"). No status is written here: the caller's ledger is its own. Returns how
-    many ran."""
-    n = 0
-    for action in actions:
+    """Run ``actions`` through the same scheduler and dispatch as a plan's (rollback's inverses:
+    by their ``depends_on``, the reverse of the graph they undo; each runs alone, as every
+    ``undo`` is exclusive); ``done`` records each one that finished (rollback: the original's
+    row goes to "rolled_back"). No status is written here: the caller's ledger is its own.
+    Returns how many ran."""
+    todo = list(actions)
+    ran: list[str] = []
+
+    def one(action: Action) -> None:
         action = resolved(ctx, action)
         done(ctx, action, KINDS[action.kind].run(ctx, action))
-        n += 1
-    return n
+        ran.append(action.id)
+
+    run_graph(ctx, todo, one, workers=workers_for(todo, 1))
+    return len(ran)
 
 
 def resolved(ctx: RunContext, action: Action) -> Action:
     """The action with ``${env:NAME}`` in its parameters resolved: plans hold them as written."""
     params = ctx.spec.resolve_shown(action.params)
     return action if params == action.params else replace(action, params=params)
-
-
-def summary(result: dict[str, Any]) -> str:
-    """One reviewer-friendly phrase about what an action found or made."""
-    if "changes_per_s" in result:
-        return (f" · {result['changes']:,} changes at {result['changes_per_s']:,.0f}/s · lag {result['lag_records']:,}"
-                f"{' · source frozen' if result.get('frozen') else ''}")
-    if "target_count" in result:
-        return (f" · {result['source']['count']:,} records match · checksum {result['source']['sum'][:16]}"
-                f" · {len(result['shards'])} shard(s)")
-    if result.get("index"):
-        return f" · index {result['index']}"
-    if "alias" in result:
-        return f" · {result['alias']}: {result['from']} → {result['to']}"
-    if "pointer" in result:
-        return f" · pointer now names {result.get('to') or result['pointer']}"
-    if "deleted" in result:
-        return f" · {result['deleted']:,} extra records deleted"
-    return ""
 
 
 # Signals that ask vecmig to stop: Ctrl-C, and what docker stop, Kubernetes, systemd and CI

@@ -10,9 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from vecmig.actions import KINDS
 from vecmig.model import Action, Plan
 
 DEFAULT_MAX_SHARDS = 8
+
+
+def _effect(kind: str) -> str:
+    """What an action of ``kind`` declares it does (``ActionKind.effect``); unknown kinds change."""
+    known = KINDS.get(kind)
+    return known.effect if known is not None else "change"
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,8 @@ def to_mermaid(plan: Plan, max_shards: int | None = DEFAULT_MAX_SHARDS) -> str:
     for a, b in edges:
         lines.append(f"  {a} --> {b}")
     styled = {"destructive": [n.key for n in nodes if n.destructive or n.irreversible],
-              "create": [n.key for n in nodes if n.kind in ("create_collection", "build_index")],
-              "check": [n.key for n in nodes if n.kind.startswith("validate")]}
+              "create": [n.key for n in nodes if _effect(n.kind) == "add"],
+              "check": [n.key for n in nodes if _effect(n.kind) == "read"]}
     lines.append("  classDef destructive fill:#fdd,stroke:#c00,color:#600")
     lines.append("  classDef create fill:#dfd,stroke:#080")
     lines.append("  classDef check fill:#def,stroke:#06c")
@@ -108,7 +115,7 @@ def to_dot(plan: Plan, max_shards: int | None = DEFAULT_MAX_SHARDS) -> str:
         attrs = [f"label={json.dumps(n.label, ensure_ascii=False)}"]  # JSON's escapes are DOT's
         if n.destructive or n.irreversible:
             attrs.append('color=red, fontcolor=red')
-        elif n.kind in ("create_collection", "build_index"):
+        elif _effect(n.kind) == "add":
             attrs.append("color=darkgreen")
         lines.append(f"  {n.key} [{', '.join(attrs)}];")
     for a, b in edges:

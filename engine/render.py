@@ -10,20 +10,23 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from vecmig.actions import KINDS
 from vecmig.model import Action, Inventory, Plan
 from vecmig.state.rows import AuditRow
 
-SYMBOLS = {
-    "create_collection": ("+", "green"),
-    "build_index": ("+", "green"),
-    "copy_shard": ("~", "yellow"),
-    "finalize": ("~", "yellow"),
-    "cutover": ("~", "yellow"),
-    "validate_ids": ("?", "cyan"),
-    "validate_completeness": ("?", "cyan"),
-    "delete_extra": ("-", "red"),
-    "decommission": ("-", "red"),
+# Terraform's symbols, by the effect each action kind declares (``ActionKind.effect``).
+EFFECT_SYMBOLS = {
+    "add": ("+", "green"),
+    "change": ("~", "yellow"),
+    "read": ("?", "cyan"),
+    "destroy": ("-", "red"),
 }
+
+
+def symbol(kind: str) -> tuple[str, str]:
+    """The symbol and colour of an action of ``kind`` (a kind this vecmig does not know: a change)."""
+    known = KINDS.get(kind)
+    return EFFECT_SYMBOLS[known.effect if known is not None else "change"]
 
 
 def human_bytes(n: float) -> str:
@@ -81,7 +84,7 @@ def describe_inventory(inv: Inventory) -> str:
 
 
 def action_line(a: Action) -> Text:
-    sym, color = SYMBOLS.get(a.kind, ("~", "yellow"))
+    sym, color = symbol(a.kind)
     line = Text("  ")
     line.append(f"{sym} {a.id}", style=f"bold {color}")
     e = a.estimate

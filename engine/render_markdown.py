@@ -19,7 +19,7 @@ import yaml
 
 from vecmig.graph import DEFAULT_MAX_SHARDS, to_mermaid
 from vecmig.model import Action, Estimate, Plan
-from vecmig.render import SYMBOLS, describe_inventory, diff_lines, estimate_basis, human_bytes, records_line, span
+from vecmig.render import describe_inventory, diff_lines, estimate_basis, human_bytes, records_line, span, symbol
 from vecmig.state.reader import StateReader
 
 GITHUB_LIMIT = 65_536
@@ -167,7 +167,7 @@ def _table(plan: Plan, collapse: bool) -> str:
     for run in _runs(plan.actions, collapse):
         e = sum((a.estimate for a in run), Estimate())
         first = run[0]
-        sym = SYMBOLS.get(first.kind, ("~", ""))[0]
+        sym = symbol(first.kind)[0]
         name = f"`{first.id}`" if len(run) == 1 else f"`{first.id}` … `{run[-1].id}` ({len(run):,} shards)"
         flags = (" **destructive**" if any(a.destructive for a in run) else "") + (
             " **resume**" if any(a.status == "resume" for a in run) else "") + (

@@ -1,8 +1,9 @@
 """Rollback: run the recorded inverses in reverse order, newest round first.
 
-Each recorded action's inverse is an action (kind ``undo``, made by its kind's ``inverse``),
-and the list of them runs through the executor's dispatcher like a plan's actions do; the
-callback here records each one as "rolled_back" on the original action's row.
+Each recorded action's inverse is an action (kind ``undo``, made by its kind's ``inverse``,
+depending on the inverses of the actions that depended on it), and the inverses run through
+the executor's scheduler and dispatcher like a plan's actions do; the callback here records
+each one as "rolled_back" on the original action's row.
 
 Every inverse is idempotent and each undone action is recorded as it goes, so a rollback
 killed half-way is simply run again.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import signal
+from dataclasses import replace
 from itertools import groupby
 from typing import Any
 
@@ -50,8 +52,17 @@ def pending_undo(state: StateStore) -> list[tuple[int, Action, ActionRow]]:
 
 
 def inverses(todo: list[tuple[int, Action, ActionRow]]) -> list[Action]:
-    """The actions that undo ``todo`` (see ``pending_undo``), in the order they run."""
-    return [KINDS[action.kind].inverse(action, round_no) for round_no, action, _row in todo]
+    """The actions that undo ``todo`` (see ``pending_undo``), in the order they run: the graph
+    reversed, so an action is undone only after everything that depended on it (in its round)."""
+    dependents: dict[tuple[int, str], list[str]] = {}
+    for round_no, action, _row in todo:
+        for dep in action.depends_on:
+            dependents.setdefault((round_no, dep), []).append(action.id)
+    out = []
+    for round_no, action, _row in todo:
+        inv = KINDS[action.kind].inverse(action, round_no)
+        out.append(replace(inv, depends_on=tuple(dependents.get((round_no, action.id), ()))))
+    return out
 
 
 def unfinished_rounds(state: StateStore) -> list[int]:

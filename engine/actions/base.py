@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from vecmig.model import Action
 from vecmig.providers import Provider, provider_class
@@ -94,8 +94,22 @@ class RunContext:
         return self.provider(self.spec.target)
 
 
+# What an action does to the stores, as the plan shows it: creates something (+), changes it (~),
+# destroys something (-), or only reads (?).
+Effect = Literal["add", "change", "destroy", "read"]
+
+
 class ActionKind:
     kind: ClassVar[str]
+    effect: ClassVar[Effect] = "change"
+    # Whether the executor may run it while other actions run (copy shards, read-only checks,
+    # catch-up and replays: they keep to their own records or only read); False: it runs alone,
+    # after every running action ended and before any other starts (create, cutover, delete...).
+    runs_beside_others: ClassVar[bool] = False
+
+    def summarise(self, result: dict[str, Any]) -> str:
+        """One reviewer-friendly phrase about what ``run`` found or made (" · ..."), or ""."""
+        return ""
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         raise NotImplementedError

@@ -12,6 +12,10 @@ from vecmig.state.rows import ActionRow
 
 class BuildIndex(ActionKind):
     kind = "build_index"
+    effect = "add"
+
+    def summarise(self, result: dict[str, Any]) -> str:
+        return f" · index {result['index']}" if result.get("index") else ""
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         index = IndexSpec(**action.params["index"])

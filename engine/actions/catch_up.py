@@ -28,6 +28,7 @@ from typing import Any
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.actions.open_feed import source_feed
+from vecmig.actions.params import CatchUpParams
 from vecmig.errors import Interrupted, TerminalError
 from vecmig.model import Action
 from vecmig.providers import Provider
@@ -77,6 +78,13 @@ class _Stats:
 
 class CatchUp(ActionKind):
     kind = "catch_up"
+    runs_beside_others = True
+
+    def summarise(self, result: dict[str, Any]) -> str:
+        if "changes_per_s" not in result:
+            return ""
+        return (f" · {result['changes']:,} changes at {result['changes_per_s']:,.0f}/s · lag {result['lag_records']:,}"
+                f"{' · source frozen' if result.get('frozen') else ''}")
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         saved = ctx.state.cursor(ctx.round, action.id)
@@ -152,9 +160,8 @@ class CatchUp(ActionKind):
     def _until_close(self, ctx: RunContext, action: Action, src: Provider, tgt: Provider, feed: ChangeFeed,
                      position: str | None, stats: _Stats) -> tuple[int, float]:
         """Apply batches until the lag is within ``max_lag``; returns the lag it ended with."""
-        size = int(action.params["batch_size"])
-        max_records = int(action.params.get("max_lag", 0))
-        max_seconds = action.params.get("max_lag_seconds")
+        p = CatchUpParams.from_json(action.params)
+        size, max_records, max_seconds = p.batch_size, p.max_lag, p.max_lag_seconds
         while True:
             if ctx.stop.is_set():
                 raise Interrupted(f"interrupted: {action.id} stopped after {stats.done:,} changes, "
@@ -215,7 +222,7 @@ class CatchUp(ActionKind):
             current = src.fetch(chunk)
             present = {same_record_key(r) for r in current.ids}
             gone = [r for r in chunk if same_record_key(r) not in present]
-            mapping = ctx.spec.mapping
+            mapping = ctx.spec.mapping  # the mapping stays in the spec (see vecmig.actions.params)
             mapped = Batch(ids=current.ids, vectors=current.vectors,
                            metadata=[mapping.apply(m) for m in current.metadata],
                            texts=current.texts, extra=current.extra)

@@ -18,6 +18,7 @@ from typing import Any
 
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
+from vecmig.actions.params import CatchUpDiffParams
 from vecmig.diff import RecordDiff, current_shards, diff_records
 from vecmig.diff.baseline import last_versions
 from vecmig.errors import Interrupted
@@ -32,19 +33,21 @@ MAX_PASSES = 1000  # a source that changes faster than a pass can copy never con
 
 class CatchUpByDiff(ActionKind):
     kind = "catch_up_diff"
+    runs_beside_others = True
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         saved = ctx.state.cursor(ctx.round, action.id)
         done_passes = int(json.loads(saved["cursor_json"]).get("pass", 0)) if saved and saved["cursor_json"] else 0
         moved = saved["records_done"] if saved else 0
         ctx.reporter.start(action, 0, moved)
-        max_lag = int(action.params.get("max_lag", 0))
-        shards: list[dict[str, Any] | None] = list(action.params.get("shards") or [None])
+        p = CatchUpDiffParams.from_json(action.params)
+        max_lag = p.max_lag
+        shards: list[dict[str, Any] | None] = list(p.shards or [None])
         started = time.monotonic()
         passes = 0
         # A fixed number of passes (cdc's resync after its feed opens: one, whatever it finds;
         # the feed catches up the rest). None: until the lag is small enough.
-        limit = action.params.get("passes")
+        limit = p.passes
         lag = 0
         method = "none"
         while limit is None or done_passes + passes < int(limit):
@@ -52,10 +55,11 @@ class CatchUpByDiff(ActionKind):
                 raise Interrupted(f"interrupted: {action.id} stopped after pass {done_passes + passes}",
                                   hint="run `vecmig apply` again to resume")
             # Cut again each pass: a file that grew has records past the planned byte ranges.
-            shards = current_shards(ctx.spec, shards)
+            shards = current_shards(ctx.spec, shards, p.shard_size)
             # Against the last validation's row versions where the stores keep them: a pass
             # hashes only the buckets written since (vecmig.diff.versions).
-            diff = diff_records(ctx.spec, shards, versions_baseline=last_versions(ctx.state))
+            diff = diff_records(ctx.spec, shards, versions_baseline=last_versions(ctx.state),
+                                batch_size=p.batch_size, concurrency=p.concurrency)
             lag, method = diff.counts.moves, diff.method
             ctx.reporter.note(f"{action.id}: pass {done_passes + passes + 1}: {lag:,} record(s) differ "
                               f"({diff.counts.add:,} to add, {diff.counts.change:,} to change, "
@@ -78,8 +82,8 @@ class CatchUpByDiff(ActionKind):
 
     def _apply(self, ctx: RunContext, action: Action, shards: list[dict[str, Any] | None],
                diff: RecordDiff) -> int:
-        size = int(action.params["batch_size"])
-        keep = bool(action.params.get("before_images"))
+        p = CatchUpDiffParams.from_json(action.params)
+        size, keep = p.batch_size, p.before_images
         src, tgt = ctx.source(), ctx.target()
         n = 0
         try:
@@ -106,7 +110,7 @@ class CatchUpByDiff(ActionKind):
     def _write(self, ctx: RunContext, action: Action, tgt: Provider, batch: Batch, keep: bool) -> int:
         if not len(batch):
             return 0
-        mapping = ctx.spec.mapping
+        mapping = ctx.spec.mapping  # the mapping stays in the spec (see vecmig.actions.params)
         mapped = Batch(ids=batch.ids, vectors=batch.vectors, metadata=[mapping.apply(m) for m in batch.metadata],
                        texts=batch.texts, extra=batch.extra)
         if keep:

@@ -26,6 +26,7 @@ MAX_ATTEMPTS = 8  # consecutive transient failures without progress before the a
 
 class CopyShard(ActionKind):
     kind = "copy_shard"
+    runs_beside_others = True
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         saved = ctx.state.cursor(ctx.round, action.id)
@@ -76,7 +77,7 @@ class CopyShard(ActionKind):
         moved = 0
         if action.params.get("ids") is not None:
             return self._copy_ids(ctx, action, src, tgt, cursor)
-        if ctx.spec.mapping.is_identity and not keep_images:
+        if ctx.spec.mapping.is_identity and not keep_images:  # the mapping stays in the spec (actions.params)
             # Store-to-store transfer (e.g. raw binary COPY between two PostgreSQL tables):
             # each yield comes after the target committed the batch, so it is checkpointed
             # exactly like an acknowledged upsert.

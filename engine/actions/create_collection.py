@@ -12,6 +12,7 @@ from vecmig.state.rows import ActionRow
 
 class CreateCollection(ActionKind):
     kind = "create_collection"
+    effect = "add"
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         schema = CollectionSchema(**action.params["schema"])

@@ -26,6 +26,13 @@ from vecmig.state.rows import ActionRow, ResourceRow
 class Cutover(ActionKind):
     kind = "cutover"
 
+    def summarise(self, result: dict[str, Any]) -> str:
+        if "alias" in result:
+            return f" · {result['alias']}: {result['from']} → {result['to']}"
+        if "pointer" in result:
+            return f" · pointer now names {result.get('to') or result['pointer']}"
+        return ""
+
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         if "pointer" in action.params:
             return self._run_pointer(ctx, action)

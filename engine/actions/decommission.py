@@ -12,6 +12,7 @@ from vecmig.state.rows import ActionRow
 
 class Decommission(ActionKind):
     kind = "decommission"
+    effect = "destroy"
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         rid = ctx.state.journal_intent(ctx.round, action.id, "drop", "source", str(action.params["collection"]))

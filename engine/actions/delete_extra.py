@@ -6,6 +6,7 @@ from typing import Any
 
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
+from vecmig.actions.params import DeleteExtraParams
 from vecmig.model import Action
 from vecmig.records import RecordId, same_record_key
 from vecmig.state.rows import ActionRow
@@ -13,11 +14,15 @@ from vecmig.state.rows import ActionRow
 
 class DeleteExtra(ActionKind):
     kind = "delete_extra"
+    effect = "destroy"
+
+    def summarise(self, result: dict[str, Any]) -> str:
+        return f" · {result['deleted']:,} extra records deleted" if "deleted" in result else ""
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         if action.params.get("ids") is not None:
             return self._delete_listed(ctx, action)
-        batch_size = ctx.spec.strategy.batch_size
+        batch_size = DeleteExtraParams.from_json(action.params).batch_size
         src, tgt = ctx.source(), ctx.target()
         try:
             # Compared by the id's text: a target that keeps only strings (Pinecone) lists the
@@ -41,7 +46,8 @@ class DeleteExtra(ActionKind):
         before-images are saved first each time (rollback restores the earliest per id)."""
         tgt = ctx.target()
         try:
-            deleted = images.delete_listed(ctx, action, tgt, list(action.params["ids"]), ctx.spec.strategy.batch_size)
+            p = DeleteExtraParams.from_json(action.params)
+            deleted = images.delete_listed(ctx, action, tgt, p.ids or [], p.batch_size)
         finally:
             tgt.close()
         return {"deleted": deleted}

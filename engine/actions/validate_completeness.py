@@ -47,6 +47,7 @@ import numpy as np
 
 from vecmig import namespaces
 from vecmig.actions.base import ActionKind, RunContext
+from vecmig.actions.params import ValidateCompletenessParams
 from vecmig.diff import current_shards, versions
 from vecmig.diff.baseline import last_versions
 from vecmig.diff.keys import LO64, BucketSums, bucket_of, record_key, scan_scheme, strict_pair
@@ -116,12 +117,21 @@ class _ByVersions:
 
 class ValidateCompleteness(ActionKind):
     kind = "validate_completeness"
+    effect = "read"
+    runs_beside_others = True
+
+    def summarise(self, result: dict[str, Any]) -> str:
+        if "target_count" not in result:
+            return ""
+        return (f" · {result['source']['count']:,} records match · checksum {result['source']['sum'][:16]}"
+                f" · {len(result['shards'])} shard(s)")
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
-        batch_size = ctx.spec.strategy.batch_size
+        p = ValidateCompletenessParams.from_json(action.params)
+        batch_size = p.batch_size
         # A file source is cut again: records past the planned byte ranges must be checked too
         # (the same cut when the file did not change, so per-shard findings still match the copies).
-        shards = current_shards(ctx.spec, action.params["shards"] or [None]) or [None]
+        shards = current_shards(ctx.spec, p.shards or [None], p.shard_size) or [None]
         shards_out: list[dict[str, Any]] = []
         problems: list[str] = []
         source_count = 0
@@ -130,7 +140,7 @@ class ValidateCompleteness(ActionKind):
         missing_total = 0
         # Shards are checked in parallel, each worker on its own connections: reading the
         # source, fetching from the target and hashing overlap instead of taking turns.
-        workers = max(1, min(ctx.spec.strategy.concurrency, len(shards)))
+        workers = max(1, min(p.concurrency, len(shards)))
         ulp = _vector_ulps(ctx)
         scheme, skipped = _digest_scheme(ctx) if ulp <= 0 else (
             None, f"vectors are compared within {ulp} ulp (a store does not keep float32 bits exactly), "

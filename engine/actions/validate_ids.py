@@ -24,6 +24,8 @@ from vecmig.state.rows import ActionRow
 
 class ValidateIds(ActionKind):
     kind = "validate_ids"
+    effect = "read"
+    runs_beside_others = True
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         ctx.reporter.start(action, action.estimate.records, 0)

@@ -45,11 +45,16 @@ def _range_shards(shards: list[dict[str, Any] | None]) -> bool:
 
 
 def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict[str, Any] | None = None,
-                 progress: Progress | None = None, versions_baseline: dict[str, Any] | None = None) -> RecordDiff:
+                 progress: Progress | None = None, versions_baseline: dict[str, Any] | None = None, *,
+                 batch_size: int | None = None, concurrency: int | None = None) -> RecordDiff:
     """``baseline``: what drift is told against (vecmig.diff.baseline.last_baseline);
     ``versions_baseline``: the newest baseline with row versions (``last_versions``), which
-    lets the pushdown hash only the buckets written since (vecmig.diff.versions)."""
+    lets the pushdown hash only the buckets written since (vecmig.diff.versions).
+    ``batch_size`` and ``concurrency``: an action's values frozen in its plan (default: the spec's,
+    as planning reads them)."""
     step = progress or (lambda n: None)
+    batch = batch_size or spec.strategy.batch_size
+    workers = concurrency or spec.strategy.concurrency
     shards = shards or [None]
     src, tgt = _open(spec.source), _open(spec.target)
     try:
@@ -68,20 +73,19 @@ def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict
                 try:
                     same = baseline is not None and baseline.get("versions") == recorded["versions"]
                     return _versioned(spec, shards, pair[0].bucket_scheme(), found, baseline if same else None,
-                                      baseline, step)
+                                      baseline, step, workers)
                 except Exception:  # an optimisation: the full hash decides
                     pass
-            return _pushdown(spec, shards, pair, baseline, step)
-        return _scan(spec, src, tgt, shards, baseline, step, ulp)
+            return _pushdown(spec, shards, pair, baseline, step, workers)
+        return _scan(spec, src, tgt, shards, baseline, step, batch, ulp)
     finally:
         src.close()
         tgt.close()
 
 
 def _scan(spec: Spec, src: Provider, tgt: Provider, shards: list[dict[str, Any] | None],
-          baseline: dict[str, Any] | None, step: Progress, ulp: int = 0) -> RecordDiff:
+          baseline: dict[str, Any] | None, step: Progress, batch: int, ulp: int = 0) -> RecordDiff:
     by_ns = target_by_namespace(spec)
-    batch = spec.strategy.batch_size
     strict = strict_pair(spec)
     side = scan.read_source(spec, src, shards, batch, by_ns, step, strict, ulp)
     out = scan.compare_target(tgt, side, batch, by_ns, step, strict, ulp)
@@ -105,9 +109,9 @@ def _scan(spec: Spec, src: Provider, tgt: Provider, shards: list[dict[str, Any] 
 
 
 def _pushdown(spec: Spec, shards: list[dict[str, Any] | None], pair: tuple[BucketedDigest, BucketedDigest],
-              baseline: dict[str, Any] | None, step: Progress) -> RecordDiff:
+              baseline: dict[str, Any] | None, step: Progress, concurrency: int) -> RecordDiff:
     scheme = pair[0].bucket_scheme()
-    workers = max(1, min(spec.strategy.concurrency, len(shards), 4))
+    workers = max(1, min(concurrency, len(shards), 4))
     chunks = [list(range(i, len(shards), workers)) for i in range(workers)]
     results: dict[int, pushdown.ShardResult] = {}
 
@@ -158,16 +162,18 @@ def _pushdown(spec: Spec, shards: list[dict[str, Any] | None], pair: tuple[Bucke
         buckets=target_sums.encode(), bucket_scheme=scheme)
 
 
-def current_shards(spec: Spec, planned: list[dict[str, Any] | None]) -> list[dict[str, Any] | None]:
+def current_shards(spec: Spec, planned: list[dict[str, Any] | None],
+                   shard_size: int | None = None) -> list[dict[str, Any] | None]:
     """The shards to read the source by now: the planned ones, unless they are positions in a
-    source that may have changed since (files), which are cut again (the same cut when not)."""
+    source that may have changed since (files), which are cut again (the same cut when not),
+    by ``shard_size`` (an action's, frozen in its plan; default: the spec's)."""
     cls = provider_class(spec.source.provider)
     if not cls.positional_shards:
         return planned
     src = _open(spec.source)
     try:
         inventory = src.inventory()
-        return list(src.shards(inventory, spec.strategy.shard_size)) if inventory.exists else [None]
+        return list(src.shards(inventory, shard_size or spec.strategy.shard_size)) if inventory.exists else [None]
     finally:
         src.close()
 
@@ -183,10 +189,11 @@ def _shortcut_base(src: Provider, tgt: Provider, recorded: dict[str, Any] | None
 
 
 def _versioned(spec: Spec, shards: list[dict[str, Any] | None], scheme: str, base: versions.VersionBaseline,
-               exact: dict[str, Any] | None, baseline: dict[str, Any] | None, step: Progress) -> RecordDiff:
+               exact: dict[str, Any] | None, baseline: dict[str, Any] | None, step: Progress,
+               concurrency: int) -> RecordDiff:
     """The pushdown against recorded row versions; ``exact``: the drift baseline, when it is
     the one whose versions are used (drift is then told bucket by bucket from the versions)."""
-    workers = max(1, min(spec.strategy.concurrency, len(shards), 4))
+    workers = max(1, min(concurrency, len(shards), 4))
     sc = versions.run(lambda: (_open(spec.source), _open(spec.target)), shards, base, workers, step)
     deltas = []
     extras: list[RecordId] = []

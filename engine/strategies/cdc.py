@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from vecmig import estimate
+from vecmig.actions.params import CatchUpDiffParams, CatchUpParams
 from vecmig.errors import PlanError
 from vecmig.model import Action, Warning_
 from vecmig.refresh import Refreshed
@@ -66,9 +67,9 @@ def build(ctx: PlanContext) -> list[Action]:
                    "validation and cutover see a source that no longer moves" if s.freeze_writes else
                    "; completeness is not validated: without strategy.freeze_writes the source keeps changing")),
         depends_on=common.ids(last),
-        params={"feed": feed.name, "batch_size": ctx.copy_batch, "max_lag": s.max_lag,
-                "max_lag_seconds": s.max_lag_seconds, "freeze_writes": s.freeze_writes,
-                "before_images": ctx.foreign_target, "closed_by": "close_feed.source"},
+        params=CatchUpParams(feed=feed.name, batch_size=ctx.copy_batch, max_lag=s.max_lag,
+                             max_lag_seconds=s.max_lag_seconds, freeze_writes=s.freeze_writes,
+                             before_images=ctx.foreign_target, closed_by="close_feed.source").to_json(),
         reverse=("restore the before-images of overwritten records and delete the rest" if ctx.foreign_target
                  else "nothing to undo record by record: the collection is dropped"),
         # Unknown ahead: it lasts as long as the source keeps writing faster than max_lag allows.
@@ -107,8 +108,9 @@ def resync_after_open(ctx: PlanContext, pipeline: list[Action], opened: Action) 
                 + (f" and {ctx.diff.delete_count:,} to delete" if ctx.diff and ctx.diff.delete_count else "")
                 + "); changes after the feed opened come from the feed"),
         depends_on=(opened.id,),
-        params={"shards": list(ctx.shards), "batch_size": ctx.copy_batch, "max_lag": 0, "passes": 1,
-                "before_images": ctx.foreign_target},
+        params=CatchUpDiffParams(shards=list(ctx.shards), batch_size=ctx.copy_batch, max_lag=0, passes=1,
+                                 before_images=ctx.foreign_target, concurrency=ctx.spec.strategy.concurrency,
+                                 shard_size=ctx.spec.strategy.shard_size).to_json(),
         reverse=("restore the before-images of overwritten records and delete the rest" if ctx.foreign_target
                  else "nothing to undo record by record: the collection is dropped"),
         estimate=estimate.scan_estimate(ctx.total_records, ctx.total_records * ctx.bytes_per_record,
@@ -162,8 +164,9 @@ def by_diffs(ctx: PlanContext) -> list[Action]:
                 "to move" + ("; then completeness is validated" if s.max_lag == 0 else
                              "; completeness is not validated (max_lag above 0 lets records differ)")),
         depends_on=common.ids(copy[-1:]),
-        params={"shards": list(ctx.shards), "batch_size": ctx.copy_batch, "max_lag": s.max_lag,
-                "before_images": ctx.foreign_target},
+        params=CatchUpDiffParams(shards=list(ctx.shards), batch_size=ctx.copy_batch, max_lag=s.max_lag,
+                                 before_images=ctx.foreign_target, concurrency=s.concurrency,
+                                 shard_size=s.shard_size).to_json(),
         reverse=("restore the before-images of overwritten records and delete the rest" if ctx.foreign_target
                  else "nothing to undo record by record: the collection is dropped"),
         # At least one diff pass: both sides read once more.

@@ -6,6 +6,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from vecmig import estimate, pointer
+from vecmig.actions.params import CopyShardParams, DeleteExtraParams, ValidateCompletenessParams
 from vecmig.diff import ShardDelta
 from vecmig.errors import PlanError
 from vecmig.ids import unique_by_namespace
@@ -75,10 +76,11 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
                                  ctx.cost("target", "storage", n, months=ctx.transition_months))
         reverse = ("restore the before-images of overwritten records and delete the rest"
                    if ctx.foreign_target else "nothing to undo record by record: the collection is dropped")
-        params: dict[str, Any] = {"shard": shard, "index": i, "before_images": ctx.foreign_target,
-                                  "fresh_target": not ctx.target.exists, "batch_size": ctx.copy_batch}
-        if listed is not None:
-            params["ids"] = [rid if isinstance(rid, int | str) else str(rid) for rid in listed]
+        params = CopyShardParams(
+            shard=shard, index=i, before_images=ctx.foreign_target, fresh_target=not ctx.target.exists,
+            batch_size=ctx.copy_batch, concurrency=spec.strategy.concurrency,
+            ids=None if listed is None else [rid if isinstance(rid, int | str) else str(rid) for rid in listed],
+        ).to_json()
         records = None
         if delta is not None:
             records = {**delta.counts.to_json(), "delete": 0}
@@ -153,9 +155,10 @@ def delete_extra(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
                   if foreign else
                   f"the target holds {n:,} records, none of them there before this migration; "
                   "those not in the source are removed")
-    params: dict[str, Any] = {"before_images": ctx.foreign_target}
-    if diff is not None and diff.delete_ids is not None:
-        params["ids"] = [list(rid) if isinstance(rid, tuple) else rid for rid in diff.delete_ids]
+    listed = None if diff is None or diff.delete_ids is None else [
+        list(rid) if isinstance(rid, tuple) else rid for rid in diff.delete_ids]
+    params = DeleteExtraParams(before_images=ctx.foreign_target, batch_size=ctx.spec.strategy.batch_size,
+                               ids=listed).to_json()
     scan = (estimate.scan_estimate(n, n * ctx.bytes_per_record, ctx.write_model) if "ids" in params else
             estimate.scan_estimate(ctx.target.count or 0, (ctx.target.count or 0) * ctx.bytes_per_record,
                                    ctx.write_model, passes=2))
@@ -209,7 +212,9 @@ def validate_completeness(ctx: PlanContext, after: tuple[str, ...]) -> list[Acti
         kind="validate_completeness",
         reason="counts, id sets and per-shard checksums must match before anything switches",
         depends_on=after,
-        params={"shards": list(ctx.shards), "checksums": v.checksums},
+        params=ValidateCompletenessParams(
+            shards=list(ctx.shards), checksums=v.checksums, batch_size=ctx.spec.strategy.batch_size,
+            concurrency=ctx.spec.strategy.concurrency, shard_size=ctx.spec.strategy.shard_size).to_json(),
         reversible=True,
         reverse="nothing to undo (read-only)",
         estimate=est,
@@ -337,7 +342,11 @@ def pipeline(ctx: PlanContext, *, prune: bool) -> list[Action]:
             out.extend(made)
             after = ids(made)
     if not writes(out):
-        out = [a for a in out if a.kind != "validate_ids"]
+        # Nothing is written, so the id check goes, and with it what waited on it (the executor
+        # refuses a dependency on an action that is not in the plan).
+        checks = {a.id for a in out if a.kind == "validate_ids"}
+        out = [replace(a, depends_on=tuple(d for d in a.depends_on if d not in checks))
+               for a in out if a.kind != "validate_ids"]
     return out
 
 
