@@ -37,7 +37,8 @@ class ReplayParams:
     log_queries: int
     duration: float | None
     queries: int | None
-    concurrency: int
+    workers: int  # queries in flight to each side (replay.concurrency)
+    concurrency: int  # actions the plan lets run at once beside it (strategy.concurrency)
     rate: float | None
     k: int
     exact: bool
@@ -47,15 +48,16 @@ class ReplayParams:
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "sha256": self.sha256, "log_queries": self.log_queries, "duration": self.duration,
-                "queries": self.queries, "concurrency": self.concurrency, "rate": self.rate, "k": self.k,
-                "exact": self.exact, "metric": self.metric, "dimension": self.dimension, "gate": dict(self.gate)}
+                "queries": self.queries, "workers": self.workers, "concurrency": self.concurrency, "rate": self.rate,
+                "k": self.k, "exact": self.exact, "metric": self.metric, "dimension": self.dimension,
+                "gate": dict(self.gate)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ReplayParams:
         return cls(file=str(d["file"]), sha256=str(d["sha256"]), log_queries=int(d.get("log_queries", 0)),
                    duration=float(d["duration"]) if d.get("duration") is not None else None,
                    queries=int(d["queries"]) if d.get("queries") is not None else None,
-                   concurrency=int(d.get("concurrency", 4)),
+                   workers=int(d.get("workers", 4)), concurrency=int(d.get("concurrency", 4)),
                    rate=float(d["rate"]) if d.get("rate") is not None else None, k=int(d.get("k", 10)),
                    exact=bool(d.get("exact", False)), metric=str(d.get("metric") or "cosine"),
                    dimension=int(d["dimension"]) if d.get("dimension") is not None else None,
@@ -100,7 +102,7 @@ class ReplayQueries(ActionKind):
                 noted[0] = now
                 ctx.reporter.note(f"{action.id}: {r.line()}")
 
-        window = Window(duration=p.duration, queries=p.queries, concurrency=p.concurrency, rate=p.rate)
+        window = Window(duration=p.duration, queries=p.queries, concurrency=p.workers, rate=p.rate)
         out = replay(ctx.source, ctx.target, log, window, exact=exact, stop=ctx.stop, on_batch=progress)
         if out.stopped:
             raise Interrupted(f"interrupted: {action.id} stopped after the queries in flight "

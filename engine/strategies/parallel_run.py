@@ -36,9 +36,17 @@ def build(ctx: PlanContext) -> list[Action]:
     replay = replay_action(ctx)
     catch_up = next((a for a in actions if a.id == "catch_up.source"), None)
     if catch_up is not None:
-        # Beside the catch-up: after what it waits for (the copy), before what waits for it.
+        # Beside the catch-up: after what it waits for (the copy), before what waits for it (the
+        # plan's order puts the replay first, so an executor running one action at a time runs
+        # it first). The catch-up goes on until the replay is done: the target keeps up with the
+        # source for the whole window, and the cutover follows a catch-up that just ended.
         at = actions.index(catch_up)
         actions.insert(at, replace(replay, depends_on=catch_up.depends_on))
+        if catch_up.kind == "catch_up":
+            actions[at + 1] = replace(
+                catch_up, params={**catch_up.params, "until_done": [REPLAY_ID]},
+                reason=f"{catch_up.reason}; it goes on until the replay window ends, so the target keeps up with "
+                       "the source while both are compared")
         nxt = at + 2
     else:
         gated = [i for i, a in enumerate(actions) if a.kind in ("cutover", "close_feed")]
@@ -61,7 +69,8 @@ def replay_action(ctx: PlanContext) -> Action:
                    default_k=r.k, dimension=ctx.schema.dimension)
     gate = dict(spec.strategy.gate)
     params = ReplayParams(file=str(written), sha256=log.sha256, log_queries=len(log.queries),
-                          duration=r.duration, queries=r.queries, concurrency=r.concurrency, rate=r.rate, k=r.k,
+                          duration=r.duration, queries=r.queries, workers=r.concurrency,
+                          concurrency=spec.strategy.concurrency, rate=r.rate, k=r.k,
                           exact=r.exact, metric=ctx.source.metric or ctx.schema.metric,
                           dimension=ctx.schema.dimension, gate=gate)
     window = " or ".join(w for w in (shown(r.duration) if r.duration is not None else "",
@@ -96,7 +105,7 @@ def replay_estimate(ctx: PlanContext, p: ReplayParams) -> Estimate:
             bounds.append((n / p.rate, n / p.rate))
         else:
             fast, slow = ASSUMED_QPS_PER_WORKER[1], ASSUMED_QPS_PER_WORKER[0]
-            bounds.append((n / (fast * p.concurrency), n / (slow * p.concurrency)))
+            bounds.append((n / (fast * p.workers), n / (slow * p.workers)))
     low, high = min(b[0] for b in bounds), min(b[1] for b in bounds)
     est = estimate.fixed(round(low, 3), round(max(high, low), 3))
     if p.exact:

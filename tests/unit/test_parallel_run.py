@@ -83,7 +83,7 @@ def test_plan_freezes_the_replay_and_gates_the_cutover(logged: Harness) -> None:
     replay = plan.actions[-2]
     sha = __import__("hashlib").sha256((h.tmp / "queries.jsonl").read_bytes()).hexdigest()
     assert replay.params == {"file": "queries.jsonl", "sha256": sha, "log_queries": 12, "duration": None,
-                             "queries": 30, "concurrency": 2, "rate": 500.0, "k": 10, "exact": False,
+                             "queries": 30, "workers": 2, "concurrency": 1, "rate": 500.0, "k": 10, "exact": False,
                              "metric": "cosine", "dimension": DIM,
                              "gate": {"min_overlap": 0.9, "max_error_rate": 0.0}}
     assert replay.depends_on == (plan.actions[-3].id,)
@@ -144,13 +144,38 @@ def test_recall_against_exact_search(logged: Harness) -> None:
     assert agg["recall_source"] == 1.0 and agg["recall_target"] == pytest.approx(0.8)
 
 
-def test_duration_window_cycles_until_it_ends(logged: Harness) -> None:
+def test_duration_window_through_apply(logged: Harness) -> None:
     h = logged
-    spec = load(h, spec_text("{file: queries.jsonl, duration: 0.3s, concurrency: 1, rate: 100}"))
+    spec = load(h, spec_text("{file: queries.jsonl, duration: 0.2s, concurrency: 1, rate: 100}"))
     h.apply(spec)
     result = replay_row(h, spec)["result"]
-    # Paced at 100/s for 0.3 s: a window of about 30 queries, cycling the 12-query log.
-    assert 12 < result["queries"] <= 40
+    assert result["queries"] >= 1 and result["failures"] == []
+
+
+def test_window_paces_and_cycles_the_log(logged: Harness) -> None:
+    """The replay loop on a clock that only moves when it sleeps: paced at 100 queries/s, a 0.3 s
+    window sends batches of 4 while it lasts (36 queries: three passes over the 12-query log)."""
+    h = logged
+    from vecmig.quality.querylog import read_log
+    from vecmig.quality.replay import Window, replay
+
+    log = read_log(h.tmp / "queries.jsonl", shown="queries.jsonl", key="k", default_k=5, dimension=DIM).queries
+    spec = load(h, spec_text("{file: queries.jsonl, queries: 1}"))
+    from vecmig.actions.base import RunContext
+
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    state = h.state(spec, create=True)
+    assert state is not None
+    ctx = RunContext(spec=spec, state=state, round=1)
+    out = replay(ctx.source, ctx.source, log, Window(duration=0.3, concurrency=1, rate=100.0),
+                 clock=lambda: now[0], sleep=sleep)
+    names = [q.name for q in out.report.queries]
+    assert len(names) == 36 and names[12] == "q0#2" and names[24] == "q0#3" and len(set(names)) == 36
+    assert out.report.aggregate["overlap"] == 1.0 and not out.stopped
 
 
 def test_log_changed_since_the_plan_is_refused(logged: Harness) -> None:
