@@ -155,6 +155,17 @@ def check(triggers: dict[str, float], r: Round) -> tuple[Fired, ...]:
     return tuple(out)
 
 
+def searchable(spec: Spec) -> str | None:
+    """Why the two sides cannot be compared by their answers (a store without search), or None."""
+    from vecmig.providers import provider_class
+
+    for side, store in (("source", spec.source), ("target", spec.target)):
+        if provider_class(store.provider).capabilities.search == "none":
+            return (f"{side} provider {store.provider} cannot answer nearest-neighbour queries, so rollback_on "
+                    "has nothing to measure")
+    return None
+
+
 def queries_for(spec: Spec, q: QuerySourceSpec) -> tuple[list[Query], str | None]:
     """The watched queries: ``sample`` records of the old side (deterministic by ``seed``)
     and/or the file's; with the file's sha256 (None without a file)."""

@@ -155,6 +155,8 @@ def test_watch_passes_then_switches_back_when_the_index_degrades(pg_db: str, tmp
     path = spec(tmp_path, strategy="{type: blue-green, batch_size: 1000, concurrency: 2}",
                 extra="rollback_on: {min_overlap: 0.9, max_error_rate: 0, queries: {sample: 30}, interval: 30s}\n")
     env = env_for(pg_db)
+    bad = vecmig("watch", str(path), "--for", "soon", env=env)
+    assert bad.returncode == 1 and "--for 'soon' is not a duration — write e.g. 30s, 15m or 1h" in bad.stderr
     nothing = vecmig("watch", str(path), "--for", "2s", env=env)
     assert nothing.returncode == 1 and "nothing to watch: this migration was never applied" in nothing.stderr
     r = vecmig("apply", str(path), "--auto-approve", env=env)

@@ -20,7 +20,7 @@ from typing import Any
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import Interrupted, ValidationFailed, VecmigError
 from vecmig.model import Action
-from vecmig.quality.compare import Gate
+from vecmig.quality.compare import Gate, Report
 from vecmig.quality.exact import exact_answers
 from vecmig.quality.querylog import read_planned
 from vecmig.quality.replay import Running, Window, replay
@@ -62,6 +62,23 @@ class ReplayParams:
                    exact=bool(d.get("exact", False)), metric=str(d.get("metric") or "cosine"),
                    dimension=int(d["dimension"]) if d.get("dimension") is not None else None,
                    gate={str(k): float(v) for k, v in (d.get("gate") or {}).items()})
+
+
+# A gated measure the replay could not measure fails the gate rather than passing it unseen
+# (every query failed on one side: no overlap, no latency to compare).
+MEASURED_BY = {"min_overlap": "overlap", "min_recall": "recall_target", "max_recall_drop": "recall_target",
+               "max_latency_ratio": "latency_ratio"}
+
+
+def unmeasured(gate: dict[str, float], aggregate: dict[str, Any], report: Report) -> list[str]:
+    out = []
+    for key, measure in MEASURED_BY.items():
+        if key in gate and report.queries and aggregate.get(measure) is None:
+            first = next((q.error_target or q.error_source for q in report.queries
+                          if q.error_target or q.error_source), None)
+            out.append(f"{key} could not be measured: no query was answered by both sides"
+                       + (f" (first error: {first})" if first else ""))
+    return out
 
 
 class ReplayQueries(ActionKind):
@@ -110,7 +127,8 @@ class ReplayQueries(ActionKind):
                               hint="run `vecmig apply` again: the replay starts over")
         ctx.reporter.note(f"{action.id}: {out.running.line()}")
         report = out.report
-        failures = Gate.from_json(p.gate).check(report, self._settings(ctx))
+        failures = unmeasured(p.gate, report.aggregate, report) + Gate.from_json(p.gate).check(
+            report, self._settings(ctx))
         if not report.queries:
             failures.insert(0, "the replay window ended before any query was answered")
         labels = f"{ctx.spec.source.label} → {ctx.spec.target.label}"

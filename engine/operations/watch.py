@@ -44,6 +44,10 @@ def watch(request: WatchRequest, ui: Ui) -> WatchResult:
     if rollback_on is None:
         raise VecmigError("nothing to watch: the spec has no rollback_on, so nothing says when to switch back",
                           hint="add e.g. `rollback_on: {min_overlap: 0.9, max_p95_ratio: 2, max_error_rate: 0.01}`")
+    why = core.searchable(spec)
+    if why is not None:
+        raise VecmigError(f"nothing to watch: {why}", where=spec.where("/rollback_on"),
+                          hint="remove rollback_on for this pair of stores")
     state = open_state(spec)
     if state is None:
         raise VecmigError("nothing to watch: this migration was never applied (it has no state store)",

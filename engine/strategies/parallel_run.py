@@ -14,8 +14,9 @@ from dataclasses import replace
 
 from vecmig import estimate
 from vecmig.actions.replay import ReplayParams
-from vecmig.errors import SpecError
+from vecmig.errors import PlanError, SpecError
 from vecmig.model import Action, Estimate
+from vecmig.providers import stores_that
 from vecmig.quality.querylog import read_log
 from vecmig.spec_runs import shown
 from vecmig.strategies import big_bang, cdc, common
@@ -28,6 +29,7 @@ ASSUMED_QPS_PER_WORKER = (20.0, 1000.0)
 
 
 def build(ctx: PlanContext) -> list[Action]:
+    need_search(ctx)
     feed_usable = (ctx.feed is not None and ctx.source_provider is not None
                    and ctx.source_provider.change_feed(ctx.spec.name) is not None)
     actions = cdc.build(ctx) if feed_usable else big_bang.build(ctx)
@@ -57,6 +59,17 @@ def build(ctx: PlanContext) -> list[Action]:
         follower = actions[nxt]
         actions[nxt] = replace(follower, depends_on=tuple(dict.fromkeys((*follower.depends_on, REPLAY_ID))))
     return actions
+
+
+def need_search(ctx: PlanContext) -> None:
+    """Both sides must answer queries, or the replay would compare nothing."""
+    for side, cls, store in (("source", ctx.source_cls, ctx.spec.source), ("target", ctx.target_cls, ctx.spec.target)):
+        if cls.capabilities.search == "none":
+            raise PlanError(f"strategy parallel-run replays queries against both stores, but {side} provider "
+                            f"{store.provider} cannot answer nearest-neighbour queries",
+                            where=ctx.spec.where("/strategy/type"),
+                            hint=f"use big-bang or blue-green for this pair (stores with search: "
+                                 f"{stores_that(lambda c: c.capabilities.search != 'none')})")
 
 
 def replay_action(ctx: PlanContext) -> Action:

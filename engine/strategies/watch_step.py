@@ -10,10 +10,12 @@ from dataclasses import replace
 
 from vecmig import estimate
 from vecmig.actions.watch import WatchParams
+from vecmig.errors import PlanError
 from vecmig.model import Action
 from vecmig.quality.querylog import read_log
 from vecmig.spec_runs import shown
 from vecmig.strategies.context import PlanContext
+from vecmig.watch import searchable
 
 WATCH_ID = "watch.target"
 
@@ -24,6 +26,9 @@ def add(ctx: PlanContext, actions: list[Action]) -> list[Action]:
     at = next((i for i, a in enumerate(actions) if a.kind == "cutover"), None)
     if ro is None or ro.watch is None or at is None:
         return actions
+    why = searchable(spec)
+    if why is not None:
+        raise PlanError(why, where=spec.where("/rollback_on/watch"), hint="remove rollback_on.watch for this pair")
     cutover = actions[at]
     q = ro.queries
     sha = None

@@ -132,6 +132,9 @@ def test_poor_target_fails_the_gate_and_nothing_switches(logged: Harness) -> Non
     assert "**Gate: failed**" in md and "overlap@5 0.60 < 0.9" in md
     statuses = h.statuses(spec)
     assert statuses["cutover.alias"] == "pending"
+    # The failed round rolls back like any other: the replay's inverse has nothing to undo.
+    h.rollback(spec)
+    assert "docs_v2" not in memory.get(TARGET).collections
 
 
 def test_recall_against_exact_search(logged: Harness) -> None:
@@ -246,3 +249,32 @@ def test_bad_log_line_is_one_line_at_plan(logged: Harness) -> None:
     spec = load(h, spec_text("{file: queries.jsonl, queries: 3}"))
     with pytest.raises(SpecError, match=r"queries.jsonl:1: vector has 3 dimensions; the collection has 8"):
         h.plan(spec)
+
+
+def test_a_gated_measure_nobody_answered_fails_the_gate() -> None:
+    from vecmig.actions.replay import unmeasured
+    from vecmig.quality import Query, compare
+    from vecmig.quality.runner import Answer
+
+    qs = [Query("a", (1.0, 0.0), 3), Query("b", (0.0, 1.0), 3)]
+    ok = [Answer(hits=[], seconds=0.01), Answer(hits=[], seconds=0.01)]
+    broken = [Answer(error="collection 'x' does not exist"), Answer(error="collection 'x' does not exist")]
+    report = compare(qs, ok, broken)
+    failed = unmeasured({"min_overlap": 0.9, "max_latency_ratio": 2.0}, report.aggregate, report)
+    assert failed == [
+        "min_overlap could not be measured: no query was answered by both sides (first error: collection 'x' does "
+        "not exist)",
+        "max_latency_ratio could not be measured: no query was answered by both sides (first error: collection 'x' "
+        "does not exist)"]
+    assert unmeasured({"min_overlap": 0.9}, compare(qs, ok, ok).aggregate, compare(qs, ok, ok)) == []
+
+
+def test_a_store_without_search_is_refused_at_plan(logged: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace as dc_replace
+
+    from vecmig.errors import PlanError
+    from vecmig.providers.memory.provider import MemoryProvider
+
+    monkeypatch.setattr(MemoryProvider, "capabilities", dc_replace(MemoryProvider.capabilities, search="none"))
+    with pytest.raises(PlanError, match="source provider memory cannot answer nearest-neighbour queries"):
+        logged.plan(load(logged, spec_text("{file: queries.jsonl, queries: 3}")))
