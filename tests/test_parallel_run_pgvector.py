@@ -9,6 +9,8 @@ switching the view back to the old table, saying why in the audit log and exitin
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from tests.support.cli import vecmig
+from tests.support.cli import spawn, vecmig
 from tests.support.data import make_docs_table
 from tests.support.specs import env_for, write_spec
 from tests.support.writer import Writer
@@ -185,3 +187,34 @@ def test_watch_passes_then_switches_back_when_the_index_degrades(pg_db: str, tmp
     assert again.returncode == 1 and "no cutover of this migration is live" in again.stderr
     verify = vecmig("state", "verify", str(path), env=env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_ctrl_c_during_the_replay_stops_it_and_the_next_apply_replays_it_whole(pg_db: str, tmp_path: Path) -> None:
+    make_docs_table(pg_db, "docs", 500, DIM)
+    exact_source(pg_db)
+    write_log(tmp_path / "queries.jsonl", n=5)
+    path = spec(tmp_path, strategy="{type: parallel-run, batch_size: 500, concurrency: 2, replay: {file: "
+                                   "queries.jsonl, duration: 10m, concurrency: 2, rate: 50}, gate: {min_overlap: 0.9}}")
+    env = env_for(pg_db)
+    proc = spawn("apply", str(path), "--auto-approve", env=env)
+    db = tmp_path / "state.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists() and actions(db).get("replay.queries", {}).get("status") == "running":
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)  # some queries compared
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    # The replay and the catch-up beside it both stopped after what they had in flight.
+    assert "interrupted: every action in flight finished its batch" in err.replace("\n", " ")
+    rows = actions(db)
+    assert rows["replay.queries"]["status"] == "running" and rows["replay.queries"]["error"] == "interrupted"
+    assert view_table(pg_db, "docs_live") is None  # nothing switched
+    plan = vecmig("plan", str(path), env=env)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "resuming round 1" in plan.stdout and "replay.queries  10m" in plan.stdout
+    assert "replays it again from the start" in plan.stdout.replace("\n", " ")
+    back = vecmig("rollback", str(path), "--auto-approve", env=env)
+    assert back.returncode == 0, back.stdout + back.stderr

@@ -278,3 +278,16 @@ def test_a_store_without_search_is_refused_at_plan(logged: Harness, monkeypatch:
     monkeypatch.setattr(MemoryProvider, "capabilities", dc_replace(MemoryProvider.capabilities, search="none"))
     with pytest.raises(PlanError, match="source provider memory cannot answer nearest-neighbour queries"):
         logged.plan(load(logged, spec_text("{file: queries.jsonl, queries: 3}")))
+
+
+def test_plan_with_replay_and_watch_matches_the_plan_schema(logged: Harness) -> None:
+    import jsonschema
+
+    from vecmig.schemas import load as load_schema
+
+    ro = "rollback_on: {min_overlap: 0.9, queries: {file: queries.jsonl}, watch: 1m}\n"
+    plan = logged.plan(load(logged, spec_text("{file: queries.jsonl, queries: 3}", extra=ro)))
+    assert [a.kind for a in plan.actions][-3:] == ["replay_queries", "cutover", "watch"]
+    watch = plan.actions[-1].params
+    assert watch["file"] == "queries.jsonl" and len(watch["sha256"]) == 64 and watch["duration"] == 60.0
+    jsonschema.validate(json.loads(plan.to_json_text()), load_schema("plan.v1"))
