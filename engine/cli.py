@@ -324,6 +324,38 @@ def report(
         sys.stdout.write(r.markdown())
 
 
+def _duration(option: str, value: str) -> float:
+    from vecmig.spec_runs import seconds
+
+    try:
+        s = seconds(value)
+    except ValueError:
+        raise VecmigError(f"{option} {value!r} is not a duration", hint="write e.g. 30s, 15m or 1h") from None
+    if s <= 0 or s > 7 * 24 * 3600:
+        raise VecmigError(f"{option} {value!r} is out of range", hint="write a duration from 1ms to 7 days") from None
+    return s
+
+
+@app.command()
+def watch(ctx: typer.Context, spec_path: Spec_,
+          for_: Annotated[str, typer.Option("--for", help="How long to watch, e.g. 15m.")],
+          interval: Annotated[str | None, typer.Option(
+              "--interval", help="Between rounds (default: rollback_on.interval).")] = None,
+          lock_timeout: Annotated[float, typer.Option("--lock-timeout", min=0, max=MAX_LOCK_TIMEOUT,
+                                                      help="Seconds to wait for the lock.")] = 0.0) -> None:
+    """After a cutover: compare the live target with the old side each round, and switch readers
+    back when a rollback_on trigger fires (exit 3)."""
+    from vecmig.operations.watch import WatchRequest
+    from vecmig.operations.watch import watch as run
+
+    ui = Terminal(_opts(ctx))
+    request = WatchRequest(spec_path, _duration("--for", for_),
+                           _duration("--interval", interval) if interval is not None else None, lock_timeout)
+    result = run(request, ui)
+    ui.console.print(f"\n[bold green]Watch passed:[/bold green] {len(result.rounds)} round(s), no trigger fired; "
+                     f"readers stay on the new collection (cutover {result.cutover}, round {result.round}).")
+
+
 @app.command("force-unlock")
 def force_unlock(ctx: typer.Context, spec_path: Spec_,
                  lock_id: Annotated[str, typer.Argument(help="The lock ID to remove.")]) -> None:

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from vecmig.spec_runs import ReplaySpec, RollbackOnSpec
 from vecmig.state.redact import Redactor
 
 _PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Metric = Literal["cosine", "euclidean", "dotproduct"]
-IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green", "cdc", "phased")
+IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green", "cdc", "phased", "parallel-run")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,10 @@ class StrategySpec:
     waves: tuple[WaveSpec, ...] = ()
     waves_by_namespace: bool = False
     rest: bool = True
+    # parallel-run: the query log replayed against both stores, and the thresholds that gate
+    # the cutover on it (vecmig.quality.Gate's keys, as written).
+    replay: ReplaySpec | None = None
+    gate: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,8 @@ class Spec:
     # ("/data/in.jsonl" -> "${env:DATA}/in.jsonl"): shown and persisted as written only.
     shown: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     cost: CostSpec = field(default_factory=CostSpec)
+    # After cutover: what switches readers back (`vecmig watch`; see vecmig.spec_runs).
+    rollback_on: RollbackOnSpec | None = None
 
     @property
     def redactor(self) -> Redactor:

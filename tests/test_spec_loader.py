@@ -56,7 +56,7 @@ BAD = [
         BASE + "strateg: {type: big-bang}\n",
         "unknown key 'strateg' at the top level (did you mean 'strategy'?)",
         "s.yaml:10:1: /strateg",
-        "mapping, name, policy, source, state, strategy",
+        "mapping, name, policy, rollback_on, source, state, strategy",
     ),
     case(
         "unknown-nested",

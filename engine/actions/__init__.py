@@ -15,16 +15,18 @@ from vecmig.actions.decommission import Decommission
 from vecmig.actions.delete_extra import DeleteExtra
 from vecmig.actions.finalize import Finalize
 from vecmig.actions.open_feed import OpenFeed
+from vecmig.actions.replay import ReplayQueries
 from vecmig.actions.undo import Undo
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.actions.validate_ids import ValidateIds
 from vecmig.actions.validate_queries import ValidateQueries
+from vecmig.actions.watch import Watch
 
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
               Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed, ApproveWave,
-              ValidateQueries)
+              ValidateQueries, ReplayQueries, Watch)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

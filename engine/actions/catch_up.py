@@ -47,6 +47,16 @@ DRAIN_WAIT_S = 30.0  # how long the last drain waits for the source to flush its
 READ_CHANGES = 20_000
 
 
+def _still_running(ctx: RunContext, ids: tuple[str, ...]) -> bool:
+    """Whether an action this catch-up keeps the target in sync for (a parallel-run's replay,
+    running beside it) has not finished yet: until it has, the catch-up goes on."""
+    for aid in ids:
+        row = ctx.state.action(ctx.round, aid)
+        if row is not None and row["status"] != "done":
+            return True
+    return False
+
+
 class _Frozen:
     """The freeze as the run context holds it: closing it ends the freeze and the session."""
 
@@ -177,7 +187,7 @@ class CatchUp(ActionKind):
             self._note(ctx, action, feed, stats, lag.records, lag.seconds, lag.retained_bytes, force=False)
             ok = (lag.seconds <= float(max_seconds)) if max_seconds is not None else (
                 lag.exact and lag.records <= max_records)
-            if ok:
+            if ok and not _still_running(ctx, p.until_done):
                 return lag.records, lag.seconds
             if batch.end is None:
                 time.sleep(IDLE_SLEEP_S)

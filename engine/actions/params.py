@@ -102,11 +102,17 @@ class CatchUpParams:
     freeze_writes: bool = False
     before_images: bool = False
     closed_by: str = ""
+    # Actions running beside it that it keeps the target in sync for (parallel-run's replay): it
+    # ends only once they are done, whatever the lag.
+    until_done: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"feed": self.feed, "batch_size": self.batch_size, "max_lag": self.max_lag,
-                "max_lag_seconds": self.max_lag_seconds, "freeze_writes": self.freeze_writes,
-                "before_images": self.before_images, "closed_by": self.closed_by}
+        d: dict[str, Any] = {"feed": self.feed, "batch_size": self.batch_size, "max_lag": self.max_lag,
+                             "max_lag_seconds": self.max_lag_seconds, "freeze_writes": self.freeze_writes,
+                             "before_images": self.before_images, "closed_by": self.closed_by}
+        if self.until_done:
+            d["until_done"] = list(self.until_done)
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CatchUpParams:
@@ -114,7 +120,7 @@ class CatchUpParams:
         return cls(feed=str(d.get("feed", "")), batch_size=int(d.get("batch_size", BATCH_SIZE)),
                    max_lag=int(d.get("max_lag", 0)), max_lag_seconds=None if seconds is None else float(seconds),
                    freeze_writes=bool(d.get("freeze_writes")), before_images=bool(d.get("before_images")),
-                   closed_by=str(d.get("closed_by", "")))
+                   closed_by=str(d.get("closed_by", "")), until_done=tuple(d.get("until_done") or ()))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from vecmig.spec import (
     ValidateSpec,
     WaveSpec,
 )
+from vecmig.specload.run_rules import assemble_gate, assemble_replay, assemble_rollback_on
 
 
 def _assemble(
@@ -53,6 +54,7 @@ def _assemble(
         secrets=secrets,
         shown=shown,
         cost=_cost(spec.get("cost", {})),
+        rollback_on=assemble_rollback_on(spec.get("rollback_on")),
     )
 
 
@@ -127,6 +129,8 @@ def _strategy(data: dict[str, Any]) -> StrategySpec:
         waves=tuple(_wave(w) for w in waves) if isinstance(waves, list) else (),
         waves_by_namespace=isinstance(waves, dict),
         rest=bool(data.get("rest", StrategySpec.rest)),
+        replay=assemble_replay(data.get("replay")),
+        gate=assemble_gate(data.get("gate")),
     )
 
 

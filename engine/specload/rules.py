@@ -16,6 +16,7 @@ from vecmig.spec import IMPLEMENTED_STRATEGIES, StrategySpec
 from vecmig.specload.context import _Context, _unescape
 from vecmig.specload.namespace_rules import _check_namespace_mapping
 from vecmig.specload.query_rules import _check_queries
+from vecmig.specload.run_rules import check_runs
 from vecmig.specload.store_rules import _check_honoured, _check_store, _rules
 from vecmig.specload.wave_rules import _check_waves
 
@@ -25,6 +26,7 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
         _check_store(ctx, spec[role], f"/{role}")
     _check_strategy(ctx, spec)
     _check_waves(ctx, spec)
+    check_runs(ctx, spec)
     _check_alias(ctx, spec)
     _check_not_same(ctx, spec, base_dir)
     _check_paths(ctx, spec, base_dir)
@@ -111,9 +113,9 @@ def _check_strategy(ctx: _Context, spec: dict[str, Any]) -> None:
             "(stores without aliases: `pointer: {file: ...}`)",
         )
     for key in ("max_lag", "freeze_writes"):
-        if key in strategy and kind != "cdc":
+        if key in strategy and kind not in ("cdc", "parallel-run"):
             raise ctx.error(
-                f"strategy.{key} applies only to cdc, not {kind}",
+                f"strategy.{key} applies only to cdc and parallel-run, not {kind}",
                 f"/strategy/{key}",
                 f"remove {key}, or use `type: cdc`",
             )

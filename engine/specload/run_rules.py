@@ -1,0 +1,84 @@
+"""The parallel-run replay, its gate and ``rollback_on``: rules beyond the schema, and assembly.
+
+A setting that would be accepted and then ignored is refused here: a gate on recall without
+``replay.exact`` (nothing would measure it), a replay or gate outside parallel-run, triggers
+without a cutover to switch back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vecmig.spec_runs import EXACT_KEYS, GATE_KEYS, QuerySourceSpec, ReplaySpec, RollbackOnSpec, seconds
+from vecmig.specload.context import _Context
+
+
+def check_runs(ctx: _Context, spec: dict[str, Any]) -> None:
+    strategy = spec.get("strategy", {})
+    kind = strategy.get("type", "big-bang")
+    for key in ("replay", "gate"):
+        if key in strategy and kind != "parallel-run":
+            raise ctx.error(f"strategy.{key} applies only to parallel-run, not {kind}", f"/strategy/{key}",
+                            f"remove {key}, or use `type: parallel-run`")
+    if kind == "parallel-run":
+        replay = strategy.get("replay")
+        if replay is None:
+            raise ctx.error("strategy parallel-run needs strategy.replay, the query log replayed against both stores",
+                            "/strategy/type", "add `replay: {file: queries.jsonl, duration: 10m}` under strategy")
+        if "duration" not in replay and "queries" not in replay:
+            raise ctx.error("strategy.replay needs duration or queries: how long the window lasts",
+                            "/strategy/replay", "add `duration: 10m` or `queries: 5000` (or both: the first "
+                            "reached ends the window)")
+        gate = strategy.get("gate") or {}
+        for key in EXACT_KEYS:
+            if key in gate and not replay.get("exact"):
+                raise ctx.error(f"strategy.gate.{key} needs recall against exact search, which the replay does not "
+                                "measure", f"/strategy/gate/{key}",
+                                "add `exact: true` under strategy.replay (one scan of the source), or remove "
+                                f"{key}")
+    rollback_on = spec.get("rollback_on")
+    if rollback_on is None:
+        return
+    if not any(k in rollback_on for k in ("min_overlap", "max_p95_ratio", "max_error_rate")):
+        raise ctx.error("rollback_on names no trigger", "/rollback_on",
+                        "add at least one of min_overlap, max_p95_ratio, max_error_rate")
+    target = spec["target"]
+    if "alias" not in target and "pointer" not in target:
+        raise ctx.error("rollback_on switches readers back after a cutover, but the target has no alias or pointer "
+                        "to switch", "/rollback_on", "add target.alias (or target.pointer), or remove rollback_on")
+
+
+def assemble_replay(data: dict[str, Any] | None) -> ReplaySpec | None:
+    if data is None:
+        return None
+    return ReplaySpec(
+        file=str(data["file"]),
+        duration=seconds(data["duration"]) if "duration" in data else None,
+        queries=int(data["queries"]) if "queries" in data else None,
+        concurrency=int(data.get("concurrency", ReplaySpec.concurrency)),
+        rate=float(data["rate"]) if "rate" in data else None,
+        k=int(data.get("k", ReplaySpec.k)),
+        exact=bool(data.get("exact", False)),
+    )
+
+
+def assemble_gate(data: dict[str, Any] | None) -> tuple[tuple[str, float], ...]:
+    return tuple((k, float(data[k])) for k in GATE_KEYS if data and k in data)
+
+
+def assemble_rollback_on(data: dict[str, Any] | None) -> RollbackOnSpec | None:
+    if data is None:
+        return None
+    q = data.get("queries")
+    queries = RollbackOnSpec.queries if q is None else QuerySourceSpec(
+        sample=int(q["sample"]) if "sample" in q else None, seed=int(q.get("seed", 0)),
+        file=str(q["file"]) if "file" in q else None, k=int(q.get("k", QuerySourceSpec.k)))
+    return RollbackOnSpec(
+        min_overlap=float(data["min_overlap"]) if "min_overlap" in data else None,
+        max_p95_ratio=float(data["max_p95_ratio"]) if "max_p95_ratio" in data else None,
+        max_error_rate=float(data["max_error_rate"]) if "max_error_rate" in data else None,
+        queries=queries,
+        interval=seconds(data["interval"]) if "interval" in data else RollbackOnSpec.interval,
+        concurrency=int(data.get("concurrency", RollbackOnSpec.concurrency)),
+        watch=seconds(data["watch"]) if "watch" in data else None,
+    )
