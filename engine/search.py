@@ -45,7 +45,7 @@ def similarities(metric: str, vectors: np.ndarray, queries: np.ndarray) -> np.nd
         return np.nan_to_num(out, nan=0.0)  # a zero vector is similar to nothing
     if metric == "euclidean":
         d2 = (q * q).sum(1)[:, None] + (v * v).sum(1)[None, :] - 2.0 * (q @ v.T)
-        return -np.sqrt(np.maximum(d2, 0.0))
+        return np.asarray(-np.sqrt(np.maximum(d2, 0.0)))
     raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
 
 
