@@ -96,14 +96,20 @@ class ApiModel(Model):
     def identity(self) -> str:
         return f"api:{public_url(self.api.base_url)}|{self.config.model}"
 
+    def _learn(self, vectors: np.ndarray) -> None:
+        # The first answer tells the width and whether vectors come normalised: no extra request.
+        if self._dimension is None:
+            self._dimension = int(vectors.shape[1])
+        if self._normalised is None:
+            self._normalised = bool(np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3))
+
     def _probe(self) -> None:
-        # One short request tells the width and whether vectors come normalised.
-        v = self._request(["dimension probe"], None)[0]
-        self._dimension = int(v.shape[0])
-        self._normalised = bool(abs(float(np.linalg.norm(v)) - 1.0) < 1e-3)
+        self._request(["dimension probe"], None)
 
     @property
     def dimension(self) -> int:
+        """Asked before any text was embedded (and not set in api.dimension), this costs one
+        short request."""
         if self._dimension is None:
             self._probe()
         assert self._dimension is not None
@@ -134,18 +140,15 @@ class ApiModel(Model):
         assert self._tokens is not None  # max_tokens is None without one, so nothing is cut
         return self._tokens.truncate(text, max_tokens)
 
-    def _embed_batches(self, texts: Sequence[str], batches: list[list[int]], out: np.ndarray,
-                       ids: Sequence[str] | None) -> None:
-        def one(batch: list[int]) -> None:
-            out[batch] = self._request([texts[i] for i in batch], [ids[i] for i in batch] if ids else None)
+    def _embed_batches(self, texts: Sequence[str], batches: list[list[int]],
+                       ids: Sequence[str] | None) -> list[np.ndarray]:
+        def one(batch: list[int]) -> np.ndarray:
+            return self._request([texts[i] for i in batch], [ids[i] for i in batch] if ids else None)
 
         if self.api.concurrency == 1 or len(batches) == 1:
-            for batch in batches:
-                one(batch)
-            return
+            return [one(b) for b in batches]
         with ThreadPoolExecutor(max_workers=self.api.concurrency, thread_name_prefix="vecmig-embed") as pool:
-            for future in [pool.submit(one, b) for b in batches]:
-                future.result()
+            return list(pool.map(one, batches))
 
     def _request(self, texts: list[str], ids: list[str] | None) -> np.ndarray:
         reserved = sum(self.lengths(texts)) if self._tokens else sum(math.ceil(len(t) / 4) for t in texts)
@@ -163,7 +166,12 @@ class ApiModel(Model):
             if len(rows) != len(texts):
                 raise TerminalError(f"{public_url(self.api.base_url)} returned {len(rows)} embeddings "
                                     f"for {len(texts)} texts")
-            return np.asarray([r.embedding for r in rows], dtype=np.float32)
+            vectors = np.asarray([r.embedding for r in rows], dtype=np.float32)
+            if self._dimension is not None and vectors.shape[1] != self._dimension:
+                raise TerminalError(f"{public_url(self.api.base_url)} returned vectors of width {vectors.shape[1]}, "
+                                    f"expected {self._dimension}", hint="check api.dimension and the model name")
+            self._learn(vectors)
+            return vectors
 
         def counted_retry(_e: TransientError, delay: float) -> None:
             with self._count_lock:

@@ -8,6 +8,7 @@ import numpy as np
 
 from vecmig.embed.cache import EmbeddingCache, text_key
 from vecmig.embed.model import Model
+from vecmig.errors import TerminalError
 
 
 class Embedder:
@@ -22,10 +23,8 @@ class Embedder:
     def embed(self, ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         model = self.model
         prepared, lengths = model.prepare(texts, ids)
-        dim = model.dimension
-        out = np.empty((len(prepared), dim), dtype=np.float32)
         keys = [text_key(t) for t in prepared]
-        cached = self.cache.get_many(model.identity, keys, dim) if self.cache else {}
+        cached = self.cache.get_many(model.identity, keys) if self.cache else {}
         # First position of each distinct missing text: duplicates in a batch are paid for once.
         todo: dict[bytes, int] = {}
         for i, key in enumerate(keys):
@@ -39,6 +38,14 @@ class Embedder:
             fresh = dict(zip(todo, vectors, strict=True))
             if self.cache:
                 self.cache.put_many(model.identity, fresh.items())
+        found = cached | fresh
+        widths = {v.shape[0] for v in found.values()}
+        if len(widths) > 1:
+            raise TerminalError(f"the embedding cache {self.cache.path if self.cache else ''} holds vectors of "
+                                f"widths {sorted(widths)} for {model.identity}",
+                                hint="the model changed under the same name: delete the cache file")
+        width = widths.pop() if widths else model.dimension
+        out = np.empty((len(prepared), width), dtype=np.float32)
         for i, key in enumerate(keys):
-            out[i] = cached[key] if key in cached else fresh[key]
+            out[i] = found[key]
         return out

@@ -88,14 +88,19 @@ class LocalModel(Model):
         try:  # where 6.x keeps it; 3.x-5.x only have the old path (deprecated in 6)
             from sentence_transformers.sentence_transformer.modules import Normalize
         except ImportError:
-            from sentence_transformers.models import Normalize
+            from sentence_transformers.models import Normalize  # type: ignore[no-redef,import-not-found,unused-ignore]
         self.device = pick_device(config.device)
         self._st: Any = SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
         self._normalised = any(isinstance(m, Normalize) for m in self._st)
         self._tokens = TokenCounter(self._st.tokenizer.backend_tokenizer)
         self._identity = f"local:{config.model}@{weights_digest(self.model_dir)}"
-        dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
-        self._dimension = int(dim())
+        st = self._st  # 6.x renamed the method; 3.x-5.x have only the old name
+        dim = st.get_embedding_dimension() if hasattr(st, "get_embedding_dimension") else \
+            st.get_sentence_embedding_dimension()
+        if dim is None:
+            raise EmbedConfigError(f"model {config.model!r} does not say the width of its vectors",
+                                   hint="use a sentence-transformers model folder with a pooling layer")
+        self._dimension = int(dim)
 
     @property
     def identity(self) -> str:
@@ -120,10 +125,12 @@ class LocalModel(Model):
     def truncate(self, text: str, max_tokens: int) -> str:
         return self._tokens.truncate(text, max_tokens)
 
-    def _embed_batches(self, texts: Sequence[str], batches: list[list[int]], out: np.ndarray,
-                       ids: Sequence[str] | None) -> None:
+    def _embed_batches(self, texts: Sequence[str], batches: list[list[int]],
+                       ids: Sequence[str] | None) -> list[np.ndarray]:
+        results = []
         for batch in batches:
             vectors = self._st.encode([texts[i] for i in batch], batch_size=len(batch), convert_to_numpy=True,
                                       show_progress_bar=False)
             self._counted(len(batch))
-            out[batch] = np.asarray(vectors, dtype=np.float32)
+            results.append(np.asarray(vectors, dtype=np.float32))
+        return results

@@ -79,9 +79,9 @@ class Model(ABC):
         """The longest prefix of ``text`` at a token boundary that fits in ``max_tokens``."""
 
     @abstractmethod
-    def _embed_batches(self, texts: Sequence[str], batches: list[list[int]], out: np.ndarray,
-                       ids: Sequence[str] | None) -> None:
-        """Fill ``out[i]`` for every position of every batch."""
+    def _embed_batches(self, texts: Sequence[str], batches: list[list[int]],
+                       ids: Sequence[str] | None) -> list[np.ndarray]:
+        """One float32 array per batch, its rows in the batch's order."""
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """What batches are sorted by: token counts (a backend without a tokenizer overrides it)."""
@@ -122,10 +122,13 @@ class Model(ABC):
     def embed_prepared(self, texts: Sequence[str], lengths: Sequence[int],
                        ids: Sequence[str] | None = None) -> np.ndarray:
         """``embed`` for texts that :meth:`prepare` already checked (``lengths`` from it)."""
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        if texts:
-            batches = plan_batches(lengths, self.config.batch_size, self.config.sort_window)
-            self._embed_batches(texts, batches, out, ids)
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        batches = plan_batches(lengths, self.config.batch_size, self.config.sort_window)
+        results = self._embed_batches(texts, batches, ids)
+        out = np.empty((len(texts), results[0].shape[1]), dtype=np.float32)
+        for batch, vectors in zip(batches, results, strict=True):
+            out[batch] = vectors
         return out
 
     def _counted(self, n_texts: int) -> None:
