@@ -76,6 +76,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"direct": [], "vecmig": [], "vecmig+cold cache": [], "vecmig warm cache": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeat):
+            print(f"repeat {r + 1}/{args.repeat}", file=sys.stderr, flush=True)
             times["direct"].append(timed(direct))
             times["vecmig"].append(timed(layer))
             with EmbeddingCache(Path(tmp) / f"cache{r}.sqlite") as cache:
