@@ -77,8 +77,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeat):
             print(f"repeat {r + 1}/{args.repeat}", file=sys.stderr, flush=True)
-            times["direct"].append(timed(direct))
-            times["vecmig"].append(timed(layer))
+            # Alternate which goes first, so neither side always runs right after the other's garbage.
+            for name, fn in ([("direct", direct), ("vecmig", layer)] if r % 2 == 0
+                             else [("vecmig", layer), ("direct", direct)]):
+                times[name].append(timed(fn))
             with EmbeddingCache(Path(tmp) / f"cache{r}.sqlite") as cache:
                 times["vecmig+cold cache"].append(timed(lambda c=cache: Embedder(model, c).embed(ids, texts)))
                 times["vecmig warm cache"].append(timed(lambda c=cache: Embedder(model, c).embed(ids, texts)))
