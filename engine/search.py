@@ -45,7 +45,8 @@ def similarities(metric: str, vectors: np.ndarray, queries: np.ndarray) -> np.nd
         return np.nan_to_num(out, nan=0.0)  # a zero vector is similar to nothing
     if metric == "euclidean":
         d2 = (q * q).sum(1)[:, None] + (v * v).sum(1)[None, :] - 2.0 * (q @ v.T)
-        return -np.sqrt(np.maximum(d2, 0.0))
+        dist: np.ndarray = -np.sqrt(np.maximum(d2, 0.0))
+        return dist
     raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
 
 
