@@ -79,6 +79,8 @@ class ChromaProvider(Provider):
     # other work, load average ~12): writes ~240 records/s (HNSW inserts, as chromadb's own add),
     # the ordered scan ~4,600 records/s. Pessimistic on an idle machine; calibration from past
     # rounds (vecmig.calibrate) replaces it.
+    # Every collection has an HNSW index; vecmig creates it with chromadb's defaults.
+    own_index: ClassVar[dict[str, Any] | None] = {"type": "hnsw", "m": 16, "ef_construction": 100, "ef_search": 100}
     throughput: ClassVar[Throughput] = Throughput(
         read_records_per_s=4_600, write_records_per_s=240, read_mb_per_s=7, write_mb_per_s=0.4,
         max_parallel=2, spread=3.0, startup_s=0.5)

@@ -348,8 +348,10 @@ class LanceDBProvider(Provider):
 
         create = self.store.create
         out: list[LintFinding] = []
-        if create is not None and len(sample) < SAMPLE_RECORDS:  # the sample is the whole (first) shard
-            found = indexing.small_table_finding(create.index, len(sample))
+        if len(sample) < SAMPLE_RECORDS:  # the sample is the whole (first) shard
+            # Without create.index the source's index is carried over (vecmig.indexes): an index all the same.
+            asked = create.index if create is not None and create.index is not None else IndexSpec()
+            found = indexing.small_table_finding(asked, len(sample))
             if found is not None:
                 out.append(found)
         if self._open() is not None:

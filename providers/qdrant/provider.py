@@ -83,6 +83,8 @@ class QdrantProvider(Provider):
         exact_numbers=True,  # payload numbers keep their JSON type (1 and 1.0 differ)
     )
     throughput: ClassVar[Throughput] = speed.model(768)
+    # Every collection has an HNSW index with Qdrant's defaults (vecmig creates it without hnsw_config).
+    own_index: ClassVar[dict[str, Any] | None] = {"type": "hnsw", "m": 16, "ef_construction": 100}
 
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
