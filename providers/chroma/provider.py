@@ -44,7 +44,7 @@ from chromadb.errors import NotFoundError
 from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
-from vecmig.providers.chroma import codec
+from vecmig.providers.chroma import codec, indexinfo
 from vecmig.providers.chroma.errors import classify
 from vecmig.records import Batch, RecordId, metadata_types, sparse_of
 from vecmig.retry import with_retries
@@ -207,6 +207,7 @@ class ChromaProvider(Provider):
         return Inventory(
             provider=self.name, collection=name, exists=True, dimension=dimension, metric=self._metric(),
             count=count, count_exact=True, id_type=id_type, fields=fields,
+            index=indexinfo.index_of(getattr(coll, "configuration_json", None), coll.metadata),
             bytes_per_record=4 * (dimension or 0) + 64 if dimension else None,
             has_text=any(t is not None for t in texts), extra={"vector_ulps": self.vector_ulps()})
 

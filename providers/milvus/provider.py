@@ -38,12 +38,13 @@ from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Throughput
 from vecmig.providers.fidelity import refuse_sparse
+from vecmig.providers.milvus import indexsettings, lint
 from vecmig.providers.milvus import layout as lay
-from vecmig.providers.milvus import lint
 from vecmig.providers.milvus.ddl import MilvusDdl
 from vecmig.providers.milvus.kit import MAX_DIMENSION
 from vecmig.providers.milvus.session import ALL, DEFAULT_PARTITION, GRPC_OPTIONS, STRONG
 from vecmig.records import Batch, RecordId, metadata_types
+from vecmig.spec import IndexSpec
 
 __all__ = ["GRPC_OPTIONS", "MilvusProvider"]
 
@@ -68,6 +69,10 @@ class MilvusProvider(MilvusDdl):
     throughput: ClassVar[Throughput] = Throughput(read_records_per_s=3_000, write_records_per_s=4_000,
                                                   read_mb_per_s=2, write_mb_per_s=2.5, max_parallel=2,
                                                   spread=3.0, startup_s=0.5)
+
+    @classmethod
+    def reader_settings(cls, index: IndexSpec) -> str | None:
+        return indexsettings.reader_settings(index)
 
     # -- reading --------------------------------------------------------------------------
     def inventory(self) -> Inventory:

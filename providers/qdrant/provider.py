@@ -42,7 +42,7 @@ from vecmig.errors import TerminalError
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
 from vecmig.providers.fidelity import refuse_sparse
-from vecmig.providers.qdrant import ids, lint, records, speed
+from vecmig.providers.qdrant import ids, indexinfo, lint, records, speed
 from vecmig.providers.qdrant.errors import classify, is_oversize
 from vecmig.records import Batch, RecordId, metadata_types
 from vecmig.retry import with_retries
@@ -251,6 +251,7 @@ class QdrantProvider(Provider):
             provider=self.name, collection=name, exists=True, dimension=dimension, metric=metric,
             count=count, count_exact=True, id_type="text" if "text" in kinds else "int",
             fields=fields, bytes_per_record=int(4 * dimension + 16 + meta_bytes + text_bytes),
+            index=indexinfo.index_of(info, self._vector_name),
             has_text=any(t is not None for t in sample.texts or []), extra=extra)
 
     def collection_exists(self) -> bool:
