@@ -3,8 +3,10 @@ the nearest the target store builds, and the plan's findings when it gets none o
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from vecmig import indexes
 from vecmig.model import Inventory, Plan
 from vecmig.planner import make_plan
 from vecmig.providers import provider_class
-from vecmig.refresh import Refreshed
+from vecmig.refresh import Refreshed, refresh
 from vecmig.spec import IndexSpec, Spec
 from vecmig.spec_loader import load_spec_text
 
@@ -160,3 +162,18 @@ def test_spec_query_time_settings_are_checked_against_the_type() -> None:
     with pytest.raises(SpecError, match="probes is ignored"):
         spec(create="{index: {type: hnsw, probes: 4}}")
     assert spec(create="{index: {ef_search: 80}}").target.create.index == IndexSpec(ef_search=80)  # type: ignore[union-attr]
+
+
+def test_a_file_source_has_no_index_so_the_target_gets_none_and_the_plan_warns(tmp_path: Path) -> None:
+    rows = [{"id": i, "vector": [float(i), 1.0, 0.5, -1.0]} for i in range(1, 6)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sp = load_spec_text(textwrap.dedent("""\
+        version: 1
+        name: file-idx
+        source: {provider: jsonl, connection: {path: in.jsonl}}
+        target: {provider: lancedb, connection: {path: lance}, collection: docs, create: {metric: cosine}}
+        """), file="spec.yaml", base_dir=tmp_path)
+    p = make_plan(sp, None, refresh(sp))
+    assert "build_index" not in [a.kind for a in p.actions]
+    warning = next(w for w in p.warnings if w.code == indexes.NO_INDEX)
+    assert "the source has no vector index" in warning.message and "target.create.index" in warning.hint
