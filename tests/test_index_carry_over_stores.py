@@ -193,3 +193,29 @@ def np_rows(n: int) -> np.ndarray:
 def replace_role(spec: Spec) -> StoreSpec:
     """The spec's source as a store a provider may write to (the test fills it)."""
     return replace(spec.source, pointer="/target")
+
+
+def test_a_pinecone_source_has_a_managed_index_so_the_target_gets_its_store_default(tmp_path: Path) -> None:
+    from tests.pinecone_local import PineconeLocal, reset_sdk_host_state
+
+    key = "pc-local-key"
+    with PineconeLocal(api_key=key) as srv:
+        conn = {"api_key": "${env:PINECONE_API_KEY}", "host": srv.url}
+        store = load_spec_text(json.dumps({
+            "version": 1, "name": "pc", "source": {"provider": "pinecone", "connection": conn, "collection": "docs"},
+            "target": {"provider": "jsonl", "connection": {"path": "x.jsonl"}}}),
+            base_dir=tmp_path, env={"PINECONE_API_KEY": key}).source
+        with provider_class("pinecone")(replace(store, pointer="/target")) as pc:
+            pc.create_collection(CollectionSchema(dimension=DIM, metric="cosine", id_type="text"))
+            pc.upsert(Batch(ids=["a", "b"], vectors=np_rows(2), metadata=[{}, {}], texts=[None, None]))
+        spec = load_spec_text(json.dumps({
+            "version": 1, "name": "pc-idx",
+            "source": {"provider": "pinecone", "connection": conn, "collection": "docs"},
+            "target": {"provider": "lancedb", "connection": {"path": "lance"}, "collection": "docs_v2"}}),
+            base_dir=tmp_path, env={"PINECONE_API_KEY": key})
+        plan = make_plan(spec, None, refresh(spec))
+    reset_sdk_host_state()
+    assert plan.source.index == {"type": "managed"}
+    assert built(plan)["type"] == "hnsw" and (built(plan)["m"], built(plan)["ef_construction"]) == (16, 64)
+    default = next(w for w in plan.warnings if w.code == indexes.STORE_DEFAULT)
+    assert default.severity == "info" and "lancedb's default" in default.message
