@@ -6,7 +6,7 @@ store calls things (each provider translates in its own folder)::
     {"type": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 40}
     {"type": "ivfflat", "lists": 100, "probes": 1}
     {"type": "flat"}       # every record scored: as good as no index for carrying over
-    {"type": "managed"}    # the store tunes it itself (Pinecone): no parameters to carry
+    {"type": "managed"}    # the store tunes it itself (a managed service): no parameters to carry
     None                   # no vector index
 
 Other types keep the store's own name in lowercase (``ivf_pq``): they get the nearest type the
@@ -170,7 +170,7 @@ def _none(tgt: str, why: str, hint: str, own: dict[str, Any] | None) -> tuple[Wa
 
 
 def _own_store(spec: Spec, tgt: str, src: dict[str, Any] | None, own: dict[str, Any]) -> tuple[Warning_, ...]:
-    """A store that indexes every collection itself, with its own parameters (Qdrant, Chroma)."""
+    """A store that indexes every collection itself, with its own parameters (Provider.own_index)."""
     if src is None or src.get("type") in ("flat", "managed"):
         return ()
     if all(src.get(k) == own.get(k) for k in ("type", "m", "ef_construction", "lists")):
