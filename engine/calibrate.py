@@ -65,6 +65,7 @@ SIZE: dict[str, SizeOf] = {
     "copy_shard": lambda src, tgt, moved: moved,
     "validate_ids": lambda src, tgt, moved: src,
     "validate_completeness": lambda src, tgt, moved: src,
+    "validate_queries": lambda src, tgt, moved: src,
     "finalize": lambda src, tgt, moved: src,
     "build_index": lambda src, tgt, moved: src,
     "delete_extra": lambda src, tgt, moved: src + tgt,

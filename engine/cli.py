@@ -266,6 +266,9 @@ def apply(
 def _applied(c: Console, result: ApplyResult, target: Path) -> None:
     if not result.applied:
         return  # no changes: the plan said so
+    if result.paused:
+        c.print(f"\n[bold yellow]Paused:[/bold yellow] {result.paused}.")
+        return
     c.print(f"\n[bold green]Apply complete![/bold green] {len(result.plan.actions)} actions in {result.seconds:.1f}s; "
             f"copied {result.records:,} records at {result.rate:,.0f} records/s. "
             f"State: {result.state_location} (serial {result.serial}).")
@@ -276,19 +279,49 @@ def _applied(c: Console, result: ApplyResult, target: Path) -> None:
 def rollback(ctx: typer.Context, spec_path: Spec_,
              auto_approve: Annotated[bool, typer.Option("--auto-approve")] = False,
              lock_timeout: Annotated[float, typer.Option("--lock-timeout", min=0, max=MAX_LOCK_TIMEOUT,
-                                                         help="Seconds to wait for the lock.")] = 0.0) -> None:
+                                                         help="Seconds to wait for the lock.")] = 0.0,
+             wave: Annotated[str | None, typer.Option(
+                 "--wave", help="Strategy phased: undo only this wave ('last': the last one that ran).")] = None,
+             ) -> None:
     """Undo an applied or partly applied migration: recorded inverses in reverse order."""
     from vecmig.operations.rollback import RollbackRequest
     from vecmig.operations.rollback import rollback as run
 
     ui = Terminal(_opts(ctx))
-    result = run(RollbackRequest(spec_path, auto_approve, lock_timeout), ui)
+    result = run(RollbackRequest(spec_path, auto_approve, lock_timeout, wave), ui)
+    if result.wave is not None:
+        ui.console.print(f"\n[bold green]Rollback complete![/bold green] wave {result.wave}: {result.undone} "
+                         "actions undone; `vecmig apply` runs it again.")
+        return
     if result.outcome == "never_applied":
         ui.console.print("Nothing to roll back: this migration was never applied.")
     elif result.outcome == "nothing_left":
         ui.console.print("Nothing to roll back.")
     else:
         ui.console.print(f"\n[bold green]Rollback complete![/bold green] {result.undone} actions undone.")
+
+
+class ReportFormat(StrEnum):
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    spec_path: Spec_,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="markdown (for people) or json (as state keeps it).")]
+    = ReportFormat.markdown,
+    round_no: Annotated[int | None, typer.Option("--round", min=1, help="The report of this round.")] = None,
+) -> None:
+    """Show the latest query-parity (comparison) report of the migration."""
+    from vecmig.operations.report import ReportRequest, comparison_report
+
+    r = comparison_report(ReportRequest(spec_path, round_no), Terminal(_opts(ctx)))
+    if fmt is ReportFormat.json:
+        sys.stdout.write(json.dumps(r.to_json(), indent=2, sort_keys=True, default=str) + "\n")
+    else:
+        sys.stdout.write(r.markdown())
 
 
 @app.command("force-unlock")

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
+from vecmig.actions.validate_queries import summarise_report
 from vecmig.errors import Interrupted, Terminated, VecmigError
 from vecmig.model import Action, Plan
 from vecmig.refresh import refresh
@@ -28,7 +29,8 @@ from vecmig.state.store import StateStore
 
 def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
                reporter: Reporter | None = None) -> dict[str, Any]:
-    ctx = RunContext(spec=spec, state=state, round=plan.round, reporter=reporter or SilentReporter())
+    ctx = RunContext(spec=spec, state=state, round=plan.round, reporter=reporter or SilentReporter(),
+                     approval=approval)
     rounds = state.rounds()
     if not any(r["round"] == plan.round for r in rounds):
         for r in rounds:
@@ -63,6 +65,14 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
                 if ctx.stop.is_set():
                     raise Interrupted(f"{_by(received)}: the batch in flight was finished and checkpointed",
                                       hint="run `vecmig apply` again to resume")
+                if ctx.paused:
+                    break  # a wave gate (strategy phased): the round stays open for the next apply
+        if ctx.paused:
+            state.finish_run(run_id, "paused", ctx.paused, seconds=round(time.monotonic() - started, 3))
+            state.audit_event("wave_paused", {"round": plan.round, "message": ctx.paused})
+            return {"run": run_id, "round": plan.round, "seconds": time.monotonic() - started,
+                    "records": _copied(plan, state), "copy_seconds": copy_seconds, "timings": {},
+                    "paused": ctx.paused}
         seen = refresh(spec, shards=False)
         state.set_round_status(plan.round, "complete", source_fingerprint=seen.source.fingerprint,
                                target_fingerprint=seen.target.fingerprint)
@@ -91,6 +101,12 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
                      timings=timings)
     return {"run": run_id, "round": plan.round, "seconds": elapsed, "records": records,
             "copy_seconds": copy_seconds, "timings": timings}
+
+
+def _copied(plan: Plan, state: StateStore) -> int:
+    """Records the copies of this plan checkpointed so far (a paused run did not run them all)."""
+    ids = {a.id for a in plan.actions if a.kind == "copy_shard"}
+    return sum(c["records_done"] for a in ids if (c := state.cursor(plan.round, a)) is not None)
 
 
 def resume_holds(ctx: RunContext, plan: Plan) -> None:
@@ -201,6 +217,8 @@ def summary(result: dict[str, Any]) -> str:
     if "changes_per_s" in result:
         return (f" · {result['changes']:,} changes at {result['changes_per_s']:,.0f}/s · lag {result['lag_records']:,}"
                 f"{' · source frozen' if result.get('frozen') else ''}")
+    if isinstance(result.get("report"), dict) and "failures" in result:
+        return summarise_report(result)
     if "target_count" in result:
         return (f" · {result['source']['count']:,} records match · checksum {result['source']['sum'][:16]}"
                 f" · {len(result['shards'])} shard(s)")

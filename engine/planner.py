@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, calibrate, estimate, indexes, namespaces, pointer
+from vecmig import __version__, calibrate, estimate, indexes, namespaces, pointer, waves
 from vecmig.errors import PlanError, SpecError, TerminalError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
 from vecmig.providers import provider_class, stores_that
@@ -22,8 +22,9 @@ from vecmig.refresh import Refreshed
 from vecmig.spec import Spec
 from vecmig.state.reader import StateReader
 from vecmig.state.rows import RoundRow
-from vecmig.strategies import BUILDERS, cdc
+from vecmig.strategies import BUILDERS, cdc, phased
 from vecmig.strategies.context import PlanContext
+from vecmig.strategies.queries import query_file_changed
 from vecmig.tolerance import describe
 
 
@@ -49,6 +50,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
             if moved:
                 changed = (f"{moved}, and the round's shards are positions in it (byte ranges, row groups) "
                            "that no longer cut it")
+        if not changed:
+            changed = query_file_changed(spec, state, round_no)
         if changed:
             # What was copied no longer answers the spec or the source: plan afresh. The old
             # round stays on record (superseded when this plan is applied) so rollback undoes it too.
@@ -80,7 +83,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
                 for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_namespaces(spec, seen)
-                + lint_sample(spec, seen) + cdc.findings(spec, seen, state) + index_findings(spec, seen, state)]
+                + lint_sample(spec, seen) + cdc.findings(spec, seen, state) + phased.findings(spec, seen)
+                + index_findings(spec, seen, state)]
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),
@@ -370,7 +374,10 @@ def remaining_actions(state: StateReader, round_row: RoundRow, notes: list[str] 
 
 def recopy_reasons(found: dict[str, Any], actions: list[Action]) -> dict[str, str]:
     """action id -> why it runs again, from what a failed validation found."""
-    shards = {int(a.params.get("index", -1)): a for a in actions if a.kind == "copy_shard"}
+    # Strategy phased: every wave copies the same shards; only the failed wave's copies run again.
+    wave = found.get("wave")
+    shards = {int(a.params.get("index", -1)): a for a in actions
+              if a.kind == "copy_shard" and waves.wave_of(a.id) == wave}
     out: dict[str, str] = {}
     entries = [e for e in found.get("shards", []) if e.get("missing") or e.get("different")]
     if not found.get("shards"):

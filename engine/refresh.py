@@ -46,7 +46,9 @@ def wants_sample(spec: Spec) -> bool:
     """Reading records at plan time is only worth it when something will look at them."""
     source_cls = provider_class(spec.source.provider)
     target_cls = provider_class(spec.target.provider)
-    return target_cls.lint is not Provider.lint or source_cls.capabilities.sparse
+    # phased with ``rest: false``: how many records no wave takes is estimated from the sample.
+    left = spec.strategy.type == "phased" and not spec.strategy.rest
+    return target_cls.lint is not Provider.lint or source_cls.capabilities.sparse or left
 
 
 def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None = None,

@@ -21,6 +21,8 @@ SYMBOLS = {
     "cutover": ("~", "yellow"),
     "validate_ids": ("?", "cyan"),
     "validate_completeness": ("?", "cyan"),
+    "approve_wave": ("?", "cyan"),  # a gate: apply stops here unless --auto-approve
+    "validate_queries": ("?", "cyan"),
     "delete_extra": ("-", "red"),
     "decommission": ("-", "red"),
 }

@@ -42,11 +42,12 @@ def similarities(metric: str, vectors: np.ndarray, queries: np.ndarray) -> np.nd
         qn = np.linalg.norm(q, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = (q @ v.T) / np.outer(qn, vn)
-        return np.nan_to_num(out, nan=0.0)  # a zero vector is similar to nothing
+        cosine: np.ndarray = np.nan_to_num(out, nan=0.0)  # a zero vector is similar to nothing
+        return cosine
     if metric == "euclidean":
         d2 = (q * q).sum(1)[:, None] + (v * v).sum(1)[None, :] - 2.0 * (q @ v.T)
-        dist: np.ndarray = -np.sqrt(np.maximum(d2, 0.0))
-        return dist
+        dist: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
+        return -dist
     raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
 
 

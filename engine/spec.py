@@ -22,7 +22,7 @@ from vecmig.state.redact import Redactor
 _PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Metric = Literal["cosine", "euclidean", "dotproduct"]
-IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green", "cdc")
+IMPLEMENTED_STRATEGIES = ("big-bang", "blue-green", "cdc", "phased")
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,34 @@ class StrategySpec:
     max_lag: int = 100
     max_lag_seconds: float | None = None
     freeze_writes: bool = False
+    # phased: the waves in order (vecmig.waves), or one per source namespace (``by: namespace``);
+    # ``rest``: a last wave takes what no wave takes (False: it is left behind, and the plan says so).
+    waves: tuple[WaveSpec, ...] = ()
+    waves_by_namespace: bool = False
+    rest: bool = True
+
+
+@dataclass(frozen=True)
+class WaveSpec:
+    """One wave of strategy phased: exactly one of a source namespace, a half-open id range
+    ``[ids_from, ids_to)`` or a metadata filter (vecmig.filters); ``alias`` (or ``pointer``) is
+    switched to the target once the wave is validated."""
+
+    name: str
+    namespace: str | None = None
+    ids_from: int | str | None = None
+    ids_to: int | str | None = None
+    filter: dict[str, Any] | None = None
+    alias: str | None = None
+    pointer: PointerSpec | None = None  # what this wave's readers follow (e.g. one tenant's config)
+
+    def definition(self) -> dict[str, Any]:
+        """What selects the wave's records, as plans carry it."""
+        if self.namespace is not None:
+            return {"namespace": self.namespace}
+        if self.filter is not None:
+            return {"filter": self.filter}
+        return {"ids": {"from": self.ids_from, "to": self.ids_to}}
 
 
 @dataclass(frozen=True)
@@ -167,9 +195,39 @@ class MappingSpec:
 
 
 @dataclass(frozen=True)
+class QueriesSpec:
+    """``validate.queries``: query parity between source and target before cutover.
+
+    Queries are ``sample`` source records' vectors (picked by ``seed``) and/or the queries of
+    ``file`` (``file`` as written, ``path`` resolved against the spec's folder). ``filter`` is in
+    the source's field names; the target's side is renamed through the mapping. A threshold left
+    out of the spec keeps its default here, so a gate always gates (set a threshold to 0, or
+    ``max_recall_drop: 1``, to measure without gating it).
+    """
+
+    sample: int = 0
+    seed: int = 0
+    k: int = 10
+    file: str | None = None
+    path: Path | None = None
+    filter: dict[str, Any] | None = None
+    concurrency: int = 4
+    min_overlap: float | None = 0.9
+    # No absolute recall floor unless asked: the source's own index may not reach one (HNSW at
+    # ef_search 40 found 0.90 of the true top-10 on the benchmark's data), and a faithful copy
+    # must pass. What is gated by default is the target losing recall against the source.
+    min_recall: float | None = None
+    max_recall_drop: float | None = 0.05
+    max_latency_ratio: float | None = None
+    max_score_diff: float | None = None
+    max_error_rate: float | None = 0.0
+
+
+@dataclass(frozen=True)
 class ValidateSpec:
     completeness: bool = True
     checksums: bool = True
+    queries: QueriesSpec | None = None
 
 
 @dataclass(frozen=True)

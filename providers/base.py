@@ -334,6 +334,15 @@ class Provider(ABC):
             return f"ids [{lo}, {hi})"
         return "the whole collection"
 
+    @classmethod
+    def shard_id_range(cls, shard: dict[str, Any]) -> tuple[Any, Any] | None:
+        """The half-open id range ``[lo, hi)`` a shard of :meth:`shards` covers (None at either end:
+        open), or None when its shards are not id ranges. Strategy phased skips, for an id-range
+        wave, the integer-id shards that cannot hold its ids."""
+        if "lo" in shard or "hi" in shard:
+            return shard.get("lo"), shard.get("hi")
+        return None
+
     @abstractmethod
     def scan(self, shard: dict[str, Any] | None, cursor: Any, batch_size: int) -> Iterator[Batch]:
         """Yield batches in a stable order, starting right after ``cursor``."""

@@ -157,7 +157,9 @@ def _check_statuses(store: StateReader, payloads: list[tuple[int, str, dict[str,
         elif name.startswith("round_"):
             round_status[p.get("round")] = (seq, name[len("round_"):])
         elif name.startswith("action_") and "action" in p:
-            action_status[(p.get("round"), p.get("action"))] = (seq, name[len("action_"):])
+            status = name[len("action_"):]
+            # reset_action puts an action back to pending (a re-copy, a wave rolled back).
+            action_status[(p.get("round"), p.get("action"))] = (seq, "pending" if status == "reset" else status)
     for r in store.rounds():
         at, audited = round_status.get(r["round"], (None, None))
         if audited is not None and audited != r["status"]:

@@ -102,7 +102,7 @@ def test_pgvector_blue_green_example(pg_db: str, tmp_path: Path) -> None:
     body = json.loads(r.stdout)
     jsonschema.validate(body, load_schema("plan.v1"))
     assert [a["kind"] for a in body["actions"]] == ["create_collection", "copy_shard", "build_index",
-                                                    "validate_completeness", "cutover"]
+                                                    "validate_completeness", "validate_queries", "cutover"]
     assert body["source"]["metric"] == "cosine"
     r = vecmig("apply", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -106,6 +106,9 @@ def test_pgvector_hnsw_to_milvus_keeps_m_ef_construction_and_ef_search(pg_db: st
     assert index is not None
     assert {k: index.get(k) for k in ("type", "m", "ef_construction", "ef_search")} == {
         "type": "hnsw", "m": 16, "ef_construction": 64, "ef_search": 77}
+    with provider_class("milvus")(spec.target) as p:  # vecmig's own searches pass ef 77
+        assert p.search_settings()["ef_search"] == 77
+        assert len(p.query(np_rows(1)[0], 5)) == 5
 
 
 def test_pgvector_hnsw_to_lancedb_builds_ivf_hnsw_with_the_same_graph_parameters(pg_db: str,
@@ -125,6 +128,9 @@ def test_pgvector_hnsw_to_lancedb_builds_ivf_hnsw_with_the_same_graph_parameters
     assert index is not None
     assert {k: index.get(k) for k in ("type", "m", "ef_construction", "ef_search")} == {
         "type": "hnsw", "m": 12, "ef_construction": 48, "ef_search": 90}
+    with provider_class("lancedb")(spec.target) as p:  # vecmig's own searches pass ef 90
+        assert p.search_settings()["ef"] == 90
+        assert len(p.query(np_rows(1)[0], 5)) == 5
 
 
 def test_pgvector_ivfflat_to_lancedb_builds_ivf_flat_with_lists_and_probes(pg_db: str, tmp_path: Path) -> None:
@@ -140,6 +146,9 @@ def test_pgvector_ivfflat_to_lancedb_builds_ivf_flat_with_lists_and_probes(pg_db
     assert str(config.index_type) == "IvfFlat" and config.index_details["metric_type"] == "L2"
     assert table.index_stats(config.name).distance_type == "l2"
     assert target_index(spec) == {"name": config.name, "type": "ivfflat", "lists": 6, "probes": 3}
+    with provider_class("lancedb")(spec.target) as p:  # vecmig's own searches pass nprobes 3
+        assert p.search_settings()["nprobes"] == 3
+        assert len(p.query(np_rows(1)[0], 5)) == 5
 
 
 def plan_only(tmp_path: Path, source: dict[str, Any], dsn: str) -> Plan:

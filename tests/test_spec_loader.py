@@ -241,7 +241,7 @@ BAD = [
         BASE.replace("{path: out.jsonl}", "{pth: out.jsonl}"),
         "unknown key 'pth' in /target/connection (did you mean 'path'?)",
         "s.yaml:9:16: /target/connection/pth",
-        "allowed keys in /target/connection: path",
+        "allowed keys in /target/connection: metric, path",
     ),
     # --- environment
     case(
@@ -475,18 +475,18 @@ BAD = [
     ),
     # --- strategies
     case(
-        "strategy-phased",
+        "strategy-phased-without-waves",
         BASE + "strategy: {type: phased}\n",
-        "strategy 'phased' is not implemented yet",
+        "strategy phased needs waves: which records move in which order",
         "s.yaml:10:12: /strategy/type",
-        "use big-bang or blue-green or cdc",
+        "`waves: {by: namespace}`",
     ),
     case(
         "strategy-dual-write",
         BASE + "strategy:\n  batch_size: 10\n  type: dual-write\n",
         "strategy 'dual-write' is not implemented yet",
         "s.yaml:12:3: /strategy/type",
-        "use big-bang or blue-green or cdc",
+        "use big-bang or blue-green or cdc or phased",
     ),
     case(
         "blue-green-without-alias",

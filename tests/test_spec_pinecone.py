@@ -137,7 +137,7 @@ BAD = [
          'connection: {dsn: "${env:PG_DSN}"}'),
     case("jsonl-hint-lists-no-pinecone-options", PC_TO_JSONL.replace("{path: out.jsonl}", "{pth: out.jsonl}"),
          "unknown key 'pth' in /target/connection (did you mean 'path'?)", "s.yaml:9:16: /target/connection/pth",
-         "allowed keys in /target/connection: path"),
+         "allowed keys in /target/connection: metric, path"),
     case("pinecone-hint-lists-its-options", TARGET.replace("{api_key:", "{concurency: 2, api_key:"),
          "unknown key 'concurency' in /target/connection (did you mean 'concurrency'?)",
          "s.yaml:9:16: /target/connection/concurency",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vecmig.actions.approve_wave import ApproveWave
 from vecmig.actions.base import ActionKind, Reporter, RunContext, SilentReporter
 from vecmig.actions.build_index import BuildIndex
 from vecmig.actions.catch_up import CatchUp
@@ -17,11 +18,13 @@ from vecmig.actions.open_feed import OpenFeed
 from vecmig.actions.undo import Undo
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.actions.validate_ids import ValidateIds
+from vecmig.actions.validate_queries import ValidateQueries
 
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
-              Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed)
+              Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed, ApproveWave,
+              ValidateQueries)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

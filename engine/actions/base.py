@@ -56,6 +56,10 @@ class RunContext:
     # write freeze until the feed is closed). In-process only: a killed run's sessions end with
     # it (the server releases their locks), and a resumed run takes them again (``resume``).
     holds: dict[str, Closeable] = field(default_factory=dict)
+    # How the apply was approved ("auto-approve", "yes", "saved-plan"); strategy phased stops
+    # between waves unless it is "auto-approve". ``paused``: set by a wave gate, the line to show.
+    approval: str = ""
+    paused: str | None = None
 
     def hold(self, key: str, thing: Closeable) -> None:
         old = self.holds.pop(key, None)

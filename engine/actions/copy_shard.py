@@ -11,7 +11,7 @@ import random
 import time
 from typing import Any
 
-from vecmig import namespaces
+from vecmig import namespaces, waves
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import Interrupted, TerminalError, TransientError
@@ -76,7 +76,8 @@ class CopyShard(ActionKind):
         moved = 0
         if action.params.get("ids") is not None:
             return self._copy_ids(ctx, action, src, tgt, cursor)
-        if ctx.spec.mapping.is_identity and not keep_images:
+        # A wave writes only the records it takes: every record passes through select, so no store-to-store path.
+        if ctx.spec.mapping.is_identity and not keep_images and action.params.get("wave") is None:
             # Store-to-store transfer (e.g. raw binary COPY between two PostgreSQL tables):
             # each yield comes after the target committed the batch, so it is checkpointed
             # exactly like an acknowledged upsert.
@@ -104,7 +105,7 @@ class CopyShard(ActionKind):
             if len(batch) == 0:
                 t_wait = clock()
                 continue
-            parts = [m.batch for m in namespaces.map_batch(ctx.spec, batch)]
+            parts = [m.batch for m in namespaces.map_batch(ctx.spec, _wave_part(ctx, action, batch))]
             t1 = clock()
             _write(ctx, action, tgt, parts, keep_images)  # returns once every part is acknowledged
             t2 = clock()
@@ -138,6 +139,7 @@ class CopyShard(ActionKind):
             batch = src.fetch_in(shard, chunk)
             t1 = time.perf_counter()
             ctx.spent("read_wait", t1 - t0)
+            batch = _wave_part(ctx, action, batch)
             if len(batch):
                 parts = [m.batch for m in namespaces.map_batch(ctx.spec, batch)]
                 t1 = time.perf_counter()
@@ -161,14 +163,26 @@ def _write(ctx: RunContext, action: Action, tgt: Provider, parts: list[Batch], k
     """Upsert the mapped parts of one source batch (one per target namespace where the mapping
     routes records by a field): the batch's checkpoint follows only once all are acknowledged."""
     by_ns = namespaces.target_by_namespace(ctx.spec)
+    journal = bool(action.params.get("journal"))
     for part in parts:
+        if not len(part):
+            continue  # a wave that takes none of this batch
         if not type(tgt).capabilities.sparse:
             _refuse_sparse(part, tgt)
+        ns = part.extra.get("namespace") if by_ns else None
+        space = ns if isinstance(ns, str) else None
         if keep_images:
-            ns = part.extra.get("namespace") if by_ns else None
-            ctx.state.save_before_images(ctx.round, action.id,
-                                         images.capture(tgt, part.ids, ns if isinstance(ns, str) else None))
+            ctx.state.save_before_images(ctx.round, action.id, images.capture(tgt, part.ids, space))
+        elif journal:
+            # A wave into a collection vecmig created: nothing was there, so the ids alone are the
+            # images (no read); `rollback --wave` deletes exactly these.
+            ctx.state.save_before_images(ctx.round, action.id, images.absent(part.ids, space))
         tgt.upsert(part)  # returns once acknowledged
+
+
+def _wave_part(ctx: RunContext, action: Action, batch: Batch) -> Batch:
+    """The records of ``batch`` the action's wave takes (all of them outside strategy phased)."""
+    return waves.select(action.params.get("wave"), batch, ctx.spec.source.namespace)
 
 
 def _refuse_sparse(batch: Batch, tgt: Provider) -> None:

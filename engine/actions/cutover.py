@@ -59,7 +59,7 @@ class Cutover(ActionKind):
     # ---- pointer (stores without aliases) -----------------------------------------------
 
     def _run_pointer(self, ctx: RunContext, action: Action) -> dict[str, Any]:
-        spec = _pointer_spec(ctx)
+        spec = _pointer_spec(ctx, action)
         base_dir = ctx.spec.target.base_dir
         if spec.file:
             # Before anything is journaled: a file that is not a vecmig pointer file is never replaced.
@@ -86,10 +86,18 @@ class Cutover(ActionKind):
             return  # never journaled, so never switched
         before = json.loads(intents[0]["before_json"] or "null") or {}
         current = pointer.Live(index=action.params.get("to"), namespace=action.params.get("namespace"))
-        pointer.restore(_pointer_spec(ctx), ctx.spec.target.base_dir, before, current, secrets=_secrets(ctx))
+        pointer.restore(_pointer_spec(ctx, action), ctx.spec.target.base_dir, before, current, secrets=_secrets(ctx))
 
 
-def _pointer_spec(ctx: RunContext) -> PointerSpec:
+def _pointer_spec(ctx: RunContext, action: Action | None = None) -> PointerSpec:
+    wave = action.params.get("wave") if action is not None else None
+    if wave is not None:  # strategy phased: the wave's own pointer
+        spec = next((w.pointer for w in ctx.spec.strategy.waves if w.name == wave), None)
+        if spec is None:
+            raise PlanError(f"the plan repoints the pointer of wave {wave}, but the spec's wave has none",
+                            where=ctx.spec.where("/strategy/waves"),
+                            hint="restore the wave's pointer in the spec (rollback needs it too)")
+        return spec
     spec = ctx.spec.target.live_pointer
     if spec is None:
         raise PlanError("the plan repoints target.pointer, but the spec has no target.pointer",
@@ -115,6 +123,8 @@ def _live_target(ctx: RunContext, action: Action) -> pointer.Live:
     finally:
         tgt.close()
     namespace = inv.namespace if inv.namespace is not None else action.params.get("namespace")
+    if "wave" in action.params:  # a wave's readers read its own namespace, as the plan says
+        namespace = action.params.get("namespace")
     return pointer.Live(index=action.params["to"], host=inv.address,
                         namespace=namespace if isinstance(namespace, str) else None)
 

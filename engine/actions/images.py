@@ -47,6 +47,12 @@ def capture(target: Provider, ids: Sequence[RecordId],
             for r in ids]
 
 
+def absent(ids: Sequence[RecordId], namespace: str | None = None) -> list[tuple[str, bool, bytes | None]]:
+    """Images of ids known not to exist in the target (a collection vecmig created and no earlier
+    action wrote them): restoring them deletes exactly these records."""
+    return [(_image_key(r, namespace), False, None) for r in ids]
+
+
 def _image_key(record_id: RecordId, namespace: str | None) -> str:
     return id_key(record_id) if namespace is None else json.dumps([namespace, record_id])
 
@@ -109,7 +115,7 @@ def _plain_sparse(sparse: Any) -> dict[str, list[Any]]:
 def undo_writes(ctx: RunContext, action: Action) -> None:
     """The inverse of every kind that overwrites or deletes target records: put their
     before-images back (nothing to do when the collection itself is dropped, or none were kept)."""
-    if ctx.target_will_be_dropped or not action.params.get("before_images"):
+    if ctx.target_will_be_dropped or not (action.params.get("before_images") or action.params.get("journal")):
         return
     tgt = ctx.target()
     try:

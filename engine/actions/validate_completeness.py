@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import namespaces
+from vecmig import namespaces, waves
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.diff import current_shards, versions
 from vecmig.diff.baseline import last_versions
@@ -135,6 +135,10 @@ class ValidateCompleteness(ActionKind):
         scheme, skipped = _digest_scheme(ctx) if ulp <= 0 else (
             None, f"vectors are compared within {ulp} ulp (a store does not keep float32 bits exactly), "
                   "and server digests hash exact bytes")
+        wave = action.params.get("wave")
+        if wave is not None:
+            # Strategy phased: only this wave's records, one by one (server digests hash whole shards).
+            scheme, skipped = None, f"wave {wave['name']}: its records are compared one by one"
         # The failure this validation recorded last time (the shards it named were re-copied
         # since): a shard that fails again with the same source was not fixed by copying it.
         previous = _previous_failure(ctx, action)
@@ -179,7 +183,8 @@ class ValidateCompleteness(ActionKind):
             target_count = tgt.count()
             extra: list[RecordId] = []
             # Every target record not matched to a source id is an extra; count first, look only if needed.
-            if target_count != source_count - missing_total:
+            # A wave's check cannot tell (the target holds the other waves too): the round's prune does.
+            if wave is None and target_count != source_count - missing_total:
                 # Only now are the ids worth holding in memory (peak RSS stays flat otherwise).
                 # By the id's text: a target that keeps only strings (Pinecone) lists int 5 as "5".
                 # Keyed as the target holds records: the mapped id, and the namespace where the
@@ -224,7 +229,9 @@ class ValidateCompleteness(ActionKind):
         result = {"source": src_json, "target": tgt_json, "target_count": target_count,
                   "extra": len(extra), "shards": shards_out, "ok": not problems,
                   "method": methods.pop() if len(methods) == 1 else "mixed"}
-        if baseline is not None and not problems:
+        if wave is not None:
+            result["wave"] = wave["name"]  # a re-copy after a failure is of this wave's shards only
+        if baseline is not None and not problems and wave is None:
             result["baseline"] = baseline
         if by_versions is not None:
             result["versions"] = by_versions.accounting
@@ -503,7 +510,10 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
     for batch in prefetch(src.scan(shard, None, batch_size)):
         # Compared as the target must hold them: mapped (ids, metadata, namespace), and each part
         # answered from the namespace it was written to; extra travels along (sparse values).
-        for part in namespaces.map_batch(ctx.spec, batch):
+        for part in namespaces.map_batch(ctx.spec, waves.select(action.params.get("wave"), batch,
+                                                                ctx.spec.source.namespace)):
+            if not len(part.batch):
+                continue  # none of this batch is the wave's
             _compare_part(tgt, part.batch, strict, by_ns, s_sum, t_sum, buckets, missing, differ, why, ulp)
         ctx.reporter.advance(action, len(batch))
     return s_sum, t_sum, missing, differ, why

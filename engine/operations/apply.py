@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vecmig import planfile, policy
+from vecmig import planfile, policy, waves_resume
 from vecmig.diff.baseline import diff_wanted, last_baseline, last_versions
 from vecmig.executor import apply_plan
 from vecmig.model import Plan
@@ -42,6 +42,7 @@ class ApplyResult:
     copy_seconds: float = 0.0
     state_location: str = ""
     serial: int = 0  # of the state after the run
+    paused: str | None = None  # strategy phased stopped between waves: the line that says so
 
     @property
     def rate(self) -> float:
@@ -84,7 +85,10 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
                 versions=last_versions(state))
         else:
             seen = seen_first
-        if saved:
+        if saved and waves_resume.continues_paused(the_plan, state):
+            # The same saved plan, run again after a wave gate: what changed since is vecmig's own doing.
+            the_plan = waves_resume.remaining(the_plan, state, seen)
+        elif saved:
             planfile.check_fresh(the_plan, state, seen)
         else:
             the_plan = policy.apply(make_plan(spec, state, seen), policy.from_spec(spec))
@@ -112,7 +116,7 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
             run = apply_plan(spec, the_plan, state, approval=approval, reporter=reporter)
         return ApplyResult(the_plan, saved, applied=True, approval=approval, seconds=time.monotonic() - started,
                            records=run["records"], copy_seconds=run["copy_seconds"],
-                           state_location=state.location, serial=state.serial)
+                           state_location=state.location, serial=state.serial, paused=run.get("paused"))
     finally:
         lock.release()
 

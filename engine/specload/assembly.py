@@ -19,10 +19,12 @@ from vecmig.spec import (
     MappingSpec,
     NamespaceMapping,
     PointerSpec,
+    QueriesSpec,
     Spec,
     StoreSpec,
     StrategySpec,
     ValidateSpec,
+    WaveSpec,
 )
 
 
@@ -43,7 +45,7 @@ def _assemble(
         target=_store(spec["target"], "/target", base_dir),
         strategy=_strategy(spec.get("strategy", {})),
         mapping=_mapping(spec.get("mapping", {})),
-        validate=_validate(spec.get("validate", {})),
+        validate=_validate(spec.get("validate", {}), base_dir),
         state_path=state_path,
         state_url=state_url,
         public=public,
@@ -113,6 +115,7 @@ def _create(data: dict[str, Any]) -> CreateSpec:
 
 
 def _strategy(data: dict[str, Any]) -> StrategySpec:
+    waves = data.get("waves")
     lag = data.get("max_lag")  # the schema allows an integer (records) or "<n>s" (seconds)
     return StrategySpec(
         type=data.get("type", StrategySpec.type),
@@ -123,7 +126,17 @@ def _strategy(data: dict[str, Any]) -> StrategySpec:
         max_lag=int(lag) if isinstance(lag, int) else StrategySpec.max_lag,
         max_lag_seconds=float(lag[:-1]) if isinstance(lag, str) else None,
         freeze_writes=bool(data.get("freeze_writes", StrategySpec.freeze_writes)),
+        waves=tuple(_wave(w) for w in waves) if isinstance(waves, list) else (),
+        waves_by_namespace=isinstance(waves, dict),
+        rest=bool(data.get("rest", StrategySpec.rest)),
     )
+
+
+def _wave(data: dict[str, Any]) -> WaveSpec:
+    ids = data.get("ids") or {}
+    return WaveSpec(name=str(data["name"]), namespace=data.get("namespace"), ids_from=ids.get("from"),
+                    ids_to=ids.get("to"), filter=data.get("filter"), alias=data.get("alias"),
+                    pointer=_live_pointer(data["pointer"]) if "pointer" in data else None)
 
 
 def _mapping(data: dict[str, Any]) -> MappingSpec:
@@ -145,10 +158,39 @@ def _namespace_mapping(data: dict[str, Any]) -> NamespaceMapping:
     )
 
 
-def _validate(data: dict[str, Any]) -> ValidateSpec:
+def _validate(data: dict[str, Any], base_dir: Path) -> ValidateSpec:
+    queries = _queries(data["queries"], base_dir) if "queries" in data else None
     completeness = data.get("completeness", True)
     if completeness is False:
-        return ValidateSpec(completeness=False, checksums=False)
+        return ValidateSpec(completeness=False, checksums=False, queries=queries)
     if completeness is True:
-        return ValidateSpec()
-    return ValidateSpec(completeness=True, checksums=bool(completeness.get("checksums", True)))
+        return ValidateSpec(queries=queries)
+    return ValidateSpec(completeness=True, checksums=bool(completeness.get("checksums", True)), queries=queries)
+
+
+def _queries(data: dict[str, Any], base_dir: Path) -> QueriesSpec:
+    file = data.get("file")
+    path = None
+    if file is not None:
+        raw = Path(file).expanduser()
+        path = Path(os.path.normpath(raw if raw.is_absolute() else base_dir / raw))
+
+    def threshold(key: str) -> float | None:
+        value = data.get(key, getattr(QueriesSpec, key))
+        return None if value is None else float(value)
+
+    return QueriesSpec(
+        sample=int(data.get("sample", 0)),
+        seed=int(data.get("seed", 0)),
+        k=int(data.get("k", QueriesSpec.k)),
+        file=file,
+        path=path,
+        filter=dict(data["filter"]) if "filter" in data else None,
+        concurrency=int(data.get("concurrency", QueriesSpec.concurrency)),
+        min_overlap=threshold("min_overlap"),
+        min_recall=threshold("min_recall"),
+        max_recall_drop=threshold("max_recall_drop"),
+        max_latency_ratio=threshold("max_latency_ratio"),
+        max_score_diff=threshold("max_score_diff"),
+        max_error_rate=threshold("max_error_rate"),
+    )

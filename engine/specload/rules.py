@@ -15,13 +15,16 @@ from vecmig import safe_paths
 from vecmig.spec import IMPLEMENTED_STRATEGIES, StrategySpec
 from vecmig.specload.context import _Context, _unescape
 from vecmig.specload.namespace_rules import _check_namespace_mapping
+from vecmig.specload.query_rules import _check_queries
 from vecmig.specload.store_rules import _check_honoured, _check_store, _rules
+from vecmig.specload.wave_rules import _check_waves
 
 
 def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     for role in ("source", "target"):
         _check_store(ctx, spec[role], f"/{role}")
     _check_strategy(ctx, spec)
+    _check_waves(ctx, spec)
     _check_alias(ctx, spec)
     _check_not_same(ctx, spec, base_dir)
     _check_paths(ctx, spec, base_dir)
@@ -29,6 +32,7 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     _check_pointer(ctx, spec)
     _check_honoured(ctx, spec)
     _check_namespace_mapping(ctx, spec)
+    _check_queries(ctx, spec, base_dir)
 
 
 def _spec_path(value: str, base_dir: Path) -> Path:
@@ -49,6 +53,10 @@ def _check_paths(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     pointer = spec["target"].get("pointer") or {}
     if isinstance(pointer.get("file"), str):
         files.append(("/target/pointer/file", "pointer file", "file", False))
+    waves = (spec.get("strategy") or {}).get("waves")
+    for i, wave in enumerate(waves if isinstance(waves, list) else []):
+        if isinstance((wave.get("pointer") or {}).get("file"), str):
+            files.append((f"/strategy/waves/{i}/pointer/file", "pointer file", "file", False))
     state = spec.get("state") or {}
     if isinstance(state.get("path"), str) and "url" not in state:
         files.append(("/state/path", "state file", "file", False))
@@ -73,7 +81,7 @@ def _resolved_value(spec: dict[str, Any], at: str) -> str:
     """The resolved value at a JSON pointer of the resolved spec."""
     value: Any = spec
     for token in at.split("/")[1:]:
-        value = value[_unescape(token)]
+        value = value[int(token)] if isinstance(value, list) else value[_unescape(token)]
     return str(value)
 
 

@@ -250,7 +250,7 @@ def _range(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, A
     bound = "at least" if err.validator in ("minimum", "exclusiveMinimum") else "at most"
     low, high = _schema(err).get("minimum"), _schema(err).get("maximum")
     hint = (
-        f"use a whole number from {low} to {high}"
+        f"use a {'whole number' if _schema(err).get('type') == 'integer' else 'number'} from {low} to {high}"
         if low is not None and high is not None
         else (f"use a value {bound} {err.validator_value}")
     )

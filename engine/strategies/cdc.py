@@ -3,7 +3,8 @@
 open the feed (before anything is read, so no change between snapshot and stream is lost)
 → the shared copy pipeline → catch up until the lag is at most ``max_lag`` (with
 ``freeze_writes``: freeze the source's writers and drain exactly) → validate completeness
-→ cutover (alias or pointer) → close the feed (end the freeze, drop what the source retains).
+→ validate queries (``validate.queries``) → cutover (alias or pointer) → close the feed (end
+the freeze, drop what the source retains).
 
 Completeness is validated only with ``freeze_writes``: a source that keeps changing differs
 from any copy of it by whatever it changed last, so the check could only fail or be lax.
@@ -27,6 +28,7 @@ from vecmig.strategies.context import PlanContext
 UNOWNED = "VM116"
 UNFINISHED = "VM117"
 FEED_RESOURCE = "change_feed"
+VALIDATIONS = ("validate_completeness", "validate_queries")
 
 
 def build(ctx: PlanContext) -> list[Action]:
@@ -53,7 +55,7 @@ def build(ctx: PlanContext) -> list[Action]:
         pipeline = resync_after_open(ctx, pipeline, opened[0])
     after = common.ids(opened)
     copy = [replace(a, depends_on=after) if not a.depends_on else a for a in pipeline
-            if a.kind != "validate_completeness"]
+            if a.kind not in VALIDATIONS]
     checks = [a for a in pipeline if a.kind == "validate_completeness"] if s.freeze_writes else []
     lag = f"{s.max_lag_seconds:g}s" if s.max_lag_seconds is not None else f"{s.max_lag:,} change(s)"
     last = copy[-1:] or opened
@@ -77,6 +79,7 @@ def build(ctx: PlanContext) -> list[Action]:
     actions = opened + copy + [catch_up]
     checks = [replace(a, depends_on=(catch_up.id,)) for a in checks]
     actions += checks
+    actions += queries_after(pipeline, actions[-1])
     if common.needs_cutover(ctx):
         actions += common.cutover(ctx, common.ids(actions[-1:]))
     actions.append(Action(
@@ -91,6 +94,13 @@ def build(ctx: PlanContext) -> list[Action]:
         estimate=estimate.fixed(0.05, 2.0),
     ))
     return actions
+
+
+def queries_after(pipeline: list[Action], last: Action) -> list[Action]:
+    """Query parity runs once the target has caught up (and after completeness, where that is
+    validated), just before the cutover: without ``freeze_writes`` the source may still move by
+    up to ``max_lag`` records, which the gate's thresholds absorb."""
+    return [replace(a, depends_on=(last.id,)) for a in pipeline if a.kind == "validate_queries"]
 
 
 def resync_after_open(ctx: PlanContext, pipeline: list[Action], opened: Action) -> list[Action]:
@@ -152,7 +162,7 @@ def by_diffs(ctx: PlanContext) -> list[Action]:
     pipeline = common.pipeline(ctx, prune=True)
     if ctx.diffed and not common.writes(pipeline):
         return nothing_to_catch_up(ctx, pipeline)
-    copy = [a for a in pipeline if a.kind != "validate_completeness"]
+    copy = [a for a in pipeline if a.kind not in VALIDATIONS]
     n = ctx.total_records
     catch_up = Action(
         id="catch_up.source",
@@ -172,6 +182,7 @@ def by_diffs(ctx: PlanContext) -> list[Action]:
     actions = [*copy, catch_up]
     if s.max_lag == 0:
         actions += [replace(a, depends_on=(catch_up.id,)) for a in pipeline if a.kind == "validate_completeness"]
+    actions += queries_after(pipeline, actions[-1])
     if common.needs_cutover(ctx):
         actions += common.cutover(ctx, common.ids(actions[-1:]))
     return actions

@@ -1,4 +1,5 @@
-"""The copy pipeline every strategy shares: create → copy shards → seal → index → validate."""
+"""The copy pipeline every strategy shares: create → copy shards → seal → index → validate (completeness,
+then queries)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from vecmig.ids import unique_by_namespace
 from vecmig.model import Action
 from vecmig.providers import stores_that
 from vecmig.strategies.context import PlanContext
+from vecmig.strategies.queries import validate_queries
 
 
 def validate_ids(ctx: PlanContext) -> list[Action]:
@@ -343,6 +345,10 @@ def pipeline(ctx: PlanContext, *, prune: bool) -> list[Action]:
             after = ids(made)
     if not writes(out):
         out = [a for a in out if a.kind != "validate_ids"]
+    # Query parity gates what this round wrote and any switch still to come; a target already
+    # equal to the source and already live has nothing left to gate.
+    if ctx.spec.validate.queries is not None and (writes(out) or (needs_cutover(ctx) and cutover(ctx, ()))):
+        out.extend(validate_queries(ctx, ids(out[-1:])))
     return out
 
 

@@ -90,12 +90,15 @@ class PlanContext:
     def transition_months(self) -> float:
         return self.spec.cost.transition_days / DAYS_PER_MONTH
 
-    def cost(self, side: str, operation: str, records: int, months: float = 1.0) -> dict[str, float]:
-        """USD line items from one side's cost hook (none for stores that are not metered)."""
+    def cost(self, side: str, operation: str, records: int, months: float = 1.0,
+             nbytes: int | None = None) -> dict[str, float]:
+        """USD line items from one side's cost hook (none for stores that are not metered).
+        ``nbytes``: the bytes the operation touches when not ``records`` records' (a "query"
+        passes the number of queries and the size of the collection searched)."""
         provider = self.source_provider if side == "source" else self.target_provider
         if provider is None or records <= 0:
             return {}
         store = self.spec.source if side == "source" else self.spec.target
-        items = provider.cost(operation, records, records * self.bytes_per_record,
+        items = provider.cost(operation, records, records * self.bytes_per_record if nbytes is None else nbytes,
                               self.spec.cost.for_provider(store.provider))
         return {k: round(v * months, 4) for k, v in items.items() if v}

@@ -42,12 +42,14 @@ from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 
 from vecmig.errors import TerminalError
+from vecmig.filters import Filter
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
-from vecmig.providers.chroma import codec, indexinfo
+from vecmig.providers.chroma import codec, indexinfo, search
 from vecmig.providers.chroma.errors import classify
 from vecmig.records import Batch, RecordId, metadata_types, sparse_of
 from vecmig.retry import with_retries
+from vecmig.search import Hit
 from vecmig.spec import StoreSpec
 
 T = TypeVar("T")
@@ -74,6 +76,8 @@ class ChromaProvider(Provider):
         metadata="json",
         metadata_default="json",
         vector_ulps=2,  # the worst case (cosine); per collection: vector_ulps_for / vector_ulps
+        search="index",
+        search_filters=True,
     )
     # Measured by bench/chroma_throughput.py (20k x 384 against `chroma run` on 2 cores shared with
     # other work, load average ~12): writes ~240 records/s (HNSW inserts, as chromadb's own add),
@@ -300,6 +304,13 @@ class ChromaProvider(Provider):
     def count(self) -> int:
         coll = self._collection()
         return int(self._call("counting records", coll.count)) if coll is not None else 0
+
+    def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
+        space = SPACES.get(self._metric() or "euclidean", "l2")
+        return search.query(self._need(), self._call, vector, k, flt, space, self._id_type())
+
+    def search_settings(self) -> dict[str, Any]:
+        return search.settings(self._need())
 
     def estimate_schema(self) -> CollectionSchema | None:
         inv = self.inventory()

@@ -37,12 +37,15 @@ import numpy as np
 from vecmig import safe_paths
 from vecmig.durable import atomic_write, remove_tmp_leftovers
 from vecmig.errors import TerminalError
+from vecmig.filters import Filter
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema, LintFinding, Provider
 from vecmig.providers.fidelity import Refusal, check_id, lint_records, refuse, refuse_sparse
+from vecmig.providers.files import search
 from vecmig.providers.files.fields import check_record_id, resolve_fields
 from vecmig.providers.files.staging import Source, Staging, read_tombstone
 from vecmig.records import Batch, RecordId
+from vecmig.search import Hit
 from vecmig.spec import StoreSpec
 
 Keep = Callable[[int, int, RecordId], bool]
@@ -151,7 +154,7 @@ class FileProvider(Provider):
             collection=self.store.collection or self.raw_path,
             exists=True,
             dimension=dim,
-            metric=None,
+            metric=search.declared_metric(self.store),  # the file records none: what the spec declares
             count=count,
             count_exact=True,
             id_type=id_type,
@@ -162,6 +165,16 @@ class FileProvider(Provider):
 
     def collection_exists(self) -> bool:
         return self.path.exists() or self.staging.exists()
+
+    def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
+        """Exact: the file scanned in batches (``files/search.py``), by the declared metric."""
+        if not self.path.exists():
+            raise self._missing()
+        metric = search.file_metric(self.store, None, f"{self.name} file {self.path}")
+        return search.exact_query(lambda: self.scan(None, None, search.BATCH), metric, vector, k, flt)
+
+    def search_settings(self) -> dict[str, Any]:
+        return search.settings(search.declared_metric(self.store))
 
     def _missing(self) -> TerminalError:
         return TerminalError(

@@ -74,6 +74,7 @@ class CsvProvider(CsvWriting, FileProvider):
         create_collection=True, aliases=False, namespaces=False, sparse=False, server_side_count=False,
         ordered_scan=True, metadata="both", metadata_default="typed",
         exact_numbers=True,  # cells are JSON: 1 and 1.0 stay apart
+        search="exact", search_filters=True,  # every record scored (files/search.py)
     )
     throughput = model(384)
     part_suffix = ".csvpart"

@@ -130,6 +130,8 @@ class JsonlProvider(JsonHeaderedParts, FileProvider):
         metadata="json",
         metadata_default="json",
         exact_numbers=True,  # JSON keeps 1 and 1.0 apart, and vecmig writes what it read
+        search="exact",  # every record scored (files/search.py)
+        search_filters=True,
     )
     # Parsing and formatting hold the GIL, so threads do not add throughput (max_parallel 1).
     throughput = model(384)

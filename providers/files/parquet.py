@@ -453,6 +453,8 @@ class ParquetProvider(FileProvider):
         ordered_scan=True,
         metadata="both",
         metadata_default="json",
+        search="exact",  # every record scored (files/search.py)
+        search_filters=True,
     )
     throughput = model(384)
 

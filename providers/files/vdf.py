@@ -24,14 +24,16 @@ import pyarrow.parquet as pq
 
 from vecmig import safe_paths
 from vecmig.errors import TerminalError
+from vecmig.filters import Filter
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider
-from vecmig.providers.files import vdfmeta
+from vecmig.providers.files import search, vdfmeta
 from vecmig.providers.files.fields import combine_kinds
 from vecmig.providers.files.parquet import Layout, ParquetProvider, _concat, _schema_to_text, build_schema
 from vecmig.providers.files.parquet import model as parquet_model
 from vecmig.providers.files.staging import Staging
 from vecmig.records import Batch, RecordId
+from vecmig.search import Hit
 from vecmig.spec import Fields, StoreSpec
 
 DATA_FILE = "1.parquet"  # vdf-io's exporters number their files from 1
@@ -99,6 +101,7 @@ class VdfProvider(Provider):
     capabilities = Capabilities(
         create_collection=True, aliases=False, namespaces=False, sparse=False, server_side_count=False,
         ordered_scan=True, metadata="typed", metadata_default="typed",
+        search="exact", search_filters=True,  # every record scored (files/search.py)
     )
     throughput = parquet_model(384)
     needs_finalize = True
@@ -283,6 +286,18 @@ class VdfProvider(Provider):
 
     def count(self) -> int:
         return sum(s.count() for s in self._sources())
+
+    def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
+        """Exact: every file of the index scanned in batches (``files/search.py``), by the metric
+        VDF_META.json records (else ``connection.metric``)."""
+        if self._entry(self._meta()) is None:
+            raise TerminalError(f"VDF index '{self.index}' does not exist in {self.dir}",
+                                hint="check collection and connection.path")
+        metric = search.file_metric(self.store, self._metric(), f"VDF index '{self.index}'")
+        return search.exact_query(lambda: self.scan(None, None, search.BATCH), metric, vector, k, flt)
+
+    def search_settings(self) -> dict[str, Any]:
+        return search.settings(self._metric() or search.declared_metric(self.store))
 
     def id_positions(self) -> Iterator[tuple[RecordId, int]]:
         base = 0

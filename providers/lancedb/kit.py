@@ -16,7 +16,11 @@ KIT = ProviderKit(
         connection_schema={
             "path": {"$ref": "#/$defs/nonempty_string",
                      "description": "lancedb: the database directory (relative to the spec); a collection is a table"},
+            "metric": {"enum": ["cosine", "euclidean", "dotproduct"],
+                       "description": "lancedb: the metric readers search a table by when the table records none "
+                                      "(neither vecmig's schema mark nor a vector index): used by queries"},
         },
+        optional_keys=("metric",),
         needs_collection=True,
         collection_hint="the table name: add `collection: <table>`",
         # LanceDB's own rule for table names (it refuses others with a less helpful message).

@@ -42,6 +42,7 @@ import lancedb  # after LANCE_LOG, which the core reads when it loads
 from lancedb.query import ColumnOrdering
 
 from vecmig.errors import TerminalError
+from vecmig.filters import Filter
 from vecmig.model import Inventory
 from vecmig.providers.base import (
     Capabilities,
@@ -53,10 +54,11 @@ from vecmig.providers.base import (
 from vecmig.providers.fidelity import lint_records, refuse_sparse
 from vecmig.providers.files.fields import FileFields, resolve_fields
 from vecmig.providers.files.parquet import Layout, build_schema
-from vecmig.providers.lancedb import existing, indexing, indexsettings
+from vecmig.providers.lancedb import existing, indexing, indexsettings, search
 from vecmig.providers.lancedb.errors import classify, in_list, literal, quote_column
 from vecmig.providers.lancedb.speed import model
 from vecmig.records import Batch, RecordId
+from vecmig.search import Hit
 from vecmig.spec import IndexSpec, StoreSpec
 
 _METRIC = b"vecmig.metric"  # schema metadata of a table vecmig created: the metric it was made for
@@ -79,6 +81,8 @@ class LanceDBProvider(Provider):
         ordered_scan=True,
         metadata="both",  # typed columns, or one JSON column (fields.metadata: <name>)
         metadata_default="typed",
+        search="index",  # its own search: the vector index, else an exhaustive (exact) scan (search.py)
+        search_filters=True,
     )
     throughput = model(384)
 
@@ -417,6 +421,17 @@ class LanceDBProvider(Provider):
             return None
         return CollectionSchema(dimension=inv.dimension, metric=inv.metric or "cosine", id_type=inv.id_type or "int",
                                 metadata=dict(inv.fields), text=inv.has_text)
+
+    # ---- search -----------------------------------------------------------------------------
+
+    def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
+        """LanceDB's own search (``search.py``), filtered before the vector search (prefilter)."""
+        table = self._need()
+        return search.query(table, self._layout_of(table), self.store, self.where, vector, k, flt)
+
+    def search_settings(self) -> dict[str, Any]:
+        table = self._need()
+        return search.settings(table, self._layout_of(table), self.store, self.where)
 
     # ---- the vector index -------------------------------------------------------------------
 

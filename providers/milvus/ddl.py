@@ -64,6 +64,7 @@ class MilvusDdl(MilvusSession):
         self._record_index(None)
 
     def _replace_index(self, layout: lay.Layout, kind: str, params: dict[str, Any], metric: str) -> None:
+        self._searching = None  # the index searches read is about to change
         client = self._c()
         self._call("flushing", lambda: client.flush(self._name))
         self._call("releasing the collection", lambda: client.release_collection(self._name))

@@ -38,6 +38,7 @@ class MilvusSession(Provider):
         super().__init__(store)
         self._client: MilvusClient | None = None
         self._layout: lay.Layout | None = None
+        self._searching: tuple[lay.Layout, dict[str, Any] | None, str | None] | None = None  # search.py's cache
         conn = store.connection
         self._secrets = tuple(str(conn[k]) for k in ("uri", "token") if conn.get(k))
 

@@ -9,7 +9,8 @@ native over write):
 * ``read.py``: shards, ``scan``, ``fetch``, ``count``, id checks, rows decoded into batches;
 * ``write.py``: ``upsert`` (staged or direct binary COPY), ``delete``, fidelity, encoding;
 * ``ddl.py``: create/drop the collection, build/drop its index, aliases as views;
-* ``native.py``: ``native_copy``, the pgvector → pgvector pipe and the columnar path.
+* ``native.py``: ``native_copy``, the pgvector → pgvector pipe and the columnar path;
+* ``search.py``: ``query`` and ``search_settings``, filters as SQL (``filtersql.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vecmig.providers.base import Capabilities, Provider, Throughput, per_record
 from vecmig.providers.pgvector import indexsettings
 from vecmig.providers.pgvector.ddl import DdlMixin
 from vecmig.providers.pgvector.native import NativeCopyMixin
+from vecmig.providers.pgvector.search import SearchMixin
 from vecmig.spec import IndexSpec, StoreSpec
 
 # µs per record = fixed + per dimension, per worker, measured with bench/estimate_models.py on
@@ -54,7 +56,7 @@ def model(dimension: int) -> Throughput:
     )
 
 
-class PgvectorProvider(NativeCopyMixin, DdlMixin):
+class PgvectorProvider(SearchMixin, NativeCopyMixin, DdlMixin):
     name: ClassVar[str] = "pgvector"
 
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -66,6 +68,8 @@ class PgvectorProvider(NativeCopyMixin, DdlMixin):
         ordered_scan=True,
         metadata="both",
         max_dimension=16_000,  # pgvector's vector type (sparsevec is not used: 0.6 lacks it here)
+        search="index",  # ORDER BY <op> LIMIT k: the index readers use (search.py)
+        search_filters=True,
     )
 
     throughput: ClassVar[Throughput] = model(384)

@@ -7,7 +7,8 @@ spec can override them (``PriceTable.override``). Metering rules follow Pinecone
 * write units (WU): an upsert uses 1 WU per KB of the records it writes, at least 5 WU per
   request (deletes are metered the same way on the records deleted);
 * read units (RU): a fetch uses 1 RU per 10 records fetched (at least 1 per request), a
-  list call 1 RU per page; a query 1 RU per GB of namespace (at least 0.25);
+  list call 1 RU per page; a query 1 RU per GB of namespace (at least 0.25), whatever its
+  top_k (:func:`query_usage`);
 * storage: GB-months of record size, where a record is its id, its metadata (JSON), 4 bytes
   per dense dimension and 8 bytes per sparse non-zero.
 """
@@ -117,6 +118,22 @@ def fetch_usage(records: int, *, fetch_per_request: int = 100) -> Usage:
         return Usage()
     fetches = math.ceil(records / fetch_per_request)
     return Usage(read_units=max(fetches, math.ceil(records / FETCH_PER_RU)), detail={"fetch_requests": fetches})
+
+
+# A serverless query is metered by the size of the namespace it searches, whatever top_k and
+# include_* are: 1 RU per GB (10**9 bytes: 1M records of 7.14 KB = 7.14 GB = 7.14 RU in the
+# guide's table), at least 0.25 RU per query ("Understanding cost", Query, read 2026-12).
+QUERY_RU_PER_GB = 1.0
+MIN_RU_PER_QUERY = 0.25
+
+
+def query_usage(queries: int, namespace_bytes: int) -> Usage:
+    """RUs of ``queries`` queries against a namespace of ``namespace_bytes`` (stored size,
+    :func:`record_bytes` per record)."""
+    if queries <= 0:
+        return Usage()
+    per_query = max(MIN_RU_PER_QUERY, namespace_bytes / GB * QUERY_RU_PER_GB)
+    return Usage(read_units=queries * per_query, detail={"query_requests": queries})
 
 
 def table(overrides: dict[str, Any] | None = None) -> PriceTable:

@@ -60,6 +60,7 @@ from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Throughput
 from vecmig.providers.pinecone import lint, packing, pricing
 from vecmig.providers.pinecone.common import DEFAULT_CONCURRENCY
+from vecmig.providers.pinecone.search import PineconeSearch
 from vecmig.providers.pinecone.speed import (
     UPSERT_MB_PER_S_PER_NAMESPACE,
     UPSERT_REQUESTS_PER_S_PER_NAMESPACE,
@@ -68,12 +69,11 @@ from vecmig.providers.pinecone.speed import (
     model_throughput,
     wire_bytes_per_record,
 )
-from vecmig.providers.pinecone.write import PineconeWriter
 from vecmig.records import Batch
 from vecmig.spec import StoreSpec
 
 
-class PineconeProvider(PineconeWriter):
+class PineconeProvider(PineconeSearch):
     name: ClassVar[str] = "pinecone"
     capabilities: ClassVar[Capabilities] = Capabilities(
         create_collection=True,
@@ -90,6 +90,8 @@ class PineconeProvider(PineconeWriter):
         # more requests than the limits need, batches of 10,000 under 5%: a request holds at
         # most 1000 records / 2 MB, so only large calls let the packer fill them.
         preferred_batch_records=10_000,
+        search="index",
+        search_filters=True,
     )
     # Modelled for a typical record (1536 dims, 1 KB metadata) at the default concurrency;
     # model_throughput() gives the figures for another shape.
@@ -123,7 +125,8 @@ class PineconeProvider(PineconeWriter):
 
     def cost(self, operation: str, records: int, nbytes: int, prices: Mapping[str, Any]) -> dict[str, float]:
         """Write units, read units and storage in USD from ``pricing`` (list prices unless
-        the spec's ``cost: {pinecone: ...}`` overrides them)."""
+        the spec's ``cost: {pinecone: ...}`` overrides them). For "query", ``records`` is the
+        number of queries and ``nbytes`` the size of the namespace they search."""
         if records <= 0:
             return {}
         try:
@@ -131,7 +134,9 @@ class PineconeProvider(PineconeWriter):
         except ValueError as exc:
             raise TerminalError(str(exc), hint="fix cost.pinecone in the spec") from None
         per_record = max(1, nbytes // records)
-        if operation == "write":
+        if operation == "query":
+            usage = pricing.query_usage(records, nbytes)
+        elif operation == "write":
             usage = pricing.write_usage(records, per_record)
         elif operation == "scan":
             usage = pricing.read_usage(records)

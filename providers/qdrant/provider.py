@@ -39,13 +39,15 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from vecmig.errors import TerminalError
+from vecmig.filters import Filter
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
 from vecmig.providers.fidelity import refuse_sparse
-from vecmig.providers.qdrant import ids, indexinfo, lint, records, speed
+from vecmig.providers.qdrant import ids, indexinfo, lint, records, search, speed
 from vecmig.providers.qdrant.errors import classify, is_oversize
 from vecmig.records import Batch, RecordId, metadata_types
 from vecmig.retry import with_retries
+from vecmig.search import Hit
 from vecmig.spec import Fields, StoreSpec
 from vecmig.state.redact import secret_parts
 
@@ -81,6 +83,8 @@ class QdrantProvider(Provider):
         metadata_default="json",
         max_dimension=65_536,
         exact_numbers=True,  # payload numbers keep their JSON type (1 and 1.0 differ)
+        search="index",
+        search_filters=True,
     )
     throughput: ClassVar[Throughput] = speed.model(768)
     # Every collection has an HNSW index with Qdrant's defaults (vecmig creates it without hnsw_config).
@@ -253,6 +257,14 @@ class QdrantProvider(Provider):
             fields=fields, bytes_per_record=int(4 * dimension + 16 + meta_bytes + text_bytes),
             index=indexinfo.index_of(info, self._vector_name),
             has_text=any(t is not None for t in sample.texts or []), extra=extra)
+
+    def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
+        metric = self._ensure_shape()[1]
+        return search.query(self._call, self._collection, self._vector_name, vector, k, flt, metric, self._text_key)
+
+    def search_settings(self) -> dict[str, Any]:
+        info = self._info()
+        return search.settings(info, self._read_shape(info)[1]) if info is not None else {}
 
     def collection_exists(self) -> bool:
         return self._info() is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import threading
 import time
 import uuid
@@ -487,23 +488,29 @@ class Backend:
         with self.lock:
             ns = ix.namespace(ns_name)
             matches: list[dict[str, Any]] = []
+            searched = len(ns.records) if ns is not None else 0
             if ns is not None and ns.records:
                 if qid is not None:
                     anchor = ns.records.get(qid)
                     if anchor is None:
-                        return self._query_response(ix, [], raw_ns)
+                        return self._query_response(ix, [], raw_ns, searched)
                     if anchor.values is not None:
                         dense_q = anchor.values
                     if anchor.sparse_indices is not None and ix.dimension is None:
                         sparse_q = anchor.sparse_map()
                 matches = self._rank(ix, ns, dense_q, sparse_q, predicate, top_k, include_values, include_metadata)
-            return self._query_response(ix, matches, raw_ns)
+            return self._query_response(ix, matches, raw_ns, searched)
 
-    def _query_response(self, ix: IndexState, matches: list[dict[str, Any]], raw_ns: Any) -> Response:
+    def _query_response(self, ix: IndexState, matches: list[dict[str, Any]], raw_ns: Any,
+                        records: int) -> Response:
+        # Metered as the service meters a query: by the namespace's size (1 RU per GB, at
+        # least 0.25), not by what it returns; the API reports whole units. Sized by the dense
+        # values alone: metadata would need a JSON pass per query.
+        size_gb = records * 4 * (ix.dimension or 0) / 1e9
         body = {
             "matches": matches,
             "namespace": raw_ns if isinstance(raw_ns, str) else "",
-            "usage": {"readUnits": max(1, len(matches) // 10)},
+            "usage": {"readUnits": math.ceil(max(0.25, size_gb))},
         }
         return Response(200, body, self._lsn_header(ix, write=False))
 

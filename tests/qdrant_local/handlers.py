@@ -3,7 +3,7 @@
 Bodies follow ``qdrant_client.http.models`` (CreateCollection, PointsList / PointsBatch,
 ScrollRequest, PointRequest, PointIdsList, CountRequest, QueryRequest); defaults are
 Qdrant's (scroll: limit 10, payload on, vectors off; query: limit 10, neither). What this
-server does not implement (filters, order_by, sparse vector values) is refused with a 400 that says
+server does not implement (filters outside ``query``, order_by, sparse vector values) is refused with a 400 that says
 so, never ignored: a test must not pass on a request the server half understood.
 
 Vectors are written out as float32's shortest decimal, as Qdrant's serde_json does, so the
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.qdrant_local.filters import compile_filter
 from tests.qdrant_local.store import UNNAMED, ApiError, Collection, PointKey, Store, as_f32, point_id, point_key
 
 VERSION = "1.20.0"
@@ -231,7 +232,8 @@ def count(store: Store, args: list[str], params: dict[str, str], body: Any) -> A
 def query(store: Store, args: list[str], params: dict[str, str], body: Any) -> Any:
     coll = store.get(args[0])
     body = body if isinstance(body, dict) else {}
-    _unsupported(body, "filter", "prefetch", "lookup_from", "shard_key")
+    _unsupported(body, "prefetch", "lookup_from", "shard_key")
+    predicate = compile_filter(body.get("filter"))
     using = body.get("using") or UNNAMED
     if using == UNNAMED and coll.named:
         raise ApiError(400, "Wrong input: Not existing vector name error: ")
@@ -247,7 +249,7 @@ def query(store: Store, args: list[str], params: dict[str, str], body: Any) -> A
         vector = coll.points[key].vectors[using]
     else:
         raise ApiError(400, "Wrong input: `query` must be a vector, {nearest: vector} or a point id here")
-    hits = store.query(coll, vector, using, _limit(body, "limit", 10), _limit(body, "offset", 0))
+    hits = store.query(coll, vector, using, _limit(body, "limit", 10), _limit(body, "offset", 0), predicate)
     threshold = body.get("score_threshold")
     with_payload, with_vector = body.get("with_payload", False), body.get("with_vector", False)
     rendered = [render_point(coll, k, with_payload, with_vector, score) for k, score in hits

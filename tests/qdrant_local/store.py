@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,13 +265,15 @@ class Store:
         rest = start + limit
         return page, (point_id(order[rest]) if rest < len(order) else None)
 
-    def query(self, coll: Collection, vector: np.ndarray, using: str, limit: int, offset: int) \
-            -> list[tuple[PointKey, float]]:
-        """Exact nearest neighbours: brute force over every point (fine at test sizes)."""
+    def query(self, coll: Collection, vector: np.ndarray, using: str, limit: int, offset: int,
+              predicate: Callable[[PointKey, dict[str, Any]], bool] | None = None) -> list[tuple[PointKey, float]]:
+        """Exact nearest neighbours among the points ``predicate`` (the request's filter) keeps:
+        brute force over every point (fine at test sizes)."""
         params = coll.vectors.get(using)
         if params is None:
             raise ApiError(400, f"Wrong input: Not existing vector name error: {using}")
-        keys = [k for k in coll.order() if using in coll.points[k].vectors]
+        keys = [k for k in coll.order() if using in coll.points[k].vectors
+                and (predicate is None or predicate(k, coll.points[k].payload))]
         if not keys:
             return []
         matrix = np.stack([coll.points[k].vectors[using] for k in keys]).astype(np.float64)

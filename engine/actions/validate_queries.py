@@ -1,0 +1,150 @@
+"""validate_queries: the same queries on source and target, gated before anything switches.
+
+The queries are the plan's: a sample of source records' vectors (by seed) and/or the query
+file, which must be byte for byte the file the plan hashed. The exact top-k of every query is
+computed over the *source* in one scan: this runs after the copy and completeness, so the
+target holds the same records, and the source is the reference either way (a target that lost
+records must not lower the bar it is measured against). Both sides then answer every query
+at the plan's concurrency (one provider per worker thread), the target with filters in its own
+field names. :func:`vecmig.quality.compare` measures the answers; the gate's failures name the
+target's search settings (``ivfflat lists=1000 probes=1``) and what to change.
+
+A failed gate raises :class:`ValidationFailed` carrying the report: the executor keeps it in
+state and the audit log, and the cutover after this action does not run. Its message never
+says "completeness check failed", so the next apply resumes the round and runs the gate again
+(after the target was fixed) instead of re-copying records that are fine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from vecmig.actions.base import ActionKind, RunContext
+from vecmig.errors import Interrupted, StalePlanError, ValidationFailed
+from vecmig.model import Action
+from vecmig.quality import Gate, Query, compare, load_queries, run_queries, sample_queries
+from vecmig.quality.exact import exact_answers
+from vecmig.quality.params import QueryGateParams
+from vecmig.quality.runner import Answer, Call
+from vecmig.state.rows import ActionRow
+from vecmig.strategies.queries import target_filter
+
+TITLE = "Query parity (validate.queries)"
+PER_QUERY = 50  # queries kept per report in state: the worst by overlap and recall
+
+
+def query_file(ctx: RunContext, written: str) -> Path:
+    """The plan's query file (as written, ``${env:...}`` already resolved), relative to the spec."""
+    p = Path(written).expanduser()
+    return p if p.is_absolute() else ctx.spec.source.base_dir / p
+
+
+def summarise_report(result: dict[str, Any]) -> str:
+    """" · overlap 1.00 · target recall 0.98" from a comparison report result."""
+    a = (result.get("report") or {}).get("aggregate") or {}
+    return "".join(f" · {label} {a[key]:.2f}" for key, label in (
+        ("overlap", "overlap"), ("recall_target", "target recall")) if isinstance(a.get(key), float | int))
+
+
+class ValidateQueries(ActionKind):
+    kind = "validate_queries"
+    # Read-only: it may run beside other readers (declared for the scheduler that reads it).
+    effect = "read"
+    runs_beside_others = True
+
+    def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
+        p = QueryGateParams.from_json(action.params)
+        queries = self._file_queries(ctx, p)
+        seconds: dict[str, float] = {}
+        src = ctx.source()
+        try:
+            started = time.perf_counter()
+            if p.sample:
+                queries = sample_queries(src.scan(None, None, p.batch_size), p.sample, seed=p.seed, k=p.k,
+                                         flt=p.filter) + queries
+            seconds["sample"] = time.perf_counter() - started
+            ctx.reporter.start(action, 2 * len(queries), 0)
+            started = time.perf_counter()
+            exact = exact_answers(src.scan(None, None, p.batch_size), queries, p.metric)
+            seconds["exact"] = time.perf_counter() - started
+            source_settings = src.search_settings()
+        finally:
+            src.close()
+        ans_s, wall_s = self._ask(ctx, action, ctx.source, [Call(q.array(), q.k, q.filter) for q in queries],
+                                  p.concurrency)
+        ans_t, wall_t = self._ask(ctx, action, ctx.target,
+                                  [Call(q.array(), q.k, target_filter(q.filter, p.renames)) for q in queries],
+                                  p.concurrency)
+        if ctx.stop.is_set():
+            raise Interrupted("interrupted during validate.queries (read-only: it runs again from its start)",
+                              hint="run `vecmig apply` again to resume")
+        tgt = ctx.target()
+        try:
+            target_settings = tgt.search_settings()
+        finally:
+            tgt.close()
+        report = compare(queries, ans_s, ans_t, exact, wall_source=wall_s, wall_target=wall_t)
+        gate = Gate.from_json(p.gate)
+        failures = gate.check(report, target_settings)
+        result: dict[str, Any] = {
+            "title": TITLE,
+            "ok": not failures,
+            "report": report.to_json(per_query=PER_QUERY),
+            "failures": failures,
+            "gate": gate.to_json(),
+            "search_settings": {"source": source_settings, "target": target_settings},
+            "queries": {"sample": sum(1 for q in queries if q.source_id is not None),
+                        "file": sum(1 for q in queries if q.source_id is None), "k": p.k},
+            # Where the gate's time went: the sample's scan, the exact answers' scan and scoring,
+            # each side's queries (wall time at the plan's concurrency).
+            "seconds": {k: round(v, 3) for k, v in {**seconds, "source_queries": wall_s,
+                                                    "target_queries": wall_t}.items()},
+        }
+        sm, tm = source_settings.get("metric"), target_settings.get("metric")
+        if sm and tm and str(sm) != str(tm):
+            result["notes"] = [f"the target searches by {tm}, the source by {sm}"]
+        if failures:
+            raise ValidationFailed(
+                "query parity failed: " + "; ".join(failures + result.get("notes", [])), result=result,
+                hint="nothing was switched; fix the target's search settings and run `vecmig apply` again "
+                     "(`vecmig report SPEC` shows every measure)")
+        return result
+
+    def summarise(self, result: dict[str, Any]) -> str:
+        return summarise_report(result)
+
+    def _file_queries(self, ctx: RunContext, p: QueryGateParams) -> list[Query]:
+        if not p.file:
+            return []
+        path = query_file(ctx, p.file)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise StalePlanError(f"query file {p.file} planned for validate.queries cannot be read now: "
+                                 f"{e.strerror or e}", hint="restore it, or plan again") from None
+        now = hashlib.sha256(data).hexdigest()
+        if now != p.sha256:
+            raise StalePlanError(f"query file {p.file} changed since the plan (sha256 {str(p.sha256)[:12]}… "
+                                 f"planned, {now[:12]}… now)",
+                                 hint="run `vecmig plan`/`vecmig apply SPEC` again: the gate runs the queries it "
+                                      "was planned with or none")
+        return load_queries(path, shown=p.file, default_k=p.k, dimension=None, default_filter=p.filter)
+
+    def _ask(self, ctx: RunContext, action: Action, open_provider: Any, calls: list[Call],
+             concurrency: int) -> tuple[list[Answer], float]:
+        lock = threading.Lock()
+
+        def seen(_: int, __: Answer) -> None:
+            with lock:
+                ctx.reporter.advance(action, 1)
+
+        started = time.perf_counter()
+        answers = run_queries(open_provider, calls, concurrency=concurrency, stop=ctx.stop, on_answer=seen)
+        return answers, time.perf_counter() - started
+
+    def undo(self, ctx: RunContext, action: Action, row: ActionRow) -> None:
+        return None  # read-only
