@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, calibrate, estimate, namespaces, pointer, waves
+from vecmig import __version__, calibrate, estimate, indexes, namespaces, pointer, waves
 from vecmig.errors import PlanError, SpecError, TerminalError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
 from vecmig.providers import provider_class, stores_that
@@ -83,7 +83,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
                 for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_namespaces(spec, seen)
-                + lint_sample(spec, seen) + cdc.findings(spec, seen, state) + phased.findings(spec, seen)]
+                + lint_sample(spec, seen) + cdc.findings(spec, seen, state) + phased.findings(spec, seen)
+                + index_findings(spec, seen, state)]
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),
@@ -468,6 +469,13 @@ def what_changed(spec: Spec, last: RoundRow, seen: Refreshed) -> str:
     if last["source_fingerprint"] != seen.source.fingerprint:
         return "the source changed"
     return "the target changed"
+
+
+def index_findings(spec: Spec, seen: Refreshed, state: StateReader | None) -> list[Warning_]:
+    """What the target's index will be where it is not what one might expect (vecmig.indexes)."""
+    owned = target_created_by_vecmig(state) and seen.target.exists
+    target_cls = provider_class(spec.target.provider)
+    return list(indexes.resolve(spec, seen.source, seen.target, target_cls, owned).findings)
 
 
 def lint(spec: Spec, seen: Refreshed, state: StateReader | None = None) -> list[Warning_]:

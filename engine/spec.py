@@ -42,17 +42,27 @@ class Fields:
 
 @dataclass(frozen=True)
 class IndexSpec:
+    """A vector index in engine-neutral words: what the spec asks for, what a source's
+    ``Inventory.index`` reports (see :mod:`vecmig.indexes`), what ``build_index`` builds.
+
+    ``ef_search`` (hnsw) and ``probes`` (ivfflat) are query-time settings: None leaves the
+    store's default. Each store translates the names (Milvus ``M``/``efConstruction``/``nlist``,
+    Qdrant ``ef_construct``, ...) in its own folder."""
+
     type: Literal["hnsw", "ivfflat", "none"] = "hnsw"
     m: int = 16
     ef_construction: int = 64
     lists: int = 100
+    ef_search: int | None = None
+    probes: int | None = None
 
 
 @dataclass(frozen=True)
 class CreateSpec:
     dimension: int | None = None
     metric: Metric | None = None
-    index: IndexSpec = field(default_factory=IndexSpec)
+    # None: carry the source's index over (vecmig.indexes); ``type: none`` asks for none.
+    index: IndexSpec | None = None
     id_type: Literal["int", "text"] | None = None
     # Managed stores (Pinecone serverless): where the new index lives and how it is guarded.
     # None means the provider's default; stores without these notions never read them.

@@ -292,6 +292,9 @@ class Provider(ABC):
     # Shard bounds are positions in the store (byte offsets, row groups), not ranges of ids: once
     # the collection changes they no longer cut it, so work that reads it again cuts it again.
     positional_shards: ClassVar[bool] = False
+    # The index every collection of this store has without vecmig building one, in
+    # vecmig.indexes' neutral shape (Qdrant's and Chroma's HNSW, Pinecone's managed index).
+    own_index: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self, store: StoreSpec) -> None:
         self.store = store
@@ -462,6 +465,13 @@ class Provider(ABC):
 
     def drop_index(self, name: str) -> None:  # noqa: B027
         """Drop an index built by :meth:`build_index`."""
+
+    @classmethod
+    def reader_settings(cls, index: IndexSpec) -> str | None:
+        """What readers of a target with ``index`` must set themselves to search as vecmig
+        does (its query-time settings, where the store keeps them per session or per query),
+        in one line for the plan; None: nothing (the store keeps them with the index)."""
+        return None
 
     # -- search ---------------------------------------------------------------------------
     def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:

@@ -96,6 +96,8 @@ def test_inventory_reports_shape_metric_and_is_deterministic(pg_db: str) -> None
             "type": "hnsw",
             "opclass": "vector_cosine_ops",
             "params": {"m": 8, "ef_construction": 32},
+            # vecmig.indexes' neutral keys; ef_search as this session sees it (pgvector's default)
+            "m": 8, "ef_construction": 32, "ef_search": 40,
         }
         assert inv2.fingerprint != inv.fingerprint and p.inventory().fingerprint == inv2.fingerprint
 
@@ -452,7 +454,9 @@ def test_build_index_and_metric_detection(
         assert name == f"docs_embedding_{index.type}_idx"
         inv = p.inventory()
         assert inv.metric == metric
-        assert inv.index == {"name": name, "type": index.type, "opclass": opclass, "params": params}
+        query_time = {"ef_search": 40} if index.type == "hnsw" else {"probes": 1}  # pgvector's defaults
+        assert inv.index == {"name": name, "type": index.type, "opclass": opclass, "params": params,
+                             **params, **query_time}
         assert p.build_index(index, metric) == name, "building again is a no-op"
         with pytest.raises(TerminalError, match="different settings"):
             p.build_index(index, "cosine" if metric != "cosine" else "euclidean")

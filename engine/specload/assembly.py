@@ -94,16 +94,18 @@ def _fields(data: dict[str, Any]) -> Fields:
 
 
 def _create(data: dict[str, Any]) -> CreateSpec:
-    index = data.get("index", {})
+    index = data.get("index")
     # int(): JSON Schema counts 384.0 as an integer; the engine wants a real int.
     return CreateSpec(
         dimension=int(data["dimension"]) if "dimension" in data else None,
         metric=data.get("metric"),
-        index=IndexSpec(
+        index=None if index is None else IndexSpec(
             type=index.get("type", IndexSpec.type),
             m=int(index.get("m", IndexSpec.m)),
             ef_construction=int(index.get("ef_construction", IndexSpec.ef_construction)),
             lists=int(index.get("lists", IndexSpec.lists)),
+            ef_search=int(index["ef_search"]) if "ef_search" in index else None,
+            probes=int(index["probes"]) if "probes" in index else None,
         ),
         id_type=data.get("id_type"),
         cloud=data.get("cloud"),

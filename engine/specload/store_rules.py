@@ -159,7 +159,8 @@ def _check_provider_limits(ctx: _Context, store: dict[str, Any], pointer: str, p
 GENERIC_CREATE_KEYS = ("dimension", "metric", "id_type", "index")
 
 # Index options and the index types that read them.
-INDEX_OPTIONS = {"m": ("hnsw",), "ef_construction": ("hnsw",), "lists": ("ivfflat",)}
+INDEX_OPTIONS = {"m": ("hnsw",), "ef_construction": ("hnsw",), "ef_search": ("hnsw",), "lists": ("ivfflat",),
+                 "probes": ("ivfflat",)}
 
 
 def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:

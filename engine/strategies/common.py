@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any
 
-from vecmig import estimate, pointer
+from vecmig import estimate, indexes, pointer
 from vecmig.actions.params import CopyShardParams, DeleteExtraParams, ValidateCompletenessParams
 from vecmig.diff import ShardDelta
 from vecmig.errors import PlanError
@@ -182,21 +182,26 @@ def delete_extra(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
 
 
 def build_index(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
-    spec = ctx.spec
-    create = spec.target.create
-    if create is None or create.index.type == "none" or not ctx.target_cls.capabilities.indexes:
+    """The index vecmig.indexes decides on (the spec's, else the source's carried over), frozen
+    into the action: apply builds exactly this, never looking at the spec or the source again."""
+    index = indexes.resolve(ctx.spec, ctx.source, ctx.target, ctx.target_cls, ctx.target_owned).index
+    if index is None or not ctx.target_cls.capabilities.indexes:
         return []
-    if ctx.target.index and ctx.target.index.get("type") == create.index.type:
+    if ctx.target.index and ctx.target.index.get("type") == index.type:
         return []
+    create = ctx.spec.target.create
+    asked = create is not None and create.index is not None
+    chosen = "target.create.index" if asked else "carried over from the source"
     return [Action(
         id="build_index.target",
         kind="build_index",
-        reason=f"{create.index.type} index is built after the load (faster than maintaining it per insert)",
+        reason=f"{indexes.spec_words(index)} index ({chosen}) is built after the load "
+               "(faster than maintaining it per insert)",
         depends_on=after,
-        params={"index": asdict(create.index), "metric": ctx.schema.metric},
+        params={"index": asdict(index), "metric": ctx.schema.metric},
         reverse="drop the index",
         estimate=estimate.index_estimate(ctx.total_records + ctx.foreign_count, ctx.schema.dimension,
-                                         create.index.type),
+                                         index.type),
     )]
 
 

@@ -45,7 +45,7 @@ from vecmig.errors import TerminalError
 from vecmig.filters import Filter
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
-from vecmig.providers.chroma import codec, search
+from vecmig.providers.chroma import codec, indexinfo, search
 from vecmig.providers.chroma.errors import classify
 from vecmig.records import Batch, RecordId, metadata_types, sparse_of
 from vecmig.retry import with_retries
@@ -83,6 +83,8 @@ class ChromaProvider(Provider):
     # other work, load average ~12): writes ~240 records/s (HNSW inserts, as chromadb's own add),
     # the ordered scan ~4,600 records/s. Pessimistic on an idle machine; calibration from past
     # rounds (vecmig.calibrate) replaces it.
+    # Every collection has an HNSW index; vecmig creates it with chromadb's defaults.
+    own_index: ClassVar[dict[str, Any] | None] = {"type": "hnsw", "m": 16, "ef_construction": 100, "ef_search": 100}
     throughput: ClassVar[Throughput] = Throughput(
         read_records_per_s=4_600, write_records_per_s=240, read_mb_per_s=7, write_mb_per_s=0.4,
         max_parallel=2, spread=3.0, startup_s=0.5)
@@ -209,6 +211,7 @@ class ChromaProvider(Provider):
         return Inventory(
             provider=self.name, collection=name, exists=True, dimension=dimension, metric=self._metric(),
             count=count, count_exact=True, id_type=id_type, fields=fields,
+            index=indexinfo.index_of(getattr(coll, "configuration_json", None), coll.metadata),
             bytes_per_record=4 * (dimension or 0) + 64 if dimension else None,
             has_text=any(t is not None for t in texts), extra={"vector_ulps": self.vector_ulps()})
 

@@ -54,7 +54,7 @@ from vecmig.providers.base import (
 from vecmig.providers.fidelity import lint_records, refuse_sparse
 from vecmig.providers.files.fields import FileFields, resolve_fields
 from vecmig.providers.files.parquet import Layout, build_schema
-from vecmig.providers.lancedb import existing, indexing, search
+from vecmig.providers.lancedb import existing, indexing, indexsettings, search
 from vecmig.providers.lancedb.errors import classify, in_list, literal, quote_column
 from vecmig.providers.lancedb.speed import model
 from vecmig.records import Batch, RecordId
@@ -85,6 +85,10 @@ class LanceDBProvider(Provider):
         search_filters=True,
     )
     throughput = model(384)
+
+    @classmethod
+    def reader_settings(cls, index: IndexSpec) -> str | None:
+        return indexsettings.reader_settings(index)
 
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
@@ -171,7 +175,9 @@ class LanceDBProvider(Provider):
         index: dict[str, Any] | None = None
         vector_index = next((i for i in indices if layout.vector in list(i.columns)), None)
         if vector_index is not None:
-            index = {"name": vector_index.name, "type": indexing.spec_type(str(vector_index.index_type))}
+            itype = indexing.spec_type(str(vector_index.index_type))
+            index = {"name": vector_index.name, "type": itype,  # + vecmig.indexes' neutral keys
+                     **indexsettings.neutral(vector_index, itype, indexsettings.recorded(table, layout.vector))}
             kind = indexing.index_metric(table, vector_index.name)
             metric = metric or kind
         types = layout.field_types() if layout.meta_mode == "typed" else self._sampled_types(table, layout)
@@ -352,8 +358,10 @@ class LanceDBProvider(Provider):
 
         create = self.store.create
         out: list[LintFinding] = []
-        if create is not None and len(sample) < SAMPLE_RECORDS:  # the sample is the whole (first) shard
-            found = indexing.small_table_finding(create.index, len(sample))
+        if len(sample) < SAMPLE_RECORDS:  # the sample is the whole (first) shard
+            # Without create.index the source's index is carried over (vecmig.indexes): an index all the same.
+            asked = create.index if create is not None and create.index is not None else IndexSpec()
+            found = indexing.small_table_finding(asked, len(sample))
             if found is not None:
                 out.append(found)
         if self._open() is not None:
@@ -440,8 +448,11 @@ class LanceDBProvider(Provider):
             # needs pylance; optimize() compacts in LanceDB's own core. Its pruning is held off
             # (a century): a table's older versions are its owner's history, not vecmig's to drop.
             table.optimize(cleanup_older_than=_KEEP_VERSIONS)
-            table.create_index(layout.vector, config=indexing.config(index, metric, rows), replace=True,
-                               name=indexing.INDEX_NAME)
+            config = indexing.config(index, metric, rows)
+            table.create_index(layout.vector, config=config, replace=True, name=indexing.INDEX_NAME)
+            built = ({"lists": int(config.num_partitions)} if index.type == "ivfflat" else
+                     {"m": int(index.m), "ef_construction": int(index.ef_construction)})
+            indexsettings.record(table, layout.vector, indexsettings.to_record(index, built))
         except Exception as exc:
             raise classify(exc, doing=f"building its {index.type} index", table=self.table_name) from None
         return indexing.INDEX_NAME
@@ -451,6 +462,8 @@ class LanceDBProvider(Provider):
         if table is None or name not in {i.name for i in table.list_indices()}:
             return
         try:
+            # The record first: a kill between the two leaves no record describing a missing index.
+            indexsettings.record(table, self._layout_of(table).vector, None)
             table.drop_index(name)
         except Exception as exc:
             raise classify(exc, doing=f"dropping index {name}", table=self.table_name) from None

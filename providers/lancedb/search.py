@@ -1,8 +1,10 @@
 """LanceDB's own search: ``table.search(q).distance_type(...).where(filter, prefilter=True).limit(k)``.
 
 The query is what a reader writes, with LanceDB's defaults for the query-time knobs (nprobes,
-refine_factor, ef): its vector index when the table has one (IVF_HNSW_SQ / IVF_FLAT), else an
-exhaustive scan, which is exact. ``_distance`` becomes a :mod:`vecmig.search` similarity:
+refine_factor, ef) unless vecmig recorded ``ef``/``nprobes`` with an index it built
+(``indexsettings``, the source's settings carried over): its vector index when the table has
+one (IVF_HNSW_SQ / IVF_FLAT), else an exhaustive scan, which is exact. ``_distance`` becomes a
+:mod:`vecmig.search` similarity:
 LanceDB's ``l2`` is the *squared* distance (similarity ``-sqrt(d)``), ``cosine`` is ``1 - cos``
 and ``dot`` is ``1 - x·q`` (both: similarity ``1 - d``); measured on lancedb 0.40.
 
@@ -29,7 +31,7 @@ from vecmig.errors import TerminalError
 from vecmig.filters import Filter, matches
 from vecmig.providers.files.parquet import Layout
 from vecmig.providers.floatcmp import bracket
-from vecmig.providers.lancedb import indexing
+from vecmig.providers.lancedb import indexing, indexsettings
 from vecmig.providers.lancedb.errors import classify, in_list, literal, quote_column
 from vecmig.search import Hit
 from vecmig.spec import StoreSpec
@@ -177,11 +179,28 @@ def matching_ids(table: Any, layout: Layout, flt: Filter) -> list[Any]:
     return ids
 
 
-def run(table: Any, layout: Layout, distance_type: str, vector: np.ndarray, k: int, condition: str | None) \
-        -> list[Hit]:
+def knobs(table: Any, layout: Layout, index: dict[str, Any] | None) -> dict[str, int]:
+    """The query-time setting vecmig recorded with the index it built (``indexsettings``):
+    ``{"ef": n}`` or ``{"nprobes": n}``; {} where it recorded none (LanceDB's defaults)."""
+    if index is None:
+        return {}
+    kept = indexsettings.recorded(table, layout.vector)
+    if kept.get("type") != index.get("type"):
+        return {}
+    if kept["type"] == "hnsw" and isinstance(kept.get("ef_search"), int):
+        return {"ef": int(kept["ef_search"])}
+    if kept["type"] == "ivfflat" and isinstance(kept.get("probes"), int):
+        return {"nprobes": int(kept["probes"])}
+    return {}
+
+
+def run(table: Any, layout: Layout, distance_type: str, vector: np.ndarray, k: int, condition: str | None,
+        settings: dict[str, int] | None = None) -> list[Hit]:
     q = np.asarray(vector, dtype=np.float32).reshape(-1)
     query = (table.search(q, vector_column_name=layout.vector).distance_type(distance_type)
              .select([layout.id, "_distance"]).limit(k))
+    for knob, value in (settings or {}).items():  # .ef(n) / .nprobes(n)
+        query = getattr(query, knob)(value)
     if condition is not None:
         query = query.where(condition, prefilter=True)
     result = query.to_arrow()
@@ -216,7 +235,7 @@ def query(table: Any, layout: Layout, store: StoreSpec, what: str, vector: np.nd
           flt: Filter | None) -> list[Hit]:
     if k <= 0:
         return []
-    metric, _ = metric_of(table, layout, store, what)
+    metric, index = metric_of(table, layout, store, what)
     try:
         condition: str | None = None
         if flt:
@@ -227,7 +246,7 @@ def query(table: Any, layout: Layout, store: StoreSpec, what: str, vector: np.nd
                 if not ids:
                     return []
                 condition = in_list(layout.id, ids)
-        return run(table, layout, indexing.distance(metric), vector, k, condition)
+        return run(table, layout, indexing.distance(metric), vector, k, condition, knobs(table, layout, index))
     except TerminalError:
         raise
     except Exception as exc:  # the core's errors carry no common base
@@ -246,4 +265,4 @@ def settings(table: Any, layout: Layout, store: StoreSpec, what: str) -> dict[st
         for key in ("num_indexed_rows", "num_unindexed_rows"):
             if getattr(stats, key, None) is not None:
                 out[key] = int(getattr(stats, key))
-    return {**out, "nprobes": None, "refine_factor": None, "ef": None}
+    return {**out, "nprobes": None, "refine_factor": None, "ef": None, **knobs(table, layout, index)}

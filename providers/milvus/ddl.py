@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vecmig.providers.base import CollectionSchema
+from vecmig.providers.milvus import indexsettings
 from vecmig.providers.milvus import layout as lay
 from vecmig.providers.milvus.session import ALL, MilvusSession
 from vecmig.spec import IndexSpec
@@ -40,7 +41,19 @@ class MilvusDdl(MilvusSession):
         """Flush what the copy wrote, replace the placeholder index by ``index``, load again."""
         layout = self._get_layout()
         self._replace_index(layout, *lay.index_params(index), lay.METRICS.get(metric, "COSINE"))
+        self._record_index(indexsettings.to_record(index))
         return layout.vector
+
+    def _record_index(self, value: str | None) -> None:
+        """Keep the built index (its search params are per query in Milvus) with the collection,
+        or forget it."""
+        client = self._c()
+        if value is None:
+            self._call("forgetting the index record", lambda: client.drop_collection_properties(
+                self._name, property_keys=[indexsettings.PROPERTY]))
+            return
+        self._call("recording the index", lambda: client.alter_collection_properties(
+            self._name, properties={indexsettings.PROPERTY: value}))
 
     def drop_index(self, name: str) -> None:
         """Back to the FLAT index a new collection has (Milvus cannot load an unindexed one)."""
@@ -48,6 +61,7 @@ class MilvusDdl(MilvusSession):
             return
         _, metric = self._index()
         self._replace_index(self._get_layout(), "FLAT", {}, lay.METRICS.get(metric or "cosine", "COSINE"))
+        self._record_index(None)
 
     def _replace_index(self, layout: lay.Layout, kind: str, params: dict[str, Any], metric: str) -> None:
         self._searching = None  # the index searches read is about to change

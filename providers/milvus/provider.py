@@ -39,13 +39,14 @@ from vecmig.filters import Filter
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Throughput
 from vecmig.providers.fidelity import refuse_sparse
+from vecmig.providers.milvus import indexsettings, lint, search
 from vecmig.providers.milvus import layout as lay
-from vecmig.providers.milvus import lint, search
 from vecmig.providers.milvus.ddl import MilvusDdl
 from vecmig.providers.milvus.kit import MAX_DIMENSION
 from vecmig.providers.milvus.session import ALL, DEFAULT_PARTITION, GRPC_OPTIONS, STRONG
 from vecmig.records import Batch, RecordId, metadata_types
 from vecmig.search import Hit
+from vecmig.spec import IndexSpec
 
 __all__ = ["GRPC_OPTIONS", "MilvusProvider"]
 
@@ -70,6 +71,10 @@ class MilvusProvider(MilvusDdl):
     throughput: ClassVar[Throughput] = Throughput(read_records_per_s=3_000, write_records_per_s=4_000,
                                                   read_mb_per_s=2, write_mb_per_s=2.5, max_parallel=2,
                                                   spread=3.0, startup_s=0.5)
+
+    @classmethod
+    def reader_settings(cls, index: IndexSpec) -> str | None:
+        return indexsettings.reader_settings(index)
 
     # -- reading --------------------------------------------------------------------------
     def inventory(self) -> Inventory:
@@ -183,9 +188,10 @@ class MilvusProvider(MilvusDdl):
                                 "(cosine, L2, IP)", hint="search a collection indexed with COSINE, L2 or IP")
         ns = self.store.namespace
         partitions = [ns] if ns and ns != ALL else None
-        data, params = [search.query_vector(vector)], search.search_params(index, lay.METRICS[metric])
+        data = [search.query_vector(vector)]
 
         def run(limit: int, expr: search.Expr, fields: list[str]) -> list[dict[str, Any]]:
+            params = search.search_params(index, lay.METRICS[metric], limit)
             got = self._call("searching", lambda: self._c().search(
                 self._name, data=data, limit=limit, filter="" if expr is True else str(expr),
                 output_fields=fields, partition_names=partitions, search_params=params, **STRONG))

@@ -164,10 +164,15 @@ def search(run: Callable[[int, Expr, list[str]], list[dict[str, Any]]], layout: 
         limit = min(2 * limit, MAX_LIMIT)
 
 
-def search_params(index: dict[str, Any] | None, metric_type: str) -> dict[str, Any]:
+def search_params(index: dict[str, Any] | None, metric_type: str, limit: int = 0) -> dict[str, Any]:
+    """What a search passes: the query-time setting vecmig recorded with the index
+    (``ef_search``/``probes``, milvus.indexsettings) where it did, else Milvus' defaults; ``ef``
+    is raised to the limit, which Milvus requires."""
     params: dict[str, Any] = {"metric_type": metric_type}
     if index and index.get("type") == "ivfflat":
-        params["params"] = {"nprobe": DEFAULT_NPROBE}
+        params["params"] = {"nprobe": int(index.get("probes") or DEFAULT_NPROBE)}
+    elif index and index.get("type") == "hnsw" and isinstance(index.get("ef_search"), int):
+        params["params"] = {"ef": max(int(index["ef_search"]), limit)}
     return params
 
 
@@ -175,11 +180,13 @@ def settings(index: dict[str, Any] | None, metric: str | None) -> dict[str, Any]
     if index is None:
         return {"index_type": "none", "metric": metric}
     out: dict[str, Any] = {"index_type": index.get("type"), "metric": metric, **dict(index.get("params") or {})}
-    if index.get("type") == "hnsw":
+    if index.get("type") == "hnsw" and isinstance(index.get("ef_search"), int):
+        out["ef_search"] = index["ef_search"]  # recorded by vecmig with the index: its searches pass it
+    elif index.get("type") == "hnsw":
         out["ef_search"] = None  # Milvus' default: ef = the search's limit
         out["ef_search_default"] = "limit"
     elif index.get("type") == "ivfflat":
-        out["nprobe"] = DEFAULT_NPROBE
+        out["nprobe"] = int(index.get("probes") or DEFAULT_NPROBE)
     return out
 
 

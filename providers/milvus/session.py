@@ -12,6 +12,7 @@ from pymilvus import MilvusClient
 
 from vecmig.errors import TransientError, VecmigError
 from vecmig.providers.base import Provider
+from vecmig.providers.milvus import indexsettings
 from vecmig.providers.milvus import layout as lay
 from vecmig.providers.milvus.errors import classify
 from vecmig.retry import with_retries
@@ -116,7 +117,15 @@ class MilvusSession(Provider):
         if not names:
             return None, None
         desc = self._call("describing the index", lambda: self._c().describe_index(self._name, names[0]))
-        return lay.index_info(names[0], desc)
+        index, metric = lay.index_info(names[0], desc)
+        index.update(indexsettings.neutral(index["type"], index["params"], self._recorded_index()))
+        return index, metric
+
+    def _recorded_index(self) -> dict[str, Any]:
+        """The index vecmig recorded with the collection (indexsettings.PROPERTY); its searches
+        pass ``indexsettings.search_params`` of it."""
+        desc = self._call("describing the collection", lambda: self._c().describe_collection(self._name))
+        return indexsettings.stored(desc.get("properties"))
 
     def _ensure_loaded(self) -> None:
         state = self._call("reading the load state", lambda: self._c().get_load_state(self._name))

@@ -13,6 +13,7 @@ from vecmig.errors import TerminalError
 from vecmig.ids import canonical_int_text, show_id
 from vecmig.model import Inventory
 from vecmig.providers.base import CollectionSchema, LintFinding
+from vecmig.providers.pgvector import indexsettings
 from vecmig.providers.pgvector.connection import ConnectionMixin
 from vecmig.providers.pgvector.sql import (
     COLUMNS_SQL,
@@ -220,11 +221,14 @@ class CatalogMixin(ConnectionMixin):
                     found = cur.execute(VECTOR_INDEX_SQL, (base.oid, base_vec.attnum)).fetchone()
                     if found:
                         iname, method, opclass, options = found
+                        params = parse_reloptions(options, method)
                         index = {
                             "name": iname,
                             "type": method,
                             "opclass": opclass,
-                            "params": parse_reloptions(options, method),
+                            "params": params,
+                            # vecmig.indexes' neutral keys: m, ef_construction, ef_search / lists, probes
+                            **indexsettings.neutral(cur, base.oid, iname, method, params),
                         }
                         metric = METRIC_OF_OPCLASS.get(opclass)
             if metric is None and comment and comment.startswith(METRIC_COMMENT_PREFIX):

@@ -25,7 +25,7 @@ from psycopg.types.json import set_json_dumps
 
 from vecmig.errors import ProviderError, TerminalError
 from vecmig.providers.base import Provider
-from vecmig.providers.pgvector import embedded, pipe
+from vecmig.providers.pgvector import embedded, indexsettings, pipe
 from vecmig.providers.pgvector.codec import encode_vector, jsonb_dumps
 from vecmig.providers.pgvector.errors import classify
 from vecmig.providers.pgvector.sql import Layout
@@ -133,6 +133,7 @@ class ConnectionMixin(Provider):
         set_json_dumps(jsonb_dumps, conn)  # jsonb values come back with the type they went in with
         try:
             self._register_types(conn)
+            self._apply_index_settings(conn)
             conn.commit()
         except psycopg.Error as exc:
             conn.close()
@@ -186,6 +187,14 @@ class ConnectionMixin(Provider):
                 conn.rollback()
             conn.close()
         self._release_embedded()
+
+    def _apply_index_settings(self, conn: psycopg.Connection[Any]) -> None:
+        """The query-time settings recorded on the collection's vector index (``hnsw.ef_search``
+        ...), SET for this session: every query vecmig runs searches as the plan said."""
+        if not self.store.collection:
+            return
+        with conn.cursor() as cur:
+            indexsettings.apply_recorded(cur, sql.Identifier(self.store.collection).as_string(cur))
 
     def _register_types(self, conn: psycopg.Connection[Any]) -> bool:
         """Teach the connection pgvector's types; False while the extension is absent."""

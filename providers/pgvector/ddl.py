@@ -10,6 +10,7 @@ from psycopg import sql
 
 from vecmig.errors import TerminalError
 from vecmig.providers.base import CollectionSchema
+from vecmig.providers.pgvector import indexsettings
 from vecmig.providers.pgvector.catalog import CatalogMixin
 from vecmig.providers.pgvector.sql import (
     DEPENDENT_VIEWS_SQL,
@@ -153,6 +154,7 @@ class DdlMixin(CatalogMixin):
                     and parse_reloptions(options, method) == params
                 )
                 if same:
+                    indexsettings.record(cur, self._ident(cur, iname), index)
                     return iname
                 raise TerminalError(
                     f"index '{iname}' exists with different settings ({method}, {opclass}, "
@@ -181,6 +183,7 @@ class DdlMixin(CatalogMixin):
                     with_,
                 )
             )
+            indexsettings.record(cur, self._ident(cur, iname), index)
         return iname
 
     def drop_index(self, name: str) -> None:

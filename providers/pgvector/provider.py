@@ -20,10 +20,11 @@ from typing import Any, ClassVar
 
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, Provider, Throughput, per_record_rate
+from vecmig.providers.pgvector import indexsettings
 from vecmig.providers.pgvector.ddl import DdlMixin
 from vecmig.providers.pgvector.native import NativeCopyMixin
 from vecmig.providers.pgvector.search import SearchMixin
-from vecmig.spec import StoreSpec
+from vecmig.spec import IndexSpec, StoreSpec
 
 # µs per record = fixed + per dimension, per worker, measured with bench/estimate_models.py on
 # the 2-core development machine under its usual load (load average 4-7: other jobs share it),
@@ -72,6 +73,10 @@ class PgvectorProvider(SearchMixin, NativeCopyMixin, DdlMixin):
     )
 
     throughput: ClassVar[Throughput] = model(384)
+
+    @classmethod
+    def reader_settings(cls, index: IndexSpec) -> str | None:
+        return indexsettings.reader_settings(index)
 
     @classmethod
     def throughput_for(cls, inventory: Inventory, concurrency: int, store: StoreSpec | None = None) -> Throughput:

@@ -96,6 +96,7 @@ class PineconeProvider(PineconeSearch):
     # Modelled for a typical record (1536 dims, 1 KB metadata) at the default concurrency;
     # model_throughput() gives the figures for another shape.
     throughput: ClassVar[Throughput] = model_throughput()
+    own_index: ClassVar[dict[str, Any] | None] = {"type": "managed"}  # Pinecone tunes it; nothing to set
 
     # ---- planning hooks (no requests) -------------------------------------------------------
 

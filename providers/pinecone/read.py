@@ -79,7 +79,7 @@ class PineconeReader(PineconeSession):
             count_exact=True,
             id_type="text",
             fields=fields,
-            index=None,
+            index={"type": "managed"},  # Pinecone tunes it: no parameters to carry (vecmig.indexes)
             bytes_per_record=bytes_per_record,
             has_text=has_text,
             extra=extra,

@@ -43,7 +43,7 @@ from vecmig.filters import Filter
 from vecmig.model import Inventory
 from vecmig.providers.base import Capabilities, CollectionSchema, LintFinding, Provider, Throughput
 from vecmig.providers.fidelity import refuse_sparse
-from vecmig.providers.qdrant import ids, lint, records, search, speed
+from vecmig.providers.qdrant import ids, indexinfo, lint, records, search, speed
 from vecmig.providers.qdrant.errors import classify, is_oversize
 from vecmig.records import Batch, RecordId, metadata_types
 from vecmig.retry import with_retries
@@ -87,6 +87,8 @@ class QdrantProvider(Provider):
         search_filters=True,
     )
     throughput: ClassVar[Throughput] = speed.model(768)
+    # Every collection has an HNSW index with Qdrant's defaults (vecmig creates it without hnsw_config).
+    own_index: ClassVar[dict[str, Any] | None] = {"type": "hnsw", "m": 16, "ef_construction": 100}
 
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
@@ -253,6 +255,7 @@ class QdrantProvider(Provider):
             provider=self.name, collection=name, exists=True, dimension=dimension, metric=metric,
             count=count, count_exact=True, id_type="text" if "text" in kinds else "int",
             fields=fields, bytes_per_record=int(4 * dimension + 16 + meta_bytes + text_bytes),
+            index=indexinfo.index_of(info, self._vector_name),
             has_text=any(t is not None for t in sample.texts or []), extra=extra)
 
     def query(self, vector: np.ndarray, k: int, flt: Filter | None = None) -> list[Hit]:
