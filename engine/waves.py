@@ -39,6 +39,12 @@ class Wave:
     def namespace(self) -> str | None:
         return self.take.get("namespace") if self.take else None
 
+    @property
+    def filter(self) -> dict[str, Any] | None:
+        """The wave's metadata filter (a filter wave), else None."""
+        flt = self.take.get("filter") if self.take else None
+        return dict(flt) if isinstance(flt, dict) else None
+
 
 def layout(spec: Spec, namespaces: Sequence[str]) -> list[Wave]:
     """The spec's waves in order, each with the definitions it must not take, and the rest

@@ -20,16 +20,21 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import Interrupted, StalePlanError, ValidationFailed
+from vecmig.filters import matches
 from vecmig.model import Action
+from vecmig.providers.base import Provider
 from vecmig.quality import Gate, Query, compare, load_queries, run_queries, sample_queries
 from vecmig.quality.exact import exact_answers
 from vecmig.quality.params import QueryGateParams
 from vecmig.quality.runner import Answer, Call
+from vecmig.spec import StoreSpec
 from vecmig.state.rows import ActionRow
 from vecmig.strategies.queries import target_filter
 
@@ -50,6 +55,21 @@ def summarise_report(result: dict[str, Any]) -> str:
         ("overlap", "overlap"), ("recall_target", "target recall")) if isinstance(a.get(key), float | int))
 
 
+def _kept(q: Query, restrict: dict[str, Any] | None) -> Query:
+    """The query kept to a wave's records: its own filter and the wave's, both."""
+    if not restrict:
+        return q
+    return replace(q, filter={"$and": [restrict, q.filter]} if q.filter else dict(restrict))
+
+
+def _opener(ctx: RunContext, store: StoreSpec, namespace: str | None) -> Callable[[], Provider]:
+    """Opens ``store`` (in ``namespace``, a wave's, when given): one provider per caller."""
+    if namespace is None:
+        return lambda: ctx.provider(store)
+    within = replace(store, namespace=namespace)
+    return lambda: ctx.provider(within)
+
+
 class ValidateQueries(ActionKind):
     kind = "validate_queries"
     # Read-only: it may run beside other readers (declared for the scheduler that reads it).
@@ -58,14 +78,18 @@ class ValidateQueries(ActionKind):
 
     def run(self, ctx: RunContext, action: Action) -> dict[str, Any]:
         p = QueryGateParams.from_json(action.params)
-        queries = self._file_queries(ctx, p)
+        queries = [_kept(q, p.restrict) for q in self._file_queries(ctx, p)]
         seconds: dict[str, float] = {}
-        src = ctx.source()
+        open_source = _opener(ctx, ctx.spec.source, p.namespace)
+        open_target = _opener(ctx, ctx.spec.target, p.namespace)
+        src = open_source()
         try:
             started = time.perf_counter()
             if p.sample:
-                queries = sample_queries(src.scan(None, None, p.batch_size), p.sample, seed=p.seed, k=p.k,
-                                         flt=p.filter) + queries
+                records = (b.take([i for i, m in enumerate(b.metadata) if matches(m, p.restrict)]) if p.restrict
+                           else b for b in src.scan(None, None, p.batch_size))
+                sampled = sample_queries(records, p.sample, seed=p.seed, k=p.k, flt=p.filter)
+                queries = [_kept(q, p.restrict) for q in sampled] + queries
             seconds["sample"] = time.perf_counter() - started
             ctx.reporter.start(action, 2 * len(queries), 0)
             started = time.perf_counter()
@@ -74,15 +98,15 @@ class ValidateQueries(ActionKind):
             source_settings = src.search_settings()
         finally:
             src.close()
-        ans_s, wall_s = self._ask(ctx, action, ctx.source, [Call(q.array(), q.k, q.filter) for q in queries],
+        ans_s, wall_s = self._ask(ctx, action, open_source, [Call(q.array(), q.k, q.filter) for q in queries],
                                   p.concurrency)
-        ans_t, wall_t = self._ask(ctx, action, ctx.target,
+        ans_t, wall_t = self._ask(ctx, action, open_target,
                                   [Call(q.array(), q.k, target_filter(q.filter, p.renames)) for q in queries],
                                   p.concurrency)
         if ctx.stop.is_set():
             raise Interrupted("interrupted during validate.queries (read-only: it runs again from its start)",
                               hint="run `vecmig apply` again to resume")
-        tgt = ctx.target()
+        tgt = open_target()
         try:
             target_settings = tgt.search_settings()
         finally:

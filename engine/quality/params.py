@@ -25,12 +25,18 @@ class QueryGateParams:
     file: str | None = None
     sha256: str | None = None
     file_queries: int = 0
+    # A wave of strategy phased: every query (and the sample) is kept to the wave's records, by
+    # its filter (ANDed with each query's own) or its namespace (both sides searched in it).
+    restrict: dict[str, Any] | None = None
+    namespace: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"k": self.k, "metric": self.metric, "sample": self.sample, "seed": self.seed,
                 "concurrency": self.concurrency, "filter": self.filter, "renames": dict(self.renames),
                 "gate": dict(self.gate), "batch_size": self.batch_size, "file": self.file, "sha256": self.sha256,
-                "file_queries": self.file_queries}
+                "file_queries": self.file_queries,
+                **({"restrict": self.restrict} if self.restrict is not None else {}),
+                **({"namespace": self.namespace} if self.namespace is not None else {})}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> QueryGateParams:
@@ -39,4 +45,5 @@ class QueryGateParams:
                    filter=d.get("filter"), renames={str(a): str(b) for a, b in (d.get("renames") or {}).items()},
                    gate={str(a): float(b) for a, b in (d.get("gate") or {}).items()},
                    batch_size=int(d.get("batch_size") or 1000), file=d.get("file"), sha256=d.get("sha256"),
-                   file_queries=int(d.get("file_queries") or 0))
+                   file_queries=int(d.get("file_queries") or 0), restrict=d.get("restrict"),
+                   namespace=d.get("namespace"))

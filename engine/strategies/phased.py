@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from vecmig import estimate, namespaces, pointer, waves
+from vecmig.actions.params import ValidateCompletenessParams
 from vecmig.errors import PlanError
 from vecmig.model import Action, Warning_
 from vecmig.records import Batch
@@ -25,6 +26,7 @@ from vecmig.refresh import Refreshed
 from vecmig.spec import Spec
 from vecmig.strategies import common
 from vecmig.strategies.context import PlanContext
+from vecmig.strategies.queries import validate_queries
 from vecmig.waves import Wave
 
 LEFT_BEHIND = "VM150"  # rest: false leaves records behind
@@ -54,6 +56,12 @@ def build(ctx: PlanContext) -> list[Action]:
         tail = common.delete_extra(ctx, after)
         actions += tail
         after = common.ids(tail[-1:]) or after
+    if ctx.spec.validate.queries is not None and common.writes(actions):
+        # The whole collection once every wave is in, before the spec's own switch: waves whose
+        # records no query can be kept to (id ranges, the rest) are gated here.
+        final = validate_queries(ctx, after)
+        actions += final
+        after = common.ids(final[-1:]) or after
     if common.needs_cutover(ctx):
         actions += common.cutover(ctx, after)
     if not common.writes(actions):
@@ -75,6 +83,7 @@ def wave_actions(ctx: PlanContext, wave: Wave, k: int, n: int, nxt: str | None, 
     copied = wave_copies(ctx, wave, copies, after)
     out = list(copied)
     checks = wave_checks(ctx, wave, copied, common.ids(copied) or after)
+    checks += wave_queries(ctx, wave, common.ids(checks[-1:]) or common.ids(copied) or after) if copied else []
     out += checks
     last = common.ids(out[-1:]) or after
     if wave.alias or wave.pointer:
@@ -136,11 +145,31 @@ def wave_checks(ctx: PlanContext, wave: Wave, copied: list[Action], after: tuple
         reason=(f"the records of wave {wave.name} must match one by one (counts, ids, checksums) before it is "
                 "switched or the next wave starts; extras are not looked for (the target holds other waves too)"),
         depends_on=after,
-        params={"shards": shards, "checksums": ctx.spec.validate.checksums, "wave": wave.params()},
+        params={**ValidateCompletenessParams(
+            shards=shards, checksums=ctx.spec.validate.checksums, batch_size=ctx.spec.strategy.batch_size,
+            concurrency=ctx.spec.strategy.concurrency, shard_size=ctx.spec.strategy.shard_size).to_json(),
+            "wave": wave.params()},
         reversible=True,
         reverse="nothing to undo (read-only)",
         estimate=estimate.with_cost(est, ctx.cost("source", "scan", n), ctx.cost("target", "fetch", n)),
     )]
+
+
+def wave_queries(ctx: PlanContext, wave: Wave, after: tuple[str, ...]) -> list[Action]:
+    """Query parity of one wave before it is switched: queries kept to its records by its
+    namespace (both sides searched in it) or its filter (the target holds every record the
+    filter matches once this wave is in: earlier waves took the rest of them). An id-range wave
+    and the rest wave cannot be kept so: the gate after the last wave covers them."""
+    if ctx.spec.validate.queries is None or (wave.namespace is None and wave.filter is None):
+        return []
+    made = validate_queries(ctx, after)
+    if not made:
+        return []
+    a = made[0]
+    params = {**a.params, **({"namespace": wave.namespace} if wave.namespace is not None
+                             else {"restrict": dict(wave.filter or {})})}
+    return [replace(a, id=waves.action_id(wave.name, a.id), params=params,
+                    reason=f"wave {wave.name}, its records only: {a.reason}")]
 
 
 def wave_cutover(ctx: PlanContext, wave: Wave, after: tuple[str, ...]) -> list[Action]:

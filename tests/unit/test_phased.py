@@ -471,3 +471,49 @@ def test_an_id_range_wave_reads_only_the_integer_shards_it_can_overlap(tmp_path:
     assert [a.id for a in plan.actions if a.id.startswith("wave[mid].copy")] == ["wave[mid].copy.shard[1]"]
     assert len([a for a in plan.actions if a.id.startswith("wave[rest].copy")]) == 3
     h.close()
+
+
+# ---- query parity per wave --------------------------------------------------------------------
+
+
+def test_each_filter_wave_is_gated_on_its_own_records_and_the_whole_after_the_last(tmp_path: Path) -> None:
+    """A filter wave's queries are kept to its records (the wave's filter ANDed with theirs);
+    an id-range wave cannot be kept so and is covered by the gate after the last wave."""
+    h = Harness(tmp_path)
+    h.seed(600)
+    queries = "validate: {queries: {sample: 12, k: 5, min_overlap: 0.95}}\n"
+    spec = load(spec_text(alias="docs_live", extra=queries), tmp_path)
+    plan = h.plan(spec)
+    ids = [a.id for a in plan.actions]
+    assert "wave[de].validate.queries" in ids and "wave[low].validate.queries" not in ids
+    de = next(a for a in plan.actions if a.id == "wave[de].validate.queries")
+    assert de.params["restrict"] == {"lang": "de"} and de.depends_on == ("wave[de].validate.completeness",)
+    final = next(a for a in plan.actions if a.id == "validate.queries")
+    assert ids.index("validate.queries") == ids.index("cutover.alias") - 1
+    assert final.params.get("restrict") is None
+    apply(h, spec, "auto-approve")
+    state = h.state(spec, create=False)
+    assert state is not None
+    rows = {r["action_id"]: r for r in state.actions(1)}
+    result = json.loads(rows["wave[de].validate.queries"]["result_json"])
+    assert result["ok"] and result["queries"]["sample"] == 12
+    # Every sampled query was a German record's vector, and kept to German records.
+    sampled = [q for q in result["report"]["queries"] if q["name"].startswith("sample:")]
+    assert sampled and all(q["filter"] == {"lang": "de"} for q in sampled)
+    de_ids = {rid for rid, rec in h.source.snapshot("docs").items() if json.loads(rec[1]).get("lang") == "de"}
+    assert {int(q["name"].split(":")[1]) for q in sampled} <= de_ids
+    assert h.target.aliases == {"docs_live": "docs_v2"}
+    h.close()
+
+
+def test_a_poor_target_stops_the_filter_wave_at_its_gate(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.seed(600)
+    text = spec_text(alias="docs_live", extra="validate: {queries: {sample: 12, k: 10, min_overlap: 0.95}}\n")
+    text = text.replace(f"connection: {{name: {TARGET}}}", f"connection: {{name: {TARGET}, search_noise: 0.5}}")
+    spec = load(text, tmp_path)
+    with pytest.raises(VecmigError, match=r"query parity failed: overlap@10 0.50 < 0.95"):
+        apply(h, spec, "auto-approve")
+    assert h.statuses(spec)["wave[de].validate.queries"] == "failed"
+    assert h.target.aliases == {}, "nothing was switched"
+    h.close()
