@@ -27,7 +27,7 @@ from typing import Any
 
 from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import Interrupted, StalePlanError, ValidationFailed
-from vecmig.filters import matches
+from vecmig.filters import matches, rename
 from vecmig.model import Action
 from vecmig.providers.base import Provider
 from vecmig.quality import Gate, Query, compare, load_queries, run_queries, sample_queries
@@ -36,7 +36,6 @@ from vecmig.quality.params import QueryGateParams
 from vecmig.quality.runner import Answer, Call
 from vecmig.spec import StoreSpec
 from vecmig.state.rows import ActionRow
-from vecmig.strategies.queries import target_filter
 
 TITLE = "Query parity (validate.queries)"
 PER_QUERY = 50  # queries kept per report in state: the worst by overlap and recall
@@ -101,7 +100,8 @@ class ValidateQueries(ActionKind):
         ans_s, wall_s = self._ask(ctx, action, open_source, [Call(q.array(), q.k, q.filter) for q in queries],
                                   p.concurrency)
         ans_t, wall_t = self._ask(ctx, action, open_target,
-                                  [Call(q.array(), q.k, target_filter(q.filter, p.renames)) for q in queries],
+                                  [Call(q.array(), q.k, rename(q.filter, p.renames) if q.filter else None)
+                                   for q in queries],
                                   p.concurrency)
         if ctx.stop.is_set():
             raise Interrupted("interrupted during validate.queries (read-only: it runs again from its start)",

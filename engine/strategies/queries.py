@@ -19,11 +19,9 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 from vecmig import estimate
 from vecmig.errors import PlanError, SpecError
-from vecmig.filters import Filter
 from vecmig.model import Action, Estimate
 from vecmig.providers import stores_that
 from vecmig.providers.base import Throughput
@@ -150,13 +148,6 @@ def _estimate(ctx: PlanContext, q: QueriesSpec, n_queries: int) -> Estimate:
     cost += [ctx.cost("source", "scan", n) for _ in range(passes)]
     return estimate.with_cost(Estimate(seconds_low=est.seconds_low,
                                        seconds_high=est.seconds_high), *cost)
-
-
-def target_filter(flt: Filter | None, renames: dict[str, str]) -> dict[str, Any] | None:
-    """A source-side filter in the target's field names (``mapping.metadata.rename``)."""
-    from vecmig.filters import rename
-
-    return rename(flt, renames) if flt else None
 
 
 def query_file_changed(spec: Spec, state: StateReader, round_no: int) -> str | None:

@@ -10,19 +10,31 @@ would fail here, which is what the query-parity gate relies on: the reference is
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.contract.harness import Store, records, vectors
+from tests.contract.harness import Store, records, store_block, vectors
 from vecmig.errors import VecmigError
+from vecmig.executor import apply_plan
 from vecmig.filters import fields, matches
+from vecmig.planner import make_plan
 from vecmig.providers import rules_of
 from vecmig.providers.base import Provider
+from vecmig.providers.memory import store as memory
 from vecmig.records import Batch
+from vecmig.refresh import refresh
 from vecmig.search import similarities, top_k
+from vecmig.spec import StoreSpec
+from vecmig.spec_loader import load_spec_text
+from vecmig.state.store import StateStore
 
 N = 240
 K = 10
@@ -167,3 +179,60 @@ def test_query_of_an_empty_collection_is_empty(store: Store) -> None:
         raise
     finally:
         store.drop(name)
+
+
+# ---- the query-parity gate through the engine, with the store on each side of a pair ------------
+
+
+def _with_metric(store: Store, spec: StoreSpec, metric: str) -> StoreSpec:
+    rules = rules_of(store.sut.provider)
+    if rules is not None and "metric" in rules.optional_keys:
+        return replace(spec, connection={**spec.connection, "metric": metric})
+    return spec
+
+
+def _gated_apply(tmp: Path, source: dict[str, Any], target: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    text = json.dumps({
+        "version": 1, "name": "gate", "state": {"path": "state.db"}, "source": source, "target": target,
+        "strategy": {"type": "big-bang", "batch_size": 40, "concurrency": 2},
+        "validate": {"queries": {"sample": 15, "k": 5, "seed": 3, "min_overlap": 0.9, "max_error_rate": 0.0}},
+    })
+    spec = load_spec_text(text, file="spec.yaml", base_dir=tmp, env={**os.environ, **env})
+    state = StateStore.open(spec.name, spec.state_path, spec.state_url, create=True, redactor=spec.redactor)
+    assert state is not None
+    try:
+        apply_plan(spec, make_plan(spec, state, refresh(spec)), state, approval="auto-approve")
+        row = next(r for r in state.actions(1) if r["kind"] == "validate_queries")
+        assert row["status"] == "done"
+        return dict(json.loads(row["result_json"]))
+    finally:
+        state.close()
+
+
+def test_query_parity_gate_passes_a_faithful_copy_both_ways(store: Store, tmp_path: Path) -> None:
+    """memory → this store, then this store → memory, each apply gated by validate.queries: the
+    store answers the gate's queries as a target and as a source, and a faithful copy passes."""
+    _searchable(store)
+    want = records(store, 120, seed=31)
+    name = store.fresh("gate")
+    metric = store.metric(name)
+    source = f"gate-src-{uuid.uuid4().hex[:8]}"
+    back = f"gate-back-{uuid.uuid4().hex[:8]}"
+    memory.get(source).seed("docs", want, metric=metric)
+    try:
+        env: dict[str, str] = {}
+        into = _gated_apply(tmp_path / "into", {"provider": "memory", "connection": {"name": source},
+                                                "collection": "docs"},
+                            store_block(_with_metric(store, store.spec(name), metric), env), env)
+        assert into["ok"] and into["report"]["aggregate"]["overlap"] >= 0.9, into["failures"]
+        assert into["report"]["aggregate"]["error_rate_target"] == 0.0
+        out_of = _gated_apply(tmp_path / "out", store_block(_with_metric(store, store.spec(name, "source"), metric),
+                                                            env),
+                              {"provider": "memory", "connection": {"name": back}, "collection": "docs"}, env)
+        assert out_of["ok"] and out_of["report"]["aggregate"]["overlap"] >= 0.9, out_of["failures"]
+        assert out_of["report"]["aggregate"]["recall_source"] >= 0.9
+    finally:
+        store.drop(name)
+        memory.get(source).collections.clear()
+        memory.get(back).collections.clear()
+
