@@ -226,8 +226,9 @@ def test_query_parity_gate_passes_a_faithful_copy_both_ways(store: Store, tmp_pa
                             store_block(_with_metric(store, store.spec(name), metric), env), env)
         assert into["ok"] and into["report"]["aggregate"]["overlap"] >= 0.9, into["failures"]
         assert into["report"]["aggregate"]["error_rate_target"] == 0.0
-        out_of = _gated_apply(tmp_path / "out", store_block(_with_metric(store, store.spec(name, "source"), metric),
-                                                            env),
+        as_source = store_block(_with_metric(store, store.spec(name, "source"), metric), env)
+        as_source.pop("create", None)  # a source is read as it is
+        out_of = _gated_apply(tmp_path / "out", as_source,
                               {"provider": "memory", "connection": {"name": back}, "collection": "docs"}, env)
         assert out_of["ok"] and out_of["report"]["aggregate"]["overlap"] >= 0.9, out_of["failures"]
         assert out_of["report"]["aggregate"]["recall_source"] >= 0.9
