@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_vecmig_watch_module_imports_first_without_a_circular_import() -> None:
     # `vecmig watch` imports vecmig.operations.watch → vecmig.watch first; that used to fail with
@@ -44,3 +46,46 @@ def test_shadow_latency_does_not_include_opening_the_session() -> None:
         side.close()
     assert answer.error is None
     assert answer.seconds < 0.1
+
+
+PR_SPEC = """\
+version: 1
+name: pr
+source: {{provider: jsonl, connection: {{path: src.jsonl, metric: cosine}}}}
+target:
+  provider: pgvector
+  connection: {{dsn: "postgresql://x@localhost/x"}}
+  collection: docs
+  alias: docs_live
+strategy:
+  type: parallel-run
+  replay: {replay}
+  gate: {gate}
+{extra}"""
+
+
+@pytest.mark.parametrize(("replay", "gate", "extra", "where"), [
+    # a 0s window was planned, copied everything, then always failed "ended before any query"
+    ("{file: q.jsonl, duration: 0s}", "{min_overlap: 0.9}", "", "/strategy/replay/duration"),
+    ("{file: q.jsonl, duration: 0ms}", "{min_overlap: 0.9}", "", "/strategy/replay/duration"),
+    ("{file: q.jsonl, duration: 9999h}", "{min_overlap: 0.9}", "", "/strategy/replay/duration"),
+    # rate NaN: the plan JSON held NaN and apply died with "internal error: cannot convert float NaN"
+    ("{file: q.jsonl, duration: 1s, rate: .nan}", "{min_overlap: 0.9}", "", "/strategy/replay/rate"),
+    # a NaN threshold compares false: the gate / trigger never fires
+    ("{file: q.jsonl, duration: 1s}", "{min_overlap: .nan}", "", "/strategy/gate/min_overlap"),
+    ("{file: q.jsonl, duration: 1s}", "{min_overlap: 0.9}", "rollback_on: {min_overlap: .nan}\n",
+     "/rollback_on/min_overlap"),
+    ("{file: q.jsonl, duration: 1s}", "{min_overlap: 0.9}", "rollback_on: {min_overlap: 0.9, interval: 0s}\n",
+     "/rollback_on/interval"),
+    ("{file: q.jsonl, duration: 1s}", "{min_overlap: 0.9}", "rollback_on: {min_overlap: 0.9, watch: 0s}\n",
+     "/rollback_on/watch"),
+])
+def test_parallel_run_and_rollback_on_refuse_nan_and_out_of_range_durations(
+        tmp_path, replay: str, gate: str, extra: str, where: str) -> None:
+    from vecmig.errors import SpecError
+    from vecmig.spec_loader import load_spec_text
+
+    text = PR_SPEC.format(replay=replay, gate=gate, extra=extra)
+    with pytest.raises(SpecError) as e:
+        load_spec_text(text, file="spec.yaml", base_dir=tmp_path)
+    assert where in str(e.value) or where.lstrip("/").replace("/", ".") in str(e.value), str(e.value)
