@@ -89,3 +89,16 @@ def test_parallel_run_and_rollback_on_refuse_nan_and_out_of_range_durations(
     with pytest.raises(SpecError) as e:
         load_spec_text(text, file="spec.yaml", base_dir=tmp_path)
     assert where in str(e.value) or where.lstrip("/").replace("/", ".") in str(e.value), str(e.value)
+
+
+def test_an_interruption_names_its_signal_once() -> None:
+    # SIGTERM between batches printed "interrupted by SIGTERM by SIGTERM: the batch in flight ..."
+    import signal
+
+    from vecmig.executor import _by, by_signal
+
+    received = [int(signal.SIGTERM)]
+    assert by_signal(f"{_by(received)}: the batch in flight was finished", received) == \
+        "interrupted by SIGTERM: the batch in flight was finished"
+    assert by_signal("interrupted: copy.shard[0] stopped", received) == "interrupted by SIGTERM: copy.shard[0] stopped"
+    assert by_signal("interrupted: x", [int(signal.SIGINT)]) == "interrupted: x"
