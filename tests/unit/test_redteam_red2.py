@@ -102,3 +102,32 @@ def test_an_interruption_names_its_signal_once() -> None:
         "interrupted by SIGTERM: the batch in flight was finished"
     assert by_signal("interrupted: copy.shard[0] stopped", received) == "interrupted by SIGTERM: copy.shard[0] stopped"
     assert by_signal("interrupted: x", [int(signal.SIGINT)]) == "interrupted: x"
+
+
+def test_parallel_run_from_a_file_source_without_a_metric_is_refused_at_plan(tmp_path) -> None:
+    # Planned fine, copied every record, then failed at the gate: "no query was answered by both
+    # sides (first error: jsonl file ... records no metric, so it cannot be searched)".
+    import json
+
+    from vecmig.errors import PlanError
+    from vecmig.planner import make_plan
+    from vecmig.refresh import refresh
+    from vecmig.spec_loader import load_spec_text
+
+    with open(tmp_path / "src.jsonl", "w") as f:
+        for i in range(5):
+            f.write(json.dumps({"id": i, "vector": [float(i), 1.0]}) + "\n")
+    (tmp_path / "q.jsonl").write_text(json.dumps({"vector": [1.0, 1.0], "k": 2}) + "\n")
+    text = """\
+version: 1
+name: pr
+source: {provider: jsonl, connection: {path: src.jsonl}}
+target: {provider: lancedb, connection: {path: db}, collection: docs, create: {metric: cosine}}
+strategy: {type: parallel-run, replay: {file: q.jsonl, queries: 5}, gate: {min_overlap: 0.9}}
+"""
+    spec = load_spec_text(text, file="spec.yaml", base_dir=tmp_path)
+    with pytest.raises(PlanError, match="records no metric"):
+        make_plan(spec, None, refresh(spec))
+    spec = load_spec_text(text.replace("path: src.jsonl}", "path: src.jsonl, metric: cosine}"),
+                          file="spec.yaml", base_dir=tmp_path)
+    make_plan(spec, None, refresh(spec))
