@@ -131,3 +131,15 @@ strategy: {type: parallel-run, replay: {file: q.jsonl, queries: 5}, gate: {min_o
     spec = load_spec_text(text.replace("path: src.jsonl}", "path: src.jsonl, metric: cosine}"),
                           file="spec.yaml", base_dir=tmp_path)
     make_plan(spec, None, refresh(spec))
+
+
+@pytest.mark.parametrize("flt", [
+    {"genre": float("nan")}, {"year": {"$gt": float("inf")}}, {"year": {"$in": [1, float("nan")]}},
+])
+def test_filters_refuse_non_finite_numbers(flt) -> None:
+    # A phased wave `filter: {genre: .nan}` was accepted: the wave silently took no record and the
+    # saved plan held a bare NaN (not JSON); a query log's filter took NaN the same way.
+    from vecmig.filters import FilterError, check
+
+    with pytest.raises(FilterError):
+        check(flt)
