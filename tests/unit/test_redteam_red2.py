@@ -143,3 +143,38 @@ def test_filters_refuse_non_finite_numbers(flt) -> None:
 
     with pytest.raises(FilterError):
         check(flt)
+
+
+def test_a_reapplied_saved_plan_does_not_claim_the_source_changed(tmp_path) -> None:
+    # Applying a saved plan a second time was refused (rightly: state serial changed) with
+    # "source changed since planning (content: None → '300:…')" though nothing touched the source:
+    # the content checksum the apply measured was reported as a change of the store.
+    import json
+    import os
+    from pathlib import Path
+
+    with open(tmp_path / "src.jsonl", "w") as f:
+        for i in range(20):
+            f.write(json.dumps({"id": i, "vector": [float(i), 1.0]}) + "\n")
+    (tmp_path / "lb.yaml").write_text("""\
+version: 1
+name: lb
+state: {path: st/lb.db}
+source: {provider: jsonl, connection: {path: src.jsonl}}
+target: {provider: lancedb, connection: {path: lbdb}, collection: docs, create: {metric: cosine}}
+strategy: {type: big-bang}
+validate:
+  completeness: {checksums: true}
+""")
+    vecmig = str(Path(sys.executable).with_name("vecmig"))
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "400"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([vecmig, *args], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+
+    assert run("plan", "lb.yaml", "-out", "lb.plan").returncode == 0
+    assert run("apply", "lb.plan").returncode == 0
+    again = run("apply", "lb.plan")
+    assert again.returncode == 1
+    assert "saved plan is stale" in again.stderr + again.stdout
+    assert "source changed" not in again.stderr + again.stdout, again.stderr
