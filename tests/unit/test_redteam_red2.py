@@ -178,3 +178,33 @@ validate:
     assert again.returncode == 1
     assert "saved plan is stale" in again.stderr + again.stdout
     assert "source changed" not in again.stderr + again.stdout, again.stderr
+
+
+def test_a_phased_id_wave_of_the_other_id_type_is_refused_at_plan(tmp_path) -> None:
+    # `ids: {from: 0, to: 100}` over string ids took no record, and the wave was reported
+    # "done and validated" (the rest wave took everything).
+    import json
+
+    from vecmig.errors import PlanError
+    from vecmig.planner import make_plan
+    from vecmig.refresh import refresh
+    from vecmig.spec_loader import load_spec_text
+
+    with open(tmp_path / "src.jsonl", "w") as f:
+        for i in ("1", "2", "50", "abc"):
+            f.write(json.dumps({"id": i, "vector": [1.0, float(len(i))]}) + "\n")
+    text = """\
+version: 1
+name: sx
+source: {provider: jsonl, connection: {path: src.jsonl}}
+target: {provider: lancedb, connection: {path: db}, collection: docs, create: {metric: cosine}}
+strategy:
+  type: phased
+  waves:
+    - {name: low, ids: {from: 0, to: 100}}
+"""
+    spec = load_spec_text(text, file="spec.yaml", base_dir=tmp_path)
+    with pytest.raises(PlanError, match="would take no record"):
+        make_plan(spec, None, refresh(spec))
+    spec = load_spec_text(text.replace("from: 0, to: 100", "from: '0', to: '9'"), file="spec.yaml", base_dir=tmp_path)
+    make_plan(spec, None, refresh(spec))
