@@ -208,3 +208,14 @@ strategy:
         make_plan(spec, None, refresh(spec))
     spec = load_spec_text(text.replace("from: 0, to: 100", "from: '0', to: '9'"), file="spec.yaml", base_dir=tmp_path)
     make_plan(spec, None, refresh(spec))
+
+
+def test_an_exclusive_minimum_is_not_reported_as_at_least(tmp_path) -> None:
+    # `rate: 0` was refused with "must be at least 0, got integer 0 — use a value at least 0".
+    from vecmig.errors import SpecError
+    from vecmig.spec_loader import load_spec_text
+
+    text = PR_SPEC.format(replay="{file: q.jsonl, duration: 1s, rate: 0}", gate="{max_latency_ratio: 0}", extra="")
+    with pytest.raises(SpecError) as e:
+        load_spec_text(text, file="spec.yaml", base_dir=tmp_path)
+    assert "must be above 0" in str(e.value) and "at least 0" not in str(e.value), str(e.value)
