@@ -82,7 +82,7 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
     except Interrupted as e:
         if received:
             e.exit_code = 128 + received[0]
-            e.message = e.message.replace("interrupted", _by(received), 1)
+            e.message = by_signal(e.message, received)
         state.finish_run(run_id, "interrupted", e.message)
         raise
     except KeyboardInterrupt as e:  # a second signal: stop now, but still close the run
@@ -201,6 +201,15 @@ def _by(received: list[int]) -> str:
     if not received or received[0] == signal.SIGINT:
         return "interrupted"
     return f"interrupted by {signal.Signals(received[0]).name}"
+
+
+def by_signal(message: str, received: list[int]) -> str:
+    """Name the signal in an interruption's message once ("interrupted by SIGTERM: ..."), whether
+    or not whoever raised it already did."""
+    by = _by(received)
+    if message.startswith(by):
+        return message
+    return message.replace("interrupted", by, 1)
 
 
 @contextmanager

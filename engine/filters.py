@@ -17,6 +17,8 @@ of every store's translation use it.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,6 +39,10 @@ class FilterError(ValueError):
 
 
 def _scalar(v: Any) -> bool:
+    # NaN and infinities are refused: NaN equals nothing (a condition that silently takes no
+    # record), and neither can be written into a plan's JSON.
+    if isinstance(v, float) and not math.isfinite(v):
+        return False
     return isinstance(v, str | bool | int | float) and v is not None
 
 
@@ -63,6 +69,8 @@ def check(flt: Any, path: str = "") -> None:
 def _check_condition(value: Any, path: str) -> None:
     if _scalar(value):
         return
+    if isinstance(value, float):
+        raise FilterError(f"a number in a filter must be finite, not {value}", path)
     if not isinstance(value, Mapping) or not value:
         raise FilterError("a condition is a string, number or boolean, or an object of operators "
                           f"({', '.join(OPERATORS)})", path)

@@ -160,13 +160,26 @@ def check_fresh(plan: Plan, state: StateStore | None, seen: Refreshed) -> None:
         changes.append(f"state lineage changed ({plan.state_lineage} → {lineage})")
     elif plan.state_serial != serial:
         changes.append(f"state serial changed ({plan.state_serial} → {serial}): something was applied since")
-    if plan.source.fingerprint != seen.source.fingerprint:
-        changes.append(f"source changed since planning ({_diff(plan.source.to_json(), seen.source.to_json())})")
-    if plan.target.fingerprint != seen.target.fingerprint:
-        changes.append(f"target changed since planning ({_diff(plan.target.to_json(), seen.target.to_json())})")
+    applied_since = bool(changes)
+    for side, planned, now in (("source", plan.source, seen.source), ("target", plan.target, seen.target)):
+        if planned.fingerprint == now.fingerprint:
+            continue
+        before, after = planned.to_json(), now.to_json()
+        if applied_since and _only_learned(before, after):
+            # What an apply since has measured (a content checksum, an exact count) that the plan
+            # did not know is not a change of the store: the state's change already says why.
+            continue
+        changes.append(f"{side} changed since planning ({_diff(before, after)})")
     if changes:
         raise StalePlanError("saved plan is stale: " + "; ".join(changes),
                              hint="run `vecmig plan -out FILE` again and apply the new plan")
+
+
+def _only_learned(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Every difference is a value the plan did not have (None then, known now)."""
+    keys = [k for k in set(before) | set(after) if k != "fingerprint" and before.get(k) != after.get(k)]
+    return bool(keys) and all(before.get(k) in (None, False) and k in ("content", "count_exact")
+                              for k in keys)
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> str:

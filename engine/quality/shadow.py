@@ -53,9 +53,12 @@ class Side:
     def _one(self, call: Call, stop: threading.Event | None) -> Answer:
         if stop is not None and stop.is_set():
             return Answer(error=NOT_SENT)
+        try:
+            p = self._provider()  # opening a session (connect, start an embedded server) is not query latency
+        except VecmigError as e:
+            return Answer(seconds=0.0, error=e.one_line())
         started = time.perf_counter()
         try:
-            p = self._provider()
             hits = with_retries(lambda: p.query(call.vector, call.k, call.filter), budget=60.0)
             return Answer(hits=hits, seconds=time.perf_counter() - started)
         except VecmigError as e:

@@ -7,14 +7,45 @@ without a cutover to switch back.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from vecmig.spec_runs import EXACT_KEYS, GATE_KEYS, QuerySourceSpec, ReplaySpec, RollbackOnSpec, seconds
 from vecmig.specload.context import _Context
 
 
+# The longest window, interval or watch a duration may name (the schema's maximum for a number).
+MAX_DURATION_S = 604800.0
+
+
+def _check_values(ctx: _Context, section: Any, where: str) -> None:
+    """A NaN or infinity passes the schema's minimum/maximum (every comparison with NaN is false) and
+    then silently disables a gate or trigger, or breaks the replay's rate; a duration string such as
+    ``0s`` or ``9999h`` passes the schema's pattern though its value is out of range."""
+    if not isinstance(section, dict):
+        return
+    for key, value in section.items():
+        at = f"{where}/{key}"
+        if isinstance(value, dict):
+            _check_values(ctx, value, at)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ctx.error(f"{at.lstrip('/').replace('/', '.')} must be a finite number, not {value}", at,
+                            "write a number")
+        elif key in ("duration", "interval", "watch") and isinstance(value, str):
+            try:
+                s = seconds(value)
+            except ValueError:
+                continue  # the schema names the shape
+            if not 0 < s <= MAX_DURATION_S:
+                raise ctx.error(f"{at.lstrip('/').replace('/', '.')} {value!r} is out of range", at,
+                                "write a duration from 1ms to 7 days (168h)")
+
+
 def check_runs(ctx: _Context, spec: dict[str, Any]) -> None:
     strategy = spec.get("strategy", {})
+    for key in ("replay", "gate"):
+        _check_values(ctx, strategy.get(key), f"/strategy/{key}")
+    _check_values(ctx, spec.get("rollback_on"), "/rollback_on")
     kind = strategy.get("type", "big-bang")
     for key in ("replay", "gate"):
         if key in strategy and kind != "parallel-run":

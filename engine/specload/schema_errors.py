@@ -247,7 +247,8 @@ def _pattern(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str,
 
 
 def _range(ctx: _Context, err: ValidationError, pointer: str, notes: dict[str, Any]) -> SpecError:
-    bound = "at least" if err.validator in ("minimum", "exclusiveMinimum") else "at most"
+    bound = {"minimum": "at least", "exclusiveMinimum": "above", "maximum": "at most",
+             "exclusiveMaximum": "below"}.get(str(err.validator), "at most")
     low, high = _schema(err).get("minimum"), _schema(err).get("maximum")
     hint = (
         f"use a {'whole number' if _schema(err).get('type') == 'integer' else 'number'} from {low} to {high}"

@@ -70,6 +70,16 @@ def need_search(ctx: PlanContext) -> None:
                             where=ctx.spec.where("/strategy/type"),
                             hint=f"use big-bang or blue-green for this pair (stores with search: "
                                  f"{stores_that(lambda c: c.capabilities.search != 'none')})")
+    # A file source is searched exactly with the metric it records or its spec declares: without
+    # either, every replayed query fails — found only after the whole copy, at the gate.
+    src = ctx.spec.source
+    if (ctx.source_cls.capabilities.search == "exact" and ctx.source.metric is None
+            and (src.connection or {}).get("metric") is None):
+        raise PlanError(f"strategy parallel-run replays queries against the source, but {src.provider} "
+                        f"source records no metric, so it cannot be searched",
+                        where=ctx.spec.where("/source/connection"),
+                        hint="declare the metric its readers use: source.connection.metric: cosine "
+                             "(or euclidean, dotproduct)")
 
 
 def replay_action(ctx: PlanContext) -> Action:

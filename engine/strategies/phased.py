@@ -74,7 +74,23 @@ def wave_layout(ctx: PlanContext) -> list[Wave]:
     if ctx.spec.strategy.waves_by_namespace and not spaces:
         raise PlanError(f"waves: {{by: namespace}}, but {ctx.spec.source.label} has no namespaces to split by",
                         where=ctx.spec.where("/strategy/waves"), hint="list the waves (ids or filter)")
-    return waves.layout(ctx.spec, spaces)
+    layout = waves.layout(ctx.spec, spaces)
+    # An id of the other type is in no range (waves.matches): a range over integers on a source of
+    # string ids (or the reverse) would take nothing, its wave "done and validated" with no record.
+    id_type = ctx.schema.id_type
+    for i, w in enumerate(ctx.spec.strategy.waves if not ctx.spec.strategy.waves_by_namespace else ()):
+        rng = w.definition().get("ids")
+        if rng is None or id_type not in ("int", "text"):
+            continue
+        lo = rng["from"]
+        kind = "int" if isinstance(lo, int) and not isinstance(lo, bool) else "text"
+        if kind != id_type:
+            have, want = ("integer", "string") if id_type == "int" else ("string", "integer")
+            raise PlanError(f"wave {w.name!r} takes a range of {want} ids, but {ctx.spec.source.label} has {have} "
+                            "ids: an id of the other type is in no range, so the wave would take no record",
+                            where=ctx.spec.where(f"/strategy/waves/{i}/ids"),
+                            hint=f"write the range with {have} bounds, or use a filter wave")
+    return layout
 
 
 def wave_actions(ctx: PlanContext, wave: Wave, k: int, n: int, nxt: str | None, copies: list[Action],

@@ -15,7 +15,6 @@ from vecmig.model import Action
 from vecmig.quality.querylog import read_log
 from vecmig.spec_runs import shown
 from vecmig.strategies.context import PlanContext
-from vecmig.watch import searchable
 
 WATCH_ID = "watch.target"
 
@@ -26,6 +25,10 @@ def add(ctx: PlanContext, actions: list[Action]) -> list[Action]:
     at = next((i for i, a in enumerate(actions) if a.kind == "cutover"), None)
     if ro is None or ro.watch is None or at is None:
         return actions
+    # Imported here: vecmig.watch imports vecmig.actions, which imports the strategies (this
+    # module), so a module-level import fails whenever vecmig.watch is imported first (`vecmig watch`).
+    from vecmig.watch import searchable
+
     why = searchable(spec)
     if why is not None:
         raise PlanError(why, where=spec.where("/rollback_on/watch"), hint="remove rollback_on.watch for this pair")
