@@ -18,7 +18,6 @@ of every store's translation use it.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Mapping
 from typing import Any
 

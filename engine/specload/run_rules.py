@@ -13,7 +13,6 @@ from typing import Any
 from vecmig.spec_runs import EXACT_KEYS, GATE_KEYS, QuerySourceSpec, ReplaySpec, RollbackOnSpec, seconds
 from vecmig.specload.context import _Context
 
-
 # The longest window, interval or watch a duration may name (the schema's maximum for a number).
 MAX_DURATION_S = 604800.0
 

@@ -29,7 +29,7 @@ def test_shadow_latency_does_not_include_opening_the_session() -> None:
     from vecmig.quality.shadow import Side
 
     class Fast:
-        def query(self, vector, k, flt=None):  # noqa: ANN001, ANN201
+        def query(self, vector, k, flt=None):
             return []
 
         def close(self) -> None:
