@@ -17,6 +17,7 @@ of every store's translation use it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,6 +38,10 @@ class FilterError(ValueError):
 
 
 def _scalar(v: Any) -> bool:
+    # NaN/Infinity (YAML's .nan, .inf) are refused: NaN compares false with everything, so a
+    # filter holding one matched nothing on any store and every comparison of it "agreed".
+    if isinstance(v, float) and not math.isfinite(v):
+        return False
     return isinstance(v, str | bool | int | float) and v is not None
 
 

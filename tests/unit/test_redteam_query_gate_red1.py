@@ -1,0 +1,52 @@
+"""Red-team findings on validate.queries (red1): query files and filters that compared nothing.
+
+- a query file's ``NaN``/``Infinity`` (Python's json reads them; JSON has none) in a filter:
+  ``{"n": {"$gt": NaN}}`` matched nothing on either side, both empty answers "agreed" (overlap
+  1.0) and the gate passed having compared nothing; YAML's ``.nan`` in the spec's filter too;
+- a key repeated in one query line (``{"lang": "en", "lang": "de"}``) silently kept the last;
+- ``expected: [4, 4, 4]`` with 4 in the top-k scored recall 0.33 (the duplicates counted as
+  missing relevant records).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vecmig.errors import SpecError
+from vecmig.filters import FilterError, check
+from vecmig.quality import metrics
+from vecmig.quality.queries import parse_query
+from vecmig.search import Hit
+
+
+@pytest.mark.parametrize("line", [
+    '{"vector": [1, 0], "filter": {"n": {"$gt": NaN}}}',
+    '{"vector": [1, 0], "filter": {"n": {"$lt": Infinity}}}',
+    '{"vector": [1, 0], "filter": {"n": {"$in": [1, -Infinity]}}}',
+    '{"vector": [1, 0], "filter": {"n": NaN}}',
+])
+def test_non_finite_numbers_in_a_query_line_are_refused(line: str) -> None:
+    with pytest.raises(SpecError, match="q.jsonl:1: .*(not JSON|finite)"):
+        parse_query(line, "q.jsonl:1", 10, 2)
+
+
+@pytest.mark.parametrize("flt", [{"n": float("nan")}, {"n": {"$gt": float("inf")}},
+                                 {"n": {"$nin": [float("nan")]}}])
+def test_non_finite_filter_values_are_refused(flt: dict) -> None:
+    with pytest.raises(FilterError):
+        check(flt)
+
+
+@pytest.mark.parametrize("line", [
+    '{"vector": [1, 0], "filter": {"lang": "en", "lang": "de"}}',
+    '{"vector": [1, 0], "k": 3, "k": 5}',
+])
+def test_a_key_repeated_in_a_query_line_is_refused(line: str) -> None:
+    with pytest.raises(SpecError, match="appears twice"):
+        parse_query(line, "q.jsonl:1", 10, 2)
+
+
+def test_an_expected_id_listed_twice_counts_once() -> None:
+    got = [Hit(id=4, score=1.0), Hit(id=1, score=0.9), Hit(id=6, score=0.8)]
+    assert metrics.recall(got, [4, 4, 4], 3) == 1.0
+    assert metrics.recall(got, [4, "4", 9, 4], 3) == 0.5
