@@ -26,7 +26,7 @@ from vecmig.search import Hit
     '{"vector": [1, 0], "filter": {"n": NaN}}',
 ])
 def test_non_finite_numbers_in_a_query_line_are_refused(line: str) -> None:
-    with pytest.raises(SpecError, match="q.jsonl:1: .*(not JSON|finite)"):
+    with pytest.raises(SpecError, match=r"q\.jsonl:1: .*(not JSON|finite)"):
         parse_query(line, "q.jsonl:1", 10, 2)
 
 
@@ -50,3 +50,28 @@ def test_an_expected_id_listed_twice_counts_once() -> None:
     got = [Hit(id=4, score=1.0), Hit(id=1, score=0.9), Hit(id=6, score=0.8)]
     assert metrics.recall(got, [4, 4, 4], 3) == 1.0
     assert metrics.recall(got, [4, "4", 9, 4], 3) == 0.5
+
+
+def test_the_report_names_the_k_its_queries_were_measured_at() -> None:
+    """Spec k 4 and a file's queries at 3 and 5: the report said "recall@5"/"overlap@5" for all."""
+    import numpy as np
+
+    from vecmig.quality.compare import Gate, compare
+    from vecmig.quality.queries import Query
+    from vecmig.quality.report import render_markdown
+    from vecmig.quality.runner import Answer
+
+    qs = [Query(name=f"q{k}", vector=(1.0, 0.0), k=k) for k in (3, 4, 5)]
+    hits = [Hit(id=i, score=1.0 - i / 10) for i in range(5)]
+    src = [Answer(hits=hits[:q.k], seconds=0.001) for q in qs]
+    tgt = [Answer(hits=list(reversed(hits))[:q.k], seconds=0.001) for q in qs]
+    report = compare(qs, src, tgt, [hits[:q.k] for q in qs])
+    text = render_markdown(report.to_json(), title="t", failures=[])
+    assert "@5" not in text and "recall@3–5 vs exact" in text and "overlap@3–5 of" in text
+    failures = Gate(min_overlap=0.99).check(report)
+    assert failures and failures[0].startswith("overlap@3–5 ")
+    one = compare(qs[:1], src[:1], src[:1], None)
+    assert "recall@3 vs exact" in render_markdown(one.to_json(), title="t")
+    none = compare([], [], [], [])
+    assert "@0" not in render_markdown(none.to_json(), title="t", failures=[])
+    assert np.isfinite(report.aggregate["overlap"])
