@@ -27,6 +27,7 @@ from vecmig.actions.base import ActionKind, RunContext
 from vecmig.errors import Interrupted, StalePlanError, ValidationFailed
 from vecmig.model import Action
 from vecmig.quality import Gate, Query, compare, load_queries, run_queries, sample_queries
+from vecmig.quality.compare import Report
 from vecmig.quality.exact import exact_answers
 from vecmig.quality.params import QueryGateParams
 from vecmig.quality.runner import Answer, Call
@@ -48,6 +49,35 @@ def summarise_report(result: dict[str, Any]) -> str:
     a = (result.get("report") or {}).get("aggregate") or {}
     return "".join(f" · {label} {a[key]:.2f}" for key, label in (
         ("overlap", "overlap"), ("recall_target", "target recall")) if isinstance(a.get(key), float | int))
+
+
+# What each threshold needs measured: a gated measure no query could give fails the gate.
+NEEDS = {"min_overlap": ("overlap",), "min_recall": ("recall_target",),
+         "max_recall_drop": ("recall_source", "recall_target"), "max_latency_ratio": ("latency_ratio",)}
+
+
+def gate_failures(gate: Gate, report: Report, target_settings: dict[str, Any]) -> list[str]:
+    """The gate's failures, and those it cannot see: the source is the reference, so its failed
+    queries compared nothing (a JSONL source with no metric failed every query; overlap and the
+    recall drop were then None, skipped, and the gate passed), and a gated measure that no query
+    gave is a failure, never a pass."""
+    out = gate.check(report, target_settings)
+    a = report.aggregate
+    es = a.get("error_rate_source") or 0.0
+    if gate.max_error_rate is not None and es > gate.max_error_rate:
+        first = next((q.error_source for q in report.queries if q.error_source), "")
+        out.append(f"{es:.1%} of source queries failed (at most {gate.max_error_rate:.1%}), so their parity was "
+                   f"not measured; first: {first}")
+    if report.queries:
+        thresholds = gate.to_json()
+        for key, measures in NEEDS.items():
+            missing = [m for m in measures if a.get(m) is None]
+            if key in thresholds and missing:
+                first = next((q.error_source or q.error_target for q in report.queries
+                              if q.error_source or q.error_target), None)
+                out.append(f"{key} could not be measured ({missing[0]}: no query answered)"
+                           + (f"; first error: {first}" if first else ""))
+    return out
 
 
 class ValidateQueries(ActionKind):
@@ -89,7 +119,7 @@ class ValidateQueries(ActionKind):
             tgt.close()
         report = compare(queries, ans_s, ans_t, exact, wall_source=wall_s, wall_target=wall_t)
         gate = Gate.from_json(p.gate)
-        failures = gate.check(report, target_settings)
+        failures = gate_failures(gate, report, target_settings)
         result: dict[str, Any] = {
             "title": TITLE,
             "ok": not failures,

@@ -75,3 +75,27 @@ def test_the_report_names_the_k_its_queries_were_measured_at() -> None:
     none = compare([], [], [], [])
     assert "@0" not in render_markdown(none.to_json(), title="t", failures=[])
     assert np.isfinite(report.aggregate["overlap"])
+
+
+
+def test_a_source_whose_every_query_failed_fails_the_gate() -> None:
+    """JSONL source without connection.metric: every source query failed ("records no metric"),
+    overlap and the recall drop were None, and the gate passed (apply switched)."""
+    from vecmig.actions.validate_queries import gate_failures
+    from vecmig.quality.compare import Gate, compare
+    from vecmig.quality.queries import Query
+    from vecmig.quality.runner import Answer
+
+    qs = [Query(name=f"q{i}", vector=(1.0, 0.0), k=2) for i in range(3)]
+    hits = [Hit(id=1, score=1.0), Hit(id=2, score=0.5)]
+    src = [Answer(error="/source/connection: records no metric, so it cannot be searched") for _ in qs]
+    tgt = [Answer(hits=[Hit(id=2, score=0.5), Hit(id=9, score=0.1)], seconds=0.001) for _ in qs]
+    report = compare(qs, src, tgt, [hits for _ in qs])
+    failures = gate_failures(Gate(min_overlap=0.9, max_recall_drop=0.05, max_error_rate=0.0), report, {})
+    assert any("source queries failed" in f and "records no metric" in f for f in failures)
+    # not gating errors does not make an unmeasured overlap pass either
+    failures = gate_failures(Gate(min_overlap=0.9), report, {})
+    assert failures and failures[0].startswith("min_overlap could not be measured")
+    # an empty comparison (a source holding no records) still passes: nothing to compare
+    assert gate_failures(Gate(min_overlap=0.9, max_recall_drop=0.05, max_error_rate=0.0),
+                         compare([], [], [], []), {}) == []
