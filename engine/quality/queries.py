@@ -126,9 +126,12 @@ class _Refused(ValueError):
 
 
 def _no_constant(name: str) -> Any:
-    # Python's json reads NaN/Infinity (not JSON): a filter {"n": {"$gt": NaN}} matched nothing
-    # on either side, two empty answers "agreed" and the gate passed having compared nothing.
-    raise _Refused(f"{name} is not JSON (a query holds finite numbers only)")
+    # Python's json reads NaN (not JSON): a filter {"n": {"$gt": NaN}} matched nothing on either
+    # side, two empty answers "agreed" and the gate passed having compared nothing. Infinity is
+    # kept (a filter bound like the spec's .inf; a vector holding one is refused below).
+    if name == "NaN":
+        raise _Refused("NaN is not JSON, and a filter or vector holding it compares nothing")
+    return float(name.replace("Infinity", "inf"))
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
