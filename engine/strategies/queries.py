@@ -39,6 +39,8 @@ ACTION_ID = "validate.queries"
 # Seconds one query takes on an indexed store, as planned (see the module's docstring).
 INDEXED_QUERY_S = 0.005
 AT = "/validate/queries"
+# File stores whose file records no metric: their queries use connection.metric or fail.
+FILES_WITHOUT_METRIC = ("jsonl", "parquet", "csv")
 
 # How the plan's one line names each threshold.
 PHRASES = {
@@ -104,6 +106,12 @@ def _check_searchable(ctx: PlanContext, side: str, store: StoreSpec, search: str
                         where=ctx.spec.where(AT),
                         hint="remove validate.queries, or use stores with search "
                              f"({stores_that(lambda c: c.capabilities.search != 'none')})")
+    if store.provider in FILES_WITHOUT_METRIC and not (store.connection or {}).get("metric"):
+        # Caught here, before the copy: every query of such a file fails ("records no metric").
+        raise PlanError(f"{side} {store.label} records no metric, so validate.queries cannot search it",
+                        where=ctx.spec.where(f"/{side}/connection"),
+                        hint=f"declare the metric its readers use: {side}.connection.metric: cosine "
+                             "(or euclidean, dotproduct)")
     q = ctx.spec.validate.queries
     uses_filter = q is not None and (q.filter is not None or _file_filters(q))
     if uses_filter and not filters:
