@@ -86,11 +86,19 @@ def validate_queries(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         concurrency=q.concurrency, filter=q.filter, renames=renames, gate=gate, batch_size=ctx.copy_batch,
         file=written, sha256=file_digest(q.path) if q.path is not None else None, file_queries=from_file,
     ).to_json()
-    n_queries = q.sample + from_file
+    # A sample larger than the source is every record: say so, and estimate that many queries
+    # (the plan said "100,000 sampled" of a 30-record source and timed 100,000 queries).
+    sampled = q.sample
+    if q.sample and ctx.source.count_exact and ctx.source.count is not None and ctx.source.count < q.sample:
+        sampled = ctx.source.count
+    n_queries = sampled + from_file
+    reason = summary(sampled, from_file, q.k, gate)
+    if sampled != q.sample:
+        reason += f" (sample: {q.sample:,}; the source holds {sampled:,} records, all sampled)"
     return [Action(
         id=ACTION_ID,
         kind=KIND,
-        reason=summary(q.sample, from_file, q.k, gate),
+        reason=reason,
         depends_on=after,
         params=params,
         reversible=True,

@@ -129,3 +129,22 @@ def test_a_file_store_without_a_metric_is_refused_by_the_plan(tmp_path, side: st
     assert r.returncode != 0 and f"{side}.connection.metric: cosine" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_sample_larger_than_the_source_is_planned_as_every_record(tmp_path) -> None:
+    """Before: "100,000 sampled queries" planned (and timed) for a 5-record source; 5 ran."""
+    import json as _json
+
+    from tests.support.cli import vecmig
+
+    with open(tmp_path / "src.jsonl", "w") as f:
+        for i in range(5):
+            f.write(_json.dumps({"id": i, "vector": [1.0, float(i)], "metadata": {}}) + "\n")
+    (tmp_path / "s.yaml").write_text(
+        "version: 1\nname: s\nstate: {path: s.db}\n"
+        "source: {provider: jsonl, connection: {path: src.jsonl, metric: cosine}}\n"
+        "target: {provider: csv, connection: {path: out.csv, metric: cosine}}\nstrategy: {type: big-bang}\n"
+        "validate: {queries: {sample: 100000}}\n")
+    r = vecmig("plan", str(tmp_path / "s.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert "100,000 sampled" not in r.stdout and "5 sampled queries" in r.stdout, r.stdout
