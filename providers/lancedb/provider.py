@@ -86,6 +86,11 @@ class LanceDBProvider(Provider):
     )
     throughput = model(384)
 
+    @staticmethod
+    def index_deferred(rows: int) -> bool:
+        """No index is built on a table this small (LD001): the planner plans none either."""
+        return indexing.too_few(rows)
+
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
         self.dir = store.path(str(store.connection["path"]))

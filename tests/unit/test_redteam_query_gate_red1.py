@@ -148,3 +148,27 @@ def test_a_sample_larger_than_the_source_is_planned_as_every_record(tmp_path) ->
     r = vecmig("plan", str(tmp_path / "s.yaml"))
     assert r.returncode == 0, r.stderr
     assert "100,000 sampled" not in r.stdout and "5 sampled queries" in r.stdout, r.stdout
+
+
+def test_apply_after_success_on_a_small_lancedb_table_changes_nothing(tmp_path) -> None:
+    """Before: every plan of a LanceDB target under 200 rows held build_index.target (which builds
+    nothing there, LD001), so apply after success ran again and plan never said "No changes"."""
+    import json as _json
+
+    pytest.importorskip("lancedb")
+    from tests.support.cli import vecmig
+
+    with open(tmp_path / "src.jsonl", "w") as f:
+        for i in range(12):
+            f.write(_json.dumps({"id": i, "vector": [1.0, float(i)], "metadata": {"n": i}}) + "\n")
+    (tmp_path / "s.yaml").write_text(
+        "version: 1\nname: s\nstate: {path: s.db}\n"
+        "source: {provider: jsonl, connection: {path: src.jsonl, metric: cosine}}\n"
+        "target: {provider: lancedb, connection: {path: ld}, collection: docs,\n"
+        "         create: {metric: cosine, index: {type: hnsw, m: 16, ef_construction: 64}}}\n"
+        "strategy: {type: big-bang}\nvalidate: {queries: {sample: 4, k: 3}}\n")
+    spec = str(tmp_path / "s.yaml")
+    r = vecmig("apply", spec, "--auto-approve")
+    assert r.returncode == 0, r.stderr
+    r = vecmig("plan", spec)
+    assert r.returncode == 0 and "build_index" not in r.stdout and "No changes" in r.stdout, r.stdout
