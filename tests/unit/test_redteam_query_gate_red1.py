@@ -172,3 +172,18 @@ def test_apply_after_success_on_a_small_lancedb_table_changes_nothing(tmp_path) 
     assert r.returncode == 0, r.stderr
     r = vecmig("plan", spec)
     assert r.returncode == 0 and "build_index" not in r.stdout and "No changes" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("key", ["min_overlap", "min_recall", "max_recall_drop", "max_score_diff",
+                                 "max_error_rate", "max_latency_ratio"])
+def test_a_nan_threshold_is_refused(tmp_path, key: str) -> None:
+    """Before: `min_overlap: .nan` passed the schema's bounds and then never failed (x < nan is
+    false): the gate was silently off."""
+    from vecmig.spec_loader import load_spec_text
+
+    text = ("version: 1\nname: s\nstate: {path: s.db}\n"
+            "source: {provider: jsonl, connection: {path: src.jsonl, metric: cosine}}\n"
+            "target: {provider: csv, connection: {path: out.csv, metric: cosine}}\nstrategy: {type: big-bang}\n"
+            f"validate: {{queries: {{sample: 3, {key}: .nan}}}}\n")
+    with pytest.raises(SpecError, match=f"validate.queries.{key} is .nan"):
+        load_spec_text(text, file="s.yaml", base_dir=tmp_path)
