@@ -187,3 +187,21 @@ def test_a_nan_threshold_is_refused(tmp_path, key: str) -> None:
             f"validate: {{queries: {{sample: 3, {key}: .nan}}}}\n")
     with pytest.raises(SpecError, match=f"validate.queries.{key} is .nan"):
         load_spec_text(text, file="s.yaml", base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("extra", [
+    "strategy: {type: parallel-run, replay: {file: q.jsonl, queries: 10}, gate: {min_overlap: .nan}}\n",
+    "strategy: {type: parallel-run, replay: {file: q.jsonl, queries: 10}, gate: {min_overlap: 0.5}}\n"
+    "rollback_on: {min_overlap: .nan, queries: {sample: 5}, interval: 30s}\n",
+])
+def test_a_nan_parallel_run_gate_or_trigger_is_refused(tmp_path, extra: str) -> None:
+    """Before: `gate: {min_overlap: .nan}` was planned as "gated on min_overlap nan" and never failed."""
+    from vecmig.spec_loader import load_spec_text
+
+    (tmp_path / "q.jsonl").write_text('{"vector": [1, 0]}\n')
+    text = ("version: 1\nname: s\nstate: {path: s.db}\n"
+            "source: {provider: jsonl, connection: {path: src.jsonl, metric: cosine}}\n"
+            "target: {provider: lancedb, connection: {path: ld}, collection: docs, pointer: {file: p.json}}\n"
+            + extra)
+    with pytest.raises(SpecError, match=r"min_overlap is \.nan"):
+        load_spec_text(text, file="s.yaml", base_dir=tmp_path)
