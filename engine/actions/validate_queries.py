@@ -80,6 +80,18 @@ def gate_failures(gate: Gate, report: Report, target_settings: dict[str, Any]) -
     return out
 
 
+def all_empty(queries: list[Query], source: list[Answer], target: list[Answer]) -> list[str]:
+    """Every query answered by nothing on both sides compares nothing (two empty answers "agree"):
+    a filter on a field no record holds ({"lang": ...} when the source calls it "language")
+    passed every gate with overlap 1.00."""
+    if queries and all(s.error is None and t.error is None and not s.hits and not t.hits
+                       for s, t in zip(source, target, strict=True)):
+        where = next((f" (filter {q.filter})" for q in queries if q.filter), "")
+        return [f"all {len(queries)} queries found no record on either side{where}, so nothing was compared; "
+                "check the filter's field names (the source's) and values"]
+    return []
+
+
 class ValidateQueries(ActionKind):
     kind = "validate_queries"
     # Read-only: it may run beside other readers (declared for the scheduler that reads it).
@@ -120,6 +132,7 @@ class ValidateQueries(ActionKind):
         report = compare(queries, ans_s, ans_t, exact, wall_source=wall_s, wall_target=wall_t)
         gate = Gate.from_json(p.gate)
         failures = gate_failures(gate, report, target_settings)
+        failures += all_empty(queries, ans_s, ans_t)
         result: dict[str, Any] = {
             "title": TITLE,
             "ok": not failures,

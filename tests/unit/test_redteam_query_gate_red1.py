@@ -205,3 +205,18 @@ def test_a_nan_parallel_run_gate_or_trigger_is_refused(tmp_path, extra: str) -> 
             + extra)
     with pytest.raises(SpecError, match=r"min_overlap is \.nan"):
         load_spec_text(text, file="s.yaml", base_dir=tmp_path)
+
+
+def test_queries_that_all_find_nothing_on_both_sides_fail_the_gate() -> None:
+    """Before: a filter on a field no record holds made every answer empty on both sides; empty
+    answers agree (overlap 1.0), and the gate passed having compared nothing."""
+    from vecmig.actions.validate_queries import all_empty
+    from vecmig.quality.queries import Query
+    from vecmig.quality.runner import Answer
+
+    qs = [Query(name=f"q{i}", vector=(1.0, 0.0), k=2, filter={"lang": "de"}) for i in range(3)]
+    empty = [Answer(seconds=0.001) for _ in qs]
+    assert all_empty(qs, empty, empty) and "nothing was compared" in all_empty(qs, empty, empty)[0]
+    one = [Answer(seconds=0.001), Answer(hits=[Hit(id=1, score=1.0)]), Answer()]
+    assert all_empty(qs, empty, one) == [] and all_empty(qs, one, one) == []
+    assert all_empty([], [], []) == []
