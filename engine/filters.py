@@ -38,9 +38,10 @@ class FilterError(ValueError):
 
 
 def _scalar(v: Any) -> bool:
-    # NaN and infinities are refused: NaN equals nothing (a condition that silently takes no
-    # record), and neither can be written into a plan's JSON.
-    if isinstance(v, float) and not math.isfinite(v):
+    # NaN (YAML's .nan, Python json's NaN) is refused: it compares false with everything, so a
+    # filter holding one matched nothing on any store and every comparison of it "agreed".
+    # Infinity is a value (a double column holds it) and a bound that means something.
+    if isinstance(v, float) and math.isnan(v):
         return False
     return isinstance(v, str | bool | int | float) and v is not None
 

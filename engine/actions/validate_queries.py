@@ -31,6 +31,7 @@ from vecmig.filters import matches, rename
 from vecmig.model import Action
 from vecmig.providers.base import Provider
 from vecmig.quality import Gate, Query, compare, load_queries, run_queries, sample_queries
+from vecmig.quality.compare import Report
 from vecmig.quality.exact import exact_answers
 from vecmig.quality.params import QueryGateParams
 from vecmig.quality.runner import Answer, Call
@@ -67,6 +68,47 @@ def _opener(ctx: RunContext, store: StoreSpec, namespace: str | None) -> Callabl
         return lambda: ctx.provider(store)
     within = replace(store, namespace=namespace)
     return lambda: ctx.provider(within)
+
+
+# What each threshold needs measured: a gated measure no query could give fails the gate.
+NEEDS = {"min_overlap": ("overlap",), "min_recall": ("recall_target",),
+         "max_recall_drop": ("recall_source", "recall_target"), "max_latency_ratio": ("latency_ratio",)}
+
+
+def gate_failures(gate: Gate, report: Report, target_settings: dict[str, Any]) -> list[str]:
+    """The gate's failures, and those it cannot see: the source is the reference, so its failed
+    queries compared nothing (a JSONL source with no metric failed every query; overlap and the
+    recall drop were then None, skipped, and the gate passed), and a gated measure that no query
+    gave is a failure, never a pass."""
+    out = gate.check(report, target_settings)
+    a = report.aggregate
+    es = a.get("error_rate_source") or 0.0
+    if gate.max_error_rate is not None and es > gate.max_error_rate:
+        first = next((q.error_source for q in report.queries if q.error_source), "")
+        out.append(f"{es:.1%} of source queries failed (at most {gate.max_error_rate:.1%}), so their parity was "
+                   f"not measured; first: {first}")
+    if report.queries:
+        thresholds = gate.to_json()
+        for key, measures in NEEDS.items():
+            missing = [m for m in measures if a.get(m) is None]
+            if key in thresholds and missing:
+                err = next((q.error_source or q.error_target for q in report.queries
+                            if q.error_source or q.error_target), None)
+                out.append(f"{key} could not be measured ({missing[0]}: no query answered)"
+                           + (f"; first error: {err}" if err else ""))
+    return out
+
+
+def all_empty(queries: list[Query], source: list[Answer], target: list[Answer]) -> list[str]:
+    """Every query answered by nothing on both sides compares nothing (two empty answers "agree"):
+    a filter on a field no record holds ({"lang": ...} when the source calls it "language")
+    passed every gate with overlap 1.00."""
+    if queries and all(s.error is None and t.error is None and not s.hits and not t.hits
+                       for s, t in zip(source, target, strict=True)):
+        where = next((f" (filter {q.filter})" for q in queries if q.filter), "")
+        return [f"all {len(queries)} queries found no record on either side{where}, so nothing was compared; "
+                "check the filter's field names (the source's) and values"]
+    return []
 
 
 class ValidateQueries(ActionKind):
@@ -113,7 +155,8 @@ class ValidateQueries(ActionKind):
             tgt.close()
         report = compare(queries, ans_s, ans_t, exact, wall_source=wall_s, wall_target=wall_t)
         gate = Gate.from_json(p.gate)
-        failures = gate.check(report, target_settings)
+        failures = gate_failures(gate, report, target_settings)
+        failures += all_empty(queries, ans_s, ans_t)
         result: dict[str, Any] = {
             "title": TITLE,
             "ok": not failures,

@@ -41,7 +41,7 @@ class Gate:
     def check(self, report: Report, target_settings: Mapping[str, Any] | None = None) -> list[str]:
         """One sentence per threshold missed; empty when the gate passes."""
         a = report.aggregate
-        k = report.k
+        k = report.k_label
         why = settings_phrase(target_settings or {})
         fix = advice(target_settings or {})
         out: list[str] = []
@@ -99,6 +99,12 @@ class Report:
     k: int
     queries: tuple[QueryResult, ...]
     aggregate: dict[str, Any] = field(default_factory=dict)
+    k_min: int = 0  # the smallest k of a query (a file's query may set its own)
+
+    @property
+    def k_label(self) -> str:
+        """What "@k" reads: "10", or "3–5" when the queries' k differ (never the largest alone)."""
+        return k_label(self.k, self.k_min)
 
     def worst(self, measure: str, n: int) -> list[QueryResult]:
         scored = [q for q in self.queries if getattr(q, measure) is not None]
@@ -115,8 +121,15 @@ class Report:
                 if q.name not in keep:
                     keep.append(q.name)
             qs = [q for q in qs if q.name in set(keep)]
-        return {"k": self.k, "aggregate": self.aggregate, "queries": [q.to_json() for q in qs],
+        return {"k": self.k, **({"k_min": self.k_min} if self.k_min and self.k_min != self.k else {}),
+                "aggregate": self.aggregate, "queries": [q.to_json() for q in qs],
                 "queries_shown": len(qs), "queries_total": len(self.queries)}
+
+
+def k_label(k: Any, k_min: Any = None) -> str:
+    if not k:
+        return "k"
+    return f"{k_min}–{k}" if k_min and k_min != k else str(k)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -171,4 +184,5 @@ def compare(queries: Sequence[Query], source: Sequence[Answer], target: Sequence
         "qps_source": round(n / wall_source, 1) if wall_source > 0 else None,
         "qps_target": round(n / wall_target, 1) if wall_target > 0 else None,
     }
-    return Report(k=max((q.k for q in queries), default=0), queries=tuple(rows), aggregate=aggregate)
+    return Report(k=max((q.k for q in queries), default=0), queries=tuple(rows), aggregate=aggregate,
+                  k_min=min((q.k for q in queries), default=0))

@@ -32,7 +32,7 @@ def overlap(a: Sequence[Hit], b: Sequence[Hit], k: int) -> float:
 
 def recall(got: Sequence[Hit], truth: Sequence[Hit] | Sequence[RecordId], k: int) -> float:
     """Share of the true top-k (or the labelled relevant ids) that ``got``'s top-k holds."""
-    want = keys(truth, k)
+    want = list(dict.fromkeys(keys(truth, len(truth))))[:k]  # an id labelled twice is one relevant record
     if not want:
         return 1.0
     return len(set(keys(got, k)) & set(want)) / len(want)

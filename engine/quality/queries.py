@@ -81,9 +81,11 @@ def parse_query(line: str, where: str, default_k: int, dimension: int | None,
                          '"expected": [ids]}')
 
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise bad(f"not JSON ({e.msg} at column {e.colno})") from None
+    except _Refused as e:
+        raise bad(str(e)) from None
     if not isinstance(obj, dict):
         raise bad(f"a query is a JSON object, not {type(obj).__name__}")
     unknown = sorted(set(obj) - set(KEYS))
@@ -117,6 +119,29 @@ def parse_query(line: str, where: str, default_k: int, dimension: int | None,
     vector = tuple(float(np.float32(x)) for x in vec)
     return Query(name=str(name) if name is not None else where, vector=vector, k=k, filter=flt,
                  expected=tuple(expected) if expected is not None else None)
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN (not JSON): a filter {"n": {"$gt": NaN}} matched nothing on either
+    # side, two empty answers "agreed" and the gate passed having compared nothing. Infinity is
+    # kept (a filter bound like the spec's .inf; a vector holding one is refused below).
+    if name == "NaN":
+        raise _Refused("NaN is not JSON, and a filter or vector holding it compares nothing")
+    return float(name.replace("Infinity", "inf"))
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of a repeated key: {"lang": "en", "lang": "de"} silently filtered by "de".
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
 
 
 def sample_key(seed: int, rid: RecordId) -> bytes:

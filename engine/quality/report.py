@@ -18,7 +18,9 @@ def render_markdown(report: Mapping[str, Any], *, title: str, failures: list[str
                     source: str = "source", target: str = "target") -> str:
     """``report`` is :meth:`Report.to_json`'s shape (as state keeps it)."""
     a = report.get("aggregate", {})
-    k = report.get("k", "")
+    from vecmig.quality.compare import k_label
+
+    k = k_label(report.get("k"), report.get("k_min"))
     lines = [f"## {title}", ""]
     if failures is not None:
         lines += ["**Gate: passed**" if not failures else "**Gate: failed**", ""]

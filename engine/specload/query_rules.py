@@ -10,6 +10,7 @@ keyed records and the gate would compare the wrong things.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from vecmig.specload.assembly import _namespace_mapping, _queries
 from vecmig.specload.context import _Context
 
 AT = "/validate/queries"
+THRESHOLDS = ("min_overlap", "min_recall", "max_recall_drop", "max_latency_ratio", "max_score_diff", "max_error_rate")
 
 
 def _check_queries(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
@@ -36,6 +38,13 @@ def _check_queries(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
         raise ctx.error("validate.queries is not supported yet with a namespace mapping that moves records "
                         "(mapping.namespace): source and target would answer from differently keyed records",
                         AT, "remove validate.queries, or migrate without mapping.namespace")
+    for key in THRESHOLDS:
+        value = data.get(key)
+        if isinstance(value, float) and math.isnan(value):
+            # NaN passes the schema's bounds (every comparison with it is false), and then every
+            # "measure < threshold" was false too: the threshold was silently never gated.
+            raise ctx.error(f"validate.queries.{key} is .nan, which no measure can miss: the gate would never "
+                            "check it", f"{AT}/{key}", f"set a number, or remove {key} to keep its default")
     dropped = set(((spec.get("mapping") or {}).get("metadata") or {}).get("drop") or [])
     if "filter" in data:
         try:

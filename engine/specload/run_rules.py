@@ -66,6 +66,13 @@ def check_runs(ctx: _Context, spec: dict[str, Any]) -> None:
                                 "measure", f"/strategy/gate/{key}",
                                 "add `exact: true` under strategy.replay (one scan of the source), or remove "
                                 f"{key}")
+    # NaN passes the schema's bounds and then no comparison with it ever fails: refused.
+    for at, values in (("/strategy/gate", strategy.get("gate") if kind == "parallel-run" else None),
+                       ("/rollback_on", spec.get("rollback_on"))):
+        for key, value in (values or {}).items() if isinstance(values, dict) else ():
+            if isinstance(value, float) and math.isnan(value):
+                raise ctx.error(f"{at[1:].replace('/', '.')}.{key} is .nan, which no measure can cross: it would "
+                                "never trigger", f"{at}/{key}", f"set a number, or remove {key}")
     rollback_on = spec.get("rollback_on")
     if rollback_on is None:
         return

@@ -189,6 +189,11 @@ def build_index(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         return []
     if ctx.target.index and ctx.target.index.get("type") == index.type:
         return []
+    # A store that builds no index at this size (LanceDB under 200 rows, LD001) got a build_index
+    # that built nothing in every round, so apply after success never said "no changes".
+    deferred = getattr(ctx.target_cls, "index_deferred", None)
+    if deferred is not None and deferred(ctx.total_records + ctx.foreign_count):
+        return []
     create = ctx.spec.target.create
     asked = create is not None and create.index is not None
     chosen = "target.create.index" if asked else "carried over from the source"

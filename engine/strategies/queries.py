@@ -37,6 +37,8 @@ ACTION_ID = "validate.queries"
 # Seconds one query takes on an indexed store, as planned (see the module's docstring).
 INDEXED_QUERY_S = 0.005
 AT = "/validate/queries"
+# File stores whose file records no metric: their queries use connection.metric or fail.
+FILES_WITHOUT_METRIC = ("jsonl", "parquet", "csv")
 
 # How the plan's one line names each threshold.
 PHRASES = {
@@ -82,11 +84,19 @@ def validate_queries(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
         concurrency=q.concurrency, filter=q.filter, renames=renames, gate=gate, batch_size=ctx.copy_batch,
         file=written, sha256=file_digest(q.path) if q.path is not None else None, file_queries=from_file,
     ).to_json()
-    n_queries = q.sample + from_file
+    # A sample larger than the source is every record: say so, and estimate that many queries
+    # (the plan said "100,000 sampled" of a 30-record source and timed 100,000 queries).
+    sampled = q.sample
+    if q.sample and ctx.source.count_exact and ctx.source.count is not None and ctx.source.count < q.sample:
+        sampled = ctx.source.count
+    n_queries = sampled + from_file
+    reason = summary(sampled, from_file, q.k, gate)
+    if sampled != q.sample:
+        reason += f" (sample: {q.sample:,}; the source holds {sampled:,} records, all sampled)"
     return [Action(
         id=ACTION_ID,
         kind=KIND,
-        reason=summary(q.sample, from_file, q.k, gate),
+        reason=reason,
         depends_on=after,
         params=params,
         reversible=True,
@@ -102,6 +112,12 @@ def _check_searchable(ctx: PlanContext, side: str, store: StoreSpec, search: str
                         where=ctx.spec.where(AT),
                         hint="remove validate.queries, or use stores with search "
                              f"({stores_that(lambda c: c.capabilities.search != 'none')})")
+    if store.provider in FILES_WITHOUT_METRIC and not (store.connection or {}).get("metric"):
+        # Caught here, before the copy: every query of such a file fails ("records no metric").
+        raise PlanError(f"{side} {store.label} records no metric, so validate.queries cannot search it",
+                        where=ctx.spec.where(f"/{side}/connection"),
+                        hint=f"declare the metric its readers use: {side}.connection.metric: cosine "
+                             "(or euclidean, dotproduct)")
     q = ctx.spec.validate.queries
     uses_filter = q is not None and (q.filter is not None or _file_filters(q))
     if uses_filter and not filters:

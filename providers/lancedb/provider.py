@@ -90,6 +90,11 @@ class LanceDBProvider(Provider):
     def reader_settings(cls, index: IndexSpec) -> str | None:
         return indexsettings.reader_settings(index)
 
+    @staticmethod
+    def index_deferred(rows: int) -> bool:
+        """No index is built on a table this small (LD001): the planner plans none either."""
+        return indexing.too_few(rows)
+
     def __init__(self, store: StoreSpec) -> None:
         super().__init__(store)
         self.dir = store.path(str(store.connection["path"]))
