@@ -30,7 +30,7 @@ def provider(srv: ChromaServer, name: str, metric: str = "euclidean") -> ChromaP
                                     create=CreateSpec(metric=metric), pointer="/target", base_dir=Path(".")))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_random_filters_match_the_reference(server: ChromaServer, seed: int) -> None:
     batch = records(150, seed, SHAPE)
     p = provider(server, f"rnd-{seed}")

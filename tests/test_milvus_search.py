@@ -34,7 +34,7 @@ def provider(srv: MilvusLite, name: str, metric: str = "euclidean", namespace: s
                                     pointer="/target"))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_random_filters_match_the_reference(server: MilvusLite, seed: int) -> None:
     batch = records(150, seed, SHAPE)
     p = provider(server, f"rnd{seed}")

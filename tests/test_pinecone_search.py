@@ -36,7 +36,7 @@ def provider(srv: PineconeLocal, name: str, metric: str = "euclidean", namespace
                                       pointer="/target"))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_random_filters_match_the_reference(srv: PineconeLocal, seed: int) -> None:
     batch = records(150, seed, SHAPE)
     p = provider(srv, f"rnd-{seed}")

@@ -32,7 +32,7 @@ def provider(srv: QdrantLocal, name: str, metric: str = "euclidean") -> QdrantPr
                                     create=CreateSpec(metric=metric), pointer="/target"))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_random_filters_match_the_reference(server: QdrantLocal, seed: int) -> None:
     batch = records(150, seed, SHAPE)  # string ids: uuid5 points, mapped back
     p = provider(server, f"rnd{seed}")

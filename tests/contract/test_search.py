@@ -195,7 +195,7 @@ def _gated_apply(tmp: Path, source: dict[str, Any], target: dict[str, Any], env:
     text = json.dumps({
         "version": 1, "name": "gate", "state": {"path": "state.db"}, "source": source, "target": target,
         "strategy": {"type": "big-bang", "batch_size": 40, "concurrency": 2},
-        "validate": {"queries": {"sample": 15, "k": 5, "seed": 3, "min_overlap": 0.9, "max_error_rate": 0.0}},
+        "validate": {"queries": {"sample": 8, "k": 5, "seed": 3, "min_overlap": 0.9, "max_error_rate": 0.0}},
     })
     spec = load_spec_text(text, file="spec.yaml", base_dir=tmp, env={**os.environ, **env})
     state = StateStore.open(spec.name, spec.state_path, spec.state_url, create=True, redactor=spec.redactor)
@@ -213,7 +213,7 @@ def test_query_parity_gate_passes_a_faithful_copy_both_ways(store: Store, tmp_pa
     """memory → this store, then this store → memory, each apply gated by validate.queries: the
     store answers the gate's queries as a target and as a source, and a faithful copy passes."""
     _searchable(store)
-    want = records(store, 120, seed=31)
+    want = records(store, 60, seed=31)
     name = store.fresh("gate")
     metric = store.metric(name)
     source = f"gate-src-{uuid.uuid4().hex[:8]}"
