@@ -64,9 +64,15 @@ def run_queries(open_provider: Callable[[], Provider], calls: Sequence[Call], *,
         if stop is not None and stop.is_set():
             answers[i] = Answer(error="not sent (stopped)")
             return
+        try:
+            p = provider()  # opened before the clock starts: a connect is not a query's latency
+        except VecmigError as e:
+            answers[i] = Answer(error=e.one_line())
+            if on_answer is not None:
+                on_answer(i, answers[i])
+            return
         started = time.perf_counter()
         try:
-            p = provider()
             hits = with_retries(lambda: p.query(call.vector, call.k, call.filter), budget=60.0)
             answers[i] = Answer(hits=hits, seconds=time.perf_counter() - started)
         except VecmigError as e:

@@ -19,14 +19,17 @@ def test_vecmig_watch_module_imports_first_without_a_circular_import() -> None:
     assert out.returncode == 0, out.stderr
 
 
-def test_shadow_latency_does_not_include_opening_the_session() -> None:
+def test_shadow_latency_does_not_include_opening_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
     # A watch round / replay measured the first query on each worker with the provider's connect()
     # inside its latency: on an embedded pgvector target round 1 read p95 ×7–12 of the old side and a
     # healthy cutover was switched back by `rollback_on: {max_p95_ratio: 2}` (the README's example).
-    import time
-
+    # A clock that moves only while a session opens: the latency must not see it move.
+    from vecmig.quality import runner, shadow
     from vecmig.quality.runner import Call
     from vecmig.quality.shadow import Side
+
+    clock = [0.0]
+    monkeypatch.setattr(shadow.time, "perf_counter", lambda: clock[0])
 
     class Fast:
         def query(self, vector, k, flt=None):
@@ -36,7 +39,7 @@ def test_shadow_latency_does_not_include_opening_the_session() -> None:
             pass
 
     def slow_open() -> Fast:
-        time.sleep(0.3)
+        clock[0] += 5.0
         return Fast()
 
     side = Side(slow_open, 1, "t")  # type: ignore[arg-type]
@@ -45,7 +48,10 @@ def test_shadow_latency_does_not_include_opening_the_session() -> None:
     finally:
         side.close()
     assert answer.error is None
-    assert answer.seconds < 0.1
+    assert answer.seconds == 0.0
+    # The gate's runner alike.
+    [gated] = runner.run_queries(slow_open, [Call([0.0, 1.0], 1, None)], concurrency=1)  # type: ignore[arg-type]
+    assert gated.error is None and gated.seconds == 0.0
 
 
 PR_SPEC = """\
