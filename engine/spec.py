@@ -229,10 +229,86 @@ class QueriesSpec:
 
 
 @dataclass(frozen=True)
+class RetrievalSpec:
+    """``validate.retrieval``: the new model's retrieval quality against the old one's on an
+    evaluation set (queries as text, with the ids that are relevant), side by side.
+
+    The target is searched with the new model's embedding of each query; the source with the
+    query's old vector (``vector`` in the file) or ``old_model``'s embedding of it. Unset
+    thresholds are not gated, except the default: the new model may lose at most 0.05 recall@k.
+    """
+
+    file: str
+    path: Path
+    k: int = 10
+    old_model: str | None = None
+    min_recall: float | None = None
+    min_ndcg: float | None = None
+    max_recall_drop: float | None = 0.05
+    max_ndcg_drop: float | None = None
+
+
+@dataclass(frozen=True)
 class ValidateSpec:
     completeness: bool = True
     checksums: bool = True
     queries: QueriesSpec | None = None
+    retrieval: RetrievalSpec | None = None
+
+
+@dataclass(frozen=True)
+class EmbedApiSpec:
+    """``transform.embed.api``: an OpenAI-compatible ``/v1/embeddings`` endpoint. The key stays
+    here (resolved from ``${env:...}``) and never reaches a plan: the plan holds the rest."""
+
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    concurrency: int = 1
+    tokens_per_minute: int | None = None
+    tokenizer: str | None = None
+    max_tokens: int | None = None
+    dimension: int | None = None
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class EmbedSpec:
+    """``transform.embed``: the target's vectors are ``model``'s embeddings of each record's text.
+
+    ``text`` names the source field holding it (``fields.text`` or a metadata key) or is a
+    template over them (``"{title}: {body}"``). ``keep_old`` names a target metadata field that
+    keeps the record's old vector. ``cache`` is where embeddings are kept by (model, text hash):
+    a path (resolved against the spec's folder), a ``postgresql://`` URL, or None for no cache.
+    """
+
+    model: str
+    text: str
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    batch_size: int = 32
+    truncate: bool = False
+    keep_old: str | None = None
+    cache: str | None = None
+    api: EmbedApiSpec | None = None
+
+    @property
+    def is_template(self) -> bool:
+        return "{" in self.text
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    embed: EmbedSpec | None = None
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Where copy shards run: ``local`` threads, or ``dask`` workers (the scheduler at
+    ``address``, or a ``LocalCluster`` of ``workers`` started for the apply)."""
+
+    type: Literal["local", "dask"] = "local"
+    address: str | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
 
 
 @dataclass(frozen=True)
@@ -286,6 +362,8 @@ class Spec:
     cost: CostSpec = field(default_factory=CostSpec)
     # After cutover: what switches readers back (`vecmig watch`; see vecmig.spec_runs).
     rollback_on: RollbackOnSpec | None = None
+    transform: TransformSpec = field(default_factory=TransformSpec)
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
 
     @property
     def redactor(self) -> Redactor:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vecmig.spec import StrategySpec
+from vecmig.spec import EmbedSpec, StrategySpec
 
 # Defaults for keys a plan saved before they were frozen does not have: the spec's own defaults.
 _DEFAULTS = StrategySpec()
@@ -32,6 +32,48 @@ def _ids(d: dict[str, Any]) -> list[Any] | None:
 
 
 @dataclass(frozen=True)
+class EmbedParams:
+    """``transform.embed`` as the plan froze it. ``identity`` and ``dimension`` are the model's
+    as planning loaded it: apply refuses a model that became another under the same name. The
+    API key and the cache's location stay in the spec (like connection details: they may hold
+    secrets); the endpoint's other settings are here."""
+
+    model: str
+    text: str
+    identity: str
+    dimension: int
+    device: str = "auto"
+    batch_size: int = 32
+    truncate: bool = False
+    keep_old: str | None = None
+    api: dict[str, Any] | None = None  # base_url, concurrency, tokens_per_minute, tokenizer, max_tokens, ...
+
+    @classmethod
+    def from_spec(cls, spec: EmbedSpec, *, identity: str, dimension: int) -> EmbedParams:
+        api = None
+        if spec.api is not None:
+            a = spec.api
+            api = {"base_url": a.base_url, "concurrency": a.concurrency, "tokens_per_minute": a.tokens_per_minute,
+                   "tokenizer": a.tokenizer, "max_tokens": a.max_tokens, "dimension": a.dimension,
+                   "timeout": a.timeout}
+        return cls(model=spec.model, text=spec.text, identity=identity, dimension=dimension, device=spec.device,
+                   batch_size=spec.batch_size, truncate=spec.truncate, keep_old=spec.keep_old, api=api)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "text": self.text, "identity": self.identity, "dimension": self.dimension,
+                "device": self.device, "batch_size": self.batch_size, "truncate": self.truncate,
+                "keep_old": self.keep_old, "api": None if self.api is None else dict(self.api)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> EmbedParams:
+        api = d.get("api")
+        return cls(model=str(d["model"]), text=str(d["text"]), identity=str(d.get("identity", "")),
+                   dimension=int(d.get("dimension", 0)), device=str(d.get("device", "auto")),
+                   batch_size=int(d.get("batch_size", 32)), truncate=bool(d.get("truncate")),
+                   keep_old=d.get("keep_old"), api=None if api is None else dict(api))
+
+
+@dataclass(frozen=True)
 class CopyShardParams:
     shard: Any
     index: int
@@ -40,6 +82,7 @@ class CopyShardParams:
     batch_size: int = BATCH_SIZE
     concurrency: int = CONCURRENCY  # shards copied at once (the wave's workers)
     ids: list[Any] | None = None  # the delta's ids, where the diff listed them
+    embed: EmbedParams | None = None  # re-embed each record's text (transform.embed)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"shard": self.shard, "index": self.index, "before_images": self.before_images,
@@ -47,13 +90,17 @@ class CopyShardParams:
                              "concurrency": self.concurrency}
         if self.ids is not None:
             d["ids"] = list(self.ids)
+        if self.embed is not None:
+            d["embed"] = self.embed.to_json()
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CopyShardParams:
+        embed = d.get("embed")
         return cls(shard=d.get("shard"), index=int(d.get("index", 0)), before_images=bool(d.get("before_images")),
                    fresh_target=bool(d.get("fresh_target")), batch_size=int(d.get("batch_size", BATCH_SIZE)),
-                   concurrency=int(d.get("concurrency", CONCURRENCY)), ids=_ids(d))
+                   concurrency=int(d.get("concurrency", CONCURRENCY)), ids=_ids(d),
+                   embed=None if embed is None else EmbedParams.from_json(embed))
 
 
 @dataclass(frozen=True)

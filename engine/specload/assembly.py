@@ -13,6 +13,9 @@ from typing import Any
 from vecmig.spec import (
     CostSpec,
     CreateSpec,
+    EmbedApiSpec,
+    EmbedSpec,
+    ExecutorSpec,
     Fields,
     IndexSpec,
     Locations,
@@ -20,9 +23,11 @@ from vecmig.spec import (
     NamespaceMapping,
     PointerSpec,
     QueriesSpec,
+    RetrievalSpec,
     Spec,
     StoreSpec,
     StrategySpec,
+    TransformSpec,
     ValidateSpec,
     WaveSpec,
 )
@@ -55,6 +60,57 @@ def _assemble(
         shown=shown,
         cost=_cost(spec.get("cost", {})),
         rollback_on=assemble_rollback_on(spec.get("rollback_on")),
+        transform=_transform(spec.get("transform") or {}, base_dir),
+        executor=_executor(spec.get("executor") or {}),
+    )
+
+
+def _resolve(base_dir: Path, file: str) -> Path:
+    raw = Path(file).expanduser()
+    return Path(os.path.normpath(raw if raw.is_absolute() else base_dir / raw))
+
+
+def _transform(data: dict[str, Any], base_dir: Path) -> TransformSpec:
+    embed = data.get("embed")
+    return TransformSpec(embed=None if embed is None else _embed(embed, base_dir))
+
+
+def _embed(data: dict[str, Any], base_dir: Path) -> EmbedSpec:
+    cache = data.get("cache", True)
+    if cache is True:
+        cache = str(base_dir / ".vecmig" / "embeddings.db")
+    elif cache is False:
+        cache = None
+    elif "://" not in cache:
+        cache = str(_resolve(base_dir, cache))
+    api = data.get("api")
+    return EmbedSpec(
+        model=str(data["model"]),
+        text=str(data["text"]),
+        device=data.get("device", EmbedSpec.device),
+        batch_size=int(data.get("batch_size", EmbedSpec.batch_size)),
+        truncate=bool(data.get("truncate", False)),
+        keep_old=data.get("keep_old"),
+        cache=cache,
+        api=None if api is None else EmbedApiSpec(
+            base_url=str(api["base_url"]).rstrip("/"),
+            api_key=str(api.get("api_key", "")),
+            concurrency=int(api.get("concurrency", EmbedApiSpec.concurrency)),
+            tokens_per_minute=int(api["tokens_per_minute"]) if "tokens_per_minute" in api else None,
+            tokenizer=api.get("tokenizer"),
+            max_tokens=int(api["max_tokens"]) if "max_tokens" in api else None,
+            dimension=int(api["dimension"]) if "dimension" in api else None,
+            timeout=float(api.get("timeout", EmbedApiSpec.timeout)),
+        ),
+    )
+
+
+def _executor(data: dict[str, Any]) -> ExecutorSpec:
+    return ExecutorSpec(
+        type=data.get("type", "local"),
+        address=data.get("address"),
+        workers=int(data["workers"]) if "workers" in data else None,
+        threads_per_worker=int(data["threads_per_worker"]) if "threads_per_worker" in data else None,
     )
 
 
@@ -164,12 +220,31 @@ def _namespace_mapping(data: dict[str, Any]) -> NamespaceMapping:
 
 def _validate(data: dict[str, Any], base_dir: Path) -> ValidateSpec:
     queries = _queries(data["queries"], base_dir) if "queries" in data else None
+    retrieval = _retrieval(data["retrieval"], base_dir) if "retrieval" in data else None
     completeness = data.get("completeness", True)
     if completeness is False:
-        return ValidateSpec(completeness=False, checksums=False, queries=queries)
+        return ValidateSpec(completeness=False, checksums=False, queries=queries, retrieval=retrieval)
     if completeness is True:
-        return ValidateSpec(queries=queries)
-    return ValidateSpec(completeness=True, checksums=bool(completeness.get("checksums", True)), queries=queries)
+        return ValidateSpec(queries=queries, retrieval=retrieval)
+    return ValidateSpec(completeness=True, checksums=bool(completeness.get("checksums", True)), queries=queries,
+                        retrieval=retrieval)
+
+
+def _retrieval(data: dict[str, Any], base_dir: Path) -> RetrievalSpec:
+    def threshold(key: str) -> float | None:
+        value = data.get(key, getattr(RetrievalSpec, key))
+        return None if value is None else float(value)
+
+    return RetrievalSpec(
+        file=str(data["file"]),
+        path=_resolve(base_dir, str(data["file"])),
+        k=int(data.get("k", RetrievalSpec.k)),
+        old_model=data.get("old_model"),
+        min_recall=threshold("min_recall"),
+        min_ndcg=threshold("min_ndcg"),
+        max_recall_drop=threshold("max_recall_drop"),
+        max_ndcg_drop=threshold("max_ndcg_drop"),
+    )
 
 
 def _queries(data: dict[str, Any], base_dir: Path) -> QueriesSpec:

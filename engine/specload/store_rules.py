@@ -230,8 +230,11 @@ def _check_honoured(ctx: _Context, spec: dict[str, Any]) -> None:
     if "transition_days" in cost and not metered:
         raise ctx.error("cost.transition_days is ignored: neither store is metered, so no storage is priced",
                         "/cost/transition_days", "remove transition_days")
+    if "embedding" in cost and not (spec.get("transform") or {}).get("embed"):
+        raise ctx.error("cost.embedding is ignored: the spec re-embeds nothing", "/cost/embedding",
+                        "remove cost.embedding, or add `transform: {embed: {...}}`")
     for key in cost:
-        if key != "transition_days" and key not in stores:
+        if key not in ("transition_days", "embedding") and key not in stores:
             raise ctx.error(f"cost.{key} is ignored: neither the source nor the target is {key}", f"/cost/{key}",
                             f"remove the {key} prices")
 
