@@ -302,17 +302,31 @@ def with_embedding(actions: list[Action], planning: EmbedPlanning | None) -> lis
     whose history knows the copy, not the model)."""
     if planning is None:
         return actions
+    # Strategy phased reads every shard once per wave and embeds only the wave's records: a
+    # shard's texts are shared out among the copies that read it (evenly: which wave takes how
+    # many is known only as they are read).
+    readers: dict[Any, int] = {}
+    for a in actions:
+        if a.kind == "copy_shard":
+            readers[a.params.get("index")] = readers.get(a.params.get("index"), 0) + 1
     out = []
     for a in actions:
         if a.kind != "copy_shard" or not a.estimate.records:
             out.append(a)
             continue
-        low, high = planning.seconds(a.estimate.records)
+        texts = max(1, round(a.estimate.records / readers[a.params.get("index")]))
+        low, high = planning.seconds(texts)
         est = replace(a.estimate, seconds_low=round(a.estimate.seconds_low + low, 3),
                       seconds_high=round(a.estimate.seconds_high + high, 3))
-        out.append(replace(a, estimate=estimate.with_cost(estimate.within_two(est), planning.cost(a.estimate.records))))
+        out.append(replace(a, estimate=estimate.with_cost(estimate.within_two(est), planning.cost(texts))))
     return out
 
 
 def texts_moved(actions: list[Action]) -> int:
-    return sum(a.estimate.records for a in actions if a.kind == "copy_shard")
+    """Texts the copies embed: each shard's records once, however many waves read it."""
+    per_shard: dict[Any, int] = {}
+    for a in actions:
+        if a.kind == "copy_shard":
+            key = a.params.get("index")
+            per_shard[key] = max(per_shard.get(key, 0), a.estimate.records)
+    return sum(per_shard.values())

@@ -7,6 +7,7 @@ width and metric, every copy freezes the model, and what cannot work fails in on
 from __future__ import annotations
 
 import functools
+import io
 import json
 import textwrap
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from tests.openai_local import OpenAILocal
 from tests.openai_local.server import DEFAULT_API_KEY
@@ -29,6 +31,7 @@ from vecmig.errors import PlanError
 from vecmig.model import Plan
 from vecmig.planner import make_plan
 from vecmig.refresh import refresh
+from vecmig.render import print_plan
 from vecmig.render_markdown import render
 from vecmig.sample import batches
 from vecmig.spec_loader import load_spec_text
@@ -75,13 +78,15 @@ def write_source(path: Path, texts: list[str], dim: int = 8) -> None:
             f.write(json.dumps(rec) + "\n")
 
 
-def spec_for(tmp: Path, embed: str, extra: str = "", target: str = "out.jsonl") -> Any:
+def spec_for(tmp: Path, embed: str, extra: str = "", target: str = "out.jsonl",
+             target_store: str = "") -> Any:
+    store = target_store or f"{{provider: jsonl, connection: {{path: {target}}}}}"
     text = textwrap.dedent(f"""\
         version: 1
         name: reembed
         state: {{path: state.db}}
         source: {{provider: jsonl, connection: {{path: src.jsonl}}}}
-        target: {{provider: jsonl, connection: {{path: {target}}}}}
+        target: {store}
         transform:
           embed: {embed}
         """) + extra
@@ -126,6 +131,10 @@ def test_a_whole_source_sample_counts_every_token_and_the_plan_freezes_the_model
     assert {"VM151": "info", "VM153": "info"}.items() <= codes(plan).items()
     line = "Re-embed: 120 texts with all-MiniLM-L6-v2 (384 dims)"
     assert line in render(plan)
+    shown = io.StringIO()
+    print_plan(plan, Console(file=shown, width=300, no_color=True))
+    assert f"{line} · {true_tokens(texts):,} tokens (counted) · " in shown.getvalue()
+    assert "on this machine · $0.00 (a local model: no per-token price)" in shown.getvalue()
     assert json.loads(plan.to_json_text())["embedding"] == e
     assert not (tmp_path / ".vecmig").exists() and not (tmp_path / "state.db").exists()  # planning wrote nothing
 
@@ -187,6 +196,17 @@ def test_texts_already_in_the_cache_are_not_priced(tmp_path: Path) -> None:
     assert after["cache"]["sample_cached"] == cached >= 30
     assert after["cache"]["uncached_share"] == pytest.approx(1 - cached / 60, abs=1e-4)
     assert "50% of the sample already cached (not priced)" in render(planned)
+
+
+def test_phased_waves_embed_each_shards_texts_once(tmp_path: Path) -> None:
+    write_source(tmp_path / "src.jsonl", texts_of(40))
+    extra = "strategy: {type: phased, waves: [{name: first, ids: {from: 0, to: 21}}]}\n"
+    lance = "{provider: lancedb, connection: {path: lance}, collection: docs}"
+    plan = plan_of(spec_for(tmp_path, "{model: all-MiniLM-L6-v2, text: text, device: cpu}", extra,
+                            target_store=lance))
+    copies = [a for a in plan.actions if a.kind == "copy_shard"]
+    assert len(copies) == 2 and all(a.params["embed"]["dimension"] == 384 for a in copies)  # first, rest
+    assert plan.embedding is not None and plan.embedding["texts"] == 40
 
 
 def test_the_target_must_take_the_models_width(tmp_path: Path) -> None:
