@@ -144,8 +144,10 @@ def test_an_extrapolated_range_holds_the_real_count_of_every_text(tmp_path: Path
     texts = texts_of(400)
     write_source(tmp_path / "src.jsonl", texts)
     monkeypatch.setattr(refresh_module, "EMBED_SAMPLE", 100)
-    e = plan_of(spec_for(tmp_path, "{model: all-MiniLM-L6-v2, text: text, device: cpu}")).embedding
+    plan = plan_of(spec_for(tmp_path, "{model: all-MiniLM-L6-v2, text: text, device: cpu, cache: false}"))
+    e = plan.embedding
     assert e is not None and e["texts"] == 400
+    assert codes(plan)["VM155"] == "warning" and e["cache"]["enabled"] is False
     t = e["tokens"]
     assert not t["exact"] and t["sample"] == 100 and t["counted"] == "tokenizer"
     assert t["low"] <= true_tokens(texts) <= t["high"] and t["low"] < t["expected"] < t["high"]
