@@ -20,7 +20,7 @@ from vecmig.embed.estimate import Speed, TokenEstimate, cached_count, estimated_
 from vecmig.embed.prices import Price, price_for
 from vecmig.embed.settings import config_from_spec
 from vecmig.embed.texts import TEXT, record_texts, template_fields
-from vecmig.errors import PlanError, TerminalError
+from vecmig.errors import PlanError, ProviderError, TerminalError
 from vecmig.model import Action, Inventory, Warning_
 from vecmig.records import Batch
 from vecmig.spec import EmbedSpec, Spec
@@ -120,9 +120,15 @@ def load_model(spec: Spec) -> Model:
         return make_model(config_from_spec(embed))
     except EmbedConfigError as e:
         raise PlanError(f"transform.embed: {e.message}", where=spec.where(f"{AT}/model"), hint=e.hint) from None
-    except TerminalError as e:  # an endpoint that refuses the dimension probe
+    except ProviderError as e:  # an endpoint that cannot be reached or refuses
         raise PlanError(f"transform.embed: {e.message}", where=spec.where(f"{AT}/api/base_url"),
                         hint=e.hint or "check api.base_url, the model name and the key") from None
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError) as e:
+        # A folder that looks like a model but is not one: the loader's own error, in one line.
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise PlanError(f"transform.embed: model {embed.model!r} could not be loaded ({type(e).__name__}: {first})",
+                        where=spec.where(f"{AT}/model"),
+                        hint="point model at a complete sentence-transformers folder, or a packaged name") from None
 
 
 def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlanning | None:
@@ -133,7 +139,7 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
     model = load_model(spec)
     try:
         dimension, normalised = model.dimension, model.normalised
-    except TerminalError as e:
+    except ProviderError as e:
         raise PlanError(f"transform.embed: {e.message}", where=spec.where(f"{AT}/api/base_url"),
                         hint=e.hint or "check api.base_url, the model name and the key") from None
     findings: list[Warning_] = []
@@ -148,8 +154,14 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
                                  "for exact counts"))
     findings.extend(limit_findings(embed, model, ids, texts, counts))
     api = embed.api
-    speed = probe(model, texts, counts, api=api is not None,
-                  tokens_per_minute=api.tokens_per_minute if api else None, concurrency=api.concurrency if api else 1)
+    try:
+        speed = probe(model, texts, counts, api=api is not None,
+                      tokens_per_minute=api.tokens_per_minute if api else None,
+                      concurrency=api.concurrency if api else 1)
+    except ProviderError as e:
+        raise PlanError(f"transform.embed: the model refused the plan's probe of sampled texts: {e.message}",
+                        where=spec.where(f"{AT}/api/base_url" if api else f"{AT}/model"),
+                        hint=e.hint or "check the model's settings") from None
     if embed.cache is None:
         findings.append(Warning_(CACHE_OFF, "transform.embed.cache is false: every re-run, rollback and re-apply "
                                  "embeds (and pays for) every text again", "warning",

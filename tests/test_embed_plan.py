@@ -79,7 +79,7 @@ def write_source(path: Path, texts: list[str], dim: int = 8) -> None:
 
 
 def spec_for(tmp: Path, embed: str, extra: str = "", target: str = "out.jsonl",
-             target_store: str = "") -> Any:
+             target_store: str = "", key: str = DEFAULT_API_KEY) -> Any:
     store = target_store or f"{{provider: jsonl, connection: {{path: {target}}}}}"
     text = textwrap.dedent(f"""\
         version: 1
@@ -90,7 +90,7 @@ def spec_for(tmp: Path, embed: str, extra: str = "", target: str = "out.jsonl",
         transform:
           embed: {embed}
         """) + extra
-    return load_spec_text(text, file=str(tmp / "spec.yaml"), base_dir=tmp, env={"EMBED_KEY": DEFAULT_API_KEY})
+    return load_spec_text(text, file=str(tmp / "spec.yaml"), base_dir=tmp, env={"EMBED_KEY": key})
 
 
 def plan_of(spec: Any) -> Plan:
@@ -287,3 +287,13 @@ def test_an_api_models_price_is_overridden_in_cost_and_a_tokenizer_counts_exactl
     assert "bounded by tokens_per_minute 600" in s["basis"]
     assert s["low"] <= tokens / 10 <= s["high"] <= 2 * s["low"]
     assert "VM157" not in codes(plan)
+
+
+def test_an_endpoint_that_refuses_the_key_fails_the_plan_in_one_line_without_it(
+        tmp_path: Path, openai_srv: OpenAILocal) -> None:
+    write_source(tmp_path / "src.jsonl", texts_of(5))
+    wrong = "sk-wrong-key-for-the-plan-test"
+    with pytest.raises(PlanError) as err:
+        plan_of(spec_for(tmp_path, api_embed(openai_srv), key=wrong))
+    line = err.value.one_line()
+    assert "401" in line and "/transform/embed/api/base_url" in line and wrong not in line and "\n" not in line
