@@ -23,7 +23,9 @@ from vecmig.embed.config import EmbedConfigError
 from vecmig.embed.model import Model
 
 Z95 = 1.96
-PROBE_TEXTS = 48  # timed after the warm-up: enough for two or three batches, a second or two on a CPU
+# Texts timed after the warm-up: whole batches only (a part-filled batch costs nearly a full one,
+# which a run of thousands never pays), about two of the default 32.
+PROBE_TEXTS = 64
 WARMUP_TEXTS = 8
 CHARS_PER_TOKEN = 4.0  # OpenAI's rule of thumb for English, used only where no tokenizer is known
 # Without a tokenizer, the count may be this far off either way (code, non-Latin scripts).
@@ -88,7 +90,9 @@ def probe(model: Model, texts: Sequence[str], counts: Sequence[int], *, api: boo
     usable = [t for t, c in zip(texts, counts, strict=True) if t.strip() and (limit is None or c <= limit)]
     if not usable:
         return None
-    warm, timed = usable[:WARMUP_TEXTS], usable[:PROBE_TEXTS]
+    batch = model.config.batch_size
+    whole = PROBE_TEXTS // batch * batch if batch <= PROBE_TEXTS else PROBE_TEXTS  # one batch of that size
+    warm, timed = usable[:WARMUP_TEXTS], usable[:whole]
     if api:
         # A few requests, as many in flight as apply sends: the wall time is what concurrency buys.
         timed = usable[:min(len(usable), model.config.batch_size * min(concurrency, 4), PROBE_TEXTS)]
