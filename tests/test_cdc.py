@@ -107,10 +107,20 @@ def test_catch_up_converges_once_writes_stop(pg_db: str, tmp_path: Path) -> None
     while not slots(pg_db) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     # From here on every write lands in the feed, whether the copy has read its row yet or not.
-    writer = Writer(pg_db, "docs", list(data.ids), 8, pause=0.0)
-    writer.start()
-    time.sleep(1.5)
-    ops = writer.stop()
+    # The apply is held (SIGSTOP) while the writer runs: without a freeze, a catch-up that
+    # reaches lag 0 between two writes may cut over, and writes after a cutover are the
+    # application's to redirect, not the feed's. On a loaded machine the writer thread can
+    # stall long enough for that (a whole-suite run under load failed so), so the writes end
+    # before the catch-up can. The kill storm (tests/chaos/test_cdc_kill.py) writes concurrently.
+    assert proc.poll() is None, "the apply ended before the writer could start"
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        writer = Writer(pg_db, "docs", list(data.ids), 8, pause=0.0)
+        writer.start()
+        time.sleep(1.5)
+        ops = writer.stop()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + err
     assert table_rows(pg_db, "docs") == table_rows(pg_db, "docs_v2")
