@@ -114,7 +114,7 @@ class ValidateRetrieval(ActionKind):
         report = measure(queries, answers_old, answers_new)
         gate = RetrievalGate.from_json(p.gate)
         old_name, new_name = names(p)
-        failures = gate.check(report, new_name=new_name,
+        failures = gate.check(report, new_name=new_name if p.new is not None else "the target",
                               old_name="the old model's" if p.new is not None else "the source's")
         result: dict[str, Any] = {
             "title": TITLE,
