@@ -10,9 +10,10 @@ model's identity as planning loaded it is kept: apply refuses a model that becam
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vecmig.actions.params import EmbedParams
+if TYPE_CHECKING:  # imported where it is needed: vecmig.actions imports the kind that imports this
+    from vecmig.actions.params import EmbedParams
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class RetrievalParams:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RetrievalParams:
+        from vecmig.actions.params import EmbedParams
+
         new = d.get("new")
         return cls(k=int(d["k"]), file=str(d["file"]), sha256=str(d["sha256"]), queries=int(d.get("queries") or 0),
                    gate={str(a): float(b) for a, b in (d.get("gate") or {}).items()},

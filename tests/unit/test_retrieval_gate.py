@@ -233,3 +233,33 @@ def test_results_are_json_in_state_export(h: Harness, tmp_path: Path) -> None:
     exported = document(state)  # validated against the export's schema
     check = next(a for a in exported["actions"] if a["action_id"] == "validate.retrieval")
     assert check["status"] == "done" and check["result"]["report"]["queries_total"] == 3
+
+
+def test_phased_measures_the_whole_collection_after_the_last_wave_before_the_switch(h: Harness) -> None:
+    eval_set(h)
+    text = spec_text("phased", extra="validate: {retrieval: {file: e.jsonl}}\n").replace(
+        "shard_size: 1000}", "shard_size: 1000, waves: [{name: low, ids: {from: 1, to: 100}}]}")
+    text = text.replace("  collection: docs_v2", "  collection: docs_v2\n  alias: docs_live")
+    plan = h.plan(load_spec_text(text, file="spec.yaml", base_dir=h.tmp))
+    got = ids(plan)
+    assert got.count("validate.retrieval") == 1 and got[-2:] == ["validate.retrieval", "cutover.alias"]
+    check = plan.actions[got.index("validate.retrieval")]
+    assert check.depends_on == (got[got.index("validate.retrieval") - 1],)
+
+
+def test_params_round_trip_and_rollback_has_nothing_to_undo(h: Harness) -> None:
+    from vecmig.actions.params import EmbedParams
+    from vecmig.quality.retrieval_params import RetrievalParams
+
+    p = RetrievalParams(k=5, file="e.jsonl", sha256="ab", queries=3, gate={"min_recall": 0.5},
+                        old_model="m", old_identity="local:m@1", old_device="cpu",
+                        new=EmbedParams(model="n", text="{title}", identity="local:n@2", dimension=384),
+                        renames={"a": "b"}, concurrency=2)
+    assert RetrievalParams.from_json(json.loads(json.dumps(p.to_json()))) == p
+    eval_set(h, n=3)
+    s = spec(h, "{file: e.jsonl}")
+    h.apply(s)
+    assert memory.get("dst").aliases == {"docs_live": "docs_v2"}
+    h.rollback(s)
+    assert memory.get("dst").aliases == {}
+    assert h.statuses(s)["validate.retrieval"] == "rolled_back"
