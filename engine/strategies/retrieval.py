@@ -210,15 +210,20 @@ def _estimate(ctx: PlanContext, p: RetrievalParams, embedded_old: int) -> Estima
 
 def retrieval_file_changed(spec: Spec, state: StateReader, round_no: int) -> str | None:
     """Why an open round cannot resume its check: the evaluation file it froze changed since (its
-    sha256 differs, or it is gone). The round is then planned afresh with the file as it is."""
+    sha256 differs, or it is gone), or the spec's validate.retrieval did (a threshold lowered after
+    a failed check must be the one measured: resuming would run the frozen one again). The round
+    is then planned afresh; the records already copied are found equal and stay."""
     r = spec.validate.retrieval
     for row in state.actions(round_no):
         if row["kind"] != KIND or row["status"] == "done":
             continue
-        planned = json.loads(row["params_json"]).get("params", {}).get("sha256")
-        now = (hashlib.sha256(r.path.read_bytes()).hexdigest()
-               if r is not None and r.path.is_file() else None)
-        if planned is not None and now != planned:
+        planned = json.loads(row["params_json"]).get("params", {})
+        if r is None:
+            return "validate.retrieval was removed from the spec since it started"
+        now = hashlib.sha256(r.path.read_bytes()).hexdigest() if r.path.is_file() else None
+        if planned.get("sha256") is not None and now != planned.get("sha256"):
             return "the evaluation file of validate.retrieval changed since it started"
+        if (planned.get("gate") != gate_of(r).to_json() or planned.get("k") != r.k
+                or planned.get("old_model") != r.old_model):
+            return "validate.retrieval changed in the spec since it started"
     return None
-

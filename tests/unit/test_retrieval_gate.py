@@ -263,3 +263,15 @@ def test_params_round_trip_and_rollback_has_nothing_to_undo(h: Harness) -> None:
     h.rollback(s)
     assert memory.get("dst").aliases == {}
     assert h.statuses(s)["validate.retrieval"] == "rolled_back"
+
+
+def test_a_threshold_lowered_after_a_failed_check_is_the_one_measured_next(h: Harness) -> None:
+    eval_set(h)
+    with pytest.raises(ValidationFailed):
+        h.apply(spec(h, "{file: e.jsonl, min_recall: 0.95}", target={"search_noise": 0.5}))
+    lowered = spec(h, "{file: e.jsonl, max_recall_drop: 0.6}", target={"search_noise": 0.5})
+    plan = h.plan(lowered)
+    assert any("validate.retrieval changed in the spec since it started" in n for n in plan.notes)
+    assert ids(plan) == ["validate.retrieval", "cutover.alias"]  # the copied records are found equal
+    h.apply(lowered)
+    assert memory.get("dst").aliases == {"docs_live": "docs_v2"}
