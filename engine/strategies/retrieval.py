@@ -103,7 +103,8 @@ def summary(p: RetrievalParams, embedded_old: int) -> str:
         old = f"old_model {p.old_model}" if embedded_old else "their vectors"
         sides = f"target against source, both searched with {old}"
     checks = ", ".join(PHRASES[key].format(v=v) for key, v in p.gate.items() if key in PHRASES)
-    return f"{p.queries:,} queries of {p.file}, k={p.k}, {sides}: {checks or 'measured, nothing gated'}"
+    what = f"{p.queries:,} quer{'y' if p.queries == 1 else 'ies'}"
+    return f"{what} of {p.file}, k={p.k}, {sides}: {checks or 'measured, nothing gated'}"
 
 
 def _device(ctx: PlanContext) -> str:

@@ -233,6 +233,9 @@ def test_results_are_json_in_state_export(h: Harness, tmp_path: Path) -> None:
     exported = document(state)  # validated against the export's schema
     check = next(a for a in exported["actions"] if a["action_id"] == "validate.retrieval")
     assert check["status"] == "done" and check["result"]["report"]["queries_total"] == 3
+    audited = [e["data"] for e in exported["audit"]
+               if e["data"].get("result", {}).get("title") == check["result"]["title"]]
+    assert len(audited) == 1
 
 
 def test_phased_measures_the_whole_collection_after_the_last_wave_before_the_switch(h: Harness) -> None:
