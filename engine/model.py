@@ -179,6 +179,8 @@ class Plan:
     # plan's reads of both stores, its record-level diff): totals + start_up is the command's
     # wall time. None for stores whose timings mean nothing (the in-memory test store).
     start_up: Estimate | None = None
+    # transform.embed: what is re-embedded, with which model, and what it takes (vecmig.embed_plan).
+    embedding: dict[str, Any] | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -217,6 +219,7 @@ class Plan:
             **({"records": self.records} if self.records is not None else {}),
             **({"diff": self.diff} if self.diff is not None else {}),
             **({"start_up": asdict(self.start_up)} if self.start_up is not None else {}),
+            **({"embedding": self.embedding} if self.embedding is not None else {}),
         }
 
     def to_json_text(self) -> str:
@@ -248,4 +251,5 @@ class Plan:
             records=d.get("records"),
             diff=d.get("diff"),
             start_up=Estimate(**d["start_up"]) if d.get("start_up") else None,
+            embedding=d.get("embedding"),
         )

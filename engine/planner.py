@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, calibrate, estimate, indexes, namespaces, pointer, waves
+from vecmig import __version__, calibrate, embed_plan, estimate, indexes, namespaces, pointer, waves
+from vecmig.embed_plan import EmbedPlanning
 from vecmig.errors import PlanError, SpecError, TerminalError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
 from vecmig.providers import provider_class, stores_that
@@ -30,7 +31,10 @@ from vecmig.tolerance import describe
 
 
 def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
-    check_compatible(spec, seen.source, seen.target)
+    # transform.embed: the model is loaded once here (a read) and its width replaces the source's.
+    embedded = (embed_plan.prepare(spec, seen.source, seen.embed_sample or seen.sample)
+                if spec.transform.embed is not None and seen.source.exists else None)
+    check_compatible(spec, seen.source, seen.target, embedded)
     lineage = state.lineage if state else None
     serial = state.serial if state else 0
     notes: list[str] = []
@@ -60,7 +64,7 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
             why = f"failed validation and {changed}" if failed is not None else f"did not finish and {changed}"
             notes.append(f"round {open_round['round']} {why}: "
                          f"re-planned as round {round_no} (round {open_round['round']} is kept for rollback)")
-            actions = fresh_actions(spec, state, seen, notes)
+            actions = fresh_actions(spec, state, seen, notes, embedded)
         else:
             actions = remaining_actions(state, open_round, notes)
             done = len(state.actions(round_no)) - len(actions)
@@ -76,7 +80,7 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
             actions = []
             notes.append(f"round {last['round']} completed and nothing changed since")
         else:
-            actions = fresh_actions(spec, state, seen, notes)
+            actions = fresh_actions(spec, state, seen, notes, embedded)
             if last and last["status"] == "complete":
                 notes.append(since_round(spec, last, seen, actions))
     redact = spec.redactor  # parameters, reasons and findings as written: no secret, no resolved ${env:...}
@@ -84,8 +88,9 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
                for a in actions]
     warnings = [replace(w, message=redact(w.message), hint=redact(w.hint))
                 for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_namespaces(spec, seen)
-                + lint_sample(spec, seen) + cdc.findings(spec, seen, state) + phased.findings(spec, seen)
-                + index_findings(spec, seen, state)]
+                + lint_sample(spec, seen, embedded) + cdc.findings(spec, seen, state) + phased.findings(spec, seen)
+                + index_findings(spec, seen, state)
+                + (embed_plan.findings(spec, seen.source, seen.target, embedded) if embedded else [])]
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),
@@ -104,17 +109,21 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
         actions=tuple(actions),
         warnings=tuple(warnings),
         notes=tuple(redact(n) for n in notes),
+        embedding=(redact.walk(embedded.summary(embed_plan.texts_moved(actions)))
+                   if embedded is not None and embed_plan.texts_moved(actions) else None),
     )
 
 
-def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes: list[str]) -> list[Action]:
-    ctx = context(spec, state, seen)
+def fresh_actions(spec: Spec, state: StateReader | None, seen: Refreshed, notes: list[str],
+                  embedded: EmbedPlanning | None = None) -> list[Action]:
+    ctx = context(spec, state, seen, embedded)
     actions = calibrate.calibrated(BUILDERS[spec.strategy.type](ctx), ctx.fits, source_records=ctx.source.count or 0,
                                    target_records=ctx.target.count or 0,
                                    upsert_slowdown=calibrate.upsert_factor(ctx.read_model, ctx.write_model,
                                                                            spec.strategy.concurrency),
                                    concurrency=spec.strategy.concurrency,
                                    measured=ctx.source_cls.measured_estimates and ctx.target_cls.measured_estimates)
+    actions = embed_plan.with_embedding(actions, embedded)
     if ctx.copy_batch != spec.strategy.batch_size and any(a.kind == "copy_shard" for a in actions):
         notes.append(f"copy batches hold {ctx.copy_batch:,} records, not strategy.batch_size "
                      f"{spec.strategy.batch_size:,}: {spec.target.provider} packs upserts into requests "
@@ -191,12 +200,19 @@ def _sparse_stores() -> str:
     return stores_that(lambda c: c.capabilities.sparse)
 
 
-def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
+def check_compatible(spec: Spec, source: Inventory, target: Inventory,
+                     embedded: EmbedPlanning | None = None) -> None:
     if not source.exists:
         key = "/source/collection" if spec.source.collection else "/source/connection"
         raise PlanError(f"source {spec.source.label} does not exist", where=spec.where(key),
                         hint="check the source connection and collection name")
     limit = provider_class(spec.target.provider).capabilities.max_dimension
+    if embedded is not None:
+        # Re-embedding: the target takes the new model's vectors, so the source's width and
+        # metric no longer bind it; what an existing target already is still does.
+        embed_plan.check_target(spec, target, embedded, limit)
+        check_existing_target(spec, target)
+        return
     if limit and source.dimension and source.dimension > limit:
         raise PlanError(
             f"the source vectors have {source.dimension} dimensions; {spec.target.provider} holds at most {limit}",
@@ -217,8 +233,19 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
             where=spec.where("/target/create/metric"),
             hint=f"set target.create.metric to {source.metric}, or drop it to keep the source's metric",
         )
+    check_existing_target(spec, target)
+    if target.exists and target.dimension and source.dimension and target.dimension != source.dimension:
+        raise PlanError(
+            f"target {spec.target.label} exists with {target.dimension} dimensions; the source has {source.dimension}",
+            where=spec.where("/target/collection"),
+            hint="choose a new target collection, or drop the existing one",
+        )
+
+
+def check_existing_target(spec: Spec, target: Inventory) -> None:
+    create = spec.target.create
     # target.create describes a collection vecmig creates: on one that exists, a setting it
-    # does not already have would be ignored, so it is refused (the dimension is checked below).
+    # does not already have would be ignored, so it is refused (the dimension is checked apart).
     if target.exists and create and create.metric and target.metric and create.metric != target.metric:
         raise SpecError(
             f"target.create.metric is {create.metric} but target {spec.target.label} exists with metric "
@@ -233,16 +260,10 @@ def check_compatible(spec: Spec, source: Inventory, target: Inventory) -> None:
             where=spec.where("/target/create/id_type"),
             hint=f"set target.create.id_type to {target.id_type}, or choose a new target collection",
         )
-    if target.exists and target.dimension and source.dimension and target.dimension != source.dimension:
-        raise PlanError(
-            f"target {spec.target.label} exists with {target.dimension} dimensions; the source has {source.dimension}",
-            where=spec.where("/target/collection"),
-            hint="choose a new target collection, or drop the existing one",
-        )
 
 
 def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None,
-                  target: Inventory | None = None) -> CollectionSchema:
+                  target: Inventory | None = None, embedded: EmbedPlanning | None = None) -> CollectionSchema:
     create = spec.target.create
     # An existing target already has a dimension: an empty source (a file holding no record)
     # has none to offer, and nothing is to be created.
@@ -252,6 +273,9 @@ def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None,
         raise PlanError("the source's vector dimension is unknown and target.create.dimension is not set",
                         where=spec.where("/target"), hint="set target.create.dimension")
     metric = (create.metric if create else None) or source.metric or "cosine"
+    if embedded is not None:
+        dimension = embedded.dimension
+        metric = embed_plan.target_metric(spec, target)
     id_type = (create.id_type if create else None) or source.id_type or "text"
     metadata = namespaces.mapped_fields(spec, dict(source.fields))
     target_fields = spec.target.fields.metadata
@@ -265,6 +289,7 @@ def target_schema(spec: Spec, source: Inventory, sample: Batch | None = None,
             hint="set target.fields.metadata to a column name to store the metadata as one jsonb document",
         )
     has_text = bool(spec.source.fields.text) or source.has_text
+    metadata = embed_plan.check_keep_old(spec, metadata)
     return CollectionSchema(dimension=dimension, metric=metric, id_type=id_type, metadata=metadata, text=has_text,
                             sparse=source_has_sparse(source, sample))
 
@@ -289,7 +314,8 @@ def foreign_records(state: StateReader | None, seen: Refreshed) -> tuple[int, in
     return int(seen.target.count or 0), None
 
 
-def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanContext:
+def context(spec: Spec, state: StateReader | None, seen: Refreshed,
+            embedded: EmbedPlanning | None = None) -> PlanContext:
     owned = target_created_by_vecmig(state)
     source_cls = provider_class(spec.source.provider)
     target_cls = provider_class(spec.target.provider)
@@ -302,7 +328,7 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         source_cls=source_cls,
         target_cls=target_cls,
         shards=seen.shards,
-        schema=target_schema(spec, seen.source, seen.sample, seen.target),
+        schema=target_schema(spec, seen.source, seen.sample, seen.target, embedded),
         foreign_target=seen.target.exists and not owned,
         target_owned=owned and seen.target.exists,
         foreign_count=foreign_records(state, seen)[0],
@@ -316,6 +342,7 @@ def context(spec: Spec, state: StateReader | None, seen: Refreshed) -> PlanConte
         diff=seen.diff,
         fits=fits,
         feed=seen.feed,
+        embed=embedded.params if embedded is not None else None,
     )
 
 
@@ -593,7 +620,7 @@ def _mapped_sample(spec: Spec, sample: Batch) -> Batch:
     return out
 
 
-def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
+def lint_sample(spec: Spec, seen: Refreshed, embedded: EmbedPlanning | None = None) -> list[Warning_]:
     """Findings on the source's first records, mapped as the copy maps them.
 
     The target's own rules come from its ``lint`` hook (Pinecone: PC001-PC016; JSONL, Parquet
@@ -612,9 +639,14 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
                          "error", exc.hint or "")]
     target_cls = provider_class(spec.target.provider)
     try:
-        schema = target_schema(spec, seen.source, sample, seen.target)
+        schema = target_schema(spec, seen.source, sample, seen.target, embedded)
     except PlanError:
         return []  # the same problem fails the plan where the actions are laid out
+    if embedded is not None:
+        # The target receives the new model's vectors, not these: unit vectors of its width
+        # stand in for them, so the target's own rules judge the rest of each record.
+        mapped = replace(mapped, vectors=np.full((len(mapped), schema.dimension), schema.dimension ** -0.5,
+                                                 dtype=np.float32))
     out: list[Warning_] = []
     where = f"in the first {len(mapped):,} source records"
     target: Provider = target_cls(spec.target)
@@ -638,7 +670,8 @@ def lint_sample(spec: Spec, seen: Refreshed) -> list[Warning_]:
                          f"{spec.target.provider} cannot store sparse values, so a record that has them "
                          "stops the apply",
                 "warning", "check the source for sparse values, or migrate into a target that holds them"))
-    if seen.source.metric is None and schema.metric in ("dotproduct", "euclidean") and mapped.vectors.size:
+    if (embedded is None and seen.source.metric is None and schema.metric in ("dotproduct", "euclidean")
+            and mapped.vectors.size):
         norms = np.linalg.norm(np.asarray(mapped.vectors, dtype=np.float64), axis=1)
         off = int(np.count_nonzero(np.abs(norms - 1.0) > NORM_TOLERANCE))
         if off:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from vecmig.diff import RecordDiff, diff_records, empty_target
 from vecmig.errors import VecmigError
 from vecmig.ids import IdReport, unique_by_namespace
@@ -19,6 +21,8 @@ from vecmig.spec import Spec, StoreSpec
 SAMPLE_RECORDS = 200
 # Ids read at plan for the identity rules (one type, every id once): ids only, so more of them.
 ID_SAMPLE = 1000
+# Records whose texts a re-embed's plan counts tokens on (transform.embed): the source's first.
+EMBED_SAMPLE = 1000
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Refreshed:
     # The source's change feed (CDC): whether it can run, and the feeds already there (a
     # killed cdc run's slot keeps WAL). None: the store has no change feed.
     feed: FeedReport | None = None
+    # The source's first records for transform.embed's token count and probe; None: no re-embed.
+    embed_sample: Batch | None = None
 
 
 def open_provider(store: StoreSpec) -> Provider:
@@ -59,6 +65,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
     ``versions``: the newest baseline with row versions, for the diff's shortcut."""
     sample: Batch | None = None
     id_sample: IdReport | None = None
+    embed_sample: Batch | None = None
     with open_provider(spec.source) as src:
         source = src.inventory()
         cut = tuple(src.shards(source, spec.strategy.shard_size)) if (shards and source.exists) else ()
@@ -67,6 +74,8 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
         if shards and source.exists and source.count and not unique_by_namespace(spec):
             id_sample = src.check_ids(limit=ID_SAMPLE)
         feed_report = feed_of(spec, src) if shards and source.exists else None
+        if shards and source.exists and spec.transform.embed is not None:
+            embed_sample = first_records(src, cut, EMBED_SAMPLE)
     with open_provider(spec.target) as tgt:
         target = tgt.inventory()
         if spec.target.alias and type(tgt).capabilities.aliases:
@@ -85,7 +94,7 @@ def refresh(spec: Spec, *, shards: bool = True, baseline: dict[str, Any] | None 
             diff = empty_target(list(cut), exists=target.exists)
     return Refreshed(source=as_written(spec, source, "/source"), target=as_written(spec, target, "/target"),
                      shards=cut, sample=sample, id_sample=id_sample, diff=diff,
-                     feed=feed_report)
+                     feed=feed_report, embed_sample=embed_sample)
 
 
 def feed_of(spec: Spec, src: Provider) -> FeedReport | None:
@@ -116,6 +125,33 @@ def as_written(spec: Spec, inventory: Inventory, prefix: str) -> Inventory:
     if digest is not None:
         data["extra"] = {**(data.get("extra") or {}), "env": digest}
     return Inventory.from_json(data)
+
+
+def first_records(src: Provider, shards: tuple[dict[str, Any], ...], limit: int) -> Batch | None:
+    """Up to ``limit`` records from the first shards, in scan order, as one batch."""
+    parts: list[Batch] = []
+    got = 0
+    for shard in shards or (None,):
+        scan = src.scan(shard, None, min(limit, 1000))
+        try:
+            for batch in scan:
+                parts.append(batch.take(range(min(len(batch), limit - got))))
+                got += len(parts[-1])
+                if got >= limit:
+                    break
+        finally:
+            close = getattr(scan, "close", None)
+            if close is not None:
+                close()
+        if got >= limit:
+            break
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    texts = None if all(p.texts is None for p in parts) else [
+        t for p in parts for t in (p.texts if p.texts is not None else [None] * len(p))]
+    return Batch(ids=[i for p in parts for i in p.ids], vectors=np.concatenate([p.vectors for p in parts]),
+                 metadata=[m for p in parts for m in p.metadata], texts=texts)
 
 
 def first_batch(src: Provider, shard: dict[str, Any] | None) -> Batch | None:

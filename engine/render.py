@@ -116,6 +116,44 @@ def records_line(plan: Plan) -> str | None:
             f"{r['unchanged']:,} unchanged")
 
 
+def human_count(n: float) -> str:
+    """1,234 · 12.3K · 2.3M: token counts as a reader takes them in."""
+    if n < 10_000:
+        return f"{n:,.0f}"
+    if n < 1e6:
+        return f"{n / 1e3:.1f}K"
+    if n < 1e9:
+        return f"{n / 1e6:.1f}M"
+    return f"{n / 1e9:.2f}B"
+
+
+def embedding_line(plan: Plan) -> str | None:
+    """``Re-embed: 100,000 texts with all-MiniLM-L6-v2 (384 dims) · ~2.3M tokens (2.2M–2.4M) · 3m–5m on
+    this machine · $0.00``: what transform.embed costs, from the plan's ``embedding`` summary."""
+    e = plan.embedding
+    if not e:
+        return None
+    t, s, c = e["tokens"], e["seconds"], e["cost"]
+    if t["exact"]:
+        tokens = f"{human_count(t['expected'])} tokens (counted)"
+    else:
+        counted = "" if t["counted"] == "tokenizer" else ", estimated from characters"
+        tokens = f"~{human_count(t['expected'])} tokens ({human_count(t['low'])}–{human_count(t['high'])}{counted})"
+    where = "from the endpoint" if (e.get("identity") or "").startswith("api:") else "on this machine"
+    time = f"{span(s['low'], s['high'])} {where}" if s["high"] else "time not probed"
+    usd = c.get("usd")
+    if usd is None:
+        money = f"price unknown ({c.get('source')}: set cost.embedding.usd_per_million_tokens)"
+    else:
+        dated = f", prices as of {c['as_of']}" if c.get("as_of") else ""
+        money = f"${usd:,.2f} ({c.get('source')}{dated})"
+    cached = e.get("cache") or {}
+    share = cached.get("uncached_share", 1.0)
+    cache = "" if share >= 1.0 else f" · {1 - share:.0%} of the sample already cached (not priced)"
+    return (f"Re-embed: {e['texts']:,} texts with {e['model']} ({e['dimension']} dims) · {tokens} · {time} · "
+            f"{money}{cache}")
+
+
 def diff_lines(plan: Plan) -> list[str]:
     """How the diff was made and what it cost, and the drift it found (Terraform's refresh notes)."""
     d = plan.diff
@@ -164,6 +202,9 @@ def print_plan(plan: Plan, console: Console) -> None:
     for line in diff_lines(plan):
         console.print(f"  {line}", style="yellow" if line.startswith("Drift: ") and "not known" not in line
                       else "cyan")
+    embedding = embedding_line(plan)
+    if embedding:
+        console.print(f"  {embedding}", style="cyan")
     console.print()
     records = records_line(plan)
     if not plan.actions:

@@ -19,7 +19,16 @@ import yaml
 
 from vecmig.graph import DEFAULT_MAX_SHARDS, to_mermaid
 from vecmig.model import Action, Estimate, Plan
-from vecmig.render import describe_inventory, diff_lines, estimate_basis, human_bytes, records_line, span, symbol
+from vecmig.render import (
+    describe_inventory,
+    diff_lines,
+    embedding_line,
+    estimate_basis,
+    human_bytes,
+    records_line,
+    span,
+    symbol,
+)
 from vecmig.state.reader import StateReader
 
 GITHUB_LIMIT = 65_536
@@ -112,6 +121,9 @@ def _headline(plan: Plan, previous: Previous | None) -> str:
         lines.append(f"\n**{records}**")
     for line in diff_lines(plan):
         lines.append(f"\n{_esc(line)}")
+    embedding = embedding_line(plan)
+    if embedding:
+        lines.append(f"\n{_esc(embedding)}")
     for note in plan.notes:
         lines.append(f"\n_{_esc(note)}_")
     lines.append("\n" + _change(plan.totals, previous))

@@ -32,23 +32,43 @@ def _credential_in(text: str) -> str | None:
     return f"a {found.group(1)}" if found else None
 
 
-def check_literal_secrets(ctx: _Context, public: dict[str, Any]) -> None:
+# Keys outside a connection that hold a credential, or a URL that may carry one.
+EMBED_KEYS = (("api", "api_key"), ("api", "base_url"), ("cache",))
+
+
+def _settings(public: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(pointer, key, value) of every value the rule looks at."""
+    out: list[tuple[str, str, Any]] = []
     for role in ("source", "target"):
         store = public.get(role)
         conn = store.get("connection") if isinstance(store, dict) else None
-        if not isinstance(conn, dict):
+        if isinstance(conn, dict):
+            out.extend((f"/{role}/connection/{_escape(str(k))}", str(k), v) for k, v in conn.items())
+    transform = public.get("transform")
+    embed = transform.get("embed") if isinstance(transform, dict) else None
+    for path in EMBED_KEYS if isinstance(embed, dict) else ():
+        value: Any = embed
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            out.append(("/transform/embed/" + "/".join(path), path[-1], value))
+    return out
+
+
+def check_literal_secrets(ctx: _Context, public: dict[str, Any]) -> None:
+    for pointer, key, value in _settings(public):
+        if not isinstance(value, str) or not value:
             continue
-        for key, value in conn.items():
-            pointer = f"/{role}/connection/{_escape(str(key))}"
-            if not isinstance(value, str) or not value or not _is_secret_pointer(pointer):
-                continue
-            literal = ENV_PLACEHOLDER.sub("", value)
-            what = ("the value itself" if literal == value and CREDENTIAL_KEY.search(str(key))
-                    else _credential_in(literal))
-            if what:
-                raise ctx.error(
-                    f"{pointer} holds a credential written in the spec ({what}); plans and the state keep "
-                    "the spec as written",
-                    pointer,
-                    "put it in an environment variable and write `${env:NAME}` in its place",
-                )
+        secret_key = _is_secret_pointer(pointer)
+        if not secret_key and not pointer.startswith("/transform/"):
+            continue
+        literal = ENV_PLACEHOLDER.sub("", value)
+        what = ("the value itself" if literal == value and secret_key and CREDENTIAL_KEY.search(key)
+                else _credential_in(literal))
+        if what:
+            raise ctx.error(
+                f"{pointer} holds a credential written in the spec ({what}); plans and the state keep "
+                "the spec as written",
+                pointer,
+                "put it in an environment variable and write `${env:NAME}` in its place",
+            )

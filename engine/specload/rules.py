@@ -14,6 +14,7 @@ from typing import Any
 from vecmig import safe_paths
 from vecmig.spec import IMPLEMENTED_STRATEGIES, StrategySpec
 from vecmig.specload.context import _Context, _unescape
+from vecmig.specload.embed_rules import check_embed
 from vecmig.specload.namespace_rules import _check_namespace_mapping
 from vecmig.specload.query_rules import _check_queries
 from vecmig.specload.retrieval_rules import check_retrieval
@@ -26,6 +27,7 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     for role in ("source", "target"):
         _check_store(ctx, spec[role], f"/{role}")
     _check_strategy(ctx, spec)
+    check_embed(ctx, spec)  # before the strategies' own rules: a re-embed refuses some outright
     _check_waves(ctx, spec)
     check_runs(ctx, spec)
     _check_alias(ctx, spec)

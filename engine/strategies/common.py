@@ -83,6 +83,7 @@ def copy_shards(ctx: PlanContext, after: tuple[str, ...]) -> list[Action]:
             shard=shard, index=i, before_images=ctx.foreign_target, fresh_target=not ctx.target.exists,
             batch_size=ctx.copy_batch, concurrency=spec.strategy.concurrency,
             ids=None if listed is None else [rid if isinstance(rid, int | str) else str(rid) for rid in listed],
+            embed=ctx.embed,
         ).to_json()
         records = None
         if delta is not None:

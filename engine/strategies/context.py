@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vecmig.actions.params import EmbedParams
 from vecmig.calibrate import Fit
 from vecmig.diff import RecordDiff, ShardDelta
 from vecmig.model import Inventory
@@ -55,6 +56,8 @@ class PlanContext:
     fits: dict[str, Fit] = field(default_factory=dict)
     # The source's change feed as refresh found it (strategy cdc); None: the store has none.
     feed: FeedReport | None = None
+    # transform.embed as the copies freeze it (the model's identity and width); None: no re-embed.
+    embed: EmbedParams | None = None
 
     @property
     def bytes_per_record(self) -> int:
