@@ -242,3 +242,24 @@ def test_cli_with_old_model_fails_with_exit_1_and_report_renders_it(
     got = json.loads(vecmig("report", str(spec), "--format", "json").stdout)
     assert got["status"] == "failed" and got["report"]["aggregate"]["recall_new"] == pytest.approx(recall, abs=1e-6)
     assert got["models"] == {"old": MODEL, "new": "target"}
+
+
+def test_a_re_embed_plan_freezes_the_copys_model_into_the_check_and_loads_it_once(
+        tmp_path: Path, data: dict[str, Any]) -> None:
+    write_jsonl(tmp_path / "source.jsonl", data["records"], data["old"])
+    evals = [{**e, "vector": v.tolist()} for e, v in zip(data["evals"], data["q_old"], strict=True)]
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+    spec = load(tmp_path, "{file: eval.jsonl, max_ndcg_drop: 0.02}",
+                f"transform: {{embed: {{model: {MODEL}, text: text, device: cpu}}}}\n")
+    assert spec.transform.embed is not None
+    model = loaded(config_from_spec(spec.transform.embed))  # the module's, loaded already
+    plan = make_plan(spec, None, refresh(spec))
+    got = [a.id for a in plan.actions]
+    assert got[-2:] == ["validate.retrieval", "cutover.pointer"] and "validate.completeness" in got
+    check = RetrievalParams.from_json(plan.actions[-2].params)
+    copy = next(a for a in plan.actions if a.kind == "copy_shard").params["embed"]
+    assert check.new is not None and check.new.to_json() == copy  # the very model the copy re-embeds with
+    assert (check.new.identity, check.new.dimension) == (model.identity, 384)
+    assert loaded(config_from_spec(spec.transform.embed)) is model  # planning loaded no second copy
+    assert plan.actions[-2].reason.startswith(f"30 queries of eval.jsonl, k=10, {MODEL} (target) against their "
+                                              "old vectors (source): recall drop ≤ 0.05, nDCG drop ≤ 0.02")
