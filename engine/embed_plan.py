@@ -15,7 +15,7 @@ from typing import Any
 
 from vecmig import estimate
 from vecmig.actions.params import EmbedParams
-from vecmig.embed import EmbedConfigError, Model, make_model
+from vecmig.embed import EmbedConfigError, Model, loaded
 from vecmig.embed.estimate import Speed, TokenEstimate, cached_count, estimated_counts, extrapolate, probe
 from vecmig.embed.prices import Price, price_for
 from vecmig.embed.settings import config_from_spec
@@ -117,7 +117,7 @@ def load_model(spec: Spec) -> Model:
     # A plan's output is the plan: no download-style progress bar for weights read from disk.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        return make_model(config_from_spec(embed))
+        return loaded(config_from_spec(embed))  # shared with validate.retrieval's planning: one load
     except EmbedConfigError as e:
         raise PlanError(f"transform.embed: {e.message}", where=spec.where(f"{AT}/model"), hint=e.hint) from None
     except ProviderError as e:  # an endpoint that cannot be reached or refuses

@@ -26,6 +26,7 @@ from vecmig.state.rows import RoundRow
 from vecmig.strategies import BUILDERS, cdc, phased
 from vecmig.strategies.context import PlanContext
 from vecmig.strategies.queries import query_file_changed
+from vecmig.strategies.retrieval import retrieval_file_changed
 from vecmig.tolerance import describe
 
 
@@ -55,7 +56,7 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
                 changed = (f"{moved}, and the round's shards are positions in it (byte ranges, row groups) "
                            "that no longer cut it")
         if not changed:
-            changed = query_file_changed(spec, state, round_no)
+            changed = query_file_changed(spec, state, round_no) or retrieval_file_changed(spec, state, round_no)
         if changed:
             # What was copied no longer answers the spec or the source: plan afresh. The old
             # round stays on record (superseded when this plan is applied) so rollback undoes it too.

@@ -53,7 +53,7 @@ def planned_model() -> Model:
 def model_once() -> Iterator[None]:
     """The planner loads the model per plan; here each setting's model loads once per module."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(embed_plan, "make_model", _model)
+        mp.setattr(embed_plan, "loaded", _model)
         # A shorter probe than a real plan's: what is measured and how is the same, in less time.
         mp.setattr(embed_estimate, "PROBE_TEXTS", 8)
         mp.setattr(embed_estimate, "WARMUP_TEXTS", 2)

@@ -20,13 +20,14 @@ from vecmig.actions.undo import Undo
 from vecmig.actions.validate_completeness import ValidateCompleteness
 from vecmig.actions.validate_ids import ValidateIds
 from vecmig.actions.validate_queries import ValidateQueries
+from vecmig.actions.validate_retrieval import ValidateRetrieval
 from vecmig.actions.watch import Watch
 
 KINDS: dict[str, ActionKind] = {
     k.kind: k()
     for k in (ValidateIds, CreateCollection, CopyShard, Finalize, DeleteExtra, BuildIndex, ValidateCompleteness,
               Cutover, Decommission, Undo, OpenFeed, CatchUp, CatchUpByDiff, CloseFeed, ApproveWave,
-              ValidateQueries, ReplayQueries, Watch)
+              ValidateQueries, ReplayQueries, Watch, ValidateRetrieval)
 }
 
 __all__ = ["KINDS", "ActionKind", "Reporter", "RunContext", "SilentReporter"]

@@ -9,7 +9,8 @@ from typing import Any
 from vecmig.state.reader import StateReader
 
 # Kinds that leave the target's records as they were: a round of only these keeps the baseline.
-READ_ONLY = frozenset({"validate_ids", "validate_completeness", "validate_queries", "build_index", "cutover"})
+READ_ONLY = frozenset({"validate_ids", "validate_completeness", "validate_queries", "validate_retrieval",
+                       "build_index", "cutover"})
 
 
 def last_baseline(state: StateReader | None) -> dict[str, Any] | None:

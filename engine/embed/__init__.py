@@ -16,9 +16,10 @@ from vecmig.embed.cache import CacheStats, EmbeddingCache
 from vecmig.embed.config import ApiConfig, EmbedConfig, EmbedConfigError
 from vecmig.embed.embedder import Embedder
 from vecmig.embed.factory import make_model
+from vecmig.embed.loaded import loaded
 from vecmig.embed.model import Model, UnembeddableText
 
 __all__ = [
     "ApiConfig", "CacheStats", "EmbedConfig", "EmbedConfigError", "Embedder", "EmbeddingCache", "Model",
-    "UnembeddableText", "make_model",
+    "UnembeddableText", "loaded", "make_model",
 ]

@@ -2,7 +2,8 @@
 
 Any done or failed action whose result holds ``{"title": ..., "report": {...}, "failures":
 [...]}`` is a report (validate.queries writes one; so does any other action comparing the two
-sides the same way, a parallel run's replay included): the newest one (of ``round`` when given)
+sides the same way, a parallel run's replay included; validate.retrieval's, whose report is of
+kind "retrieval", is rendered as the old model against the new): the newest one (of ``round`` when given)
 is shown, as Markdown or as the JSON state holds. Read-only: no lock, no store is contacted.
 """
 
@@ -17,6 +18,7 @@ from vecmig.errors import VecmigError
 from vecmig.operations.common import existing_state, load
 from vecmig.operations.ui import Ui
 from vecmig.quality.report import render_markdown
+from vecmig.quality.retrieval_report import render_retrieval
 from vecmig.state.rows import ActionRow
 
 
@@ -43,6 +45,11 @@ class ComparisonReport:
                 **self.result}
 
     def markdown(self) -> str:
+        if self.result["report"].get("kind") == "retrieval":  # validate.retrieval: old model against new
+            models = self.result.get("models") or {}
+            return render_retrieval(self.result["report"], title=f"{self.title}: round {self.round}, {self.action}",
+                                    failures=list(self.failures), old=str(models.get("old", self.source)),
+                                    new=str(models.get("new", self.target)), file=self.result.get("file"))
         text = render_markdown(self.result["report"], title=f"{self.title}: round {self.round}, {self.action}",
                                failures=list(self.failures), source=self.source, target=self.target)
         settings = self.result.get("search_settings") or {}

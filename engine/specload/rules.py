@@ -17,6 +17,7 @@ from vecmig.specload.context import _Context, _unescape
 from vecmig.specload.embed_rules import check_embed
 from vecmig.specload.namespace_rules import _check_namespace_mapping
 from vecmig.specload.query_rules import _check_queries
+from vecmig.specload.retrieval_rules import check_retrieval
 from vecmig.specload.run_rules import check_runs
 from vecmig.specload.store_rules import _check_honoured, _check_store, _rules
 from vecmig.specload.wave_rules import _check_waves
@@ -37,6 +38,7 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     _check_honoured(ctx, spec)
     _check_namespace_mapping(ctx, spec)
     _check_queries(ctx, spec, base_dir)
+    check_retrieval(ctx, spec, base_dir)
 
 
 def _spec_path(value: str, base_dir: Path) -> Path:

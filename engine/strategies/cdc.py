@@ -29,7 +29,8 @@ from vecmig.strategies.context import PlanContext
 UNOWNED = "VM116"
 UNFINISHED = "VM117"
 FEED_RESOURCE = "change_feed"
-VALIDATIONS = ("validate_completeness", "validate_queries")
+VALIDATIONS = ("validate_completeness", "validate_queries", "validate_retrieval")
+GATES = ("validate_queries", "validate_retrieval")  # run after the catch-up, one after the other
 
 
 def build(ctx: PlanContext) -> list[Action]:
@@ -101,7 +102,11 @@ def queries_after(pipeline: list[Action], last: Action) -> list[Action]:
     """Query parity runs once the target has caught up (and after completeness, where that is
     validated), just before the cutover: without ``freeze_writes`` the source may still move by
     up to ``max_lag`` records, which the gate's thresholds absorb."""
-    return [replace(a, depends_on=(last.id,)) for a in pipeline if a.kind == "validate_queries"]
+    out: list[Action] = []
+    for a in pipeline:
+        if a.kind in GATES:
+            out.append(replace(a, depends_on=((out[-1] if out else last).id,)))
+    return out
 
 
 def resync_after_open(ctx: PlanContext, pipeline: list[Action], opened: Action) -> list[Action]:

@@ -15,6 +15,7 @@ from vecmig.model import Action
 from vecmig.providers import stores_that
 from vecmig.strategies.context import PlanContext
 from vecmig.strategies.queries import validate_queries
+from vecmig.strategies.retrieval import validate_retrieval
 
 
 def validate_ids(ctx: PlanContext) -> list[Action]:
@@ -362,8 +363,12 @@ def pipeline(ctx: PlanContext, *, prune: bool) -> list[Action]:
                for a in out if a.kind != "validate_ids"]
     # Query parity gates what this round wrote and any switch still to come; a target already
     # equal to the source and already live has nothing left to gate.
-    if ctx.spec.validate.queries is not None and (writes(out) or (needs_cutover(ctx) and cutover(ctx, ()))):
+    # Retrieval quality (validate.retrieval) likewise, after it.
+    v = ctx.spec.validate
+    if (v.queries is not None or v.retrieval is not None) and (writes(out) or (needs_cutover(ctx)
+                                                                               and cutover(ctx, ()))):
         out.extend(validate_queries(ctx, ids(out[-1:])))
+        out.extend(validate_retrieval(ctx, ids(out[-1:])))
     return out
 
 

@@ -27,6 +27,7 @@ from vecmig.spec import Spec
 from vecmig.strategies import common
 from vecmig.strategies.context import PlanContext
 from vecmig.strategies.queries import validate_queries
+from vecmig.strategies.retrieval import validate_retrieval
 from vecmig.waves import Wave
 
 LEFT_BEHIND = "VM150"  # rest: false leaves records behind
@@ -56,12 +57,14 @@ def build(ctx: PlanContext) -> list[Action]:
         tail = common.delete_extra(ctx, after)
         actions += tail
         after = common.ids(tail[-1:]) or after
-    if ctx.spec.validate.queries is not None and common.writes(actions):
+    if common.writes(actions):
         # The whole collection once every wave is in, before the spec's own switch: waves whose
-        # records no query can be kept to (id ranges, the rest) are gated here.
-        final = validate_queries(ctx, after)
-        actions += final
-        after = common.ids(final[-1:]) or after
+        # records no query can be kept to (id ranges, the rest) are gated here, and retrieval
+        # quality (validate.retrieval) is measured on the whole collection.
+        for gate in (validate_queries, validate_retrieval):
+            final = gate(ctx, after)
+            actions += final
+            after = common.ids(final[-1:]) or after
     if common.needs_cutover(ctx):
         actions += common.cutover(ctx, after)
     if not common.writes(actions):
