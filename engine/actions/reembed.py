@@ -33,7 +33,9 @@ _lock = threading.Lock()
 _models: dict[EmbedConfig, tuple[Model, threading.Lock | None]] = {}
 
 
-def _model(config: EmbedConfig) -> tuple[Model, threading.Lock | None]:
+def shared_model(config: EmbedConfig) -> tuple[Model, threading.Lock | None]:
+    """The process's model for ``config`` (built on first use), and the lock its users embed
+    under (None: it may be called from several threads at once)."""
     with _lock:
         found = _models.get(config)
         if found is None:
@@ -61,7 +63,7 @@ def embedder(ctx: RunContext, embed: EmbedParams) -> tuple[Embedder, threading.L
     """The plan's model (refused if it is not the one the plan was made with) and the spec's cache."""
     live = ctx.spec.transform.embed
     api_key = live.api.api_key if live is not None and live.api is not None else ""  # the live spec's, never the plan's
-    model, serial = _model(config_from_params(embed, api_key))
+    model, serial = shared_model(config_from_params(embed, api_key))
     if model.identity != embed.identity:
         raise TerminalError(f"the model changed since the plan: plan again (the plan embeds with {embed.identity}, "
                             f"{embed.model!r} is now {model.identity})",
