@@ -8,6 +8,7 @@ Plans get their ``embed`` params from ``tests.support.reembed`` until the planne
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +22,15 @@ from tests.support import reembed
 from tests.support.data import make_docs_table
 from tests.support.embed import local_model
 from tests.support.specs import env_for, write_spec
-from vecmig.actions import Reporter, SilentReporter
+from vecmig.actions import Reporter, RunContext, SilentReporter
+from vecmig.actions.params import EmbedParams
+from vecmig.actions.reembed import reembed as reembed_batch
 from vecmig.actions.reembed import shared_model
-from vecmig.embed import EmbeddingCache
+from vecmig.embed import EmbeddingCache, UnembeddableText
 from vecmig.embed.settings import config_from_spec
+from vecmig.errors import TerminalError
 from vecmig.model import Action, Plan
+from vecmig.namespaces import map_batch
 from vecmig.operations import apply as apply_ops
 from vecmig.operations.plan import PlanRequest, plan
 from vecmig.operations.ui import Approval
@@ -34,6 +39,8 @@ from vecmig.records import Batch
 from vecmig.spec_loader import load_spec
 from vecmig.state.redact import Redactor
 from vecmig.state.store import StateStore
+
+pytestmark = pytest.mark.integration  # loads torch and the model: kept out of the fast unit tier
 
 DIM = 384
 WORDS = ["vector", "store", "migrate", "embedding", "model", "postgres", "index", "query", "recall", "shard"]
@@ -208,3 +215,33 @@ def test_pgvector_to_pgvector_reembeds_a_metadata_field(pg_db: str, tmp_path: Pa
     validated = [a for a in result.plan.actions if a.kind == "validate_completeness"]
     assert validated and validated[0].params["reembedded"]
     assert not plan(PlanRequest(spec), ui).plan.has_changes
+
+
+def test_a_model_other_than_the_planned_one_and_an_empty_text_are_refused_naming_what(tmp_path: Path) -> None:
+    write_source(tmp_path / "in.jsonl", 3)
+    spec_path = write_spec(tmp_path, """
+        version: 1
+        name: reembed-refusals
+        source: {provider: jsonl, connection: {path: in.jsonl}}
+        target: {provider: jsonl, connection: {path: out.jsonl}}
+        transform: {embed: {model: all-MiniLM-L6-v2, text: "{tag}: {text}", device: cpu, cache: false}}
+        """)
+    spec = load_spec(spec_path)
+    assert spec.transform.embed is not None
+    model, _ = shared_model(config_from_spec(spec.transform.embed))
+    ctx = RunContext(spec=spec, state=None, round=1)  # type: ignore[arg-type]  # the step reads no state
+    batch = Batch(ids=["a", "b"], vectors=np.zeros((2, DIM), dtype=np.float32),
+                  metadata=[{"tag": "x"}, {"tag": "y"}], texts=["first", "second"])
+    good = EmbedParams.from_spec(spec.transform.embed, identity=model.identity, dimension=model.dimension)
+    parts = reembed_batch(ctx, good, batch, map_batch(spec, batch))
+    want = local_model().embed(["x: first", "y: second"])  # the template over the source's fields
+    assert np.allclose(parts[0].vectors, want, atol=1e-5)
+    stale = EmbedParams.from_spec(spec.transform.embed, identity="local:all-MiniLM-L6-v2@0000", dimension=DIM)
+    with pytest.raises(TerminalError, match="the model changed since the plan: plan again"):
+        reembed_batch(ctx, stale, batch, map_batch(spec, batch))
+    plain = EmbedParams.from_spec(dataclasses.replace(spec.transform.embed, text="text"), identity=model.identity,
+                                  dimension=DIM)
+    empty = Batch(ids=["a", "b"], vectors=np.zeros((2, DIM), dtype=np.float32), metadata=[{}, {}],
+                  texts=["fine", "  "])
+    with pytest.raises(UnembeddableText, match="record 'b' has an empty text"):
+        reembed_batch(ctx, plain, empty, map_batch(spec, empty))

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from vecmig.embed.api import public_url
 from vecmig.embed.cache import Cache, CacheStats, EmbeddingCache
 from vecmig.errors import TerminalError, TransientError
 
@@ -37,7 +36,7 @@ class PgEmbeddingCache:
         import psycopg
 
         self._psycopg = psycopg
-        self._where = public_url(url)
+        self._where = _shown(url)
         try:
             self._db: Any = psycopg.connect(url, autocommit=True)
             self._db.execute(_SCHEMA)
@@ -115,6 +114,19 @@ class _Errors:
             raise TransientError(f"the embedding cache {self._where} failed: {type(exc).__name__}") from None
         raise TerminalError(f"the embedding cache {self._where} refused a query: {type(exc).__name__}",
                             hint="check that the user may read and write the table " + TABLE) from None
+
+
+def _shown(url: str) -> str:
+    """The cache's URL without user or password (a socket directory stands for the host)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception:  # a malformed URL fails to connect just after, with the driver's reason
+        return "postgresql://(unparsable URL)"
+    host = str(parts.get("host") or "localhost")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{host}{port}/{parts.get('dbname') or ''}"
 
 
 def open_cache(location: str | None) -> Cache | None:
