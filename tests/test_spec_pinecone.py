@@ -199,7 +199,7 @@ BAD = [
          "write_units_per_million"),
     case("cost-unknown-provider", TARGET + "cost: {pinecon: {storage_gb_month: 1}}\n",
          "unknown key 'pinecon' in /cost (did you mean 'pinecone'?)", "s.yaml:11:8: /cost/pinecon",
-         "allowed keys in /cost: pinecone, transition_days"),
+         "allowed keys in /cost: embedding, pinecone, transition_days"),
     case("cost-negative", TARGET + "cost: {pinecone: {read_units_per_million: -1}}\n",
          "/cost/pinecone/read_units_per_million must be at least 0",
          "s.yaml:11:19: /cost/pinecone/read_units_per_million",
