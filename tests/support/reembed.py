@@ -1,6 +1,7 @@
 """Stand-in for the planner's part of issue 14 until it lands (plan14): a planned Plan gets
-``embed`` frozen into every copy action and ``reembedded`` into its completeness check, from the
-spec's ``transform.embed`` and the model as planning would load it. ``install()`` wraps the
+``embed`` frozen into every copy action that lacks it, from the spec's ``transform.embed`` and
+the model as planning would load it (the completeness check's ``reembedded`` flag is the
+planner's own: ``strategies.common.reembedded``). ``install()`` wraps the
 ``make_plan`` the operations layer calls, so the CLI (``python -m tests.support.reembed_cli``)
 plans, applies, resumes and rolls back through it. Delete this module (and ``reembed_cli``) once
 the planner sets these itself; the tests then call the real ``vecmig`` CLI.
@@ -33,8 +34,6 @@ def with_embed(plan: Plan, spec: Spec) -> Plan:
     for a in plan.actions:
         if a.kind == "copy_shard" and "embed" not in a.params:
             a = dataclasses.replace(a, params={**a.params, "embed": frozen})
-        elif a.kind == "validate_completeness" and not a.params.get("reembedded"):
-            a = dataclasses.replace(a, params={**a.params, "reembedded": True, "keep_old": embed.keep_old})
         actions.append(a)
     return dataclasses.replace(plan, actions=tuple(actions))
 
