@@ -14,6 +14,8 @@ from typing import Any
 from vecmig import namespaces, waves
 from vecmig.actions import images
 from vecmig.actions.base import ActionKind, RunContext
+from vecmig.actions.params import EmbedParams
+from vecmig.actions.reembed import reembed
 from vecmig.errors import Interrupted, TerminalError, TransientError
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
@@ -79,7 +81,9 @@ class CopyShard(ActionKind):
             return self._copy_ids(ctx, action, src, tgt, cursor)
         # A wave writes only the records it takes: every record passes through select, so no
         # store-to-store path. The mapping stays in the spec (actions.params).
-        if ctx.spec.mapping.is_identity and not keep_images and action.params.get("wave") is None:
+        # Nor when re-embedding: every vector is computed here, so every record passes through.
+        embed = _embed_of(action)
+        if ctx.spec.mapping.is_identity and not keep_images and action.params.get("wave") is None and embed is None:
             # Store-to-store transfer (e.g. raw binary COPY between two PostgreSQL tables):
             # each yield comes after the target committed the batch, so it is checkpointed
             # exactly like an acknowledged upsert.
@@ -107,7 +111,7 @@ class CopyShard(ActionKind):
             if len(batch) == 0:
                 t_wait = clock()
                 continue
-            parts = [m.batch for m in namespaces.map_batch(ctx.spec, _wave_part(ctx, action, batch))]
+            parts = _parts(ctx, embed, _wave_part(ctx, action, batch))
             t1 = clock()
             _write(ctx, action, tgt, parts, keep_images)  # returns once every part is acknowledged
             t2 = clock()
@@ -143,7 +147,7 @@ class CopyShard(ActionKind):
             ctx.spent("read_wait", t1 - t0)
             batch = _wave_part(ctx, action, batch)
             if len(batch):
-                parts = [m.batch for m in namespaces.map_batch(ctx.spec, batch)]
+                parts = _parts(ctx, _embed_of(action), batch)
                 t1 = time.perf_counter()
                 _write(ctx, action, tgt, parts, keep_images)  # returns once every part is acknowledged
                 ctx.spent("write", time.perf_counter() - t1)
@@ -180,6 +184,21 @@ def _write(ctx: RunContext, action: Action, tgt: Provider, parts: list[Batch], k
             # images (no read); `rollback --wave` deletes exactly these.
             ctx.state.save_before_images(ctx.round, action.id, images.absent(part.ids, space))
         tgt.upsert(part)  # returns once acknowledged
+
+
+def _embed_of(action: Action) -> EmbedParams | None:
+    embed = action.params.get("embed")
+    return None if embed is None else EmbedParams.from_json(embed)
+
+
+def _parts(ctx: RunContext, embed: EmbedParams | None, batch: Batch) -> list[Batch]:
+    """``batch`` mapped for the target, one part per target namespace; with ``transform.embed``
+    the new model's vectors replace the old (the cache is filled before this returns, so before
+    the write: a batch redone after a kill is served from it)."""
+    mapped = namespaces.map_batch(ctx.spec, batch)
+    if embed is None:
+        return [m.batch for m in mapped]
+    return reembed(ctx, embed, batch, mapped)
 
 
 def _wave_part(ctx: RunContext, action: Action, batch: Batch) -> Batch:

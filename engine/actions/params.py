@@ -128,16 +128,26 @@ class ValidateCompletenessParams:
     batch_size: int = BATCH_SIZE
     concurrency: int = CONCURRENCY  # shards checked at once
     shard_size: int = SHARD_SIZE  # how a file source is cut again
+    # The copies re-embed (transform.embed): vectors are the new model's and not compared; the
+    # target's ``keep_old`` field, where set, must hold the source's vector (vecmig.diff.reembedded).
+    reembedded: bool = False
+    keep_old: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"shards": list(self.shards), "checksums": self.checksums, "batch_size": self.batch_size,
-                "concurrency": self.concurrency, "shard_size": self.shard_size}
+        d: dict[str, Any] = {"shards": list(self.shards), "checksums": self.checksums, "batch_size": self.batch_size,
+                             "concurrency": self.concurrency, "shard_size": self.shard_size}
+        if self.reembedded:
+            d["reembedded"] = True
+            d["keep_old"] = self.keep_old
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ValidateCompletenessParams:
+        keep_old = d.get("keep_old")
         return cls(shards=list(d.get("shards") or []), checksums=bool(d.get("checksums", True)),
                    batch_size=int(d.get("batch_size", BATCH_SIZE)), concurrency=int(d.get("concurrency", CONCURRENCY)),
-                   shard_size=int(d.get("shard_size", SHARD_SIZE)))
+                   shard_size=int(d.get("shard_size", SHARD_SIZE)), reembedded=bool(d.get("reembedded")),
+                   keep_old=None if keep_old is None else str(keep_old))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from vecmig.actions.params import ValidateCompletenessParams
 from vecmig.diff import current_shards, versions
 from vecmig.diff.baseline import last_versions
 from vecmig.diff.keys import LO64, BucketSums, bucket_of, record_key, scan_scheme, strict_pair
+from vecmig.diff.reembedded import Reembedded
 from vecmig.errors import ValidationFailed
 from vecmig.model import Action
 from vecmig.prefetch import prefetch
@@ -141,10 +142,13 @@ class ValidateCompleteness(ActionKind):
         # Shards are checked in parallel, each worker on its own connections: reading the
         # source, fetching from the target and hashing overlap instead of taking turns.
         workers = max(1, min(p.concurrency, len(shards)))
-        ulp = _vector_ulps(ctx)
-        scheme, skipped = _digest_scheme(ctx) if ulp <= 0 else (
+        reemb = Reembedded(p.keep_old) if p.reembedded else None
+        ulp = _vector_ulps(ctx) if reemb is None else 0
+        scheme, skipped = _digest_scheme(ctx) if ulp <= 0 and reemb is None else (
             None, f"vectors are compared within {ulp} ulp (a store does not keep float32 bits exactly), "
-                  "and server digests hash exact bytes")
+                  "and server digests hash exact bytes") if reemb is None else (
+            None, "the vectors are re-embedded (transform.embed): ids, metadata and text are compared, "
+                  "and server digests hash the vectors")
         wave = action.params.get("wave")
         if wave is not None:
             # Strategy phased: only this wave's records, one by one (server digests hash whole shards).
@@ -161,7 +165,7 @@ class ValidateCompleteness(ActionKind):
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-validate") as pool, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vecmig-validate-digest") as side:
             outcomes = list(pool.map(lambda i: _check_shard(ctx, action, shards[i], batch_size, scheme, side, pre[i],
-                                                            ulp), range(len(shards))))
+                                                            ulp, reemb), range(len(shards))))
         for i, o in enumerate(outcomes):
             source_count += o.source.count
             missing_total += len(o.missing)
@@ -249,6 +253,8 @@ class ValidateCompleteness(ActionKind):
             result["versions_skipped"] = versions_skipped
         if ulp > 0:
             result["vector_ulps"] = ulp
+        if reemb is not None:
+            result["vectors"] = "re-embedded: not compared"
         if scheme is not None:
             result["digest_scheme"] = scheme
         else:
@@ -475,7 +481,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, batch_size: int,
-                 scheme: str | None, side: ThreadPoolExecutor, pre: _Shard | None = None, ulp: int = 0) -> _Outcome:
+                 scheme: str | None, side: ThreadPoolExecutor, pre: _Shard | None = None, ulp: int = 0,
+                 reemb: Reembedded | None = None) -> _Outcome:
     if pre is not None and pre.equal:
         ctx.reporter.advance(action, pre.counted[0].count)
         return _Outcome(SERVER, pre.counted[0], pre.counted[1], shown=pre.shown)
@@ -498,19 +505,21 @@ def _check_shard(ctx: RunContext, action: Action, shard: dict[str, Any] | None, 
                     return _Outcome(SERVER, s_dig, t_dig)
                 fallback = "server digests differ"
         sums = BucketSums()
-        s_sum, t_sum, missing, differ, why = _check_records(ctx, action, src, tgt, shard, batch_size, sums, ulp)
+        s_sum, t_sum, missing, differ, why = _check_records(ctx, action, src, tgt, shard, batch_size, sums, ulp,
+                                                            reemb)
         return _Outcome(RECORDS, s_sum, t_sum, missing, differ, why, server=server, fallback=fallback,
-                        buckets=sums, bucket_scheme=scan_scheme(strict_pair(ctx.spec), ulp))
+                        buckets=sums, bucket_scheme=scan_scheme(strict_pair(ctx.spec), ulp, reemb is not None))
     finally:
         src.close()
         tgt.close()
 
 
 def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider, shard: dict[str, Any] | None,
-                   batch_size: int, buckets: BucketSums, ulp: int = 0) -> tuple[Checksum, Checksum, list[RecordId],
-                                                                            list[RecordId], list[dict[str, Any]]]:
+                   batch_size: int, buckets: BucketSums, ulp: int = 0, reemb: Reembedded | None = None
+                   ) -> tuple[Checksum, Checksum, list[RecordId], list[RecordId], list[dict[str, Any]]]:
     """Record by record: every source record of the shard hashed against the target's by id
-    (``ulp`` > 0: hashed without vectors, which are compared within that many ulp)."""
+    (``ulp`` > 0: hashed without vectors, which are compared within that many ulp; ``reemb``:
+    without vectors, which are a new model's and not compared)."""
     by_ns = namespaces.target_by_namespace(ctx.spec)
     strict = strict_pair(ctx.spec)
     s_sum, t_sum = Checksum(), Checksum()
@@ -524,16 +533,19 @@ def _check_records(ctx: RunContext, action: Action, src: Provider, tgt: Provider
                                                                 ctx.spec.source.namespace)):
             if not len(part.batch):
                 continue  # none of this batch is the wave's
-            _compare_part(tgt, part.batch, strict, by_ns, s_sum, t_sum, buckets, missing, differ, why, ulp)
+            mapped = part.batch if reemb is None else reemb.as_target(part.batch)
+            _compare_part(tgt, mapped, strict, by_ns, s_sum, t_sum, buckets, missing, differ, why, ulp,
+                          vectors=reemb is None)
         ctx.reporter.advance(action, len(batch))
     return s_sum, t_sum, missing, differ, why
 
 
 def _compare_part(tgt: Provider, mapped: Batch, strict: bool, by_ns: bool, s_sum: Checksum, t_sum: Checksum,
                   buckets: BucketSums, missing: list[RecordId], differ: list[RecordId],
-                  why: list[dict[str, Any]], ulp: int = 0) -> None:
+                  why: list[dict[str, Any]], ulp: int = 0, vectors: bool = True) -> None:
     exact = ulp <= 0
-    mine = batch_digests(mapped, strict, vectors=exact)
+    hashed = exact and vectors
+    mine = batch_digests(mapped, strict, vectors=hashed)
     s_sum.add_digests(mine)
     got = tgt.fetch_matching(mapped)
     # The target answers with its own id type (a text column holds int 5 as "5"): the
@@ -542,8 +554,8 @@ def _compare_part(tgt: Provider, mapped: Batch, strict: bool, by_ns: bool, s_sum
     got.ids = as_source_ids(got.ids, mapped.ids)
     # Between two stores that keep types exactly, the target's own id is hashed: 5 vs "5" differs.
     got_digests = batch_digests(Batch(ids=own_ids, vectors=got.vectors, metadata=got.metadata, texts=got.texts,
-                                      extra=got.extra), True, vectors=exact) if strict else batch_digests(
-        got, vectors=exact)
+                                      extra=got.extra), True, vectors=hashed) if strict else batch_digests(
+        got, vectors=hashed)
     t_sum.add_digests(got_digests)
     ns = mapped.extra.get("namespace") if by_ns else None
     space = ns if isinstance(ns, str) else ("" if by_ns else None)
@@ -557,7 +569,7 @@ def _compare_part(tgt: Provider, mapped: Batch, strict: bool, by_ns: bool, s_sum
         elif found[0] != d_mine or not (exact or within_ulp(mapped.vectors[pos], got.vectors[found[1]], ulp)):
             differ.append(rid)
             if len(why) < SHOW_IDS:
-                why.append(_difference(mapped, pos, got, found[1], strict, ulp))
+                why.append(_difference(mapped, pos, got, found[1], strict, ulp, vectors))
 
 
 def _space(batch: Batch, by_ns: bool) -> str | None:
@@ -593,13 +605,14 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _difference(mine: Batch, i: int, theirs: Batch, j: int, strict: bool = False, ulp: int = 0) -> dict[str, Any]:
+def _difference(mine: Batch, i: int, theirs: Batch, j: int, strict: bool = False, ulp: int = 0,
+                vectors: bool = True) -> dict[str, Any]:
     """The first part of one record that differs between source (mapped) and target, named
-    (vectors: the first value more than ``ulp`` apart)."""
+    (vectors: the first value more than ``ulp`` apart; not looked at when not ``vectors``)."""
     rid = mine.ids[i]
     a = np.ascontiguousarray(mine.vectors[i], dtype="<f4")
     b = np.ascontiguousarray(theirs.vectors[j], dtype="<f4")
-    if not within_ulp(a, b, ulp):
+    if vectors and not within_ulp(a, b, ulp):
         if a.shape != b.shape:
             return {"id": rid, "field": "vector", "source": f"{a.size} dims", "target": f"{b.size} dims"}
         at = (next((k for k in range(a.size) if a[k].tobytes() != b[k].tobytes()), None) if ulp <= 0

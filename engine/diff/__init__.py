@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from vecmig.diff import drift, pushdown, scan, versions
+from vecmig.diff import drift, pushdown, reembedded, scan, versions
 from vecmig.diff.keys import BUCKETS, LO64, bucket_of, record_key, scan_scheme, strict_pair
 from vecmig.diff.model import Drift, RecordCounts, RecordDiff, ShardDelta
 from vecmig.namespaces import target_by_namespace
@@ -61,7 +61,10 @@ def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict
         pair = None
         # Server digests hash exact bytes: a pair compared within a tolerance is read and compared here.
         ulp = pair_ulp(src, tgt)
-        if ulp <= 0 and spec.mapping.is_identity and _range_shards(shards) and not target_by_namespace(spec):
+        # Re-embedded vectors are not compared, and server digests hash them: read and compare here.
+        reemb = reembedded.of_spec(spec)
+        if (ulp <= 0 and reemb is None and spec.mapping.is_identity and _range_shards(shards)
+                and not target_by_namespace(spec)):
             try:
                 pair = pushdown.supports(src, tgt)
             except Exception:  # an optimisation: the scan decides
@@ -77,23 +80,25 @@ def diff_records(spec: Spec, shards: list[dict[str, Any] | None], baseline: dict
                 except Exception:  # an optimisation: the full hash decides
                     pass
             return _pushdown(spec, shards, pair, baseline, step, workers)
-        return _scan(spec, src, tgt, shards, baseline, step, batch, ulp)
+        return _scan(spec, src, tgt, shards, baseline, step, batch, ulp, reemb)
     finally:
         src.close()
         tgt.close()
 
 
 def _scan(spec: Spec, src: Provider, tgt: Provider, shards: list[dict[str, Any] | None],
-          baseline: dict[str, Any] | None, step: Progress, batch: int, ulp: int = 0) -> RecordDiff:
+          baseline: dict[str, Any] | None, step: Progress, batch: int, ulp: int = 0,
+          reemb: reembedded.Reembedded | None = None) -> RecordDiff:
     by_ns = target_by_namespace(spec)
     strict = strict_pair(spec)
-    side = scan.read_source(spec, src, shards, batch, by_ns, step, strict, ulp)
-    out = scan.compare_target(tgt, side, batch, by_ns, step, strict, ulp)
+    side = scan.read_source(spec, src, shards, batch, by_ns, step, strict, ulp, reemb)
+    out = scan.compare_target(tgt, side, batch, by_ns, step, strict, ulp, reemb is not None)
     deltas = scan.shard_deltas(side, out, len(shards), LIST_LIMIT)
     differing: list[tuple[RecordId, int]] = [
         (side.ids[p], side.keys[p] & 1023) for p in (out.state != 1).nonzero()[0].tolist()]
     differing += [(rid, b) for (rid, _), b in zip(out.extra_ids, out.extra_buckets, strict=True)]
-    found = drift.classify(baseline, scan_scheme(strict, ulp), side.buckets, out.target_buckets, differing)
+    scheme = scan_scheme(strict, ulp, reemb is not None)
+    found = drift.classify(baseline, scheme, side.buckets, out.target_buckets, differing)
     extra = len(out.extra_ids)
     # Where records are kept per namespace, an extra is (namespace, id): deleting the id alone
     # would remove its namesakes in every namespace.
@@ -105,7 +110,7 @@ def _scan(spec: Spec, src: Provider, tgt: Provider, shards: list[dict[str, Any] 
         reads={"source_records": len(side.ids), "target_records": out.target_records},
         source_digest=f"{len(side.ids)}:{side.total:032x}",
         target_digest=f"{out.target_records}:{out.target_total:032x}",
-        buckets=out.target_buckets.encode(), bucket_scheme=scan_scheme(strict, ulp))
+        buckets=out.target_buckets.encode(), bucket_scheme=scheme)
 
 
 def _pushdown(spec: Spec, shards: list[dict[str, Any] | None], pair: tuple[BucketedDigest, BucketedDigest],

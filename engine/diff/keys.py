@@ -31,10 +31,13 @@ def strict_pair(spec: Any) -> bool:
                 and provider_class(spec.target.provider).capabilities.exact_numbers)
 
 
-def scan_scheme(strict: bool, ulp: int = 0) -> str:
+def scan_scheme(strict: bool, ulp: int = 0, reembedded: bool = False) -> str:
     """The digests' scheme; ``ulp`` > 0: records hashed without their vectors (compared within
-    that many ulp apart, ``vecmig.tolerance``), which no exact baseline may be compared with."""
+    that many ulp apart, ``vecmig.tolerance``), which no exact baseline may be compared with;
+    ``reembedded``: without vectors, which are not compared at all (``vecmig.diff.reembedded``)."""
     scheme = STRICT_SCHEME if strict else SCAN_SCHEME
+    if reembedded:
+        return scheme.replace(" buckets=", " vectors-reembedded buckets=")
     return scheme.replace(" buckets=", f" vectors-within-{ulp}ulp buckets=") if ulp > 0 else scheme
 
 

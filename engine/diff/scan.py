@@ -17,6 +17,7 @@ import numpy as np
 from vecmig import namespaces
 from vecmig.diff.keys import BucketSums, key_hash, record_key
 from vecmig.diff.model import RecordCounts, ShardDelta
+from vecmig.diff.reembedded import Reembedded
 from vecmig.prefetch import prefetch
 from vecmig.providers import Provider
 from vecmig.records import Batch, RecordId, batch_digests
@@ -54,8 +55,13 @@ def _namespace(batch: Batch, by_namespace: bool) -> str | None:
 
 
 def read_source(spec: Spec, src: Provider, shards: list[dict[str, Any] | None], batch_size: int,
-                by_namespace: bool, progress: Progress, strict: bool = False, ulp: int = 0) -> SourceSide:
+                by_namespace: bool, progress: Progress, strict: bool = False, ulp: int = 0,
+                reembedded: Reembedded | None = None) -> SourceSide:
+    """``reembedded``: the target's vectors are a new model's, left out of every digest (and its
+    ``keep_old`` field holds the source's vector, hashed as metadata)."""
     side = SourceSide()
+    if reembedded is not None:
+        ulp = 0  # nothing to compare value by value: the vectors are not compared at all
     for index, shard in enumerate(shards):
         for batch in prefetch(src.scan(shard, None, batch_size)):
             if not len(batch):
@@ -63,11 +69,11 @@ def read_source(spec: Spec, src: Provider, shards: list[dict[str, Any] | None], 
             # Keyed and hashed as the target must hold the record (mapped id, namespace and
             # metadata); listed under the source id, which the copy fetches from the source.
             for part in namespaces.map_batch(spec, batch):
-                mapped = part.batch
+                mapped = part.batch if reembedded is None else reembedded.as_target(part.batch)
                 ns = _namespace(mapped, by_namespace)
                 if ulp > 0:  # compared value by value later: digests leave the vector out
                     side.vectors.extend(np.array(mapped.vectors, dtype=np.float32, copy=True))
-                digests = batch_digests(mapped, strict, vectors=ulp <= 0)
+                digests = batch_digests(mapped, strict, vectors=ulp <= 0 and reembedded is None)
                 for pos, target_id, digest in zip(part.positions, mapped.ids, digests, strict=True):
                     k = key_hash(record_key(target_id, ns))
                     side.ids.append(batch.ids[pos])
@@ -96,8 +102,11 @@ class Outcome:
 
 
 def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespace: bool,
-                   progress: Progress, strict: bool = False, ulp: int = 0) -> Outcome:
+                   progress: Progress, strict: bool = False, ulp: int = 0, reembedded: bool = False) -> Outcome:
     keys_sorted, order = side.finish()
+    if reembedded:
+        ulp = 0
+    vectors = ulp <= 0 and not reembedded
     n = len(side.ids)
     out = Outcome(n)
     for batch in prefetch(tgt.scan(None, None, batch_size)):
@@ -115,7 +124,7 @@ def compare_target(tgt: Provider, side: SourceSide, batch_size: int, by_namespac
         as_source = batch if strict else Batch(
             ids=[side.target_ids[int(p)] if p >= 0 else rid for rid, p in zip(batch.ids, src_pos, strict=True)],
             vectors=batch.vectors, metadata=batch.metadata, texts=batch.texts, extra=batch.extra)
-        digests = batch_digests(as_source, strict, vectors=ulp <= 0)
+        digests = batch_digests(as_source, strict, vectors=vectors)
         for j, (p, digest) in enumerate(zip(src_pos.tolist(), digests, strict=True)):
             k = int(tkeys[j])
             out.target_buckets.add(k & 1023, digest)

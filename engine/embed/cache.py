@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -40,6 +41,23 @@ class CacheStats:
     stored: int
 
 
+class Cache(Protocol):
+    """What the :class:`~vecmig.embed.Embedder` needs of a cache (SQLite here, PostgreSQL in
+    ``pgcache.py``): ``where`` names it in messages and never holds a secret."""
+
+    hits: int
+    misses: int
+    stored: int
+
+    @property
+    def where(self) -> str: ...
+    def stats(self) -> CacheStats: ...
+    def get_many(self, model: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]: ...
+    def put_many(self, model: str, items: Iterable[tuple[bytes, np.ndarray]]) -> None: ...
+    def count(self, model: str | None = None) -> int: ...
+    def close(self) -> None: ...
+
+
 class EmbeddingCache:
     """Thread-safe; ``hits`` and ``misses`` count texts looked up since it was opened."""
 
@@ -54,6 +72,10 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
         self.stored = 0
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
 
     def stats(self) -> CacheStats:
         return CacheStats(self.hits, self.misses, self.stored)

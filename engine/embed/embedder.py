@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vecmig.embed.cache import EmbeddingCache, text_key
+from vecmig.embed.cache import Cache, text_key
 from vecmig.embed.model import Model
 from vecmig.errors import TerminalError
 
@@ -16,7 +16,7 @@ class Embedder:
     record fails the batch before anything is paid for), serves what the cache holds, sends each
     distinct missing text to the model once and stores the result before returning it."""
 
-    def __init__(self, model: Model, cache: EmbeddingCache | None = None) -> None:
+    def __init__(self, model: Model, cache: Cache | None = None) -> None:
         self.model = model
         self.cache = cache
 
@@ -41,7 +41,7 @@ class Embedder:
         found = cached | fresh
         widths = {v.shape[0] for v in found.values()}
         if len(widths) > 1:
-            raise TerminalError(f"the embedding cache {self.cache.path if self.cache else ''} holds vectors of "
+            raise TerminalError(f"the embedding cache {self.cache.where if self.cache else ''} holds vectors of "
                                 f"widths {sorted(widths)} for {model.identity}",
                                 hint="the model changed under the same name: delete the cache file")
         width = widths.pop() if widths else model.dimension

@@ -13,6 +13,7 @@ from vecmig.errors import PlanError
 from vecmig.ids import unique_by_namespace
 from vecmig.model import Action
 from vecmig.providers import stores_that
+from vecmig.spec import Spec
 from vecmig.strategies.context import PlanContext
 from vecmig.strategies.queries import validate_queries
 from vecmig.strategies.retrieval import validate_retrieval
@@ -228,11 +229,19 @@ def validate_completeness(ctx: PlanContext, after: tuple[str, ...]) -> list[Acti
         depends_on=after,
         params=ValidateCompletenessParams(
             shards=list(ctx.shards), checksums=v.checksums, batch_size=ctx.spec.strategy.batch_size,
-            concurrency=ctx.spec.strategy.concurrency, shard_size=ctx.spec.strategy.shard_size).to_json(),
+            concurrency=ctx.spec.strategy.concurrency, shard_size=ctx.spec.strategy.shard_size,
+            **reembedded(ctx.spec)).to_json(),
         reversible=True,
         reverse="nothing to undo (read-only)",
         estimate=est,
     )]
+
+
+def reembedded(spec: Spec) -> dict[str, Any]:
+    """The completeness check's frozen flags when the copies re-embed: vectors not compared,
+    ``keep_old`` compared to the source's vector (vecmig.diff.reembedded)."""
+    embed = spec.transform.embed
+    return {} if embed is None else {"reembedded": True, "keep_old": embed.keep_old}
 
 
 def ids(actions: list[Action]) -> tuple[str, ...]:

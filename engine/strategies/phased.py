@@ -166,7 +166,8 @@ def wave_checks(ctx: PlanContext, wave: Wave, copied: list[Action], after: tuple
         depends_on=after,
         params={**ValidateCompletenessParams(
             shards=shards, checksums=ctx.spec.validate.checksums, batch_size=ctx.spec.strategy.batch_size,
-            concurrency=ctx.spec.strategy.concurrency, shard_size=ctx.spec.strategy.shard_size).to_json(),
+            concurrency=ctx.spec.strategy.concurrency, shard_size=ctx.spec.strategy.shard_size,
+            **common.reembedded(ctx.spec)).to_json(),
             "wave": wave.params()},
         reversible=True,
         reverse="nothing to undo (read-only)",
