@@ -8,9 +8,6 @@ apply (planning and validation included). The baseline is the same loaded weight
 ``SentenceTransformer.encode`` over the same texts with the same batch size. Runs alternate
 and the median of ``--repeat`` is kept, so load from other processes hits both sides.
 
-Until the planner freezes ``embed`` into copy actions itself (issue 14, plan14), plans get it
-from ``tests.support.reembed`` (the same stand-in the tests use).
-
 Goal (issue 14): vecmig ≥ 0.9 × direct, in texts/s and tokens/s.
 
 Usage::
@@ -33,10 +30,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.reembed, bench.embed_throughput
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.embed_throughput
 
 from bench.embed_throughput import make_texts
-from tests.support import reembed
 from vecmig.actions import Reporter, SilentReporter
 from vecmig.actions.reembed import shared_model
 from vecmig.embed.local import LocalModel
@@ -95,7 +91,6 @@ def main() -> None:
     parser.add_argument("--cache", action="store_true", help="also apply with a cold SQLite embedding cache")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
-    reembed.install()
 
     texts = make_texts(args.n)
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -15,8 +15,10 @@ from typing import Any
 
 from vecmig import estimate
 from vecmig.actions.params import EmbedParams
-from vecmig.embed import EmbedConfigError, Model, loaded
+from vecmig.embed import EmbedConfigError, Embedder, Model, loaded
+from vecmig.embed.cache import text_key
 from vecmig.embed.estimate import Speed, TokenEstimate, cached_count, estimated_counts, extrapolate, probe
+from vecmig.embed.pgcache import open_cache
 from vecmig.embed.prices import Price, price_for
 from vecmig.embed.settings import config_from_spec
 from vecmig.embed.texts import TEXT, record_texts, template_fields
@@ -103,7 +105,10 @@ class EmbedPlanning:
                        "counted": "tokenizer" if t.counted else "estimated from characters",
                        "sample": t.sample},
             "seconds": {"low": low, "high": high,
-                        "basis": self.speed.how if self.speed else "no sampled text to probe the model with"},
+                        "basis": self.speed.how if self.speed else (
+                            "every sampled text is already in the embedding cache"
+                            if self.cached and self.cached >= len(self.counts) else
+                            "no sampled text to probe the model with")},
             "cost": {"usd": usd, "items": cost, **self.price.to_json()},
             "cache": {"enabled": self.spec.cache is not None,
                       "sample_cached": self.cached, "uncached_share": round(self.uncached_share, 4)},
@@ -154,10 +159,9 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
                                  "for exact counts"))
     findings.extend(limit_findings(embed, model, ids, texts, counts))
     api = embed.api
+    cached = cached_count(embed.cache, model.identity, texts)  # before the probe adds its texts
     try:
-        speed = probe(model, texts, counts, api=api is not None,
-                      tokens_per_minute=api.tokens_per_minute if api else None,
-                      concurrency=api.concurrency if api else 1)
+        speed = _probe(embed, model, texts, counts)
     except ProviderError as e:
         raise PlanError(f"transform.embed: the model refused the plan's probe of sampled texts: {e.message}",
                         where=spec.where(f"{AT}/api/base_url" if api else f"{AT}/model"),
@@ -171,7 +175,34 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
         max_tokens=model.max_tokens, sample_records=len(sample) if sample is not None else 0,
         population=int(source.count or 0), counts=tuple(counts), counted=counted, speed=speed,
         price=price_for(embed.model, api=api is not None, override=spec.cost.for_provider("embedding")),
-        cached=cached_count(embed.cache, model.identity, texts), findings=tuple(findings))
+        cached=cached, findings=tuple(findings))
+
+
+def _probe(embed: EmbedSpec, model: Model, texts: list[str], counts: list[int]) -> Speed | None:
+    """Time the model on sampled texts. A paid endpoint is probed with texts the cache does not
+    hold yet, through the cache: what the probe pays for is kept there, so apply serves those
+    texts from it and no text is paid for twice. That write is the one thing a plan changes,
+    and only for an API model with a cache; texts already held are not timed (the estimate
+    covers only the uncached share)."""
+    api = embed.api
+    if api is None or embed.cache is None:
+        # A local model costs only this machine's time: the plan stays free of side effects.
+        return probe(model, texts, counts, api=api is not None,
+                     tokens_per_minute=api.tokens_per_minute if api else None,
+                     concurrency=api.concurrency if api else 1)
+    cache = open_cache(embed.cache)
+    assert cache is not None
+    try:
+        held = cache.get_many(model.identity, [text_key(t) for t in texts])
+        fresh = [(t, c) for t, c in zip(texts, counts, strict=True) if text_key(t) not in held]
+        if not fresh:
+            return None
+        through = Embedder(model, cache)
+        return probe(model, [t for t, _ in fresh], [c for _, c in fresh], api=True,
+                     tokens_per_minute=api.tokens_per_minute, concurrency=api.concurrency,
+                     embed=lambda batch: through.embed([f"probe #{i}" for i in range(len(batch))], batch))
+    finally:
+        cache.close()
 
 
 def check_text_fields(spec: Spec, source: Inventory, sample: Batch | None) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from vecmig.actions.base import RunContext
 from vecmig.actions.params import EmbedParams
-from vecmig.embed import EmbedConfig, Embedder, Model, make_model
+from vecmig.embed import EmbedConfig, Embedder, Model, loaded
 from vecmig.embed.cache import Cache
 from vecmig.embed.keep_old import with_old_vectors
 from vecmig.embed.pgcache import open_cache
@@ -30,20 +30,19 @@ from vecmig.namespaces import Mapped
 from vecmig.records import Batch
 
 _lock = threading.Lock()
-_models: dict[EmbedConfig, tuple[Model, threading.Lock | None]] = {}
+_serial: dict[EmbedConfig, threading.Lock | None] = {}
 
 
 def shared_model(config: EmbedConfig) -> tuple[Model, threading.Lock | None]:
-    """The process's model for ``config`` (built on first use), and the lock its users embed
-    under (None: it may be called from several threads at once)."""
+    """The process's model for ``config`` (``vecmig.embed.loaded``: the one planning loaded, in
+    the same process), and the lock its users embed under (None: it may be called from several
+    threads at once)."""
+    model = loaded(config)
     with _lock:
-        found = _models.get(config)
-        if found is None:
-            model = make_model(config)
+        if config not in _serial:
             # An API model sends its own batches on its own threads: only a local one is serialised.
-            found = (model, None if config.api is not None else threading.Lock())
-            _models[config] = found
-        return found
+            _serial[config] = None if config.api is not None else threading.Lock()
+        return model, _serial[config]
 
 
 def _cache(ctx: RunContext, location: str | None) -> Cache | None:

@@ -14,7 +14,7 @@ import math
 import sqlite3
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +84,12 @@ class Speed:
 
 
 def probe(model: Model, texts: Sequence[str], counts: Sequence[int], *, api: bool,
-          tokens_per_minute: int | None = None, concurrency: int = 1) -> Speed | None:
-    """Embed a few of ``texts`` (ones the model takes) and time it; None when there is none."""
+          tokens_per_minute: int | None = None, concurrency: int = 1,
+          embed: Callable[[Sequence[str]], object] | None = None) -> Speed | None:
+    """Embed a few of ``texts`` (ones the model takes) and time it; None when there is none.
+    ``embed`` replaces ``model.embed`` (a paid endpoint's probe goes through the cache, so apply
+    does not pay for the same texts again)."""
+    run = embed if embed is not None else model.embed
     limit = model.max_tokens
     usable = [t for t, c in zip(texts, counts, strict=True) if t.strip() and (limit is None or c <= limit)]
     if not usable:
@@ -97,10 +101,10 @@ def probe(model: Model, texts: Sequence[str], counts: Sequence[int], *, api: boo
         # A few requests, as many in flight as apply sends: the wall time is what concurrency buys.
         timed = usable[:min(len(usable), model.config.batch_size * min(concurrency, 4), PROBE_TEXTS)]
         warm = usable[:1]
-    model.embed(warm)  # loads kernels / opens the connection: not what a long run pays per text
+    run(warm)  # loads kernels / opens the connection: not what a long run pays per text
     tokens = sum(model.lengths(timed)) if not api or _has_tokenizer(model) else sum(estimated_counts(timed))
     start = time.perf_counter()
-    model.embed(timed)
+    run(timed)
     elapsed = max(time.perf_counter() - start, 1e-6)
     tps, per_text = tokens / elapsed, len(timed) / elapsed
     how = f"{len(timed)} sample texts embedded in {elapsed:.2f} s on this machine after a warm-up batch"

@@ -27,7 +27,7 @@ import pytest
 
 from tests.openai_local import Faults, OpenAILocal
 from tests.openai_local.server import DEFAULT_API_KEY, ApiFailure
-from tests.support import reembed
+from tests.support.cli import spawn, vecmig
 from tests.support.embed import MODEL, local_model
 from tests.support.specs import write_spec
 
@@ -121,7 +121,7 @@ def test_killed_reembed_resumes_without_paying_twice(server: KillingServer, tmp_
     while True:
         runs += 1
         assert runs <= 10, "the apply never finished"
-        proc = reembed.spawn("apply", str(spec), "--auto-approve", env=env)
+        proc = spawn("apply", str(spec), "--auto-approve", env=env)
         server.victim = proc
         out, err = proc.communicate(timeout=300)
         if proc.returncode == -signal.SIGKILL:
@@ -136,17 +136,17 @@ def test_killed_reembed_resumes_without_paying_twice(server: KillingServer, tmp_
     assert server.stats.texts_embedded == distinct
     assert max(server.stats.texts.values()) == 1
     # Nothing to do after the apply: vectors are not compared, ids, metadata and text are equal.
-    assert reembed.vecmig("plan", str(spec), "--detailed-exitcode", env=env).returncode == 0
+    assert vecmig("plan", str(spec), "--detailed-exitcode", env=env).returncode == 0
 
     # Rollback and apply again: everything comes from the cache.
-    r = reembed.vecmig("rollback", str(spec), "--auto-approve", env=env)
+    r = vecmig("rollback", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    r = reembed.vecmig("apply", str(spec), "--auto-approve", env=env)
+    r = vecmig("apply", str(spec), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert_reembedded(tmp_path / "out.jsonl", want)
     # A second target under another spec, sharing the cache, pays nothing either.
     second = spec_for(tmp_path, "second", "out2.jsonl", server.url)
-    r = reembed.vecmig("apply", str(second), "--auto-approve", env=env)
+    r = vecmig("apply", str(second), "--auto-approve", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert_reembedded(tmp_path / "out2.jsonl", want)
     assert server.stats.texts_embedded == distinct
