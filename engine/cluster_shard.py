@@ -1,0 +1,118 @@
+"""One copy shard as a Dask task: what the coordinator sends (:class:`ShardJob`) and what a
+worker does with it (:func:`run_shard`).
+
+A job carries the spec as written (``${env:...}`` placeholders intact, the state URL among
+them), the folder its relative paths start from, the round, the action and the run: nothing
+secret travels. The worker resolves the placeholders from its own environment, opens the
+shared state store and runs the shard through the executor's ``run_action``, the code the
+local executor runs: the shard resumes from its checkpoint, acknowledges each batch before
+checkpointing it, and its status and audit events go to the same state. Nothing else is kept
+between tasks except, per worker process, the loaded spec and the open state store (the
+shard's connections and models are its own, as on one machine), so a task Dask moves to
+another worker after its worker died runs the same from its action and the state alone.
+
+This module is imported by the workers; it imports no Dask at module level (the coordinator
+pickles :func:`run_shard` by reference).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vecmig.actions import RunContext
+from vecmig.errors import VecmigError
+from vecmig.model import Action
+from vecmig.spec import Spec
+from vecmig.state.store import StateStore
+
+# How often a running shard asks the scheduler whether the coordinator wants it to stop: it
+# only looks after a batch, so this bounds the extra calls, not how soon it stops.
+STOP_POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    spec: dict[str, Any]  # Spec.public: as written, placeholders intact
+    spec_file: str  # names the spec in the worker's errors
+    spec_dir: str  # where the spec's relative paths start
+    migration: str
+    round: int
+    action: dict[str, Any]  # Action.to_json()
+    run_id: int
+    stop_event: str  # the distributed.Event the coordinator sets on SIGINT/SIGTERM
+
+
+def job_for(spec: Spec, round_no: int, action: Action, run_id: int, stop_event: str) -> ShardJob:
+    return ShardJob(spec=spec.public, spec_file=spec.locations.file, spec_dir=str(spec.source.base_dir),
+                    migration=spec.name, round=round_no, action=action.to_json(), run_id=run_id,
+                    stop_event=stop_event)
+
+
+class ClusterStop(threading.Event):
+    """The shard's stop flag: set here, or by the coordinator through a named distributed.Event
+    (looked up at most every STOP_POLL_SECONDS, and only when the shard asks, after a batch)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+        self._next_look = 0.0
+        self._looking = threading.Lock()
+
+    def is_set(self) -> bool:
+        if super().is_set():
+            return True
+        with self._looking:
+            now = time.monotonic()
+            if now >= self._next_look:
+                self._next_look = now + STOP_POLL_SECONDS
+                from distributed import Event
+
+                if Event(self._name).is_set():  # type: ignore[no-untyped-call]
+                    self.set()
+        return super().is_set()
+
+
+# Per worker process: the spec (resolved from this process's environment) and the state store,
+# opened once and shared by the process's task threads, as the local executor's threads share them.
+_opened: dict[tuple[str, str, str], tuple[Spec, StateStore]] = {}
+_opening = threading.Lock()
+
+
+def _open(job: ShardJob) -> tuple[Spec, StateStore]:
+    from vecmig.spec_loader import load_public
+    from vecmig.specload import public_hash
+
+    key = (public_hash(job.spec), job.spec_dir, job.migration)
+    with _opening:
+        if key not in _opened:
+            spec = load_public(job.spec, file=job.spec_file, base_dir=Path(job.spec_dir))
+            state = StateStore.open(spec.name, spec.state_path, spec.state_url, create=False,
+                                    redactor=spec.redactor)
+            if state is None:
+                raise VecmigError(f"the worker finds no state store for migration {spec.name!r}",
+                                  hint="give the workers the environment the spec's ${env:...} names, so they "
+                                       "open the coordinator's state store")
+            _opened[key] = (spec, state)
+        return _opened[key]
+
+
+def run_shard(job: ShardJob) -> dict[str, Any]:
+    """Run one copy shard on this worker; returns the seconds per copy phase and where it ran."""
+    from vecmig.executor import run_action
+
+    spec, state = _open(job)
+    ctx = RunContext(spec=spec, state=state, round=job.round, stop=ClusterStop(job.stop_event))
+    action = Action.from_json(job.action)
+    try:
+        run_action(ctx, action)
+    except VecmigError:
+        raise  # pickles with its message and hint; the coordinator raises it as the local executor would
+    except Exception as e:
+        # Raised as is, a driver's exception may not unpickle on the coordinator: its words travel.
+        raise VecmigError(f"shard {action.id} failed on worker pid {os.getpid()}: {type(e).__name__}: {e}") from None
+    return {"timings": dict(ctx.timings), "pid": os.getpid(), "stopped": ctx.stop.is_set()}
