@@ -30,6 +30,7 @@ from vecmig.actions import RunContext
 from vecmig.errors import VecmigError
 from vecmig.model import Action
 from vecmig.spec import ExecutorSpec, Spec
+from vecmig.state.lock import Lock
 
 # Seconds to reach a scheduler at executor.address before apply gives up (nothing is touched yet).
 CONNECT_TIMEOUT = 5.0
@@ -134,6 +135,8 @@ class ClusterDispatch:
         self.ctx, self.spec, self.cluster, self.run_id = ctx, spec, cluster, run_id
         self.stop_name = f"vecmig-stop-{uuid.uuid4().hex}"
         self._stop_event = Event(self.stop_name, client=cluster.client)  # type: ignore[no-untyped-call]
+        holder = Lock(ctx.state, "apply").current()  # the apply's; None when the caller took none
+        self.lock_id = str(holder["lock_id"]) if holder else None
         self._closed = threading.Event()
         # The signal handler only sets ctx.stop (a threading.Event); this passes it on to the workers.
         self._relay = threading.Thread(target=self._relay_stop, name="vecmig-dask-stop", daemon=True)
@@ -158,7 +161,7 @@ class ClusterDispatch:
             return
         if self.ctx.stop.is_set():
             return
-        job = job_for(self.spec, self.ctx.round, action, self.run_id, self.stop_name)
+        job = job_for(self.spec, self.ctx.round, action, self.run_id, self.stop_name, self.lock_id)
         self.ctx.reporter.start(action, action.estimate.records, 0)
         future = self.cluster.client.submit(run_shard, job, key=f"vecmig-{action.id}-{uuid.uuid4().hex[:8]}",
                                             pure=False)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vecmig.actions import RunContext
-from vecmig.errors import VecmigError
+from vecmig.errors import Interrupted, VecmigError
 from vecmig.model import Action
 from vecmig.spec import Spec
 from vecmig.state.store import StateStore
@@ -33,6 +33,7 @@ from vecmig.state.store import StateStore
 # How often a running shard asks the scheduler whether the coordinator wants it to stop: it
 # only looks after a batch, so this bounds the extra calls, not how soon it stops.
 STOP_POLL_SECONDS = 0.1
+LOCK_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,22 +46,28 @@ class ShardJob:
     action: dict[str, Any]  # Action.to_json()
     run_id: int
     stop_event: str  # the distributed.Event the coordinator sets on SIGINT/SIGTERM
+    lock_id: str | None  # the coordinator's lock: the shard stops once it is not held any more
 
 
-def job_for(spec: Spec, round_no: int, action: Action, run_id: int, stop_event: str) -> ShardJob:
+def job_for(spec: Spec, round_no: int, action: Action, run_id: int, stop_event: str,
+            lock_id: str | None) -> ShardJob:
     return ShardJob(spec=spec.public, spec_file=spec.locations.file, spec_dir=str(spec.source.base_dir),
                     migration=spec.name, round=round_no, action=action.to_json(), run_id=run_id,
-                    stop_event=stop_event)
+                    stop_event=stop_event, lock_id=lock_id)
 
 
 class ClusterStop(threading.Event):
     """The shard's stop flag: set here, or by the coordinator through a named distributed.Event
-    (looked up at most every STOP_POLL_SECONDS, and only when the shard asks, after a batch)."""
+    (looked up at most every STOP_POLL_SECONDS, and only when the shard asks, after a batch);
+    also set once the coordinator's lock is no longer held (looked up every LOCK_POLL_SECONDS):
+    a coordinator killed outright cannot ask, and a shard must not write on behind the back of
+    the apply that took its lock over."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str | None, state: StateStore | None = None, lock_id: str | None = None) -> None:
         super().__init__()
         self._name = name
-        self._next_look = 0.0
+        self._state, self._lock_id = state, lock_id
+        self._next_look = self._next_lock_look = 0.0
         self._looking = threading.Lock()
 
     def is_set(self) -> bool:
@@ -68,13 +75,23 @@ class ClusterStop(threading.Event):
             return True
         with self._looking:
             now = time.monotonic()
-            if now >= self._next_look:
+            if self._name is not None and now >= self._next_look:
                 self._next_look = now + STOP_POLL_SECONDS
                 from distributed import Event
 
                 if Event(self._name).is_set():  # type: ignore[no-untyped-call]
                     self.set()
+            if self._state is not None and self._lock_id and now >= self._next_lock_look:
+                self._next_lock_look = now + LOCK_POLL_SECONDS
+                from vecmig.state.lock import Lock
+
+                holder = Lock(self._state, "apply").current()
+                if holder is None or holder["lock_id"] != self._lock_id:
+                    self.lost_lock = True
+                    self.set()
         return super().is_set()
+
+    lost_lock = False
 
 
 # Per worker process: the spec (resolved from this process's environment) and the state store,
@@ -106,7 +123,8 @@ def run_shard(job: ShardJob) -> dict[str, Any]:
     from vecmig.executor import run_action
 
     spec, state = _open(job)
-    ctx = RunContext(spec=spec, state=state, round=job.round, stop=ClusterStop(job.stop_event))
+    stop = ClusterStop(job.stop_event, state, job.lock_id)
+    ctx = RunContext(spec=spec, state=state, round=job.round, stop=stop)
     action = Action.from_json(job.action)
     try:
         run_action(ctx, action)
@@ -115,4 +133,7 @@ def run_shard(job: ShardJob) -> dict[str, Any]:
     except Exception as e:
         # Raised as is, a driver's exception may not unpickle on the coordinator: its words travel.
         raise VecmigError(f"shard {action.id} failed on worker pid {os.getpid()}: {type(e).__name__}: {e}") from None
-    return {"timings": dict(ctx.timings), "pid": os.getpid(), "stopped": ctx.stop.is_set()}
+    if stop.lost_lock:
+        raise Interrupted(f"shard {action.id} stopped after its batch in flight: the apply that started it no "
+                          "longer holds the migration's lock", hint="run `vecmig apply` again to resume")
+    return {"timings": dict(ctx.timings), "pid": os.getpid(), "stopped": stop.is_set()}

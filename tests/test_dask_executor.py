@@ -254,6 +254,8 @@ def test_ctrl_c_stops_a_local_cluster_mid_shard_and_the_resumed_copy_equals_the_
     assert r.returncode == 0, r.stderr
     assert table_rows(cluster.data, "docs_lc") == table_rows(cluster.data, "docs_local")
     assert table_rows(cluster.data, "docs_local") == table_rows(cluster.data, "docs")
+    verify = vecmig("state", "verify", str(on_cluster), env=cluster.env)  # worker processes wrote the SQLite chain
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def free_port() -> int:

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from vecmig.cluster import executor_line, open_cluster
-from vecmig.cluster_shard import job_for
+from vecmig.cluster_shard import ClusterStop, job_for
 from vecmig.errors import SpecError, VecmigError
 from vecmig.model import Action
 from vecmig.spec import ExecutorSpec, Spec
 from vecmig.spec_loader import load_spec_text
+from vecmig.state.lock import Lock
+from vecmig.state.store import StateStore
 
 SECRET = "s3cr3t-Pa55-do-not-leak"
 SPEC = """
@@ -93,10 +95,28 @@ def test_a_shards_task_carries_placeholders_not_secrets() -> None:
     spec = load("{type: dask, address: tcp://scheduler:8786}", 'state: {url: "${env:STATE_URL}"}')
     action = Action(id="copy.shard[0]", kind="copy_shard", reason="r",
                     params={"shard": {"lo": None, "hi": 5}, "batch_size": 10})
-    job = job_for(spec, 1, action, 7, "vecmig-stop-x")
+    job = job_for(spec, 1, action, 7, "vecmig-stop-x", "lock-1")
     blob = pickle.dumps(job)
     assert SECRET.encode() not in blob
     assert job.spec["state"] == {"url": "${env:STATE_URL}"}
     assert job.spec["source"]["connection"] == {"dsn": "${env:SOURCE_DSN}"}
     assert (job.round, job.run_id, job.migration, job.spec_dir) == (1, 7, "scale-out", "/tmp")
     assert Action.from_json(job.action) == action
+
+
+def test_a_shard_stops_once_its_apply_no_longer_holds_the_lock(tmp_path: Path) -> None:
+    """A coordinator killed outright cannot set the stop event: its shards see its lock go."""
+    store = StateStore.open("m", tmp_path / "s.db", None, create=True)
+    assert store is not None
+    lock = Lock(store, "apply")
+    lock.acquire()
+    try:
+        held = ClusterStop(None, store, lock.lock_id)
+        assert not held.is_set() and not held.lost_lock
+        taken_over = ClusterStop(None, store, "another-apply")
+        assert taken_over.is_set() and taken_over.lost_lock
+    finally:
+        lock.release()
+    released = ClusterStop(None, store, lock.lock_id)
+    assert released.is_set() and released.lost_lock
+    store.close()
