@@ -64,8 +64,7 @@ class Cluster:
         """Task threads over every worker the scheduler knows now."""
         if self.client is None:
             return 0
-        workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
-        return sum(int(w.get("nthreads", 1)) for w in workers.values())
+        return sum(int(n) for n in self.client.nthreads().values())
 
     def close(self) -> None:
         if self.client is not None:
