@@ -120,3 +120,21 @@ def test_a_shard_stops_once_its_apply_no_longer_holds_the_lock(tmp_path: Path) -
     released = ClusterStop(None, store, lock.lock_id)
     assert released.is_set() and released.lost_lock
     store.close()
+
+
+def test_the_plans_text_and_markdown_name_the_cluster() -> None:
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from tests.test_review_markdown import make_plan
+    from vecmig.render import print_plan
+    from vecmig.render_markdown import render
+
+    plain = make_plan(2)
+    on_dask = replace(plain, spec={**plain.spec, "executor": {"type": "dask", "address": "tcp://s:8786"}})
+    line = "Executor: dask at tcp://s:8786"
+    assert line in render(on_dask) and "Executor:" not in render(plain)
+    console = Console(record=True, width=200)
+    print_plan(on_dask, console)
+    assert line in console.export_text()
