@@ -172,8 +172,9 @@ class ClusterDispatch:
         except Exception as e:  # KilledWorker (its workers died again and again), a lost scheduler...
             self.ctx.reporter.finish(action, "failed", str(e))
             raise VecmigError(f"shard {action.id} could not run on {self.cluster.where}: {type(e).__name__}: {e}",
-                              hint="check the cluster's workers, then run `vecmig apply` again: the shard "
-                                   "resumes from its checkpoint") from None
+                              hint="the workers need vecmig (this version) and the variables the spec's "
+                                   "${env:...} name; then run `vecmig apply` again: the shard resumes from its "
+                                   "checkpoint") from None
         for phase, seconds in out["timings"].items():
             self.ctx.spent(phase, float(seconds))
         self.ctx.reporter.advance(action, action.estimate.records)

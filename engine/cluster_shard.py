@@ -122,7 +122,11 @@ def run_shard(job: ShardJob) -> dict[str, Any]:
     """Run one copy shard on this worker; returns the seconds per copy phase and where it ran."""
     from vecmig.executor import run_action
 
-    spec, state = _open(job)
+    try:
+        spec, state = _open(job)
+    except VecmigError as e:  # e.g. a variable the spec names is not set in this worker's environment
+        e.message = f"a Dask worker (pid {os.getpid()}) cannot open the spec or the state: {e.message}"
+        raise
     stop = ClusterStop(job.stop_event, state, job.lock_id)
     ctx = RunContext(spec=spec, state=state, round=job.round, stop=stop)
     action = Action.from_json(job.action)

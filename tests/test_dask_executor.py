@@ -36,7 +36,7 @@ from vecmig.state.store import StateStore
 RECORDS = 4000
 BATCH = 50
 SHARD = 1000  # 4 shards of 20 batches
-STATES = ("STATE_KILL", "STATE_UNREACHABLE")
+STATES = ("STATE_KILL", "STATE_UNREACHABLE", "STATE_WORKER_ENV")
 
 
 @dataclass(frozen=True)
@@ -277,3 +277,22 @@ def test_an_unreachable_scheduler_is_one_line_and_leaves_the_state_untouched(clu
     assert tables == (0,), "no state was created, locked or written"
     with psycopg.connect(cluster.data) as c:
         assert c.execute("SELECT to_regclass('public.docs_never')").fetchone() == (None,)
+
+
+def test_workers_resolve_the_specs_variables_from_their_own_environment(cluster: Env, tmp_path: Path) -> None:
+    """A variable set only where apply runs never reaches a worker (nothing secret travels with a
+    task): the shard fails there, in one line that says so, and the run is closed as failed."""
+    spec = dask_spec(tmp_path, "docs_env", "STATE_WORKER_ENV", f"{{type: dask, address: {cluster.address}}}")
+    spec.write_text(spec.read_text().replace("${env:SOURCE_DSN}", "${env:ONLY_WHERE_APPLY_RUNS}"))
+    here_only = {**cluster.env, "ONLY_WHERE_APPLY_RUNS": cluster.env["SOURCE_DSN"]}
+    r = vecmig("apply", str(spec), "--auto-approve", env=here_only)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "a Dask worker (pid " in lines[0] and "ONLY_WHERE_APPLY_RUNS" in lines[0], r.stderr
+    assert SECRET not in r.stdout + r.stderr
+    store = store_of(cluster, "dask-docs_env", "STATE_WORKER_ENV")
+    try:
+        assert {a["status"] for a in store.actions(1) if a["kind"] == "copy_shard"} <= {"failed", "pending"}
+        assert Lock(store, "apply").current() is None
+    finally:
+        store.close()
