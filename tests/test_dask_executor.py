@@ -72,7 +72,7 @@ def cluster(pg: PgServer) -> Iterator[Env]:
     urls = {k: _create_db(pg, n) for k, n in names.items()}
     make_docs_table(urls["data"], "docs", RECORDS, 8)
     with psycopg.connect(urls["data"], autocommit=True) as c:
-        c.execute(COUNT_WRITES)  # a trigger on docs_kill as soon as the apply creates it
+        c.execute(COUNT_WRITES)  # triggers on docs_kill and docs_lc as soon as an apply creates them
     env = {"SOURCE_DSN": _marked(urls["data"]), "TARGET_DSN": _marked(urls["data"]),
            **{s: _marked(urls[s]) for s in STATES}}
     saved = {k: os.environ.get(k) for k in env}
@@ -123,6 +123,8 @@ COUNT_WRITES = """
 CREATE TABLE IF NOT EXISTS write_log (tbl text NOT NULL, id bigint NOT NULL);
 CREATE OR REPLACE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO write_log VALUES (TG_TABLE_NAME, NEW.id); RETURN NULL; END $$;
+CREATE OR REPLACE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END $$;
 CREATE OR REPLACE FUNCTION count_writes_of_new_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE r record;
 BEGIN
@@ -130,6 +132,11 @@ BEGIN
     IF r.object_identity = 'public.docs_kill' THEN
       EXECUTE format('CREATE TRIGGER count_writes AFTER INSERT OR UPDATE ON %s FOR EACH ROW '
                      'EXECUTE FUNCTION log_write()', r.object_identity);
+    END IF;
+    -- shards long enough to be killed or stopped in, whatever the machine's load
+    IF r.object_identity IN ('public.docs_kill', 'public.docs_lc') THEN
+      EXECUTE format('CREATE TRIGGER slow_writes BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
+                     'EXECUTE FUNCTION slow_write()', r.object_identity);
     END IF;
   END LOOP;
 END $$;
