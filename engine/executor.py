@@ -16,12 +16,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from typing import Any
 
 from vecmig.actions import KINDS, Reporter, RunContext, SilentReporter
 from vecmig.actions.params import CONCURRENCY
+from vecmig.cluster import Cluster, open_cluster, shard_dispatch
 from vecmig.errors import Interrupted, Terminated, VecmigError
 from vecmig.model import Action, Plan
 from vecmig.refresh import refresh
@@ -31,7 +32,11 @@ from vecmig.state.store import StateStore
 
 
 def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
-               reporter: Reporter | None = None) -> dict[str, Any]:
+               reporter: Reporter | None = None, cluster: Cluster | None = None) -> dict[str, Any]:
+    if cluster is None and spec.executor.type == "dask":
+        # Reached before the round starts: a scheduler that cannot be reached leaves the state as it was.
+        with closing(open_cluster(spec.executor)) as own:
+            return apply_plan(spec, plan, state, approval=approval, reporter=reporter, cluster=own)
     ctx = RunContext(spec=spec, state=state, round=plan.round, reporter=reporter or SilentReporter(),
                      approval=approval)
     # Actions of this round done by an earlier run are not in a resumed plan: what depends on
@@ -62,10 +67,10 @@ def apply_plan(spec: Spec, plan: Plan, state: StateStore, *, approval: str,
     copy_seconds = 0.0
     received: list[int] = []
     try:
-        with stop_on_signals(ctx.stop, received):
+        with stop_on_signals(ctx.stop, received), shard_dispatch(ctx, spec, run_id, cluster) as (run_one, width):
             resume_holds(ctx, plan)
-            busy = run_graph(ctx, plan.actions, lambda a: run_action(ctx, a),
-                             workers=workers_for(plan.actions, CONCURRENCY), done=done_before)
+            busy = run_graph(ctx, plan.actions, run_one,
+                             workers=width or workers_for(plan.actions, CONCURRENCY), done=done_before)
             copy_seconds = busy.get("copy_shard", 0.0)
             if ctx.stop.is_set():
                 raise Interrupted(f"{_by(received)}: the batch in flight was finished and checkpointed",

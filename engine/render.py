@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vecmig.actions import KINDS
+from vecmig.cluster import executor_line
 from vecmig.model import Action, Inventory, Plan
 from vecmig.state.rows import AuditRow
 
@@ -194,6 +195,8 @@ def print_plan(plan: Plan, console: Console) -> None:
                   f"  {describe_inventory(plan.source)}")
     console.print(f"  target  {tgt.get('provider')}:{tgt.get('collection') or tgt.get('connection', {}).get('path')}"
                   f"  {describe_inventory(plan.target)}")
+    if (where := executor_line(plan.spec)) is not None:
+        console.print(f"  {where}")
     for note in plan.notes:
         console.print(f"  note: {note}", style="cyan")
     for w in plan.warnings:

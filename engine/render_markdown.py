@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from vecmig.cluster import executor_line
 from vecmig.graph import DEFAULT_MAX_SHARDS, to_mermaid
 from vecmig.model import Action, Estimate, Plan
 from vecmig.render import (
@@ -124,6 +125,9 @@ def _headline(plan: Plan, previous: Previous | None) -> str:
     embedding = embedding_line(plan)
     if embedding:
         lines.append(f"\n{_esc(embedding)}")
+    where = executor_line(plan.spec)
+    if where:
+        lines.append(f"\n{_esc(where)}")
     for note in plan.notes:
         lines.append(f"\n_{_esc(note)}_")
     lines.append("\n" + _change(plan.totals, previous))

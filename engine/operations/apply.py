@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vecmig import planfile, policy, waves_resume
+from vecmig.cluster import open_cluster
 from vecmig.diff.baseline import diff_wanted, last_baseline, last_versions
 from vecmig.executor import apply_plan, done_elsewhere
 from vecmig.model import Plan
@@ -74,10 +75,17 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
         first = make_plan(spec, before, seen_first)
         policy.check_apply_allowed(policy.apply(first, policy.from_spec(spec)),
                                    allow_destructive=request.allow_destructive)
-    state = open_state(spec, create=True)
-    assert state is not None  # created
-    lock = Lock(state, "apply")
-    lock.acquire(timeout=request.lock_timeout)
+    # executor type dask: the scheduler is reached (or a local cluster started) before the state
+    # is created or locked, so an unreachable one leaves nothing behind.
+    cluster = open_cluster(spec.executor)
+    try:
+        state = open_state(spec, create=True)
+        assert state is not None  # created
+        lock = Lock(state, "apply")
+        lock.acquire(timeout=request.lock_timeout)
+    except BaseException:
+        cluster.close()
+        raise
     try:
         if saved or first.state_serial != state.serial or first.state_lineage not in (None, state.lineage):
             # A saved plan is checked against the world as it is now; a plan made just above is
@@ -115,12 +123,13 @@ def apply(request: ApplyRequest, ui: Ui) -> ApplyResult:
             "findings": [{"code": w.code, "severity": w.severity} for w in the_plan.warnings]})
         started = time.monotonic()
         with ui.progress(the_plan.actions) as reporter:
-            run = apply_plan(spec, the_plan, state, approval=approval, reporter=reporter)
+            run = apply_plan(spec, the_plan, state, approval=approval, reporter=reporter, cluster=cluster)
         return ApplyResult(the_plan, saved, applied=True, approval=approval, seconds=time.monotonic() - started,
                            records=run["records"], copy_seconds=run["copy_seconds"],
                            state_location=state.location, serial=state.serial, paused=run.get("paused"))
     finally:
         lock.release()
+        cluster.close()
 
 
 def close_finished_round(spec: Spec, state: StateStore, round_no: int) -> None:

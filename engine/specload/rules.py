@@ -15,6 +15,7 @@ from vecmig import safe_paths
 from vecmig.spec import IMPLEMENTED_STRATEGIES, StrategySpec
 from vecmig.specload.context import _Context, _unescape
 from vecmig.specload.embed_rules import check_embed
+from vecmig.specload.executor_rules import check_executor
 from vecmig.specload.namespace_rules import _check_namespace_mapping
 from vecmig.specload.query_rules import _check_queries
 from vecmig.specload.retrieval_rules import check_retrieval
@@ -39,6 +40,7 @@ def _check_rules(ctx: _Context, spec: dict[str, Any], base_dir: Path) -> None:
     _check_namespace_mapping(ctx, spec)
     _check_queries(ctx, spec, base_dir)
     check_retrieval(ctx, spec, base_dir)
+    check_executor(ctx, spec)
 
 
 def _spec_path(value: str, base_dir: Path) -> Path:
