@@ -3,7 +3,7 @@ PY := .venv/bin/python
 # What `make bench` passes to bench/run.py, e.g. make bench BENCH_ARGS="--sizes 100000 --dims 384"
 BENCH_ARGS ?= --sizes 100000,1000000 --dims 384
 
-.PHONY: dev lint types test-fast test bench
+.PHONY: dev lint types test-fast test durations bench
 
 dev:  ## the venv with vecmig editable and the test extras (the README's set-up)
 	python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'
@@ -26,6 +26,10 @@ test-fast:  ## the unit tier: in-process, no server, no subprocess (must stay un
 
 test:  ## the whole suite, exactly as the README and .ci/run run it
 	$(PY) -m pytest
+
+durations:  ## the whole suite once, then tests/durations.json (files handed to the workers longest first)
+	$(PY) -m pytest -q -p no:cacheprovider --junitxml=.durations.xml
+	$(PY) -m tests.support.durations .durations.xml && rm -f .durations.xml
 
 bench:
 	$(PY) bench/run.py $(BENCH_ARGS)

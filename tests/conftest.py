@@ -26,10 +26,17 @@ is tiered without anyone remembering to (an explicit tier marker on a test wins)
 * ``integration`` — uses the PostgreSQL fixtures (``pg``, ``pg_db``, ``server_tmpdir``) or the
   local Pinecone server (``tests.pinecone_local``) in-process;
 * ``unit`` — everything else: in-process, no server, no subprocess.
+
+Suite time: under xdist the files are handed out longest first, from the checked-in table
+``tests/durations.json`` (``tests/support/durations.py``; ``make durations`` refreshes it), and
+before any test runs the repository's own modules are byte-compiled once: every ``vecmig``
+subprocess would otherwise compile the whole engine from source again where
+``PYTHONDONTWRITEBYTECODE`` is set (Python still reads bytecode that is there).
 """
 
 from __future__ import annotations
 
+import compileall
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -40,7 +47,7 @@ import pytest
 from psycopg import sql
 
 from tests.support import cli as cli_utils
-from tests.support import postgres
+from tests.support import durations, postgres
 from tests.support.pinecone import pinecone_server, pinecone_srv  # noqa: F401 - fixtures for every module
 from tests.support.postgres import PgServer
 
@@ -73,12 +80,36 @@ def pytest_configure(config: pytest.Config) -> None:
     # this conftest (the guard's self-test runs one in a temporary folder).
     for tier in TIERS:
         config.addinivalue_line("markers", f"{tier}: test tier (assigned by tests/conftest.py)")
+    if hasattr(config, "workerinput"):  # an xdist worker: its collection is what gets scheduled
+        config.pluginmanager.register(LongestFilesFirst(), "vecmig-longest-files-first")
+    else:  # once, in the process that starts the workers
+        for folder in ("engine", "providers", "state", "schemas", "tests"):
+            compileall.compile_dir(Path(__file__).parents[1] / folder, quiet=2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if not any(item.get_closest_marker(t) for t in TIERS):
             item.add_marker(getattr(pytest.mark, _tier(item)))
+
+
+class LongestFilesFirst:
+    """Under xdist (``--dist loadfile --no-loadscope-reorder``) the workers pull whole files in
+    collection order: this puts the longest first, after pytest's own reordering (trylast), and
+    keeps the order of the tests within a file."""
+
+    def __init__(self) -> None:
+        self.table = durations.load()
+        self.root = Path(__file__).parents[1]
+
+    def seconds(self, item: pytest.Item) -> float:
+        path = Path(str(item.path))
+        key = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.name
+        return self.table.get(key, float("inf"))  # unknown: maybe long, and short costs nothing first
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items.sort(key=lambda item: -self.seconds(item))  # stable: a file's own order is kept
 
 
 @pytest.fixture(autouse=True)

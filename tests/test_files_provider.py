@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -667,11 +668,13 @@ def peak_rss_growth(p: Provider, batch_size: int = 1000) -> tuple[int, int]:
 def test_scanning_a_200mb_jsonl_keeps_memory_bounded(tmp_path: Path) -> None:
     dim, n = 384, 26_000
     rng = np.random.default_rng(1)
-    with open(tmp_path / "big.jsonl", "w") as f:
+    # orjson writes the file ten times faster than json (the same float64 digits); the scan is under test
+    with open(tmp_path / "big.jsonl", "wb") as f:
         for start in range(0, n, 1000):
-            vecs = rng.standard_normal((1000, dim)).astype(np.float32).tolist()
+            vecs = rng.standard_normal((1000, dim)).astype(np.float32).astype(np.float64)
             f.writelines(
-                json.dumps({"id": start + i, "vector": v, "metadata": {"i": i}}) + "\n" for i, v in enumerate(vecs)
+                orjson.dumps({"id": start + i, "vector": v, "metadata": {"i": i}}, option=orjson.OPT_SERIALIZE_NUMPY)
+                + b"\n" for i, v in enumerate(vecs)
             )
     assert (tmp_path / "big.jsonl").stat().st_size > 190e6
     growth, count = peak_rss_growth(provider(tmp_path, "jsonl", "big.jsonl"))
