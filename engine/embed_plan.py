@@ -13,9 +13,12 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from vecmig import estimate
 from vecmig.actions.params import EmbedParams
 from vecmig.embed import EmbedConfigError, Embedder, Model, loaded
+from vecmig.embed.api import ApiModel
 from vecmig.embed.cache import text_key
 from vecmig.embed.estimate import Speed, TokenEstimate, cached_count, estimated_counts, extrapolate, probe
 from vecmig.embed.pgcache import open_cache
@@ -142,13 +145,15 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
         return None
     check_text_fields(spec, source, sample)
     model = load_model(spec)
+    findings: list[Warning_] = []
+    ids, texts = sample_texts(spec, sample, findings)
+    cached = cached_count(embed.cache, model.identity, texts)  # before the probes add their texts
     try:
+        _learn_from_cache(embed, model, texts)
         dimension, normalised = model.dimension, model.normalised
     except ProviderError as e:
         raise PlanError(f"transform.embed: {e.message}", where=spec.where(f"{AT}/api/base_url"),
                         hint=e.hint or "check api.base_url, the model name and the key") from None
-    findings: list[Warning_] = []
-    ids, texts = sample_texts(spec, sample, findings)
     try:
         counts, counted = model.count_tokens(texts), True
     except EmbedConfigError:
@@ -159,7 +164,6 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
                                  "for exact counts"))
     findings.extend(limit_findings(embed, model, ids, texts, counts))
     api = embed.api
-    cached = cached_count(embed.cache, model.identity, texts)  # before the probe adds its texts
     try:
         speed = _probe(embed, model, texts, counts)
     except ProviderError as e:
@@ -176,6 +180,30 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
         population=int(source.count or 0), counts=tuple(counts), counted=counted, speed=speed,
         price=price_for(embed.model, api=api is not None, override=spec.cost.for_provider("embedding")),
         cached=cached, findings=tuple(findings))
+
+
+def _learn_from_cache(embed: EmbedSpec, model: Model, texts: list[str]) -> None:
+    """An endpoint's width and normalisation are learnt from a vector it made: one the cache holds for a sampled
+    text, else the first usable sampled text embedded through the cache (paid once, and then
+    served to apply), never a throwaway "dimension probe" text paid for on every plan."""
+    if embed.api is None or embed.cache is None or not isinstance(model, ApiModel):
+        return
+    usable = [t for t in texts if t.strip()]
+    if not usable:
+        return
+    cache = open_cache(embed.cache)
+    assert cache is not None
+    try:
+        held = cache.get_many(model.identity, [text_key(t) for t in usable[:64]])
+        if held:
+            model.learn(np.stack(list(held.values())[:1]))
+            return
+        try:
+            model.learn(Embedder(model, cache).embed(["probe #0"], usable[:1]))
+        except TerminalError:
+            return  # a text the model refuses: the plain probe finds the width, the findings say why
+    finally:
+        cache.close()
 
 
 def _probe(embed: EmbedSpec, model: Model, texts: list[str], counts: list[int]) -> Speed | None:

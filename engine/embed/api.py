@@ -103,6 +103,12 @@ class ApiModel(Model):
         if self._normalised is None:
             self._normalised = bool(np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3))
 
+    def learn(self, vectors: np.ndarray) -> None:
+        """What vectors this model made before (the embedding cache's) tell of it: its width and
+        whether it normalises, so no request is spent on finding out."""
+        if len(vectors):
+            self._learn(vectors)
+
     def _probe(self) -> None:
         self._request(["dimension probe"], None)
 
