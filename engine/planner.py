@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vecmig import __version__, calibrate, embed_plan, estimate, indexes, namespaces, pointer, waves
+from vecmig import __version__, calibrate, embed_change, embed_plan, estimate, indexes, namespaces, pointer, waves
 from vecmig.embed_plan import EmbedPlanning
 from vecmig.errors import PlanError, SpecError, TerminalError
 from vecmig.model import PLAN_FORMAT_VERSION, Action, Estimate, Inventory, Plan, Warning_
@@ -38,6 +38,7 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     lineage = state.lineage if state else None
     serial = state.serial if state else 0
     notes: list[str] = []
+    embed_findings: list[Warning_] = []
     open_round = state.open_round() if state else None
     if open_round is not None and state is not None:
         if open_round["status"] == "rolling_back":
@@ -76,11 +77,19 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
     else:
         last = state.last_round() if state else None
         round_no = (last["round"] + 1) if last else 1
-        if last and last["status"] == "complete" and seen.diff is None and unchanged(spec, last, seen):
+        # The diff of a re-embedded target leaves vectors out: new embedding settings change every record.
+        reembed = embed_change.changed(embed_change.last_written(state), embedded.params if embedded else None)
+        if reembed is not None and seen.diff is not None:
+            seen = replace(seen, diff=embed_change.everything_changed(seen.diff))
+        if (last and last["status"] == "complete" and seen.diff is None and unchanged(spec, last, seen)
+                and reembed is None):
             actions = []
             notes.append(f"round {last['round']} completed and nothing changed since")
         else:
             actions = fresh_actions(spec, state, seen, notes, embedded)
+            if reembed is not None:
+                actions = embed_change.with_reason(actions, reembed)
+                embed_findings.append(embed_change.finding(reembed))
             if last and last["status"] == "complete":
                 notes.append(since_round(spec, last, seen, actions))
     redact = spec.redactor  # parameters, reasons and findings as written: no secret, no resolved ${env:...}
@@ -90,7 +99,8 @@ def make_plan(spec: Spec, state: StateReader | None, seen: Refreshed) -> Plan:
                 for w in lint(spec, seen, state) + lint_ids(spec, seen) + lint_namespaces(spec, seen)
                 + lint_sample(spec, seen, embedded) + cdc.findings(spec, seen, state) + phased.findings(spec, seen)
                 + index_findings(spec, seen, state)
-                + (embed_plan.findings(spec, seen.source, seen.target, embedded) if embedded else [])]
+                + (embed_plan.findings(spec, seen.source, seen.target, embedded) if embedded else [])
+                + embed_findings]
     return Plan(
         records=plan_records(seen, actions),
         diff=diff_summary(spec, seen),

@@ -227,6 +227,7 @@ def test_the_target_must_take_the_models_width(tmp_path: Path) -> None:
     with pytest.raises(PlanError) as err:
         plan_of(spec_for(tmp_path, "{model: all-MiniLM-L6-v2, text: text, device: cpu}", target="old.jsonl"))
     assert "exists with 8 dimensions" in err.value.message and "makes 384" in err.value.message
+    assert "choose a new target collection" in (err.value.hint or "")
 
 
 def test_a_model_that_is_neither_packaged_nor_a_folder_fails_at_plan_in_one_line(tmp_path: Path) -> None:
