@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -347,10 +348,12 @@ class WorkerKillingServer(OpenAILocal):
     request: the kill lands while the worker waits for its vectors, so the provider never
     finished what the worker loses (a kill between answer and cache commit would pay again)."""
 
-    armed: Any = None  # (worker pid) -> bool, called for requests from a worker
-    workers: dict[int, str] = {}  # pid -> worker address, refreshed by the test
-    killed: dict[str, Any] = {}
-    _peer = __import__("threading").local()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._peer = threading.local()  # the port a request came from, per handler thread
+        super().__init__(*args, **kwargs)
+        self.armed: Any = None  # (worker pid) -> bool, asked for requests from a worker
+        self.workers: dict[int, str] = {}  # pid -> worker address, set by the test
+        self.killed: dict[str, Any] = {}
 
     def _handler(self) -> type[Any]:
         base = super()._handler()
@@ -364,7 +367,6 @@ class WorkerKillingServer(OpenAILocal):
         return Handler
 
     def _sender(self) -> int | None:
-        import psycopg  # noqa: F401  (the check below may query the state)
         import psutil
 
         port = getattr(self._peer, "port", None)
@@ -440,9 +442,8 @@ def make_notes(dsn: str) -> None:
 
 def test_reembedding_on_the_cluster_survives_a_worker_killed_mid_shard_and_pays_each_text_once(
         cluster: Env, embed_server: WorkerKillingServer, tmp_path: Path) -> None:
-    from distributed.diagnostics.plugin import WorkerPlugin
-
     import numpy as np
+    from distributed.diagnostics.plugin import WorkerPlugin
 
     plugin = type("CountLoadsPlugin", (CountLoads, WorkerPlugin), {})()
     cluster.client.register_plugin(plugin)
