@@ -429,6 +429,12 @@ def counts_of(dask_worker: Any) -> dict[str, int]:
     return dict(getattr(dask_worker, "vecmig_counts", {"loads": -1, "shards": -1}))
 
 
+def cache_sessions_open(dsn: str) -> int:
+    with psycopg.connect(dsn) as c:
+        row = c.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (CACHE_APP,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def make_notes(dsn: str) -> None:
     import numpy as np
 
@@ -473,8 +479,12 @@ def test_reembedding_on_the_cluster_survives_a_worker_killed_mid_shard_and_pays_
         busy = cluster.client.run(executing)
         keys = next((k for _, (p, k) in busy.items() if p == pid), [])
         shard = next((shard_of(k) for k in keys if shard_of(k)), None)
-        return shard is not None and 0 < shard_done(state_url, shard) < NOTE_SHARD
+        if shard is None or not 0 < shard_done(state_url, shard) < NOTE_SHARD:
+            return False
+        cache_sessions.append(cache_sessions_open(cluster.data))
+        return True
 
+    cache_sessions: list[int] = []  # the cache's sessions when the kill landed
     embed_server.reset()
     embed_server.killed = {}
     embed_server.workers = {pid: w for w, (pid, _) in cluster.client.run(executing).items()}
@@ -519,7 +529,6 @@ def test_reembedding_on_the_cluster_survives_a_worker_killed_mid_shard_and_pays_
     assert all(n["loads"] == (1 if n["shards"] else 0) for n in counts.values()), counts
     assert max(n["shards"] for n in counts.values()) >= 2, counts
     # The shards closed their cache sessions (the worker processes live on).
-    with psycopg.connect(cluster.data) as c:
-        open_ = c.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (CACHE_APP,)).fetchone()
-    assert open_ == (0,), "a shard left its embedding cache's connection open on its worker"
+    assert cache_sessions and cache_sessions[0] >= 1, "the running shards' cache sessions are seen"
+    assert cache_sessions_open(cluster.data) == 0, "a shard left its embedding cache's connection open on its worker"
     cluster.client.unregister_worker_plugin(CountLoads.name)
