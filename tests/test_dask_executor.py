@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,8 +28,11 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import PgServer
+from tests.openai_local import OpenAILocal
+from tests.openai_local.server import DEFAULT_API_KEY, ApiFailure
 from tests.support.cli import ROOT, _RecordedPopen, spawn, table_rows, vecmig
 from tests.support.data import make_docs_table
+from tests.support.embed import MODEL, local_model
 from tests.support.specs import SECRET, write_spec
 from vecmig.state.lock import Lock
 from vecmig.state.store import StateStore
@@ -36,7 +40,8 @@ from vecmig.state.store import StateStore
 RECORDS = 4000
 BATCH = 50
 SHARD = 1000  # 4 shards of 20 batches
-STATES = ("STATE_KILL", "STATE_UNREACHABLE", "STATE_WORKER_ENV")
+STATES = ("STATE_KILL", "STATE_UNREACHABLE", "STATE_WORKER_ENV", "STATE_EMBED")
+CACHE_APP = "vecmig_embed_cache"  # names the embedding cache's sessions in pg_stat_activity
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,8 @@ def cluster(pg: PgServer) -> Iterator[Env]:
     make_docs_table(urls["data"], "docs", RECORDS, 8)
     with psycopg.connect(urls["data"], autocommit=True) as c:
         c.execute(COUNT_WRITES)  # triggers on docs_kill and docs_lc as soon as an apply creates them
-    env = {"SOURCE_DSN": _marked(urls["data"]), "TARGET_DSN": _marked(urls["data"]),
+    env = {"SOURCE_DSN": _marked(urls["data"]), "TARGET_DSN": _marked(urls["data"]), "EMBED_KEY": DEFAULT_API_KEY,
+           "EMBED_CACHE": f"{urls['data']}{'&' if '?' in urls['data'] else '?'}application_name={CACHE_APP}",
            **{s: _marked(urls[s]) for s in STATES}}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # before the workers start: they inherit it, as a real worker has its own
@@ -320,3 +326,209 @@ def test_workers_resolve_the_specs_variables_from_their_own_environment(cluster:
         assert Lock(store, "apply").current() is None
     finally:
         store.close()
+
+
+# --- re-embedding on the cluster -------------------------------------------------------------------
+
+NOTES = 2500
+NOTE_BATCH = 100
+NOTE_SHARD = 1000  # 3 shards (the least shard_size is 1000)
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo"]
+
+
+def note(i: int) -> str:
+    # Every odd record repeats the text of the record before it, in the same shard (shards are
+    # id ranges of 1000): a text is paid for once however often it appears.
+    j = i - 1 if i % 2 else i
+    return f"note {j}: {WORDS[j % 11]} {WORDS[(j * 3) % 11]} {WORDS[(j * 7) % 11]}"
+
+
+class WorkerKillingServer(OpenAILocal):
+    """SIGKILLs the Dask worker that sends a request once ``armed`` says yes, and refuses that
+    request: the kill lands while the worker waits for its vectors, so the provider never
+    finished what the worker loses (a kill between answer and cache commit would pay again)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._peer = threading.local()  # the port a request came from, per handler thread
+        super().__init__(*args, **kwargs)
+        self.armed: Any = None  # (worker pid) -> bool, asked for requests from a worker
+        self.workers: dict[int, str] = {}  # pid -> worker address, set by the test
+        self.killed: dict[str, Any] = {}
+
+    def _handler(self) -> type[Any]:
+        base = super()._handler()
+        peer = self._peer
+
+        class Handler(base):  # type: ignore[valid-type,misc]
+            def do_POST(self) -> None:
+                peer.port = self.client_address[1]
+                super().do_POST()
+
+        return Handler
+
+    def _sender(self) -> int | None:
+        import psutil
+
+        port = getattr(self._peer, "port", None)
+        for pid in list(self.workers):
+            try:
+                conns = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            if any(c.laddr and c.laddr.port == port for c in conns):
+                return pid
+        return None
+
+    def _fault(self) -> None:
+        super()._fault()
+        if self.killed or self.armed is None:
+            return
+        pid = self._sender()
+        if pid is not None and self.armed(pid):
+            os.kill(pid, signal.SIGKILL)
+            self.killed = {"pid": pid, "worker": self.workers[pid], "request": self.stats.requests}
+            raise ApiFailure(503, "the worker was killed", kind="server_error")
+
+
+@pytest.fixture(scope="module")
+def embed_server() -> Iterator[WorkerKillingServer]:
+    with WorkerKillingServer(local_model(batch_size=64), model_name=MODEL) as srv:
+        yield srv
+
+
+class CountLoads:
+    """A worker plugin (so a worker the nanny restarts counts too): per worker process, the
+    models built (``make_model``) and the shard tasks run."""
+
+    name = "vecmig-count-loads"
+
+    def setup(self, worker: Any) -> None:
+        import importlib
+
+        # (vecmig.embed re-exports the function ``loaded``, which hides the module of that name)
+        loaded = importlib.import_module("vecmig.embed.loaded")
+        shard = importlib.import_module("vecmig.cluster_shard")
+
+        counts = {"loads": 0, "shards": 0}
+        make, open_ = loaded.make_model, shard._open
+
+        def counting_make(config: Any) -> Any:
+            counts["loads"] += 1
+            return make(config)
+
+        def counting_open(job: Any) -> Any:
+            counts["shards"] += 1
+            return open_(job)
+
+        loaded.make_model = counting_make  # type: ignore[assignment]
+        shard._open = counting_open  # type: ignore[assignment]
+        worker.vecmig_counts = counts
+
+
+def counts_of(dask_worker: Any) -> dict[str, int]:
+    return dict(getattr(dask_worker, "vecmig_counts", {"loads": -1, "shards": -1}))
+
+
+def cache_sessions_open(dsn: str) -> int:
+    with psycopg.connect(dsn) as c:
+        row = c.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (CACHE_APP,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def make_notes(dsn: str) -> None:
+    import numpy as np
+
+    vectors = np.random.default_rng(5).normal(size=(NOTES, 8)).astype(np.float32)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE notes (id bigint PRIMARY KEY, embedding vector(8) NOT NULL, body text NOT NULL)")
+        with c.cursor() as cur:
+            cur.executemany("INSERT INTO notes VALUES (%s, %s::vector, %s)",
+                            [(i, str(vectors[i].tolist()), note(i)) for i in range(NOTES)])
+
+
+def test_reembedding_on_the_cluster_survives_a_worker_killed_mid_shard_and_pays_each_text_once(
+        cluster: Env, embed_server: WorkerKillingServer, tmp_path: Path) -> None:
+    import numpy as np
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    plugin = type("CountLoadsPlugin", (CountLoads, WorkerPlugin), {})()
+    cluster.client.register_plugin(plugin)
+    make_notes(cluster.data)
+    state_url = cluster.states["STATE_EMBED"]
+    spec = write_spec(tmp_path, f"""
+        version: 1
+        name: dask-embed
+        state: {{url: "${{env:STATE_EMBED}}"}}
+        source: {{provider: pgvector, connection: {{dsn: "${{env:SOURCE_DSN}}"}}, collection: notes,
+                 fields: {{id: id, vector: embedding, text: body}}}}
+        target: {{provider: pgvector, connection: {{dsn: "${{env:TARGET_DSN}}"}}, collection: notes_embedded,
+                 fields: {{id: id, vector: embedding, text: body}}}}
+        transform:
+          embed:
+            model: {MODEL}
+            text: body
+            batch_size: {NOTE_BATCH}
+            cache: "${{env:EMBED_CACHE}}"
+            api: {{base_url: "{embed_server.url}", api_key: "${{env:EMBED_KEY}}", tokenizer: {MODEL}, dimension: 384}}
+        strategy: {{type: big-bang, batch_size: {NOTE_BATCH}, shard_size: {NOTE_SHARD}}}
+        executor: {{type: dask, address: {cluster.address}}}
+        """)
+
+    def mid_shard(pid: int) -> bool:
+        """The sender executes a shard that has checkpointed a batch and has more to do."""
+        busy = cluster.client.run(executing)
+        keys = next((k for _, (p, k) in busy.items() if p == pid), [])
+        shard = next((shard_of(k) for k in keys if shard_of(k)), None)
+        if shard is None or not 0 < shard_done(state_url, shard) < NOTE_SHARD:
+            return False
+        cache_sessions.append(cache_sessions_open(cluster.data))
+        return True
+
+    cache_sessions: list[int] = []  # the cache's sessions when the kill landed
+    embed_server.reset()
+    embed_server.killed = {}
+    embed_server.workers = {pid: w for w, (pid, _) in cluster.client.run(executing).items()}
+    embed_server.armed = mid_shard
+    try:
+        r = vecmig("apply", str(spec), "--auto-approve", env=cluster.env)
+    finally:
+        embed_server.armed = None
+    killed = embed_server.killed
+    assert killed, f"no request came from a worker in the middle of a shard (apply: {r.returncode}, {r.stderr[-500:]})"
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert SECRET not in r.stdout + r.stderr and DEFAULT_API_KEY not in r.stdout + r.stderr
+
+    # Every record re-embedded: the model's own vector of its text.
+    with psycopg.connect(cluster.data) as c:
+        rows = c.execute("SELECT id, embedding::text, body FROM notes_embedded ORDER BY id").fetchall()
+    assert [int(i) for i, _, _ in rows] == list(range(NOTES))
+    assert [b for _, _, b in rows] == [note(i) for i in range(NOTES)]
+    have = np.array([json.loads(v) for _, v, _ in rows], dtype=np.float32)
+    want = embed_server.model.embed([note(i) for i in range(NOTES)])
+    cos = np.sum(have * want, axis=1) / (np.linalg.norm(have, axis=1) * np.linalg.norm(want, axis=1))
+    assert have.shape == (NOTES, 384) and float(cos.min()) >= 0.9999
+
+    # Each distinct text embedded exactly once, across the kill and the shard's second start.
+    # (and the plan's one probe of the endpoint's dimension)
+    assert set(embed_server.stats.texts) == {note(i) for i in range(NOTES)} | {"dimension probe"}
+    assert max(embed_server.stats.texts.values()) == 1, embed_server.stats.texts.most_common(3)
+    store = store_of(cluster, "dask-embed", "STATE_EMBED")
+    try:
+        starts: dict[str, int] = {}
+        for e in store.audit_events():
+            if e["event"] == "action_running":
+                action = str(json.loads(e["data_json"])["action"])
+                starts[action] = starts.get(action, 0) + 1
+        assert max(starts.values()) == 2, f"the killed worker's shard ran again: {starts}, {killed}"
+    finally:
+        store.close()
+
+    # The model is built once per worker process, not once per shard (the restarted worker too).
+    counts = cluster.client.run(counts_of)
+    assert killed["pid"] not in [p for p, _ in cluster.client.run(executing).values()]
+    assert all(n["loads"] == (1 if n["shards"] else 0) for n in counts.values()), counts
+    assert max(n["shards"] for n in counts.values()) >= 2, counts
+    # The shards closed their cache sessions (the worker processes live on).
+    assert cache_sessions and cache_sessions[0] >= 1, "the running shards' cache sessions are seen"
+    assert cache_sessions_open(cluster.data) == 0, "a shard left its embedding cache's connection open on its worker"
+    cluster.client.unregister_worker_plugin(CountLoads.name)
