@@ -137,6 +137,8 @@ def run_shard(job: ShardJob) -> dict[str, Any]:
     except Exception as e:
         # Raised as is, a driver's exception may not unpickle on the coordinator: its words travel.
         raise VecmigError(f"shard {action.id} failed on worker pid {os.getpid()}: {type(e).__name__}: {e}") from None
+    finally:
+        ctx.release_holds()  # the embedding cache's session, opened once per run as a hold
     if stop.lost_lock:
         raise Interrupted(f"shard {action.id} stopped after its batch in flight: the apply that started it no "
                           "longer holds the migration's lock", hint="run `vecmig apply` again to resume")

@@ -508,9 +508,9 @@ def test_reembedding_on_the_cluster_survives_a_worker_killed_mid_shard_and_pays_
     cos = np.sum(have * want, axis=1) / (np.linalg.norm(have, axis=1) * np.linalg.norm(want, axis=1))
     assert have.shape == (NOTES, 384) and float(cos.min()) >= 0.9999
 
-    # Each distinct text embedded exactly once, across the kill and the shard's second start.
-    # (and the plan's one probe of the endpoint's dimension)
-    assert set(embed_server.stats.texts) == {note(i) for i in range(NOTES)} | {"dimension probe"}
+    # Each distinct text embedded exactly once, across the kill and the shard's second start (the
+    # plan learns the endpoint's width from a sampled text embedded through the cache: no probe text).
+    assert set(embed_server.stats.texts) == {note(i) for i in range(NOTES)}
     assert max(embed_server.stats.texts.values()) == 1, embed_server.stats.texts.most_common(3)
     store = store_of(cluster, "dask-embed", "STATE_EMBED")
     try:
