@@ -17,6 +17,7 @@ from vecmig import estimate
 from vecmig.actions.params import EmbedParams
 from vecmig.embed import EmbedConfigError, Embedder, Model, loaded
 from vecmig.embed.cache import text_key
+from vecmig.embed.cache_place import cache_place_problem
 from vecmig.embed.estimate import Speed, TokenEstimate, cached_count, estimated_counts, extrapolate, probe
 from vecmig.embed.pgcache import open_cache
 from vecmig.embed.prices import Price, price_for
@@ -141,6 +142,10 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
     if embed is None:
         return None
     check_text_fields(spec, source, sample)
+    if (problem := cache_place_problem(embed.cache)) is not None:
+        raise PlanError(f"transform.embed: {problem}", where=spec.where(f"{AT}/cache"),
+                        hint="point cache at a file path in a writable directory, a postgresql:// URL, or write "
+                             "`cache: false`")
     model = load_model(spec)
     try:
         dimension, normalised = model.dimension, model.normalised

@@ -1,0 +1,61 @@
+"""Red-team of issue 14 through the real CLI: a cache that cannot hold a SQLite file (a
+directory, a device, a FIFO, a URL scheme vecmig does not know) is one line at plan, exit 1, no
+state touched; before, the plan passed and apply died mid-copy with "internal error:
+OperationalError" after creating the target. The check runs before the model loads: no model
+is loaded here."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import vecmig
+
+SPEC = """\
+version: 1
+name: redteam-cache
+state: {{path: state.db}}
+source: {{provider: jsonl, connection: {{path: src.jsonl}}}}
+target: {{provider: jsonl, connection: {{path: out.jsonl}}}}
+transform:
+  embed: {{model: all-MiniLM-L6-v2, text: text, cache: '{cache}'}}
+"""
+
+
+def _place(tmp_path: Path, kind: str) -> str:
+    if kind == "directory":
+        (tmp_path / "cachedir").mkdir()
+        return str(tmp_path / "cachedir")
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "cache.fifo")
+        return str(tmp_path / "cache.fifo")
+    if kind == "device":
+        return "/dev/null"
+    if kind == "under-a-file":
+        (tmp_path / "plain").write_text("x")
+        return str(tmp_path / "plain" / "c.db")
+    return "mysql://h/cache"
+
+
+KINDS = [("directory", "is a directory"), ("fifo", "not a regular file"), ("device", "not a regular file"),
+         ("under-a-file", "cannot be read"), ("scheme", "not a cache vecmig knows")]
+
+
+@pytest.mark.parametrize(("kind", "what"), KINDS, ids=[k for k, _ in KINDS])
+def test_a_cache_that_cannot_be_a_file_is_refused_at_plan(tmp_path: Path, kind: str, what: str) -> None:
+    (tmp_path / "src.jsonl").write_text("".join(
+        json.dumps({"id": i, "vector": [0.5, 0.25], "text": f"text {i}"}) + "\n" for i in range(3)))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(cache=_place(tmp_path, kind)))
+    for command in ("plan", "apply"):
+        r = vecmig(command, str(spec), *(["--auto-approve"] if command == "apply" else []))
+        assert r.returncode == 1, r.stdout + r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, r.stderr
+        assert "spec.yaml:7:" in lines[0] and "/transform/embed/cache" in lines[0] and what in lines[0], lines[0]
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "state.db").exists() and not (tmp_path / "out.jsonl").exists()
+        assert not (tmp_path / "mysql:").exists()
