@@ -59,3 +59,15 @@ def test_a_cache_that_cannot_be_a_file_is_refused_at_plan(tmp_path: Path, kind: 
         assert "internal error" not in r.stderr and "Traceback" not in r.stderr
         assert not (tmp_path / "state.db").exists() and not (tmp_path / "out.jsonl").exists()
         assert not (tmp_path / "mysql:").exists()
+
+
+@pytest.mark.parametrize("price", [".nan", ".inf"])
+def test_a_price_that_is_not_a_number_is_refused_at_validate(tmp_path: Path, price: str) -> None:
+    # Before: accepted, and the plan's re-embed line read "$nan (cost.embedding)".
+    (tmp_path / "src.jsonl").write_text(json.dumps({"id": 1, "vector": [0.5, 0.25], "text": "t"}) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(cache="c.db") + f"cost: {{embedding: {{usd_per_million_tokens: {price}}}}}\n")
+    r = vecmig("validate", str(spec))
+    assert r.returncode == 1, r.stdout + r.stderr
+    line, = r.stderr.strip().splitlines()
+    assert "spec.yaml:8:" in line and "/cost/embedding/usd_per_million_tokens" in line and "finite" in line, line
