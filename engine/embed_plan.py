@@ -163,6 +163,10 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
                                  "set transform.embed.api.tokenizer to a local copy of the served model's tokenizer "
                                  "for exact counts"))
     findings.extend(limit_findings(embed, model, ids, texts, counts))
+    if embed.truncate and model.max_tokens:
+        # What the model takes (and an endpoint bills) is the cut text: a long text's full length
+        # made a 0.3 s apply an estimate of minutes.
+        counts = [min(c, model.max_tokens) for c in counts]
     api = embed.api
     cached = cached_count(embed.cache, model.identity, texts)  # before the probe adds its texts
     try:

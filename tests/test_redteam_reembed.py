@@ -71,3 +71,18 @@ def test_a_price_that_is_not_a_number_is_refused_at_validate(tmp_path: Path, pri
     assert r.returncode == 1, r.stdout + r.stderr
     line, = r.stderr.strip().splitlines()
     assert "spec.yaml:8:" in line and "/cost/embedding/usd_per_million_tokens" in line and "finite" in line, line
+
+
+def test_truncate_prices_and_times_the_cut_text_not_the_whole(tmp_path: Path) -> None:
+    # Before: a 25,000-token text with truncate: true counted 25,000 tokens; the plan said minutes
+    # for an apply of 0.3 s (and an endpoint would have been priced for tokens it never bills).
+    (tmp_path / "src.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": 0, "vector": [0.5, 0.25], "text": "short"},
+        {"id": 1, "vector": [0.5, 0.25], "text": "żółw 🐢 " * 5000}]))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("text: text, cache: '{cache}'", "text: text, truncate: true").format())
+    r = vecmig("plan", str(spec), "-out", str(tmp_path / "p.plan"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    embedding = json.loads((tmp_path / "p.plan").read_text())["embedding"]
+    assert embedding["max_tokens"] == 256
+    assert embedding["tokens"]["expected"] <= 256 + 10, embedding["tokens"]
