@@ -318,6 +318,14 @@ def check_keep_old(spec: Spec, metadata: dict[str, str]) -> dict[str, str]:
     embed = spec.transform.embed
     if embed is None or embed.keep_old is None:
         return metadata
+    from vecmig.providers import provider_class  # the registry imports the engine: late, as the planner's
+
+    if not provider_class(spec.target.provider).capabilities.metadata_number_lists:
+        raise PlanError(f"transform.embed.keep_old stores the old vector as a metadata list of numbers, which "
+                        f"{spec.target.provider} cannot hold (its metadata lists hold strings only)",
+                        where=spec.where(f"{AT}/keep_old"),
+                        hint="remove keep_old (the source keeps the old vectors), or re-embed into a store whose "
+                             "metadata holds lists of numbers")
     if embed.keep_old in metadata:
         raise PlanError(f"transform.embed.keep_old '{embed.keep_old}' is a metadata field the target already "
                         "holds (after the mapping): the old vector would overwrite it",

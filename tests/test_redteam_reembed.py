@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.pinecone_local import SpawnedPineconeLocal
 from tests.support.cli import vecmig
+from tests.support.pinecone import API_KEY
 
 SPEC = """\
 version: 1
@@ -86,3 +88,27 @@ def test_truncate_prices_and_times_the_cut_text_not_the_whole(tmp_path: Path) ->
     embedding = json.loads((tmp_path / "p.plan").read_text())["embedding"]
     assert embedding["max_tokens"] == 256
     assert embedding["tokens"]["expected"] <= 256 + 10, embedding["tokens"]
+
+
+def test_keep_old_into_pinecone_is_refused_at_plan(tmp_path: Path, pinecone_srv: SpawnedPineconeLocal) -> None:
+    # Before: the plan passed; apply created the index, then failed the first shard with PC004
+    # (Pinecone's metadata lists hold strings only, and keep_old writes a list of floats).
+    from pinecone import Pinecone
+
+    (tmp_path / "src.jsonl").write_text("".join(
+        json.dumps({"id": str(i), "vector": [0.5, 0.25], "text": f"text {i}"}) + "\n" for i in range(3)))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("{{provider: jsonl, connection: {{path: out.jsonl}}}}",
+                                 f'{{{{provider: pinecone, connection: {{{{api_key: "${{{{env:PCK}}}}", '
+                                 f'host: "{pinecone_srv.url}"}}}}, collection: docs-v2, '
+                                 "create: {{{{metric: cosine}}}}}}}}")
+                    .replace("cache: '{cache}'", "keep_old: old_vec").format())
+    for command in ("plan", "apply"):
+        r = vecmig(command, str(spec), *(["--auto-approve"] if command == "apply" else []), env={"PCK": API_KEY})
+        assert r.returncode == 1, r.stdout + r.stderr
+        line, = r.stderr.strip().splitlines()
+        assert "spec.yaml:7:" in line and "/transform/embed/keep_old" in line and "strings only" in line, line
+        assert API_KEY not in r.stdout + r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "state.db").exists()
+    with Pinecone(api_key=API_KEY, host=pinecone_srv.url) as pc:
+        assert "docs-v2" not in [i.name for i in pc.list_indexes()]
