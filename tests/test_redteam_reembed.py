@@ -101,7 +101,7 @@ def test_keep_old_into_pinecone_is_refused_at_plan(tmp_path: Path, pinecone_srv:
     spec.write_text(SPEC.replace("{{provider: jsonl, connection: {{path: out.jsonl}}}}",
                                  f'{{{{provider: pinecone, connection: {{{{api_key: "${{{{env:PCK}}}}", '
                                  f'host: "{pinecone_srv.url}"}}}}, collection: docs-v2, '
-                                 "create: {{{{metric: cosine}}}}}}}}")
+                                 "create: {{metric: cosine}}}}")
                     .replace("cache: '{cache}'", "keep_old: old_vec").format())
     for command in ("plan", "apply"):
         r = vecmig(command, str(spec), *(["--auto-approve"] if command == "apply" else []), env={"PCK": API_KEY})
