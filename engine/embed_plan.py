@@ -20,6 +20,7 @@ from vecmig.actions.params import EmbedParams
 from vecmig.embed import EmbedConfigError, Embedder, Model, loaded
 from vecmig.embed.api import ApiModel
 from vecmig.embed.cache import text_key
+from vecmig.embed.cache_place import cache_place_problem
 from vecmig.embed.estimate import Speed, TokenEstimate, cached_count, estimated_counts, extrapolate, probe
 from vecmig.embed.pgcache import open_cache
 from vecmig.embed.prices import Price, price_for
@@ -144,6 +145,10 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
     if embed is None:
         return None
     check_text_fields(spec, source, sample)
+    if (problem := cache_place_problem(embed.cache)) is not None:
+        raise PlanError(f"transform.embed: {problem}", where=spec.where(f"{AT}/cache"),
+                        hint="point cache at a file path in a writable directory, a postgresql:// URL, or write "
+                             "`cache: false`")
     model = load_model(spec)
     findings: list[Warning_] = []
     ids, texts = sample_texts(spec, sample, findings)
@@ -163,6 +168,10 @@ def prepare(spec: Spec, source: Inventory, sample: Batch | None) -> EmbedPlannin
                                  "set transform.embed.api.tokenizer to a local copy of the served model's tokenizer "
                                  "for exact counts"))
     findings.extend(limit_findings(embed, model, ids, texts, counts))
+    if embed.truncate and model.max_tokens:
+        # What the model takes (and an endpoint bills) is the cut text: a long text's full length
+        # made a 0.3 s apply an estimate of minutes.
+        counts = [min(c, model.max_tokens) for c in counts]
     api = embed.api
     try:
         speed = _probe(embed, model, texts, counts)
@@ -337,6 +346,14 @@ def check_keep_old(spec: Spec, metadata: dict[str, str]) -> dict[str, str]:
     embed = spec.transform.embed
     if embed is None or embed.keep_old is None:
         return metadata
+    from vecmig.providers import provider_class  # the registry imports the engine: late, as the planner's
+
+    if not provider_class(spec.target.provider).capabilities.metadata_number_lists:
+        raise PlanError(f"transform.embed.keep_old stores the old vector as a metadata list of numbers, which "
+                        f"{spec.target.provider} cannot hold (its metadata lists hold strings only)",
+                        where=spec.where(f"{AT}/keep_old"),
+                        hint="remove keep_old (the source keeps the old vectors), or re-embed into a store whose "
+                             "metadata holds lists of numbers")
     if embed.keep_old in metadata:
         raise PlanError(f"transform.embed.keep_old '{embed.keep_old}' is a metadata field the target already "
                         "holds (after the mapping): the old vector would overwrite it",

@@ -33,6 +33,9 @@ class Capabilities:
     # collection is created) or one document per record (any keys, found while copying).
     metadata_default: str = "typed"  # typed | json
     max_dimension: int | None = None  # None: no limit of the store's own
+    # A metadata value may be a list of numbers (transform.embed.keep_old stores the old vector
+    # so); Pinecone's lists hold strings only.
+    metadata_number_lists: bool = True
     # Records per upsert call that let the store fill its requests (Pinecone packs by
     # bytes under 1000 records / 2 MB, so small calls leave requests half empty); the
     # planner raises the copy batch to this. None: the spec's batch_size is fine.

@@ -45,6 +45,7 @@ def check_runs(ctx: _Context, spec: dict[str, Any]) -> None:
     for key in ("replay", "gate"):
         _check_values(ctx, strategy.get(key), f"/strategy/{key}")
     _check_values(ctx, spec.get("rollback_on"), "/rollback_on")
+    _check_values(ctx, spec.get("cost"), "/cost")  # a .nan price printed `$nan` in the plan
     kind = strategy.get("type", "big-bang")
     for key in ("replay", "gate"):
         if key in strategy and kind != "parallel-run":

@@ -85,6 +85,7 @@ class PineconeProvider(PineconeSearch):
         ordered_scan=True,
         metadata="json",
         metadata_default="json",
+        metadata_number_lists=False,
         max_dimension=lint.MAX_DIMENSION,
         # Measured (bench/pinecone_throughput.py, 384 dims): engine batches of 1000 sent 36%
         # more requests than the limits need, batches of 10,000 under 5%: a request holds at
