@@ -116,6 +116,12 @@ class ValidateRetrieval(ActionKind):
         old_name, new_name = names(p)
         failures = gate.check(report, new_name=new_name if p.new is not None else "the target",
                               old_name="the old model's" if p.new is not None else "the source's")
+        agg = report.aggregate
+        if queries and not agg.get("recall_old") and not agg.get("recall_new"):
+            # Neither side found one relevant id in any query: the ids are not the source's (or the
+            # queries are unrelated to the data), and a 0.00 against 0.00 "no worse" measured nothing.
+            failures = [*failures, "neither the old nor the new side found any relevant id of any query: check "
+                        "that the evaluation file's ids are the source's"]
         result: dict[str, Any] = {
             "title": TITLE,
             "ok": not failures,

@@ -278,3 +278,16 @@ def test_a_threshold_lowered_after_a_failed_check_is_the_one_measured_next(h: Ha
     assert ids(plan) == ["validate.retrieval", "cutover.alias"]  # the copied records are found equal
     h.apply(lowered)
     assert memory.get("dst").aliases == {"docs_live": "docs_v2"}
+
+
+def test_relevant_ids_the_source_does_not_hold_fail_the_check_instead_of_passing_at_zero(h: Harness) -> None:
+    # The red team's case: relevant ids of another collection made both sides score 0.00, and "no
+    # worse than the old model" passed a check that measured nothing.
+    lines = eval_set(h)
+    for x in lines:
+        x["relevant"] = {f"not-{rid}": grade for rid, grade in x["relevant"].items()}
+    (h.tmp / "e.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    s = spec(h, "{file: e.jsonl}")
+    with pytest.raises(ValidationFailed, match="neither the old nor the new side found any relevant id"):
+        h.apply(s)
+    assert memory.get("dst").aliases == {}
