@@ -17,7 +17,6 @@ says "completeness check failed", so the next apply resumes the round and runs t
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -26,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from vecmig.actions.base import ActionKind, RunContext
-from vecmig.errors import Interrupted, StalePlanError, ValidationFailed
+from vecmig.errors import Interrupted, ValidationFailed
 from vecmig.filters import matches, rename
 from vecmig.model import Action
 from vecmig.providers.base import Provider
 from vecmig.quality import Gate, Query, compare, load_queries, run_queries, sample_queries
 from vecmig.quality.compare import Report
 from vecmig.quality.exact import exact_answers
+from vecmig.quality.frozen_file import check_frozen
 from vecmig.quality.params import QueryGateParams
 from vecmig.quality.runner import Answer, Call
 from vecmig.spec import StoreSpec
@@ -188,17 +188,8 @@ class ValidateQueries(ActionKind):
         if not p.file:
             return []
         path = query_file(ctx, p.file)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise StalePlanError(f"query file {p.file} planned for validate.queries cannot be read now: "
-                                 f"{e.strerror or e}", hint="restore it, or plan again") from None
-        now = hashlib.sha256(data).hexdigest()
-        if now != p.sha256:
-            raise StalePlanError(f"query file {p.file} changed since the plan (sha256 {str(p.sha256)[:12]}… "
-                                 f"planned, {now[:12]}… now)",
-                                 hint="run `vecmig plan`/`vecmig apply SPEC` again: the gate runs the queries it "
-                                      "was planned with or none")
+        check_frozen(path, shown=p.file, planned_sha256=str(p.sha256), noun="query file", key="validate.queries",
+                     measures="the gate runs the queries it was planned with or none")
         return load_queries(path, shown=p.file, default_k=p.k, dimension=None, default_filter=p.filter)
 
     def _ask(self, ctx: RunContext, action: Action, open_provider: Any, calls: list[Call],

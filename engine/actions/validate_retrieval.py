@@ -15,7 +15,6 @@ says "completeness check failed", so the next apply resumes the round and measur
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from vecmig.errors import Interrupted, StalePlanError, ValidationFailed
 from vecmig.filters import rename
 from vecmig.model import Action
 from vecmig.quality.evalset import EvalQuery, load_eval
+from vecmig.quality.frozen_file import check_frozen
 from vecmig.quality.retrieval import RetrievalGate, measure
 from vecmig.quality.retrieval_params import RetrievalParams
 from vecmig.quality.runner import Answer, Call, run_queries
@@ -149,17 +149,8 @@ class ValidateRetrieval(ActionKind):
 
     def _queries(self, ctx: RunContext, p: RetrievalParams) -> list[EvalQuery]:
         path = eval_file(ctx, p.file)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise StalePlanError(f"evaluation file {p.file} planned for validate.retrieval cannot be read now: "
-                                 f"{e.strerror or e}", hint="restore it, or plan again") from None
-        now = hashlib.sha256(data).hexdigest()
-        if now != p.sha256:
-            raise StalePlanError(f"evaluation file {p.file} changed since the plan (sha256 {p.sha256[:12]}… "
-                                 f"planned, {now[:12]}… now)",
-                                 hint="run `vecmig plan`/`vecmig apply SPEC` again: the check measures the queries "
-                                      "it was planned with or none")
+        check_frozen(path, shown=p.file, planned_sha256=p.sha256, noun="evaluation file", key="validate.retrieval",
+                     measures="the check measures the queries it was planned with or none")
         return load_eval(path, shown=p.file, default_k=p.k)
 
     def _ask(self, ctx: RunContext, action: Action, store: Any, calls: list[Call], concurrency: int) -> list[Answer]:
